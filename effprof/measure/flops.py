@@ -1,0 +1,368 @@
+"""Counting FLOPs at the op dispatcher.
+
+Convention (DESIGN.md): a multiply-add is 2 FLOPs; an elementwise arithmetic op or
+a transcendental is 1 FLOP per output element; a reduction is 1 FLOP per input
+element. Data movement (views, copies, casts, indexing, concatenation, masks
+selected with `where`) is 0.
+
+`FlopCounter` is a TorchDispatchMode, as torch.utils.flop_counter.FlopCounterMode
+is, and reuses its matmul / convolution / CUDA attention formulas (`flop_registry`).
+It adds what FlopCounterMode counts as 0: the CPU fused attention kernels (with
+causal masking), softmax, layer norms, cumsum, FFT, elementwise ops and reductions.
+Every op it meets is classified: an op with no formula and not known to be free is
+reported in `unknown_ops`, so a missed op is visible, never silently 0.
+
+Composite ops (`a fused kernel that does several things`) get a per-element count
+written next to their formula, e.g. softmax = max, subtract, exp, sum, divide = 5.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any, Callable
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+from effprof.analytic import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FLOPS
+
+aten = torch.ops.aten
+
+Formula = Callable[[tuple, dict, Any], float]
+
+
+def _numel(x: Any) -> int:
+    if isinstance(x, torch.Tensor):
+        return x.numel()
+    if isinstance(x, (tuple, list)):
+        return sum(_numel(t) for t in x)
+    return 0
+
+
+def _first(out: Any) -> torch.Tensor:
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _is_complex(x: Any) -> bool:
+    return isinstance(x, torch.Tensor) and x.is_complex()
+
+
+def per_output(k: float) -> Formula:
+    """k FLOPs per element of the first output (complex elements count as real ops)."""
+
+    def formula(args: tuple, kwargs: dict, out: Any) -> float:
+        o = _first(out)
+        return k * o.numel() * (_complex_factor(args, o) if k else 1)
+
+    return formula
+
+
+def _complex_factor(args: tuple, out: torch.Tensor) -> float:
+    # A complex multiply is 4 real multiplies + 2 adds = 6 FLOPs; a complex add is 2.
+    return 2.0 if out.is_complex() or any(_is_complex(a) for a in args) else 1.0
+
+
+def per_input(k: float) -> Formula:
+    """k FLOPs per element of the first input (reductions)."""
+
+    def formula(args: tuple, kwargs: dict, out: Any) -> float:
+        return k * _numel(args[0])
+
+    return formula
+
+
+def _complex_mul(args: tuple, kwargs: dict, out: Any) -> float:
+    o = _first(out)
+    return (6.0 if o.is_complex() else 1.0) * o.numel()
+
+
+def _from_torch(packet) -> Formula:
+    """Wrap one of torch.utils.flop_counter's shape formulas."""
+    shape_fn = flop_registry[packet]
+
+    def formula(args: tuple, kwargs: dict, out: Any) -> float:
+        shapes = tuple(a.shape if isinstance(a, torch.Tensor) else a for a in args)
+        kw = {k: (v.shape if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
+        out_shape = tuple(o.shape if isinstance(o, torch.Tensor) else o for o in out) if isinstance(out, (tuple, list)) else out.shape
+        return float(shape_fn(*shapes, **kw, out_shape=out_shape))
+
+    return formula
+
+
+def _addmm(args: tuple, kwargs: dict, out: Any) -> float:
+    # bias + mat1 @ mat2: 2mkn for the product, mn for the add.
+    bias, m1, m2 = args[:3]
+    m, k = m1.shape
+    n = m2.shape[1]
+    return 2.0 * m * k * n + m * n
+
+
+def _baddbmm(args: tuple, kwargs: dict, out: Any) -> float:
+    b, m, k = args[1].shape
+    n = args[2].shape[2]
+    return 2.0 * b * m * k * n + b * m * n
+
+
+def _mm(args: tuple, kwargs: dict, out: Any) -> float:
+    m, k = args[0].shape
+    n = args[1].shape[1]
+    return 2.0 * m * k * n * (4 if args[0].is_complex() else 1)
+
+
+def _bmm(args: tuple, kwargs: dict, out: Any) -> float:
+    b, m, k = args[0].shape
+    n = args[1].shape[2]
+    return 2.0 * b * m * k * n * (4 if args[0].is_complex() else 1)
+
+
+def _convolution(args: tuple, kwargs: dict, out: Any) -> float:
+    # out[b, c_out, l] = Σ_{c_in in group, j < k} w * x (+ bias): 2·(c_in/groups)·k per output.
+    x, w, bias = args[0], args[1], args[2]
+    o = _first(out)
+    groups = args[8] if len(args) > 8 else kwargs.get("groups", 1)
+    transposed = args[6] if len(args) > 6 else kwargs.get("transposed", False)
+    if transposed:
+        macs = x.numel() * w.shape[1] * math.prod(w.shape[2:])
+    else:
+        macs = o.numel() * (x.shape[1] // groups) * math.prod(w.shape[2:])
+    return 2.0 * macs + (o.numel() if bias is not None else 0)
+
+
+def _convolution_backward(args: tuple, kwargs: dict, out: Any) -> float:
+    # grad_input and grad_weight each cost what the forward did; grad_bias is a reduction.
+    grad_out, x, w = args[0], args[1], args[2]
+    groups = args[9] if len(args) > 9 else 1
+    mask = args[10] if len(args) > 10 else (True, True, True)
+    macs = grad_out.numel() * (x.shape[1] // groups) * math.prod(w.shape[2:])
+    flops = 0.0
+    if mask[0]:
+        flops += 2.0 * macs
+    if mask[1]:
+        flops += 2.0 * macs
+    if mask[2]:
+        flops += grad_out.numel()
+    return flops
+
+
+def _attention_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[int, int, int, int, int]:
+    b, h, n_q, d = q.shape
+    n_k, d_v = k.shape[-2], v.shape[-1]
+    return b * h, n_q, n_k, d, d_v
+
+
+def causal_pairs(n_q: int, n_k: int) -> int:
+    """(query, key) pairs a causal kernel computes; the queries are the last n_q of n_k positions."""
+    offset = n_k - n_q
+    return n_q * offset + n_q * (n_q + 1) // 2
+
+
+def _sdpa_cpu(args: tuple, kwargs: dict, out: Any) -> float:
+    """Fused attention: QKᵀ (2d), softmax (5), PV (2d_v) per computed (query, key) pair."""
+    q, k, v = args[:3]
+    is_causal = args[4] if len(args) > 4 else kwargs.get("is_causal", False)
+    bh, n_q, n_k, d, d_v = _attention_shapes(q, k, v)
+    pairs = causal_pairs(n_q, n_k) if is_causal else n_q * n_k
+    return bh * pairs * (2.0 * d + SOFTMAX_FLOPS + 2.0 * d_v)
+
+
+def _sdpa_cpu_backward(args: tuple, kwargs: dict, out: Any) -> float:
+    """Backward: recompute-free; dV = PᵀdO, dP = dO Vᵀ, dS = softmax'(dP), dQ = dS K, dK = dSᵀQ."""
+    grad_out, q, k, v = args[:4]
+    is_causal = kwargs.get("is_causal", args[7] if len(args) > 7 else False)
+    bh, n_q, n_k, d, d_v = _attention_shapes(q, k, v)
+    pairs = causal_pairs(n_q, n_k) if is_causal else n_q * n_k
+    return bh * pairs * (2.0 * d_v + 2.0 * d_v + SOFTMAX_BACKWARD_FLOPS + 2.0 * d + 2.0 * d)
+
+
+def _fft(kind: str) -> Formula:
+    """5·n·log2(n) real FLOPs per complex transform of length n; 2.5·n·log2(n) with real input or output."""
+    factor = 5.0 if kind == "c2c" else 2.5
+
+    def formula(args: tuple, kwargs: dict, out: Any) -> float:
+        dims = args[1]
+        full = _first(out) if kind == "c2r" else args[0]  # the side that has the full length n
+        n = math.prod(full.shape[d] for d in dims)
+        transforms = full.numel() // n
+        return factor * transforms * n * math.log2(max(n, 2))
+
+    return formula
+
+
+def _layer_norm(args: tuple, kwargs: dict, out: Any) -> float:
+    # mean (1), subtract (1), square+sum for variance (2), normalise (1), scale (1), shift (1) per element.
+    x, weight, bias = args[0], args[2] if len(args) > 2 else None, args[3] if len(args) > 3 else None
+    return x.numel() * (5 + (weight is not None) + (bias is not None))
+
+
+def _layer_norm_backward(args: tuple, kwargs: dict, out: Any) -> float:
+    # dx: ~8 per element; dweight: multiply + sum (2); dbias: sum (1).
+    grad_out = args[0]
+    mask = args[-1]
+    n = grad_out.numel()
+    return n * (8 * mask[0] + 2 * mask[1] + 1 * mask[2])
+
+
+def _rms_norm(args: tuple, kwargs: dict, out: Any) -> float:
+    # square (1), mean (1), normalise (1), scale (1) per element.
+    x = args[0]
+    weight = args[2] if len(args) > 2 else None
+    return x.numel() * (3 + (weight is not None))
+
+
+def _rms_norm_backward(args: tuple, kwargs: dict, out: Any) -> float:
+    # dx: ~6 per element; dweight: multiply + sum (2).
+    grad_out = args[0]
+    mask = args[-1] if isinstance(args[-1], (list, tuple)) else (True, True)
+    return grad_out.numel() * (6 * mask[0] + 2 * mask[1])
+
+
+def _sort(args: tuple, kwargs: dict, out: Any) -> float:
+    x = args[0]
+    dim = args[1] if len(args) > 1 and isinstance(args[1], int) else kwargs.get("dim", -1)
+    n = x.shape[dim] if x.dim() else 1
+    return x.numel() * math.log2(max(n, 2))
+
+
+def _scatter_like(args: tuple, kwargs: dict, out: Any) -> float:
+    # scatter_add / index_add: one add per source element.
+    src = args[-1] if isinstance(args[-1], torch.Tensor) else args[3]
+    return float(src.numel())
+
+
+def _index_add(args: tuple, kwargs: dict, out: Any) -> float:
+    return float(args[3].numel())
+
+
+def _embedding_backward(args: tuple, kwargs: dict, out: Any) -> float:
+    return float(args[0].numel())  # accumulate each grad row into its token's row
+
+
+def _gelu_backward(args: tuple, kwargs: dict, out: Any) -> float:
+    return float(_first(out).numel())
+
+
+ELEMENTWISE = """
+add sub rsub mul div neg exp exp2 expm1 log log2 log1p sigmoid silu elu relu gelu tanh softplus
+sqrt rsqrt pow reciprocal abs clamp clamp_min clamp_max maximum minimum square sin cos sign
+eq ne lt le gt ge logical_not logical_and logical_or bitwise_and bitwise_or bitwise_not
+floor ceil round trunc remainder fmod floor_divide erf erfinv atan2 hardtanh leaky_relu relu6 mish
+sigmoid_backward silu_backward elu_backward tanh_backward threshold_backward softplus_backward
+gelu_backward hardtanh_backward leaky_relu_backward mish_backward xlogy sgn real imag angle
+""".split()
+
+FUSED_ELEMENTWISE = {"addcmul": 2, "addcdiv": 2, "lerp": 2, "where_arith": 0, "polar": 3, "logit": 2}
+
+REDUCTIONS = {
+    "sum": 1, "mean": 1, "amax": 1, "amin": 1, "max": 1, "min": 1, "prod": 1, "argmax": 1, "argmin": 1,
+    "cumsum": 1, "cumprod": 1, "cummax": 1, "logcumsumexp": 3, "norm": 2, "linalg_vector_norm": 2,
+    "var": 3, "std": 3, "var_mean": 3, "std_mean": 3, "logsumexp": 3, "any": 1, "all": 1, "topk": 1,
+    "_softmax": SOFTMAX_FLOPS, "_log_softmax": SOFTMAX_FLOPS, "_safe_softmax": SOFTMAX_FLOPS,
+    "_softmax_backward_data": SOFTMAX_BACKWARD_FLOPS, "_log_softmax_backward_data": 3,
+    "nll_loss_forward": 1, "nll_loss_backward": 1, "mse_loss": 3, "mse_loss_backward": 3,
+}
+
+# Ops that move, create, select or reshape data: no arithmetic.
+FREE = """
+view _unsafe_view reshape as_strided t transpose permute expand unsqueeze squeeze slice select
+split split_with_sizes chunk unbind narrow diagonal alias detach clone contiguous copy _to_copy
+_copy_from _copy_from_and_resize to lift_fresh lift_fresh_copy empty empty_like empty_strided new_empty
+new_empty_strided zeros zeros_like ones ones_like full full_like new_zeros new_ones new_full fill
+zero arange linspace logspace eye tril triu cat stack flip roll repeat repeat_interleave index
+index_select gather scatter index_put _index_put_impl masked_fill masked_scatter where embedding
+randn rand randint randperm uniform normal bernoulli _unsafe_index _local_scalar_dense
+view_as_real view_as_complex _conj _neg_view resolve_conj resolve_neg conj _reshape_alias
+unfold pad constant_pad_nd _pad_enum slice_scatter select_scatter diagonal_scatter as_strided_scatter
+set_ _has_compatible_shallow_copy_type nonzero masked_select sort_values one_hot scalar_tensor
+_efficientzerotensor _to_dense tril_indices triu_indices squeeze_copy unsqueeze_copy expand_copy
+permute_copy t_copy view_copy transpose_copy slice_copy split_copy select_copy _unsafe_view_copy
+alias_copy detach_copy clone_copy new_tensor tensor item is_nonzero isnan isinf isfinite bincount
+slice_backward select_backward unbind_backward index_select_backward narrow_backward
+histc unique _unique2 unique_consecutive searchsorted bucketize complex argsort sort_stable
+""".split()
+
+FORMULAS: dict[str, Formula] = {
+    "mm": _mm,
+    "bmm": _bmm,
+    "addmm": _addmm,
+    "baddbmm": _baddbmm,
+    "convolution": _convolution,
+    "convolution_backward": _convolution_backward,
+    "_scaled_dot_product_flash_attention_for_cpu": _sdpa_cpu,
+    "_scaled_dot_product_flash_attention_for_cpu_backward": _sdpa_cpu_backward,
+    "_fft_r2c": _fft("r2c"),
+    "_fft_c2r": _fft("c2r"),
+    "_fft_c2c": _fft("c2c"),
+    "native_layer_norm": _layer_norm,
+    "native_layer_norm_backward": _layer_norm_backward,
+    "_fused_rms_norm": _rms_norm,
+    "_fused_rms_norm_backward": _rms_norm_backward,
+    "sort": _sort,
+    "scatter_add": _scatter_like,
+    "scatter_reduce": _scatter_like,
+    "index_add": _index_add,
+    "embedding_dense_backward": _embedding_backward,
+    "mul": _complex_mul,
+}
+for _op in ELEMENTWISE:
+    FORMULAS.setdefault(_op, per_output(1))
+for _op, _k in FUSED_ELEMENTWISE.items():
+    FORMULAS[_op] = per_output(_k)
+for _op, _k in REDUCTIONS.items():
+    FORMULAS[_op] = per_input(_k)
+# CUDA attention kernels: torch's own formulas (they count full N×N; causal halving is applied below).
+for _packet in (aten._scaled_dot_product_efficient_attention, aten._scaled_dot_product_flash_attention,
+                aten._scaled_dot_product_cudnn_attention, aten._scaled_dot_product_efficient_attention_backward,
+                aten._scaled_dot_product_flash_attention_backward, aten._scaled_dot_product_cudnn_attention_backward):
+    if _packet in flop_registry:
+        FORMULAS[_packet.__name__] = _from_torch(_packet)
+
+
+class FlopCounter(TorchDispatchMode):
+    """Count FLOPs of everything run inside `with FlopCounter() as c:`.
+
+    c.total: FLOPs; c.by_op: FLOPs per aten op; c.unknown_ops: ops with no
+    formula that are not known to be free (their FLOPs are missing from total).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_op: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+        self.unknown_ops: Counter[str] = Counter()
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.by_op.values()))
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = _canonical(func)
+        formula = FORMULAS.get(name)
+        if formula is not None:
+            self.by_op[name] += formula(args, kwargs, out)
+            self.calls[name] += 1
+        elif name not in FREE_SET:
+            self.unknown_ops[name] += 1
+        return out
+
+
+FREE_SET = frozenset(FREE)
+
+
+def _canonical(func) -> str:
+    name = func.overloadpacket.__name__
+    if name in FORMULAS or name in FREE_SET:
+        return name
+    if name.endswith("_") and name[:-1] in FORMULAS or name.endswith("_") and name[:-1] in FREE_SET:
+        return name[:-1]
+    return name
+
+
+def count_flops(fn: Callable[[], Any]) -> FlopCounter:
+    """Run fn() once under a FlopCounter and return the counter."""
+    with FlopCounter() as counter:
+        fn()
+    return counter

@@ -1,0 +1,3 @@
+"""One module per family; importing this package registers them all."""
+
+from effprof.mechanisms import attention, linear_attention  # noqa: F401

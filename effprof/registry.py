@@ -1,0 +1,151 @@
+"""The mechanism registry: `@register` a `MechanismSpec` on a small builder.
+
+    @register(MechanismSpec(name="softmax_attention", family="attention", ...))
+    def build_softmax_attention(config: dict) -> nn.Module:
+        return SoftmaxAttention(...)
+
+`build(name, **config)` validates the config (config.resolve_config) and calls the
+builder; `get_spec(name)` and `list_mechanisms()` read the registry. A duplicate
+name is an error, and an unknown name lists what exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+from effprof.config import ConfigError, resolve_config
+
+MODES = ("forward", "train", "decode")
+
+
+class Paper(NamedTuple):
+    title: str
+    year: int
+    arxiv: str
+
+
+class Claim(NamedTuple):
+    """A theoretical exponent: `metric` ∝ `axis`^`exponent` in `mode`.
+
+    `where` restricts the claim to configs with these values, e.g. {"impl": "naive"}.
+    """
+
+    metric: str
+    axis: str
+    exponent: float
+    mode: str
+    where: dict[str, Any] | None = None
+
+    def applies_to(self, config: dict[str, Any]) -> bool:
+        return all(config.get(k) == v for k, v in (self.where or {}).items())
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What the analytic model predicts for one point.
+
+    flops: total for the mode (forward; forward+backward; decode: per generated token).
+    state_bytes: decode state after a prefill of seq_len tokens (0 where there is none).
+    """
+
+    flops: float
+    state_bytes: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class MechanismSpec:
+    name: str
+    family: str
+    summary: str
+    paper: Paper
+    causal: bool
+    defaults: dict[str, Any]
+    cost: Callable[[dict[str, Any], str], Cost]
+    claims: tuple[Claim, ...] = ()
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # accepted strings, "impl" included
+    validate: Callable[[dict[str, Any]], None] | None = None  # relations between keys
+    equations: str = ""  # shown by `effprof explain`; defaults to the module docstring
+    # impls that loop over tokens or blocks in Python: fvcore's tracer is skipped there at large sizes
+    loop_impls: tuple[str, ...] = ()
+    # sparse mechanisms: the attention pattern at small n, as per-query key index lists
+    # (list of 1-D LongTensors) or a boolean (n_q, n_k) mask; see effprof.render.patterns
+    pattern: Callable[[dict[str, Any]], Any] | None = None
+    # small overrides the tests use on top of tiny sizes (e.g. a chunk smaller than the test sequence)
+    test_overrides: dict[str, Any] = field(default_factory=dict)
+    builder: Callable[[dict[str, Any]], Any] | None = None
+
+    @property
+    def impls(self) -> tuple[str, ...]:
+        return self.choices.get("impl", ())
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return MODES if self.causal else ("forward", "train")
+
+    def summary_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "summary": self.summary,
+            "paper": self.paper._asdict(),
+            "causal": self.causal,
+            "defaults": dict(self.defaults),
+            "choices": {k: list(v) for k, v in self.choices.items()},
+            "claims": [
+                {"metric": c.metric, "axis": c.axis, "exponent": c.exponent, "mode": c.mode, "where": c.where or {}}
+                for c in self.claims
+            ],
+        }
+
+
+_REGISTRY: dict[str, MechanismSpec] = {}
+
+
+def register(spec: MechanismSpec) -> Callable[[Callable], Callable]:
+    """Decorator: register `spec` with the decorated function as its builder."""
+
+    def decorate(builder: Callable) -> Callable:
+        if spec.name in _REGISTRY:
+            raise ValueError(f"mechanism {spec.name!r} is registered twice")
+        for claim in spec.claims:
+            if claim.mode not in MODES:
+                raise ValueError(f"{spec.name}: claim mode {claim.mode!r} is not one of {MODES}")
+        spec.builder = builder
+        _REGISTRY[spec.name] = spec
+        return builder
+
+    return decorate
+
+
+def _load() -> None:
+    import effprof.mechanisms  # noqa: F401  (registers every family)
+
+
+def list_mechanisms(family: str | None = None) -> list[str]:
+    _load()
+    return [n for n, s in _REGISTRY.items() if family is None or s.family == family]
+
+
+def families() -> list[str]:
+    _load()
+    return sorted({s.family for s in _REGISTRY.values()})
+
+
+def get_spec(name: str) -> MechanismSpec:
+    _load()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown mechanism {name!r}; accepted: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def build(name: str, **config: Any):
+    """Build mechanism `name` as a torch module on config['device'] in config['dtype']."""
+    import torch
+
+    spec = get_spec(name)
+    resolved = resolve_config(spec, config)
+    module = spec.builder(resolved)
+    module.config = resolved
+    return module.to(device=resolved["device"], dtype=getattr(torch, resolved["dtype"]))

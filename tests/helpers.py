@@ -1,0 +1,37 @@
+"""Shared test helpers: every (mechanism, impl) pair and tiny configs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import effprof
+from effprof.registry import get_spec, list_mechanisms
+
+TINY = {"batch": 2, "seq_len": 24, "d_model": 32}
+
+
+def impl_cases() -> list[tuple[str, dict[str, Any]]]:
+    """(name, overrides) for every mechanism and each of its impls."""
+    cases = []
+    for name in list_mechanisms():
+        spec = get_spec(name)
+        for impl in spec.impls or (None,):
+            cases.append((name, {} if impl is None else {"impl": impl}))
+    return cases
+
+
+def case_id(case: tuple[str, dict[str, Any]]) -> str:
+    name, overrides = case
+    return name + "".join(f"-{v}" for v in overrides.values())
+
+
+def tiny(name: str, **overrides: Any) -> dict[str, Any]:
+    """Tiny sizes every mechanism accepts, with the spec's own test sizes on top."""
+    spec = get_spec(name)
+    config = {**TINY, **spec.test_overrides}
+    config.update(overrides)
+    return config
+
+
+def build_tiny(name: str, **overrides: Any):
+    return effprof.build(name, **tiny(name, **overrides))

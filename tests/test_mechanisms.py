@@ -1,0 +1,134 @@
+"""Every registered mechanism, every impl: shape, causality, decode = forward, impls agree, FLOPs counted = analytic."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import effprof
+from effprof.config import resolve_config
+from effprof.measure.flops import FlopCounter
+from effprof.measure.workload import make_workload
+from effprof.registry import MODES, get_spec, list_mechanisms
+from tests.helpers import build_tiny, case_id, impl_cases, tiny
+
+CASES = impl_cases()
+
+
+def _input(name: str, **overrides) -> torch.Tensor:
+    config = tiny(name, **overrides)
+    return torch.randn(config["batch"], config["seq_len"], config["d_model"], generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_output_shape(case):
+    name, overrides = case
+    module = build_tiny(name, **overrides)
+    x = _input(name, **overrides)
+    with torch.no_grad():
+        y = module(x)
+    assert y.shape == x.shape
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if get_spec(c[0]).causal], ids=case_id)
+def test_causal(case):
+    """Changing tokens after t leaves the outputs up to t unchanged."""
+    name, overrides = case
+    module = build_tiny(name, **overrides).eval()
+    x = _input(name, **overrides)
+    t = x.shape[1] // 2
+    x2 = x.clone()
+    x2[:, t + 1 :] = torch.randn_like(x2[:, t + 1 :]) * 3
+    with torch.no_grad():
+        y, y2 = module(x), module(x2)
+    torch.testing.assert_close(y[:, : t + 1], y2[:, : t + 1], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(y[:, t + 1 :], y2[:, t + 1 :])
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if get_spec(c[0]).causal], ids=case_id)
+def test_prefill_then_step_equals_forward(case):
+    name, overrides = case
+    module = build_tiny(name, **overrides).eval()
+    x = _input(name, **overrides)
+    split = x.shape[1] - 5
+    with torch.no_grad():
+        full = module(x)
+        y, state = module.prefill(x[:, :split])
+        outputs = [y]
+        for i in range(split, x.shape[1]):
+            y_t, state = module.step(x[:, i : i + 1], state)
+            outputs.append(y_t)
+    torch.testing.assert_close(torch.cat(outputs, dim=1), full, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if get_spec(c[0]).causal], ids=case_id)
+def test_step_from_empty_state(case):
+    """init_state + step over every token equals forward."""
+    name, overrides = case
+    module = build_tiny(name, **overrides).eval()
+    x = _input(name, **overrides)[:, :9]
+    with torch.no_grad():
+        full = module(x)
+        state = module.init_state(x.shape[0])
+        outputs = []
+        for i in range(x.shape[1]):
+            y_t, state = module.step(x[:, i : i + 1], state)
+            outputs.append(y_t)
+    torch.testing.assert_close(torch.cat(outputs, dim=1), full, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", [n for n in list_mechanisms() if len(get_spec(n).impls) > 1])
+def test_impls_agree(name):
+    """Every impl computes the same function (same weights, fp32)."""
+    spec = get_spec(name)
+    reference = build_tiny(name, impl=spec.impls[0]).eval()
+    x = _input(name)
+    with torch.no_grad():
+        expected = reference(x)
+    for impl in spec.impls[1:]:
+        other = build_tiny(name, impl=impl).eval()
+        other.load_state_dict(reference.state_dict())
+        with torch.no_grad():
+            torch.testing.assert_close(other(x), expected, rtol=1e-4, atol=1e-4, msg=lambda m: f"impl={impl}: {m}")
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+@pytest.mark.parametrize("mode", MODES)
+def test_counted_flops_match_analytic(case, mode):
+    """At the default sizes, the dispatcher's count is within 2% of the cost model, and no op goes uncounted."""
+    name, overrides = case
+    spec = get_spec(name)
+    if mode not in spec.modes:
+        pytest.skip(f"{name} has no {mode} mode")
+    config = resolve_config(spec, overrides)
+    module = effprof.build(name, **overrides)
+    workload = make_workload(module, config, mode)
+    with FlopCounter() as counter:
+        workload.run()
+    counted = counter.total / workload.per_call
+    analytic = spec.cost(config, mode).flops
+    assert not counter.unknown_ops, f"ops with no FLOP formula: {dict(counter.unknown_ops)}"
+    assert counted == pytest.approx(analytic, rel=0.02), f"by op: {dict(counter.by_op)}"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if get_spec(c[0]).causal], ids=case_id)
+def test_state_bytes_match_analytic(case):
+    from effprof.mechanisms.base import state_nbytes
+
+    name, overrides = case
+    spec = get_spec(name)
+    config = resolve_config(spec, {**tiny(name), **overrides})
+    module = effprof.build(name, **config)
+    with torch.no_grad():
+        _, state = module.prefill(_input(name, **overrides))
+    assert state_nbytes(state) == pytest.approx(spec.cost(config, "decode").state_bytes, rel=0.02)
+
+
+@pytest.mark.parametrize("name", list_mechanisms())
+def test_spec_is_complete(name):
+    spec = get_spec(name)
+    assert spec.summary and spec.paper.arxiv and spec.claims
+    assert spec.builder is not None
+    module_doc = type(effprof.build(name, **tiny(name))).__module__
+    assert __import__(module_doc, fromlist=["_"]).__doc__, "the mechanism's module states its equations"
