@@ -26,9 +26,11 @@ class Paper(NamedTuple):
 
 
 class Claim(NamedTuple):
-    """A theoretical exponent: `metric` ∝ `axis`^`exponent` in `mode`.
+    """A theoretical exponent: `metric` ∝ `axis`^`exponent` · log(`axis`)^`log_power` in `mode`.
 
     `where` restricts the claim to configs with these values, e.g. {"impl": "naive"}.
+    `log_power` models a log factor (FFT convolution: N log N is exponent 1, log_power 1);
+    the fit divides it out before measuring the slope.
     """
 
     metric: str
@@ -36,6 +38,7 @@ class Claim(NamedTuple):
     exponent: float
     mode: str
     where: dict[str, Any] | None = None
+    log_power: float = 0.0
 
     def applies_to(self, config: dict[str, Any]) -> bool:
         return all(config.get(k) == v for k, v in (self.where or {}).items())
@@ -94,7 +97,8 @@ class MechanismSpec:
             "defaults": dict(self.defaults),
             "choices": {k: list(v) for k, v in self.choices.items()},
             "claims": [
-                {"metric": c.metric, "axis": c.axis, "exponent": c.exponent, "mode": c.mode, "where": c.where or {}}
+                {"metric": c.metric, "axis": c.axis, "exponent": c.exponent, "mode": c.mode, "where": c.where or {},
+                 "log_power": c.log_power}
                 for c in self.claims
             ],
         }

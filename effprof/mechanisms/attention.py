@@ -70,7 +70,7 @@ class SoftmaxAttention(Mechanism):
             return naive_attention(q, k, v, causal)
         if self.impl == "sdpa":
             # torch aligns is_causal to the top-left corner, so a lone query (decode) uses no mask.
-            return F.scaled_dot_product_attention(q, k, v, is_causal=causal and q.shape[2] > 1, enable_gqa=True)
+            return F.scaled_dot_product_attention(q, k, v, is_causal=bool(causal and q.shape[2] > 1), enable_gqa=True)
         return tiled_attention(q, k, v, self.block_size, causal)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,3 @@
+from effprof.cli import main
+
+main()

@@ -1,0 +1,89 @@
+"""effprof list, effprof explain: what is registered and what each mechanism computes."""
+
+from __future__ import annotations
+
+import inspect as pyinspect
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from effprof.cli import BadInput, app
+from effprof.cli.options import JsonOpt
+from effprof.cli.output import out, print_json
+
+
+@app.command("list")
+def list_command(
+    family: Annotated[Optional[str], typer.Option("--family", "-f", help="only this family")] = None,
+    keys: Annotated[bool, typer.Option("--keys", help="also list every config key with its meaning")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """List the registered mechanisms (and, with --keys, the config keys)."""
+    from effprof.config import KEYS, RUN_DEFAULTS
+    from effprof.registry import families, get_spec, list_mechanisms
+
+    if family is not None and family not in families():
+        raise BadInput(f"--family {family!r} is not a family; accepted: {', '.join(families())}")
+    specs = [get_spec(n) for n in list_mechanisms(family)]
+    if json_:
+        print_json([s.summary_dict() for s in specs])
+        return
+    table = Table(title="registered mechanisms", title_justify="left")
+    for column in ("name", "family", "causal", "impls", "paper", "summary"):
+        table.add_column(column)
+    for s in specs:
+        table.add_row(s.name, s.family, "yes" if s.causal else "no", ", ".join(s.impls) or "–",
+                      escape(f"{s.paper.title[:40]} ({s.paper.year})"), escape(s.summary))
+    out.print(table)
+    if keys:
+        key_table = Table(title="config keys (--param key=value, --vary key=v1,v2)", title_justify="left")
+        for column in ("key", "type", "default", "meaning"):
+            key_table.add_column(column)
+        for info in KEYS.values():
+            key_table.add_row(info.name, info.type.__name__, str(RUN_DEFAULTS.get(info.name, "per mechanism")), escape(info.doc))
+        out.print(key_table)
+
+
+@app.command("explain")
+def explain_command(
+    name: Annotated[str, typer.Argument(help="a registered mechanism")],
+    json_: JsonOpt = False,
+) -> None:
+    """Equations, config, cost model at the defaults, and claims of one mechanism."""
+    from effprof.config import resolve_config
+    from effprof.registry import get_spec
+    from effprof.render.series import human
+
+    spec = get_spec(name)
+    config = resolve_config(spec, {})
+    costs = {mode: spec.cost(config, mode) for mode in spec.modes}
+    if json_:
+        print_json({**spec.summary_dict(), "config": config,
+                    "cost": {m: {"flops": c.flops, "state_bytes": c.state_bytes} for m, c in costs.items()}})
+        return
+    module = pyinspect.getmodule(spec.builder)
+    out.print(f"[bold]{spec.name}[/] — {escape(spec.summary)}")
+    out.print(f"{escape(spec.paper.title)} ({spec.paper.year}), arXiv:{spec.paper.arxiv}\n")
+    out.print(escape(spec.equations or pyinspect.cleandoc(module.__doc__ or "")))
+    table = Table(title="config at the defaults", title_justify="left")
+    table.add_column("key")
+    table.add_column("value")
+    table.add_column("accepted")
+    for key, value in config.items():
+        table.add_row(key, escape(str(value)), escape(", ".join(spec.choices.get(key, ()))))
+    out.print(table)
+    cost_table = Table(title="analytic cost at the defaults", title_justify="left")
+    for column in ("mode", "FLOPs", "decode state"):
+        cost_table.add_column(column)
+    for mode, c in costs.items():
+        cost_table.add_row(mode + (" (per token)" if mode == "decode" else ""), human(c.flops, "flops"), human(c.state_bytes, "bytes"))
+    out.print(cost_table)
+    claims = Table(title="claims", title_justify="left")
+    for column in ("metric", "∝ axis^exponent", "mode", "where"):
+        claims.add_column(column)
+    for c in spec.claims:
+        log = f" · log({c.axis})^{c.log_power:g}" if c.log_power else ""
+        claims.add_row(c.metric, f"{c.axis}^{c.exponent:g}{log}", c.mode, escape(", ".join(f"{k}={v}" for k, v in (c.where or {}).items())))
+    out.print(claims)

@@ -1,0 +1,136 @@
+"""effprof profile, sweep, compare: measure points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from effprof.cli import BadInput, app
+from effprof.cli.options import JsonOpt, MaxTimeOpt, ModeOpt, ParamOpt, ThreadsOpt, VaryOpt, parse_modes, parse_params, parse_vary
+from effprof.cli.output import command_line, err, frame_records, measure_with_progress, out, print_json
+
+
+def _options(max_time: float, threads: int):
+    from effprof.measure.harness import Options
+
+    return Options(threads=threads, max_time_s=max_time)
+
+
+def _writable(path: Path, what: str) -> None:
+    if path.exists() and path.is_dir():
+        raise BadInput(f"{what} {str(path)!r} is a directory; give a file path")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise BadInput(f"{what} {str(path)!r}: {str(parent)!r} is not a directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInput(f"{what} {str(path)!r}: cannot create its folder ({e.strerror})") from None
+
+
+@app.command("profile")
+def profile_command(
+    name: Annotated[str, typer.Argument(help="a registered mechanism (see effprof list)")],
+    mode: Annotated[str, typer.Option("--mode", "-m", help="forward, train or decode")] = "forward",
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N")] = None,
+    dtype: Annotated[Optional[str], typer.Option("--dtype", help="float32, float16 or bfloat16")] = None,
+    seq_len: Annotated[Optional[str], typer.Option("--seq-len", help="tokens per sequence")] = None,
+    d_model: Annotated[Optional[str], typer.Option("--d-model", help="model width")] = None,
+    batch: Annotated[Optional[str], typer.Option("--batch", help="sequences per call")] = None,
+    param: ParamOpt = None,
+    max_time: MaxTimeOpt = 1.0,
+    threads: ThreadsOpt = 0,
+    json_: JsonOpt = False,
+) -> None:
+    """Measure one point: FLOPs (analytic, counted, fvcore), time, memory, state."""
+    from effprof.api import profile
+    from effprof.render.console import record_table
+
+    config = parse_params(param)
+    for key, value in (("device", device), ("dtype", dtype), ("seq_len", seq_len), ("d_model", d_model), ("batch", batch)):
+        if value is not None:
+            config[key] = value
+    parse_modes([mode])
+    record = profile(name, mode=mode, options=_options(max_time, threads), **config)
+    if json_:
+        print_json(record)
+    else:
+        out.print(record_table(record))
+    if record["status"] != "ok":
+        raise typer.Exit(1)
+
+
+@app.command("sweep")
+def sweep_command(
+    names: Annotated[list[str], typer.Argument(help="mechanisms to measure")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="results file (JSON Lines, appended)")],
+    vary: VaryOpt = None,
+    param: ParamOpt = None,
+    mode: ModeOpt = None,
+    max_time: MaxTimeOpt = 1.0,
+    threads: ThreadsOpt = 0,
+) -> None:
+    """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
+    from effprof.api import plan
+    from effprof.render.console import comparison_tables
+
+    varied = parse_vary(vary)
+    if not varied:
+        raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
+    _writable(output, "--output")
+    points = plan(names, varied, parse_modes(mode), parse_params(param))
+    records = measure_with_progress(points, _options(max_time, threads), str(output))
+    from effprof.records import to_frame
+
+    for table in comparison_tables(to_frame(records)):
+        out.print(table)
+    err.print(f"{len(records)} records appended to {output}")
+
+
+@app.command("compare")
+def compare_command(
+    names: Annotated[Optional[list[str]], typer.Argument(help="mechanisms (default: one per family)")] = None,
+    vary: VaryOpt = None,
+    param: ParamOpt = None,
+    mode: ModeOpt = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML report to write")] = Path("reports/compare.html"),
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="series to show ratios against, e.g. softmax_attention")] = None,
+    max_time: MaxTimeOpt = 0.5,
+    threads: ThreadsOpt = 0,
+    json_: JsonOpt = False,
+) -> None:
+    """Measure mechanisms side by side, fit their exponents, print tables and write an HTML report.
+
+    The records are saved next to the report (same name, .jsonl) so it can be re-rendered without re-measuring.
+    """
+    from effprof.api import DEFAULT_VARY, default_compare, plan
+    from effprof.fit import fit_frame
+    from effprof.records import to_frame
+    from effprof.render.console import comparison_tables, fits_table
+    from effprof.render.html import write_report
+
+    names = names or default_compare()
+    varied = parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise BadInput(f"--output {str(output)!r} must end in .html")
+    _writable(output, "--output")
+    results = output.with_suffix(".jsonl")
+    if results.exists():
+        results.unlink()  # a compare writes its own fresh results beside its report
+    points = plan(names, varied, parse_modes(mode), parse_params(param))
+    records = measure_with_progress(points, _options(max_time, threads), str(results))
+    frame = to_frame(records)
+    fits = fit_frame(frame)
+    if baseline is not None and baseline not in set(frame["mechanism"]):
+        raise BadInput(f"--baseline {baseline!r} is not among the compared mechanisms; accepted: {', '.join(dict.fromkeys(frame['mechanism']))}")
+    path = write_report(frame, fits, output, command=command_line(), title="effprof compare: " + ", ".join(names))
+    if json_:
+        print_json({"records": frame_records(frame), "fits": frame_records(fits), "report": path})
+        return
+    for table in comparison_tables(frame, baseline):
+        out.print(table)
+    if not fits.empty:
+        out.print(fits_table(fits))
+    err.print(f"report: {path}  (records: {results})")

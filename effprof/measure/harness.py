@@ -1,0 +1,168 @@
+"""One point -> one Record (a flat dict, DESIGN.md "Metrics").
+
+Order of work for a point, so that nothing is timed under instrumentation:
+  build (fixed seed) -> analytic cost -> counted FLOPs (FlopCounter) -> fvcore
+  -> peak memory (tracker) -> activation bytes (train) -> decode state bytes
+  -> diagnostics -> wall time (no dispatch mode active).
+A failure (out of memory, an error in the mechanism) becomes a record with its
+status and message; config errors are raised before anything is measured.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from effprof.config import resolve_config
+from effprof.measure.env import environment
+from effprof.measure.flops import FlopCounter
+from effprof.measure.fvcore_count import fvcore_flops
+from effprof.measure.memory import activation_bytes, peak_bytes
+from effprof.measure.timing import time_call
+from effprof.measure.workload import make_workload
+from effprof.mechanisms.base import state_nbytes
+from effprof.registry import MODES, get_spec
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a point is measured (not what): these never change the function computed."""
+
+    threads: int = 0  # 0: torch's current setting
+    max_time_s: float = 1.0  # time budget of the timing loop
+    count_flops: bool = True
+    fvcore: bool = True
+    memory: bool = True
+    timing: bool = True
+    seed: int = 0
+
+
+MODE_FREE_METRICS = ("state_bytes", "params")  # the same quantity whatever the mode measured
+
+
+def applicable_claims(spec, config: dict[str, Any], mode: str) -> list[list[Any]]:
+    """The spec's claims for this mode and config, as [metric, axis, exponent, log_power]."""
+    return [
+        [c.metric, c.axis, c.exponent, c.log_power]
+        for c in spec.claims
+        if (c.mode == mode or c.metric in MODE_FREE_METRICS) and c.applies_to(config)
+    ]
+
+
+def measure_point(name: str, mode: str, config: dict[str, Any], options: Options = Options()) -> dict[str, Any]:
+    """Measure mechanism `name` in `mode` at `config` (overrides of its defaults)."""
+    spec = get_spec(name)
+    if mode not in MODES:
+        from effprof.config import ConfigError
+
+        raise ConfigError(f"mode={mode!r} is not a mode; accepted: {', '.join(MODES)}")
+    resolved = resolve_config(spec, config)
+    if mode not in spec.modes:
+        from effprof.config import ConfigError
+
+        raise ConfigError(f"mode={mode!r} is not available for {name} (causal={spec.causal}); accepted: {', '.join(spec.modes)}")
+    threads = options.threads or torch.get_num_threads()
+    cost = spec.cost(resolved, mode)
+    record: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "mechanism": name,
+        "family": spec.family,
+        "mode": mode,
+        **resolved,
+        "flops_analytic": cost.flops,
+        "state_bytes_analytic": cost.state_bytes,
+        "flops_counted": None,
+        "flops_fvcore": None,
+        "time_s": None,
+        "time_iqr_s": None,
+        "time_reps": None,
+        "peak_bytes": None,
+        "activation_bytes": None,
+        "state_bytes": None,
+        "params": None,
+        "claims": applicable_claims(spec, resolved, mode),
+        "status": "ok",
+        "error": "",
+        **environment(resolved["device"], threads),
+    }
+    try:
+        _measure(spec, resolved, mode, options, threads, record)
+    except torch.cuda.OutOfMemoryError as e:
+        record.update(status="oom", error=_one_line(e))
+    except MemoryError as e:
+        record.update(status="oom", error=_one_line(e) or "MemoryError")
+    except RuntimeError as e:
+        status = "oom" if "out of memory" in str(e).lower() or "can't allocate memory" in str(e).lower() else "error"
+        record.update(status=status, error=_one_line(e))
+    except Exception as e:  # a bug in one mechanism must not end the sweep
+        record.update(status="error", error=f"{type(e).__name__}: {_one_line(e)} [{_where(e)}]")
+    finally:
+        if resolved["device"].startswith("cuda"):
+            torch.cuda.empty_cache()
+    return record
+
+
+def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads: int, record: dict[str, Any]) -> None:
+    torch.manual_seed(options.seed)
+    module = spec.builder(config).to(device=config["device"], dtype=getattr(torch, config["dtype"]))
+    module.config = config
+    record["params"] = sum(p.numel() for p in module.parameters())
+    work = make_workload(module, config, mode, seed=options.seed)
+
+    if options.count_flops:
+        with FlopCounter() as counter:
+            work.run()
+        record["flops_counted"] = counter.total / work.per_call
+        if counter.unknown_ops:
+            record["uncounted_ops"] = ",".join(sorted(counter.unknown_ops))
+    if options.fvcore:
+        flops, note = fvcore_flops(spec, module, config, mode, work)
+        record["flops_fvcore"] = flops
+        if note:
+            record["fvcore_note"] = note
+    if options.memory:
+        record["peak_bytes"] = peak_bytes(work.run, config["device"])  # decode: over all gen_len steps
+        if mode == "train":
+            x = work.inputs[0]
+            exclude = [*module.parameters(), *module.buffers(), *work.inputs]
+            record["activation_bytes"] = activation_bytes(lambda: module(x), exclude)
+    if spec.causal:
+        state = work.state
+        if state is None:
+            with torch.no_grad():
+                _, state = module.prefill(work.inputs[0].detach())
+        record["state_bytes"] = state_nbytes(state)
+        del state
+    if hasattr(module, "diagnostics"):
+        if mode != "forward":
+            with torch.no_grad():
+                module(work.inputs[0].detach())
+        record.update(module.diagnostics())
+    if options.timing:
+        timing = time_call(work.run, config["device"], threads, options.max_time_s)
+        record["time_s"] = timing.median_s / work.per_call
+        record["time_iqr_s"] = timing.iqr_s / work.per_call
+        record["time_reps"] = timing.reps
+        record["time_blocks"] = len(timing.samples_s)
+        record["time_noisy"] = timing.noisy
+    if record.get("time_s") and record.get("flops_counted"):
+        record["achieved_flops_per_s"] = record["flops_counted"] / record["time_s"]
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text[:500]
+
+
+def _where(e: BaseException) -> str:
+    frames = traceback.extract_tb(e.__traceback__)
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}"
+

@@ -1,0 +1,76 @@
+"""Records: one flat dict per measured point, stored as JSON Lines.
+
+The store is append-only: each record is written as one line, flushed and
+fsynced as soon as it is measured, so an interrupted sweep loses nothing that
+finished. Reading skips a truncated or corrupt line with a warning naming it.
+`to_frame` turns records into a pandas DataFrame for fitting and rendering.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    import pandas
+
+SCHEMA_VERSION = 1
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read: the message names the file and why."""
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def append(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one record as a JSON line, flushed and fsynced."""
+    line = json.dumps({k: _clean(v) for k, v in record.items()}, default=str)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read(path: str | Path) -> list[dict[str, Any]]:
+    """Every valid record in a JSON Lines file; bad lines are skipped with a warning."""
+    path = Path(path)
+    if not path.exists():
+        raise ResultsError(f"results file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise ResultsError(f"results file {str(path)!r} is a directory; expected a .jsonl file")
+    records = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ResultsError(f"results file {str(path)!r} cannot be read: {e}") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            warnings.warn(f"{path}:{number}: skipped a corrupt or truncated line", stacklevel=2)
+            continue
+        if not isinstance(record, dict) or "mechanism" not in record or "mode" not in record:
+            warnings.warn(f"{path}:{number}: skipped a line that is not an effprof record", stacklevel=2)
+            continue
+        version = record.get("schema", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise ResultsError(f"{path}:{number}: record schema {version!r} is not supported; this effprof reads schema {SCHEMA_VERSION}")
+        records.append(record)
+    return records
+
+
+def to_frame(records: Iterable[dict[str, Any]]) -> "pandas.DataFrame":
+    import pandas as pd
+
+    return pd.DataFrame(list(records))

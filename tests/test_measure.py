@@ -1,0 +1,144 @@
+"""The measurement primitives: FLOP formulas, memory tracking, activation bytes, timing, records of one point."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from effprof.measure.flops import FlopCounter, causal_pairs
+from effprof.measure.harness import Options, measure_point
+from effprof.measure.memory import LiveTensorTracker, activation_bytes, peak_bytes
+from effprof.measure.timing import time_call
+
+
+def count(fn) -> FlopCounter:
+    with FlopCounter() as c:
+        fn()
+    return c
+
+
+def test_matmul_is_two_flops_per_multiply_add():
+    a, b = torch.randn(3, 5), torch.randn(5, 7)
+    assert count(lambda: a @ b).total == 2 * 3 * 5 * 7
+
+
+def test_linear_with_bias_counts_the_add():
+    x, w, bias = torch.randn(4, 6), torch.randn(8, 6), torch.randn(8)
+    assert count(lambda: F.linear(x, w, bias)).total == 2 * 4 * 6 * 8 + 4 * 8
+
+
+def test_elementwise_and_reductions():
+    x = torch.randn(10, 20)
+    assert count(lambda: torch.exp(x)).total == 200
+    assert count(lambda: x + x).total == 200
+    assert count(lambda: x.sum(dim=1)).total == 200
+    assert count(lambda: torch.cumsum(x, 1)).total == 200
+    assert count(lambda: torch.softmax(x, -1)).total == 5 * 200
+
+
+def test_views_and_copies_are_free():
+    x = torch.randn(10, 20)
+    c = count(lambda: torch.cat([x.t().contiguous().view(-1), x.flatten()]))
+    assert c.total == 0 and not c.unknown_ops
+
+
+def test_fused_cpu_attention_is_counted_with_causal_masking():
+    b, h, n, d = 1, 2, 64, 16
+    q = torch.randn(b, h, n, d)
+    full = count(lambda: F.scaled_dot_product_attention(q, q, q)).total
+    causal = count(lambda: F.scaled_dot_product_attention(q, q, q, is_causal=True)).total
+    assert full == b * h * n * n * (4 * d + 5)
+    assert causal == b * h * causal_pairs(n, n) * (4 * d + 5)
+    assert causal_pairs(n, n) == n * (n + 1) // 2
+
+
+def test_fft_counts_n_log_n():
+    x = torch.randn(4, 256)
+    c = count(lambda: torch.fft.rfft(x))
+    assert c.total == pytest.approx(2.5 * 4 * 256 * math.log2(256))
+
+
+def test_complex_multiply_is_six_flops():
+    z = torch.randn(10, dtype=torch.complex64)
+    assert count(lambda: z * z).total == 60
+
+
+def test_unknown_ops_are_reported_not_silently_zero():
+    x = torch.randn(8, 8)
+    c = count(lambda: torch.linalg.inv(x))
+    assert c.unknown_ops
+
+
+def test_backward_is_counted():
+    w = torch.randn(6, 6, requires_grad=True)
+    x = torch.randn(4, 6)
+    c = count(lambda: (x @ w).sum().backward())
+    assert c.by_op["mm"] == 2 * (2 * 4 * 6 * 6)  # forward and grad of w
+
+
+def test_live_tracker_peak_of_temporaries():
+    x = torch.randn(1000)  # 4000 bytes, allocated before: not counted
+
+    def fn():
+        a = x * 2  # +4000
+        b = a * 2  # +4000 (peak 8000)
+        del a
+        return b.sum()
+
+    with LiveTensorTracker() as tracker:
+        fn()
+    assert tracker.peak == 8000  # a and b together; the scalar sum comes after a is freed
+
+
+def test_peak_bytes_ignores_views_but_counts_copies():
+    x = torch.randn(100, 100)
+    assert peak_bytes(lambda: x.reshape(-1)[:10].t(), "cpu") == 0
+    assert peak_bytes(lambda: x.t().reshape(-1), "cpu") == 100 * 100 * 4  # non-contiguous: reshape copies
+
+
+def test_activation_bytes_excludes_params_and_inputs():
+    lin = torch.nn.Linear(32, 32, bias=False)
+    x = torch.randn(8, 32, requires_grad=True)
+    # y = relu(lin(x)): mm saves x (input, excluded) and W (param, excluded); relu saves its output (8·32·4 bytes)
+    saved = activation_bytes(lambda: torch.relu(lin(x)), [*lin.parameters(), x])
+    assert saved == 8 * 32 * 4
+
+
+def test_time_call_gives_median_and_iqr():
+    x = torch.randn(64, 64)
+    timing = time_call(lambda: x @ x, "cpu", threads=1, max_time_s=0.2)
+    assert timing.median_s > 0 and timing.iqr_s >= 0 and timing.reps >= 1
+
+
+@pytest.mark.parametrize("mode", ["forward", "train", "decode"])
+def test_measure_point_fills_the_record(mode):
+    record = measure_point("softmax_attention", mode, {"seq_len": 64, "d_model": 32}, Options(max_time_s=0.05))
+    assert record["status"] == "ok", record["error"]
+    for field in ("flops_analytic", "flops_counted", "time_s", "time_iqr_s", "time_reps", "peak_bytes", "state_bytes", "params"):
+        assert record[field] is not None and record[field] >= 0, field
+    assert record["flops_counted"] == pytest.approx(record["flops_analytic"], rel=0.02)
+    assert record["state_bytes"] == 2 * 64 * 32 * 4  # K and V cache, fp32
+    if mode == "train":
+        assert record["activation_bytes"] > 0
+    for field in ("torch", "device_name", "threads", "effprof", "timestamp", "seq_len", "impl", "mechanism", "family"):
+        assert field in record
+
+
+def test_naive_attention_peak_memory_grows_quadratically_tiled_linearly():
+    options = Options(timing=False, fvcore=False, count_flops=False)
+    peaks = {}
+    for impl in ("naive", "tiled"):
+        small = measure_point("softmax_attention", "forward", {"impl": impl, "seq_len": 256, "d_model": 32}, options)
+        large = measure_point("softmax_attention", "forward", {"impl": impl, "seq_len": 1024, "d_model": 32}, options)
+        peaks[impl] = math.log(large["peak_bytes"] / small["peak_bytes"], 4)
+    assert peaks["naive"] > 1.7
+    assert peaks["tiled"] < 1.2
+
+
+def test_a_failing_point_becomes_a_record():
+    record = measure_point("softmax_attention", "forward", {"seq_len": 16, "d_model": 16, "dtype": "float16"}, Options(max_time_s=0.01))
+    assert record["status"] in ("ok", "error")  # fp16 on CPU works on recent torch; either way a record comes back
+    assert "flops_analytic" in record

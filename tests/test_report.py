@@ -1,0 +1,64 @@
+"""The HTML report: self-contained, plots present, user strings escaped; records store round trip."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from effprof import records
+from effprof.fit import fit_frame
+from effprof.render.html import render_report
+
+
+def _frame(label: str = "m") -> pd.DataFrame:
+    rows = []
+    for impl, p in (("a", 2.0), ("b", 1.0)):
+        for n in (64, 128, 256, 512):
+            rows.append({"mechanism": label, "family": "f", "mode": "forward", "impl": impl, "seq_len": n, "status": "ok",
+                         "flops_counted": float(n**p), "flops_analytic": float(n**p), "time_s": 1e-6 * n**p, "time_iqr_s": 1e-8,
+                         "peak_bytes": 4.0 * n, "state_bytes": 8.0 * n, "params": 100, "claims": [["flops", "seq_len", p, 0.0]],
+                         "torch": "2.x", "device_name": "cpu", "threads": 2, "effprof": "0.1.0", "git_sha": "abc", "timestamp": "t"})
+    return pd.DataFrame(rows)
+
+
+def test_report_is_self_contained_with_plots():
+    frame = _frame()
+    html = render_report(frame, fit_frame(frame), command="effprof compare m")
+    assert "<script src" not in html.lower()  # plotly.js is inlined, nothing loads from the network
+    library_end = html.index("</script>")  # the inlined plotly.js bundle (it mentions map-tile URLs it never loads here)
+    assert html.count("<script>", 0, library_end) == 1
+    ours = html[library_end:]
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", ours)
+    assert html.count("Plotly.newPlot") >= 4  # flops, time, peak memory, state per mode
+    assert "effprof compare m" in html and "pass" in html
+    assert len(re.findall(r"function\(\)\{var|plotly\.js v\d", html)) >= 1
+
+
+def test_user_strings_are_escaped():
+    evil = '"><img src=x onerror=alert(1)></script><script>alert(2)</script>'
+    frame = _frame(label=evil)
+    html = render_report(frame, fit_frame(frame), command=f"effprof compare {evil}")
+    assert "<img src=x" not in html and "<script>alert(2)" not in html
+
+
+def test_records_round_trip_and_corrupt_lines(tmp_path):
+    path = tmp_path / "r.jsonl"
+    for record in _frame().to_dict("records"):
+        records.append(path, record)
+    with path.open("a") as f:
+        f.write("{not json\n")
+        f.write(json.dumps({"foo": 1}) + "\n")
+    with pytest.warns(UserWarning, match=r"r.jsonl:9"):
+        got = records.read(path)
+    assert len(got) == 8
+    assert records.to_frame(got)["seq_len"].tolist() == [64, 128, 256, 512] * 2
+
+
+def test_other_schema_is_refused(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"mechanism": "m", "mode": "forward", "schema": 99}) + "\n")
+    with pytest.raises(records.ResultsError, match="schema 99"):
+        records.read(path)
