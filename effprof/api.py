@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
+import os
+import signal
+import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from effprof.config import ConfigError, resolve_config
@@ -26,8 +32,35 @@ def profile(name: str, mode: str = "forward", options: Options = Options(), **co
     return measure_point(name, mode, config, options)
 
 
-def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str], config: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """Every (name, mode, overrides) point of a sweep, each validated before anything runs."""
+def machine_bytes(device: str) -> int:
+    """Memory of the device a point runs on: physical RAM, or the GPU's total memory."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def estimated_bytes(spec, config: dict[str, Any], mode: str) -> float:
+    """A rough upper estimate of a point's memory, from its cost model, to refuse absurd sizes up front.
+
+    The spec's own estimate (Cost.extra["peak_bytes"]) where it gives one; otherwise a dozen
+    activations of (batch, seq_len, d_model) — three times that in train mode — plus the decode state.
+    """
+    from effprof.analytic import BYTES
+
+    cost = spec.cost(config, mode)
+    activations = 12 * config["batch"] * (config["seq_len"] + config["gen_len"]) * config["d_model"] * BYTES[config["dtype"]]
+    estimate = cost.extra.get("peak_bytes", activations)
+    return (3 if mode == "train" else 1) * estimate + 2 * cost.state_bytes
+
+
+def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str], config: dict[str, Any],
+         force: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every (name, mode, overrides) point of a sweep, each validated before anything runs.
+
+    A point whose estimated memory exceeds the device's is refused unless `force`.
+    """
     names, modes = list(names), list(modes)
     if not names:
         raise ConfigError("no mechanism to measure; accepted: " + ", ".join(list_mechanisms()))
@@ -46,11 +79,26 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
                 continue  # e.g. decode of a non-causal mechanism: not applicable, not an error
             for values in itertools.product(*(vary[k] for k in keys)):
                 overrides = {**config, **dict(zip(keys, values))}
-                resolve_config(spec, overrides)  # raises ConfigError naming the bad value
+                resolved = resolve_config(spec, overrides)  # raises ConfigError naming the bad value
+                if not force:
+                    need, have = estimated_bytes(spec, resolved, mode), machine_bytes(resolved["device"])
+                    if need > have:
+                        sizes = ", ".join(f"{k}={resolved[k]}" for k in ("batch", "seq_len", "d_model"))
+                        raise ConfigError(
+                            f"{name} {mode} at {sizes} would need about {need / 2**30:.0f} GiB, more than this "
+                            f"{resolved['device']} has ({have / 2**30:.0f} GiB); use smaller sizes, or --force to try anyway")
                 points.append((name, mode, overrides))
     if not points:
         raise ConfigError(f"no point to measure: none of {', '.join(names)} supports mode {', '.join(modes)}")
     return points
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """Run each point in a worker subprocess (--isolate) with these limits."""
+
+    timeout_s: float | None = None
+    max_memory: int | None = None  # bytes of address space (CPU)
 
 
 def run_points(
@@ -58,19 +106,69 @@ def run_points(
     options: Options = Options(),
     output: str | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    isolation: Isolation | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure each point in order; append each record to `output` as soon as it is measured."""
+    """Measure each point in order; append each record to `output` as soon as it is measured.
+
+    SIGTERM is turned into KeyboardInterrupt, like Ctrl-C: the point in flight is
+    dropped (never half-written) and every finished record is already on disk.
+    """
     from effprof import records as store
+    from effprof.measure.isolate import IsolatedRunner
 
     results = []
-    for name, mode, overrides in points:
-        record = measure_point(name, mode, overrides, options)
-        if output:
-            store.append(output, record)
-        results.append(record)
-        if on_record:
-            on_record(record)
+    runner = IsolatedRunner(options, isolation.timeout_s, isolation.max_memory) if isolation else None
+    with _sigterm_as_interrupt():
+        try:
+            for name, mode, overrides in points:
+                record = runner.measure(name, mode, overrides) if runner else measure_point(name, mode, overrides, options)
+                if output:
+                    store.append(output, record)
+                results.append(record)
+                if on_record:
+                    on_record(record)
+        finally:
+            if runner:
+                runner.close()
     return results
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def point_key(name: str, mode: str, config: dict[str, Any]) -> str:
+    """Identity of a point for --resume and merge: mechanism, mode and the full resolved config."""
+    return json.dumps([name, mode, sorted((k, config.get(k)) for k in config)], default=str)
+
+
+def pending(points: list[tuple[str, str, dict[str, Any]]], done: Iterable[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The points with no `ok` record in `done` (matched on mechanism, mode and the whole config)."""
+    finished = set()
+    for record in done:
+        if record.get("status") == "ok":
+            spec = get_spec(record["mechanism"]) if record["mechanism"] in list_mechanisms() else None
+            if spec is not None:
+                keys = resolve_config(spec, {}).keys()
+                finished.add(point_key(record["mechanism"], record["mode"], {k: record.get(k) for k in keys}))
+    left = []
+    for name, mode, overrides in points:
+        resolved = resolve_config(get_spec(name), overrides)
+        if point_key(name, mode, resolved) not in finished:
+            left.append((name, mode, overrides))
+    return left
 
 
 def sweep(

@@ -74,3 +74,47 @@ def to_frame(records: Iterable[dict[str, Any]]) -> "pandas.DataFrame":
     import pandas as pd
 
     return pd.DataFrame(list(records))
+
+
+CONFIG_FREE_FIELDS = {  # what a measurement produced, not which point it is
+    "flops_counted", "flops_fvcore", "fvcore_note", "time_s", "time_iqr_s", "time_reps", "time_blocks", "time_noisy",
+    "peak_bytes", "activation_bytes", "state_bytes", "status", "error", "torch", "device_name", "threads", "effprof",
+    "git_sha", "timestamp", "achieved_flops_per_s", "uncounted_ops",
+}
+
+
+def point_identity(record: dict[str, Any]) -> str:
+    """Which point a record measured: every field that is not a measurement or the environment."""
+    return json.dumps({k: v for k, v in sorted(record.items()) if k not in CONFIG_FREE_FIELDS}, sort_keys=True, default=str)
+
+
+def merge(groups: Iterable[list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Records of several files in order: exact duplicates dropped, repeated points all kept."""
+    seen: set[str] = set()
+    points: dict[str, int] = {}
+    merged = []
+    total = 0
+    for group in groups:
+        for record in group:
+            total += 1
+            exact = json.dumps(record, sort_keys=True, default=str)
+            if exact in seen:
+                continue
+            seen.add(exact)
+            merged.append(record)
+            key = point_identity(record)
+            points[key] = points.get(key, 0) + 1
+    conflicts = sum(1 for n in points.values() if n > 1)
+    return merged, {"records": len(merged), "duplicates": total - len(merged), "conflicts": conflicts}
+
+
+def write_all(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
+    """Write records to a new file atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps({k: _clean(v) for k, v in record.items()}, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)

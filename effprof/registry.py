@@ -72,6 +72,8 @@ class MechanismSpec:
     equations: str = ""  # shown by `effprof explain`; defaults to the module docstring
     # impls that loop over tokens or blocks in Python: fvcore's tracer is skipped there at large sizes
     loop_impls: tuple[str, ...] = ()
+    # generative models with their own sampler (diffusion LMs): decode mode calls module.generate()
+    generates: bool = False
     # sparse mechanisms: the attention pattern at small n, as per-query key index lists
     # (list of 1-D LongTensors) or a boolean (n_q, n_k) mask; see effprof.render.patterns
     pattern: Callable[[dict[str, Any]], Any] | None = None
@@ -85,7 +87,7 @@ class MechanismSpec:
 
     @property
     def modes(self) -> tuple[str, ...]:
-        return MODES if self.causal else ("forward", "train")
+        return MODES if self.causal or self.generates else ("forward", "train")
 
     def summary_dict(self) -> dict[str, Any]:
         return {

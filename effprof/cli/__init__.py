@@ -50,8 +50,15 @@ class EffprofGroup(TyperGroup):
             click.echo("interrupted", err=True)
             sys.exit(130)
         except KeyboardInterrupt:
-            click.echo("interrupted: the points measured so far are saved", err=True)
+            click.echo("interrupted", err=True)
             sys.exit(130)
+        except Exception as e:
+            from effprof.cli.output import Interrupted
+
+            if isinstance(e, Interrupted):
+                click.echo(str(e), err=True)
+                sys.exit(130)
+            raise
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -60,3 +60,20 @@ def report_command(
     frame = _load(results)
     path = write_report(frame, fit_frame(frame), output, command=command_line())
     err.print(f"report: {path}")
+
+
+@app.command("merge")
+def merge_command(
+    inputs: Annotated[list[Path], typer.Argument(help="results files to merge")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="merged results file to write")],
+) -> None:
+    """Merge results from several runs or machines: exact duplicates removed, conflicting measurements kept."""
+    from effprof.records import merge, read, write_all
+
+    if output.resolve() in {p.resolve() for p in inputs}:
+        raise BadInput(f"--output {str(output)!r} is also an input; write the merge to a new file")
+    loaded = [read(p) for p in inputs]
+    merged, stats = merge(loaded)
+    write_all(output, merged)
+    err.print(f"{stats['records']} records written to {output}: {stats['duplicates']} exact duplicates removed, "
+              f"{stats['conflicts']} points measured more than once (all kept, with their environments)")

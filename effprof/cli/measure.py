@@ -8,7 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from effprof.cli import BadInput, app
-from effprof.cli.options import JsonOpt, MaxTimeOpt, ModeOpt, ParamOpt, ThreadsOpt, VaryOpt, parse_modes, parse_params, parse_vary
+from effprof.cli.options import (
+    ForceOpt, IsolateOpt, JsonOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt, ParamOpt, ThreadsOpt, TimeoutOpt, VaryOpt,
+    isolation, parse_modes, parse_params, parse_vary,
+)
 from effprof.cli.output import command_line, err, frame_records, measure_with_progress, out, print_json
 
 
@@ -69,23 +72,36 @@ def sweep_command(
     vary: VaryOpt = None,
     param: ParamOpt = None,
     mode: ModeOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="skip points already in -o with status ok; retry the rest")] = False,
+    isolate: IsolateOpt = False,
+    timeout: TimeoutOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    force: ForceOpt = False,
     max_time: MaxTimeOpt = 1.0,
     threads: ThreadsOpt = 0,
 ) -> None:
     """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
-    from effprof.api import plan
+    from effprof.api import pending, plan
+    from effprof.records import read, to_frame
     from effprof.render.console import comparison_tables
 
     varied = parse_vary(vary)
     if not varied:
         raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
+    isolated = isolation(isolate, timeout, max_memory)
     _writable(output, "--output")
-    points = plan(names, varied, parse_modes(mode), parse_params(param))
-    records = measure_with_progress(points, _options(max_time, threads), str(output))
-    from effprof.records import to_frame
-
-    for table in comparison_tables(to_frame(records)):
-        out.print(table)
+    points = plan(names, varied, parse_modes(mode), parse_params(param), force=force)
+    if resume and output.exists():
+        total = len(points)
+        points = pending(points, read(output))
+        err.print(f"resume: {total - len(points)} of {total} points already in {output}")
+    elif output.exists() and output.stat().st_size:
+        err.print(f"appending to {output}, which already holds records (--resume skips the points measured ok)")
+    hint = command_line() if resume else command_line() + " --resume"
+    records = measure_with_progress(points, _options(max_time, threads), str(output), isolated, hint)
+    if records:
+        for table in comparison_tables(to_frame(records)):
+            out.print(table)
     err.print(f"{len(records)} records appended to {output}")
 
 
@@ -97,6 +113,10 @@ def compare_command(
     mode: ModeOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML report to write")] = Path("reports/compare.html"),
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="series to show ratios against, e.g. softmax_attention")] = None,
+    isolate: IsolateOpt = False,
+    timeout: TimeoutOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    force: ForceOpt = False,
     max_time: MaxTimeOpt = 0.5,
     threads: ThreadsOpt = 0,
     json_: JsonOpt = False,
@@ -113,14 +133,16 @@ def compare_command(
 
     names = names or default_compare()
     varied = parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}
+    isolated = isolation(isolate, timeout, max_memory)
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
     _writable(output, "--output")
     results = output.with_suffix(".jsonl")
+    points = plan(names, varied, parse_modes(mode), parse_params(param), force=force)
     if results.exists():
         results.unlink()  # a compare writes its own fresh results beside its report
-    points = plan(names, varied, parse_modes(mode), parse_params(param))
-    records = measure_with_progress(points, _options(max_time, threads), str(results))
+    hint = f"effprof sweep {' '.join(names)} ... -o {results} --resume, then effprof report {results}"
+    records = measure_with_progress(points, _options(max_time, threads), str(results), isolated, hint)
     frame = to_frame(records)
     fits = fit_frame(frame)
     if baseline is not None and baseline not in set(frame["mechanism"]):

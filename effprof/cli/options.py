@@ -15,6 +15,10 @@ ModeOpt = Annotated[Optional[list[str]], typer.Option("--mode", "-m", help="forw
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of tables")]
 MaxTimeOpt = Annotated[float, typer.Option("--max-time", help="seconds spent timing each point", min=0.01, max=600)]
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default)", min=0, max=1024)]
+IsolateOpt = Annotated[bool, typer.Option("--isolate", help="run each point in a worker subprocess (timeouts, OOM, crashes become records)")]
+TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="seconds per point before it is recorded as timeout (with --isolate)", min=0.1)]
+MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="address-space limit per point, e.g. 8G (with --isolate, CPU)")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's")]
 
 
 def parse_params(params: list[str] | None) -> dict[str, Any]:
@@ -58,3 +62,34 @@ def parse_modes(modes: list[str] | None, default: str = "forward") -> list[str]:
         if mode not in MODES:
             raise BadInput(f"--mode {mode!r} is not a mode; accepted: {', '.join(MODES)}")
     return list(dict.fromkeys(modes))
+
+
+SIZE_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20, "MIB": 2**20,
+              "G": 2**30, "GB": 2**30, "GIB": 2**30, "T": 2**40, "TB": 2**40, "TIB": 2**40}
+
+
+def parse_size(text: str | None, flag: str = "--max-memory") -> int | None:
+    """'8G' -> 8·2³⁰ bytes."""
+    if text is None:
+        return None
+    raw = text.strip().upper()
+    number = raw.rstrip("BKMGTI")
+    unit = raw[len(number):]
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in SIZE_UNITS or not value > 0 or value != value:
+        raise BadInput(f"{flag} {text!r} is not a size; e.g. 512M, 8G or a number of bytes")
+    return int(value * SIZE_UNITS[unit])
+
+
+def isolation(isolate: bool, timeout: float | None, max_memory: str | None):
+    from effprof.api import Isolation
+
+    limit = parse_size(max_memory)
+    if not isolate:
+        if timeout is not None or limit is not None:
+            raise BadInput("--timeout and --max-memory need --isolate (a point can only be stopped in a worker process)")
+        return None
+    return Isolation(timeout_s=timeout, max_memory=limit)

@@ -38,19 +38,34 @@ def frame_records(frame) -> list[dict[str, Any]]:
     return [_plain(r) for r in frame.to_dict("records")]
 
 
-def measure_with_progress(points, options, output: str | None) -> list[dict[str, Any]]:
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM during a sweep; the message says what was saved and how to resume."""
+
+
+def measure_with_progress(points, options, output: str | None, isolation=None, resume_hint: str = "") -> list[dict[str, Any]]:
     """Run the points with a progress bar and ETA on stderr; warn about noisy or failed points."""
     from effprof.api import run_points
     from effprof.render.console import point_label, progress_bar
 
+    done: list[dict[str, Any]] = []
+    try:
+        return _measure(points, options, output, isolation, done, run_points, point_label, progress_bar)
+    except KeyboardInterrupt:
+        where = f" in {output}" if output else ""
+        hint = f"; resume with: {resume_hint}" if resume_hint else ""
+        raise Interrupted(f"interrupted after {len(done)} of {len(points)} points; the finished ones are saved{where}{hint}") from None
+
+
+def _measure(points, options, output, isolation, done, run_points, point_label, progress_bar):
     with progress_bar(err, len(points)) as bar:
         task = bar.add_task("measuring", total=len(points))
 
         def on_record(record: dict[str, Any]) -> None:
+            done.append(record)
             bar.update(task, advance=1, description=point_label(record))
             if record["status"] != "ok":
                 bar.console.print(f"[yellow]{point_label(record)}: {record['status']}: {record['error']}[/]", markup=True)
             elif record.get("time_noisy"):
                 bar.console.print(f"[dim]{point_label(record)}: noisy timing (IQR/median > 10%)[/]")
 
-        return run_points(points, options, output, on_record)
+        return run_points(points, options, output, on_record, isolation)

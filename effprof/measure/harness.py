@@ -56,21 +56,52 @@ def applicable_claims(spec, config: dict[str, Any], mode: str) -> list[list[Any]
 
 def measure_point(name: str, mode: str, config: dict[str, Any], options: Options = Options()) -> dict[str, Any]:
     """Measure mechanism `name` in `mode` at `config` (overrides of its defaults)."""
+    spec, resolved = check_point(name, mode, config)
+    threads = options.threads or torch.get_num_threads()
+    record = _base_record(spec, resolved, mode, threads, options)
+    try:
+        _measure(spec, resolved, mode, options, threads, record)
+    except torch.cuda.OutOfMemoryError as e:
+        record.update(status="oom", error=_one_line(e))
+    except MemoryError as e:
+        record.update(status="oom", error=_one_line(e) or "MemoryError")
+    except RuntimeError as e:
+        status = "oom" if "out of memory" in str(e).lower() or "can't allocate memory" in str(e).lower() else "error"
+        record.update(status=status, error=_one_line(e))
+    except Exception as e:  # a bug in one mechanism must not end the sweep
+        record.update(status="error", error=f"{type(e).__name__}: {_one_line(e)} [{_where(e)}]")
+    finally:
+        if resolved["device"].startswith("cuda"):
+            torch.cuda.empty_cache()
+    return record
+
+
+def check_point(name: str, mode: str, config: dict[str, Any]):
+    """(spec, resolved config) of a point, or ConfigError naming what is wrong."""
+    from effprof.config import ConfigError
+
     spec = get_spec(name)
     if mode not in MODES:
-        from effprof.config import ConfigError
-
         raise ConfigError(f"mode={mode!r} is not a mode; accepted: {', '.join(MODES)}")
     resolved = resolve_config(spec, config)
     if mode not in spec.modes:
-        from effprof.config import ConfigError
-
         raise ConfigError(f"mode={mode!r} is not available for {name} (causal={spec.causal}); accepted: {', '.join(spec.modes)}")
-    threads = options.threads or torch.get_num_threads()
+    return spec, resolved
+
+
+def failed_record(name: str, mode: str, config: dict[str, Any], options: Options, status: str, error: str) -> dict[str, Any]:
+    """The record of a point that produced no measurement (timed out, killed)."""
+    spec, resolved = check_point(name, mode, config)
+    record = _base_record(spec, resolved, mode, options.threads or torch.get_num_threads(), options)
+    record.update(status=status, error=error)
+    return record
+
+
+def _base_record(spec, resolved: dict[str, Any], mode: str, threads: int, options: Options) -> dict[str, Any]:
     cost = spec.cost(resolved, mode)
-    record: dict[str, Any] = {
+    return {
         "schema": SCHEMA_VERSION,
-        "mechanism": name,
+        "mechanism": spec.name,
         "family": spec.family,
         "mode": mode,
         **resolved,
@@ -88,23 +119,9 @@ def measure_point(name: str, mode: str, config: dict[str, Any], options: Options
         "claims": applicable_claims(spec, resolved, mode),
         "status": "ok",
         "error": "",
+        "seed": options.seed,
         **environment(resolved["device"], threads),
     }
-    try:
-        _measure(spec, resolved, mode, options, threads, record)
-    except torch.cuda.OutOfMemoryError as e:
-        record.update(status="oom", error=_one_line(e))
-    except MemoryError as e:
-        record.update(status="oom", error=_one_line(e) or "MemoryError")
-    except RuntimeError as e:
-        status = "oom" if "out of memory" in str(e).lower() or "can't allocate memory" in str(e).lower() else "error"
-        record.update(status=status, error=_one_line(e))
-    except Exception as e:  # a bug in one mechanism must not end the sweep
-        record.update(status="error", error=f"{type(e).__name__}: {_one_line(e)} [{_where(e)}]")
-    finally:
-        if resolved["device"].startswith("cuda"):
-            torch.cuda.empty_cache()
-    return record
 
 
 def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads: int, record: dict[str, Any]) -> None:
@@ -130,12 +147,17 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
         if mode == "train":
             x = work.inputs[0]
             exclude = [*module.parameters(), *module.buffers(), *work.inputs]
-            record["activation_bytes"] = activation_bytes(lambda: module(x), exclude)
-    if spec.causal:
-        state = work.state
-        if state is None:
-            with torch.no_grad():
-                _, state = module.prefill(work.inputs[0].detach())
+            forward = getattr(module, "training_loss", module)
+            record["activation_bytes"] = activation_bytes(lambda: forward(x), exclude)
+    if work.info:  # a sampler's own figures: forward passes for the whole generation, ...
+        record.update({k: v for k, v in work.info.items() if k != "state" and isinstance(v, (int, float, str))})
+        if record.get("forward_passes"):
+            record["tokens_per_pass"] = config["gen_len"] / record["forward_passes"]
+    if work.state is not None:
+        record["state_bytes"] = state_nbytes(work.state)
+    elif spec.causal:  # forward / train records carry the state a prefill of seq_len would leave
+        with torch.no_grad():
+            _, state = module.prefill(work.inputs[0].detach())
         record["state_bytes"] = state_nbytes(state)
         del state
     if hasattr(module, "diagnostics"):

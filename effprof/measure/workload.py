@@ -2,10 +2,15 @@
 
 - forward: y = m(x) under torch.no_grad().
 - train:   y = m(x); y.backward(g) with x requiring grad (a layer inside a model);
-           parameter grads are reset to None before each call.
+           parameter grads are reset to None before each call. A model with its own
+           objective (module.training_loss(x) -> scalar, e.g. the masked-diffusion
+           loss) backpropagates that instead, reseeded on each call.
 - decode:  from the state after a prefill of seq_len tokens (made once, not
            measured), generate gen_len tokens with step(); figures are divided
            by gen_len. step() is functional, so every call replays the same steps.
+           A generative model with its own sampler (spec.generates: diffusion LMs)
+           instead runs module.generate(x, gen_len) -> GenerateResult from a prompt
+           of seq_len tokens, reseeded on each call so every call does the same work.
 
 Inputs are drawn with a fixed seed.
 """
@@ -24,6 +29,7 @@ class Workload:
     per_call: int  # units the figures are divided by (gen_len in decode, else 1)
     state: Any = None  # the prefill state in decode mode
     inputs: tuple[torch.Tensor, ...] = ()
+    info: dict[str, Any] | None = None  # what generate() reported (forward_passes, ...)
 
 
 def make_workload(module: torch.nn.Module, config: dict[str, Any], mode: str, seed: int = 0) -> Workload:
@@ -47,9 +53,26 @@ def make_workload(module: torch.nn.Module, config: dict[str, Any], mode: str, se
         def run_train() -> None:
             module.zero_grad(set_to_none=True)
             x.grad = None
-            module(x).backward(grad)
+            if hasattr(module, "training_loss"):
+                torch.manual_seed(seed)
+                module.training_loss(x).backward()
+            else:
+                module(x).backward(grad)
 
         return Workload(run_train, 1, inputs=(x, grad))
+    if mode == "decode" and hasattr(module, "generate"):
+        module.eval()
+        steps = config["gen_len"]
+
+        def run_generate() -> Any:
+            torch.manual_seed(seed)
+            with torch.no_grad():
+                return module.generate(x, steps)
+
+        with torch.no_grad():
+            torch.manual_seed(seed)
+            first = module.generate(x, steps)
+        return Workload(run_generate, steps, state=first.get("state"), inputs=(x,), info=first)
     if mode == "decode":
         module.eval()
         steps = config["gen_len"]

@@ -207,7 +207,12 @@ def softmax_attention_cost(config: dict[str, Any], mode: str) -> Cost:
     t = Tally()
     projections(t, b * n)
     _attention_core(t, config, n, n, causal=True)
-    return Cost(t.total(mode), cache_bytes)
+    activations = 8 * b * n * max(dm, h * d) * dtype_bytes(config)
+    if config["impl"] == "naive":  # scores, masked scores and probabilities: n×n per head
+        activations += 3 * b * h * n * n * dtype_bytes(config)
+    elif config["impl"] == "tiled":
+        activations += 3 * b * h * n * config["block_size"] * dtype_bytes(config)
+    return Cost(t.total(mode), cache_bytes, {"peak_bytes": activations})
 
 
 def _validate(config: dict[str, Any]) -> None:
