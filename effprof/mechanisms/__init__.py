@@ -1,3 +1,4 @@
 """One module per family; importing this package registers them all."""
 
 from effprof.mechanisms import attention, linear_attention  # noqa: F401
+from effprof.mechanisms import moe  # noqa: F401
