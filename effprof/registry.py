@@ -113,16 +113,29 @@ def register(spec: MechanismSpec) -> Callable[[Callable], Callable]:
     """Decorator: register `spec` with the decorated function as its builder."""
 
     def decorate(builder: Callable) -> Callable:
-        if spec.name in _REGISTRY:
-            raise ValueError(f"mechanism {spec.name!r} is registered twice")
-        for claim in spec.claims:
-            if claim.mode not in MODES:
-                raise ValueError(f"{spec.name}: claim mode {claim.mode!r} is not one of {MODES}")
         spec.builder = builder
-        _REGISTRY[spec.name] = spec
+        add(spec)
+        builder.spec = spec  # so a plugin can name its builder
         return builder
 
     return decorate
+
+
+def add(spec: MechanismSpec) -> None:
+    """Register a spec whose builder is set; a duplicate name is an error."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"mechanism {spec.name!r} is registered twice")
+    if spec.builder is None:
+        raise ValueError(f"mechanism {spec.name!r} has no builder")
+    for claim in spec.claims:
+        if claim.mode not in MODES:
+            raise ValueError(f"{spec.name}: claim mode {claim.mode!r} is not one of {MODES}")
+    _REGISTRY[spec.name] = spec
+
+
+def unregister(name: str) -> None:
+    """Remove a mechanism (a plugin that failed validation)."""
+    _REGISTRY.pop(name, None)
 
 
 def _load() -> None:

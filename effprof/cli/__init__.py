@@ -71,6 +71,18 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+
+
+@app.callback()
+def _load_plugins(
+    plugin: list[str] = typer.Option(None, "--plugin", help="load mechanisms from module:attr or an effprof.mechanisms entry point (repeatable)"),
+) -> None:
+    from effprof.plugins import load_plugin
+
+    for target in plugin or []:
+        load_plugin(target)
+
+
 from effprof.cli import analyse, inspect, measure  # noqa: E402,F401  (register the commands)
 
 
