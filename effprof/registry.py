@@ -159,12 +159,18 @@ def get_spec(name: str) -> MechanismSpec:
     return _REGISTRY[name]
 
 
-def build(name: str, **config: Any):
-    """Build mechanism `name` as a torch module on config['device'] in config['dtype']."""
+def build(name: str, seed: int = 0, **config: Any):
+    """Build mechanism `name` as a torch module on config['device'] in config['dtype'].
+
+    Weights are drawn with `seed` (the global RNG is left as it was): the same name,
+    config and seed give the same module.
+    """
     import torch
 
     spec = get_spec(name)
     resolved = resolve_config(spec, config)
-    module = spec.builder(resolved)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = spec.builder(resolved)
     module.config = resolved
     return module.to(device=resolved["device"], dtype=getattr(torch, resolved["dtype"]))

@@ -142,3 +142,20 @@ def test_a_failing_point_becomes_a_record():
     record = measure_point("softmax_attention", "forward", {"seq_len": 16, "d_model": 16, "dtype": "float16"}, Options(max_time_s=0.01))
     assert record["status"] in ("ok", "error")  # fp16 on CPU works on recent torch; either way a record comes back
     assert "flops_analytic" in record
+
+
+def test_determinism_same_config_same_figures_and_outputs():
+    import effprof
+
+    options = Options(timing=False, fvcore=False)
+    config = {"seq_len": 48, "d_model": 32, "impl": "chunked", "chunk_size": 16}
+    first = measure_point("linear_attention", "decode", config, options)
+    second = measure_point("linear_attention", "decode", config, options)
+    for field in ("flops_counted", "state_bytes", "peak_bytes", "params"):
+        assert first[field] == second[field], field
+    assert first["seed"] == 0
+    x = torch.randn(1, 48, 32, generator=torch.Generator().manual_seed(3))
+    a, b = effprof.build("linear_attention", **config), effprof.build("linear_attention", **config)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))
+    assert not torch.equal(effprof.build("linear_attention", seed=1, **config).q_proj.weight, a.q_proj.weight)

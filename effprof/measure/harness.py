@@ -24,7 +24,7 @@ from effprof.measure.memory import activation_bytes, peak_bytes
 from effprof.measure.timing import time_call
 from effprof.measure.workload import make_workload
 from effprof.mechanisms.base import state_nbytes
-from effprof.registry import MODES, get_spec
+from effprof.registry import MODES, build, get_spec
 
 SCHEMA_VERSION = 1
 
@@ -125,9 +125,7 @@ def _base_record(spec, resolved: dict[str, Any], mode: str, threads: int, option
 
 
 def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads: int, record: dict[str, Any]) -> None:
-    torch.manual_seed(options.seed)
-    module = spec.builder(config).to(device=config["device"], dtype=getattr(torch, config["dtype"]))
-    module.config = config
+    module = build(spec.name, seed=options.seed, **config)
     record["params"] = sum(p.numel() for p in module.parameters())
     work = make_workload(module, config, mode, seed=options.seed)
 
