@@ -21,6 +21,25 @@ if TYPE_CHECKING:
 # The mechanisms `effprof compare` measures when none are named: one per family, where registered.
 DEFAULT_COMPARE = ("softmax_attention", "linear_attention", "mamba", "mamba2", "sliding_window", "moe_topk")
 DEFAULT_VARY = {"seq_len": [256, 512, 1024, 2048]}
+DEFAULT_MODES = ("forward", "decode")  # prefill cost and the per-token decode cost beside it
+
+
+def pattern_panels(frame: "pandas.DataFrame") -> list[dict[str, Any]]:
+    """Attention-pattern heatmaps (as HTML divs) for the sparse mechanisms in `frame`, at small n."""
+    try:
+        from effprof.mechanisms.sparse.pattern import pattern_data
+        from effprof.render.patterns import pattern_div
+    except ImportError:
+        return []
+    panels = []
+    sparse = frame[frame["family"] == "sparse"] if "family" in frame.columns else frame.iloc[0:0]
+    for name in dict.fromkeys(sparse["mechanism"]):
+        data = pattern_data(name, seq_len=PATTERN_SEQ_LEN)
+        panels.append({"name": name, "n": data["n"], "density": data["density"], "div": pattern_div(data)})
+    return panels
+
+
+PATTERN_SEQ_LEN = 256
 
 
 def default_compare() -> list[str]:

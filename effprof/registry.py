@@ -72,6 +72,9 @@ class MechanismSpec:
     equations: str = ""  # shown by `effprof explain`; defaults to the module docstring
     # impls that loop over tokens or blocks in Python: fvcore's tracer is skipped there at large sizes
     loop_impls: tuple[str, ...] = ()
+    # theoretical costs in big-O, for the complexity comparison table:
+    # {"prefill": "O(N²d)", "train": ..., "decode": "O(Nd) per token", "state": "O(Nd)"}
+    complexity: dict[str, str] = field(default_factory=dict)
     # generative models with their own sampler (diffusion LMs): decode mode calls module.generate()
     generates: bool = False
     # sparse mechanisms: the attention pattern at small n, as per-query key index lists
@@ -96,6 +99,7 @@ class MechanismSpec:
             "summary": self.summary,
             "paper": self.paper._asdict(),
             "causal": self.causal,
+            "complexity": dict(self.complexity),
             "defaults": dict(self.defaults),
             "choices": {k: list(v) for k, v in self.choices.items()},
             "claims": [

@@ -85,12 +85,30 @@ def test_compare_json(tmp_path):
                     "--param", "d_model=16", "-o", str(out), "--json", *FAST)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"records", "fits", "report"}
-    assert len(data["records"]) == 6 and data["report"] == str(out)
+    assert set(data) == {"records", "fits", "report", "crossovers"}
+    assert len(data["records"]) == 12 and data["report"] == str(out)  # forward and decode by default
+    assert {r["mode"] for r in data["records"]} == {"forward", "decode"}
+    assert {(c["a"], c["b"]) for c in data["crossovers"]} == {("softmax_attention", "linear_attention")}
     assert out.exists() and out.with_suffix(".jsonl").exists()
-    verdicts = {(f["mechanism"], f["metric"]): f["verdict"] for f in data["fits"]}
-    assert verdicts[("softmax_attention", "flops")] == "pass"
-    assert verdicts[("linear_attention", "flops")] == "pass"
+    verdicts = {(f["mechanism"], f["mode"], f["metric"]): f["verdict"] for f in data["fits"]}
+    assert verdicts[("softmax_attention", "forward", "flops")] == "pass"
+    assert verdicts[("linear_attention", "forward", "flops")] == "pass"
+    assert verdicts[("linear_attention", "decode", "flops")] == "pass"  # O(1) per token
+
+
+def test_compare_against_a_baseline_file_and_exports(tmp_path):
+    out, tex, csv = tmp_path / "c.html", tmp_path / "t.tex", tmp_path / "r.csv"
+    args = ["compare", "linear_attention", "--vary", "seq_len=32,64,128", "--param", "d_model=16", "--mode", "forward", *FAST]
+    assert invoke(*args, "-o", str(tmp_path / "old.html")).exit_code == 0
+    result = invoke(*args, "-o", str(out), "--baseline", str(tmp_path / "old.jsonl"), "--latex", str(tex), "--csv", str(csv), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    flops = [b for b in data["baseline"] if b["metric"] == "flops_counted"]
+    assert len(flops) == 3 and all(b["change"] == "same" and b["ratio"] == pytest.approx(1.0) for b in flops)
+    assert "Baseline comparison" in out.read_text()
+    text = tex.read_text()
+    assert "\\toprule" in text and "\\num{" in text and "linear\\_attention" in text
+    assert csv.exists() and (tmp_path / "r_fits.csv").exists()
 
 
 @pytest.mark.parametrize(

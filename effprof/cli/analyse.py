@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from effprof.cli import BadInput, app
-from effprof.cli.options import JsonOpt
-from effprof.cli.output import command_line, err, frame_records, out, print_json
+from effprof.cli.options import CsvOpt, FiguresOpt, JsonOpt, LatexOpt
+from effprof.cli.output import check_export_paths, command_line, err, frame_records, load_results, out, print_json, write_exports
 
-
-def _load(path: Path):
-    import warnings
-
-    from effprof.records import read, to_frame
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        records = read(path)
-    for w in caught:
-        err.print(f"warning: {w.message}")
-    if not records:
-        raise BadInput(f"results file {str(path)!r} holds no records; make one with effprof sweep ... -o {path}")
-    return to_frame(records)
+_load = load_results
 
 
 @app.command("fit")
@@ -50,15 +37,24 @@ def fit_command(
 def report_command(
     results: Annotated[Path, typer.Argument(help="results file from effprof sweep (JSON Lines)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")],
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="an earlier results file: ratio columns, changes beyond noise flagged")] = None,
+    latex: LatexOpt = None,
+    csv: CsvOpt = None,
+    figures: FiguresOpt = None,
 ) -> None:
-    """Write a self-contained HTML report (plots, claims, records) of saved results."""
+    """Write a self-contained HTML report (plots, claims, crossovers, records) of saved results."""
+    from effprof.api import pattern_panels
     from effprof.fit import fit_frame
     from effprof.render.html import write_report
 
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
+    check_export_paths(latex, csv, figures)
     frame = _load(results)
-    path = write_report(frame, fit_frame(frame), output, command=command_line())
+    old = _load(baseline, "--baseline") if baseline is not None else None
+    fits = fit_frame(frame)
+    path = write_report(frame, fits, output, command=command_line(), baseline=old, pattern_panels=pattern_panels(frame))
+    write_exports(frame, fits, latex, csv, figures)
     err.print(f"report: {path}")
 
 

@@ -9,10 +9,12 @@ import typer
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import (
-    ForceOpt, IsolateOpt, JsonOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt, ParamOpt, ThreadsOpt, TimeoutOpt, VaryOpt,
+    CsvOpt, FiguresOpt, ForceOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt, ParamOpt, ThreadsOpt, TimeoutOpt, VaryOpt,
     isolation, parse_modes, parse_params, parse_vary,
 )
-from effprof.cli.output import command_line, err, frame_records, measure_with_progress, out, print_json
+from effprof.cli.output import (
+    check_export_paths, command_line, err, frame_records, load_results, measure_with_progress, out, print_json, write_exports,
+)
 
 
 def _options(max_time: float, threads: int):
@@ -112,7 +114,10 @@ def compare_command(
     param: ParamOpt = None,
     mode: ModeOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML report to write")] = Path("reports/compare.html"),
-    baseline: Annotated[Optional[str], typer.Option("--baseline", help="series to show ratios against, e.g. softmax_attention")] = None,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="an earlier results file (.jsonl) to compare against, or a series name to show ratios to")] = None,
+    latex: LatexOpt = None,
+    csv: CsvOpt = None,
+    figures: FiguresOpt = None,
     isolate: IsolateOpt = False,
     timeout: TimeoutOpt = None,
     max_memory: MaxMemoryOpt = None,
@@ -125,10 +130,11 @@ def compare_command(
 
     The records are saved next to the report (same name, .jsonl) so it can be re-rendered without re-measuring.
     """
-    from effprof.api import DEFAULT_VARY, default_compare, plan
+    from effprof.analysis import baseline_diff, complexity_table, crossovers
+    from effprof.api import DEFAULT_MODES, DEFAULT_VARY, default_compare, pattern_panels, plan
     from effprof.fit import fit_frame
     from effprof.records import to_frame
-    from effprof.render.console import comparison_tables, fits_table
+    from effprof.render import console
     from effprof.render.html import write_report
 
     names = names or default_compare()
@@ -136,9 +142,13 @@ def compare_command(
     isolated = isolation(isolate, timeout, max_memory)
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
+    check_export_paths(latex, csv, figures)
+    old = None
+    if baseline is not None and (baseline.endswith(".jsonl") or Path(baseline).exists()):
+        old, baseline = load_results(Path(baseline), "--baseline"), None
     _writable(output, "--output")
     results = output.with_suffix(".jsonl")
-    points = plan(names, varied, parse_modes(mode), parse_params(param), force=force)
+    points = plan(names, varied, parse_modes(mode) if mode else list(DEFAULT_MODES), parse_params(param), force=force)
     if results.exists():
         results.unlink()  # a compare writes its own fresh results beside its report
     hint = f"effprof sweep {' '.join(names)} ... -o {results} --resume, then effprof report {results}"
@@ -147,12 +157,25 @@ def compare_command(
     fits = fit_frame(frame)
     if baseline is not None and baseline not in set(frame["mechanism"]):
         raise BadInput(f"--baseline {baseline!r} is not among the compared mechanisms; accepted: {', '.join(dict.fromkeys(frame['mechanism']))}")
-    path = write_report(frame, fits, output, command=command_line(), title="effprof compare: " + ", ".join(names))
+    crossings = crossovers(frame)
+    path = write_report(frame, fits, output, command=command_line(), title="effprof compare: " + ", ".join(names),
+                        baseline=old, pattern_panels=pattern_panels(frame))
+    write_exports(frame, fits, latex, csv, figures)
     if json_:
-        print_json({"records": frame_records(frame), "fits": frame_records(fits), "report": path})
+        data = {"records": frame_records(frame), "fits": frame_records(fits), "report": path, "crossovers": crossings}
+        if old is not None:
+            data["baseline"] = frame_records(baseline_diff(frame, old))
+        print_json(data)
         return
-    for table in comparison_tables(frame, baseline):
+    for table in console.comparison_tables(frame, baseline):
         out.print(table)
     if not fits.empty:
-        out.print(fits_table(fits))
+        out.print(console.fits_table(fits))
+    if crossings:
+        out.print(console.crossovers_table(crossings))
+    complexity = complexity_table(frame, fits)
+    if complexity:
+        out.print(console.complexity_table(complexity))
+    if old is not None:
+        out.print(console.baseline_table(baseline_diff(frame, old)))
     err.print(f"report: {path}  (records: {results})")

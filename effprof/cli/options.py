@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -18,6 +19,9 @@ ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads (0: torc
 IsolateOpt = Annotated[bool, typer.Option("--isolate", help="run each point in a worker subprocess (timeouts, OOM, crashes become records)")]
 TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="seconds per point before it is recorded as timeout (with --isolate)", min=0.1)]
 MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="address-space limit per point, e.g. 8G (with --isolate, CPU)")]
+LatexOpt = Annotated[Optional[Path], typer.Option("--latex", help="also write booktabs LaTeX tables (fits, crossovers, complexity) to this .tex file")]
+CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="also write the records (and <stem>_fits.csv) as CSV")]
+FiguresOpt = Annotated[Optional[Path], typer.Option("--figures", help="also export every figure as SVG and PDF into this folder (needs kaleido)")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's")]
 
 

@@ -69,3 +69,57 @@ def _measure(points, options, output, isolation, done, run_points, point_label, 
                 bar.console.print(f"[dim]{point_label(record)}: noisy timing (IQR/median > 10%)[/]")
 
         return run_points(points, options, output, on_record, isolation)
+
+
+def load_results(path, what: str = "results file"):
+    """Records of a JSON Lines file as a DataFrame; skipped lines reported on stderr."""
+    import warnings
+
+    from effprof.cli import BadInput
+    from effprof.records import read, to_frame
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = read(path)
+    for w in caught:
+        err.print(f"warning: {w.message}", markup=False)
+    if not records:
+        raise BadInput(f"{what} {str(path)!r} holds no records; make one with effprof sweep ... -o {path}")
+    return to_frame(records)
+
+
+def check_export_paths(latex, csv, figures) -> None:
+    """Refuse unusable export paths before anything is measured."""
+    from effprof.cli import BadInput
+
+    for flag, path, suffix in (("--latex", latex, ".tex"), ("--csv", csv, ".csv")):
+        if path is not None and path.suffix.lower() != suffix:
+            raise BadInput(f"{flag} {str(path)!r} must end in {suffix}")
+        if path is not None and path.is_dir():
+            raise BadInput(f"{flag} {str(path)!r} is a directory; give a file path")
+    if figures is not None and figures.exists() and not figures.is_dir():
+        raise BadInput(f"--figures {str(figures)!r} is a file; give a folder")
+    if figures is not None:
+        try:
+            import kaleido  # noqa: F401
+        except ImportError:
+            raise BadInput("--figures needs the kaleido package and Chrome or Chromium: pip install 'effprof[figures]' (and e.g. apt-get install chromium)") from None
+
+
+def write_exports(frame, fits, latex, csv, figures) -> None:
+    from effprof.cli import BadInput
+    from effprof.render.export import ExportError, latex as latex_tables, write_csv, write_figures
+
+    if latex is not None:
+        latex.parent.mkdir(parents=True, exist_ok=True)
+        latex.write_text(latex_tables(frame, fits), encoding="utf-8")
+        err.print(f"LaTeX: {latex}")
+    if csv is not None:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        err.print("CSV: " + ", ".join(write_csv(frame, fits, csv)))
+    if figures is not None:
+        try:
+            written = write_figures(frame, fits, figures)
+        except ExportError as e:
+            raise BadInput(str(e)) from None
+        err.print(f"figures: {len(written)} files in {figures}")

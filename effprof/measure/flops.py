@@ -271,7 +271,7 @@ _copy_from _copy_from_and_resize to lift_fresh lift_fresh_copy empty empty_like 
 new_empty_strided zeros zeros_like ones ones_like full full_like new_zeros new_ones new_full fill
 zero arange linspace logspace eye tril triu cat stack flip roll repeat repeat_interleave index
 index_select gather scatter index_put _index_put_impl masked_fill masked_scatter where embedding
-randn rand randint randperm uniform normal bernoulli _unsafe_index _local_scalar_dense
+randn rand randint randperm rand_like randn_like uniform normal bernoulli _unsafe_index _local_scalar_dense
 view_as_real view_as_complex _conj _neg_view resolve_conj resolve_neg conj _reshape_alias
 unfold pad constant_pad_nd _pad_enum slice_scatter select_scatter diagonal_scatter as_strided_scatter
 set_ _has_compatible_shallow_copy_type nonzero masked_select sort_values one_hot scalar_tensor
@@ -279,7 +279,7 @@ _efficientzerotensor _to_dense tril_indices triu_indices squeeze_copy unsqueeze_
 permute_copy t_copy view_copy transpose_copy slice_copy split_copy select_copy _unsafe_view_copy
 alias_copy detach_copy clone_copy new_tensor tensor item is_nonzero isnan isinf isfinite bincount
 slice_backward select_backward unbind_backward index_select_backward narrow_backward
-histc unique _unique2 unique_consecutive searchsorted bucketize complex argsort sort_stable
+histc unique _unique2 unique_consecutive searchsorted bucketize complex argsort sort_stable diag_embed
 """.split()
 
 FORMULAS: dict[str, Formula] = {
@@ -323,7 +323,10 @@ class FlopCounter(TorchDispatchMode):
     """Count FLOPs of everything run inside `with FlopCounter() as c:`.
 
     c.total: FLOPs; c.by_op: FLOPs per aten op; c.unknown_ops: ops with no
-    formula that are not known to be free (their FLOPs are missing from total).
+    formula that are not known to be free (their FLOPs are missing from total);
+    c.bytes_moved: operand and result bytes of the counted ops, the traffic of an
+    implementation with no reuse across ops (the roofline's arithmetic intensity is
+    total / bytes_moved).
     """
 
     def __init__(self) -> None:
@@ -331,6 +334,7 @@ class FlopCounter(TorchDispatchMode):
         self.by_op: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
         self.unknown_ops: Counter[str] = Counter()
+        self.bytes_moved = 0
 
     @property
     def total(self) -> float:
@@ -344,6 +348,8 @@ class FlopCounter(TorchDispatchMode):
         if formula is not None:
             self.by_op[name] += formula(args, kwargs, out)
             self.calls[name] += 1
+            # ideal memory traffic of the op: every operand read once, every result written once
+            self.bytes_moved += _tensor_bytes(args) + _tensor_bytes(kwargs.values()) + _tensor_bytes(out)
         elif name not in FREE_SET:
             self.unknown_ops[name] += 1
         return out
@@ -359,6 +365,14 @@ def _canonical(func) -> str:
     if name.endswith("_") and name[:-1] in FORMULAS or name.endswith("_") and name[:-1] in FREE_SET:
         return name[:-1]
     return name
+
+
+def _tensor_bytes(x: Any) -> int:
+    if isinstance(x, torch.Tensor):
+        return x.numel() * x.element_size()
+    if isinstance(x, (tuple, list)) or type(x).__name__ == "dict_values":
+        return sum(_tensor_bytes(t) for t in x)
+    return 0
 
 
 def count_flops(fn: Callable[[], Any]) -> FlopCounter:

@@ -21,6 +21,7 @@ from effprof.measure.env import environment
 from effprof.measure.flops import FlopCounter
 from effprof.measure.fvcore_count import fvcore_flops
 from effprof.measure.memory import activation_bytes, peak_bytes
+from effprof.measure.roofline import machine_roofline
 from effprof.measure.timing import time_call
 from effprof.measure.workload import make_workload
 from effprof.mechanisms.base import state_nbytes
@@ -39,6 +40,7 @@ class Options:
     fvcore: bool = True
     memory: bool = True
     timing: bool = True
+    roofline: bool = True  # measure the machine's peak FLOP/s and bandwidth (once per process)
     seed: int = 0
 
 
@@ -117,6 +119,7 @@ def _base_record(spec, resolved: dict[str, Any], mode: str, threads: int, option
         "state_bytes": None,
         "params": None,
         "claims": applicable_claims(spec, resolved, mode),
+        "complexity": dict(spec.complexity),
         "status": "ok",
         "error": "",
         "seed": options.seed,
@@ -133,6 +136,9 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
         with FlopCounter() as counter:
             work.run()
         record["flops_counted"] = counter.total / work.per_call
+        record["bytes_moved"] = counter.bytes_moved / work.per_call
+        if counter.bytes_moved:
+            record["arithmetic_intensity"] = counter.total / counter.bytes_moved
         if counter.unknown_ops:
             record["uncounted_ops"] = ",".join(sorted(counter.unknown_ops))
     if options.fvcore:
@@ -172,6 +178,10 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
         record["time_noisy"] = timing.noisy
     if record.get("time_s") and record.get("flops_counted"):
         record["achieved_flops_per_s"] = record["flops_counted"] / record["time_s"]
+        if options.roofline:
+            peak, bandwidth = machine_roofline(config["device"], config["dtype"], threads)
+            record.update(peak_flops_per_s=peak, peak_bytes_per_s=bandwidth,
+                          fraction_of_peak=record["achieved_flops_per_s"] / peak)
 
 
 def _one_line(e: BaseException) -> str:

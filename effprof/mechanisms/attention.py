@@ -232,6 +232,7 @@ def _validate(config: dict[str, Any]) -> None:
         cost=softmax_attention_cost,
         validate=_validate,
         loop_impls=("tiled",),
+        complexity={"prefill": "O(N²d)", "train": "O(N²d)", "decode": "O(Nd) per token", "state": "O(N·g·d) KV cache"},
         test_overrides={"block_size": 8},
         claims=(
             Claim("flops", "seq_len", 2.0, "forward"),

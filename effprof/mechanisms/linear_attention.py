@@ -306,6 +306,7 @@ def _validate(config: dict[str, Any]) -> None:
         cost=linear_attention_cost,
         validate=_validate,
         loop_impls=("recurrent",),
+        complexity={"prefill": "O(N·D·d) (chunked: + O(N·C·D))", "train": "O(N·D·d)", "decode": "O(D·d) per token", "state": "O(D·d)"},
         test_overrides={"chunk_size": 8},
         claims=(
             Claim("flops", "seq_len", 1.0, "forward", {"impl": "chunked"}),

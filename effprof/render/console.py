@@ -114,3 +114,43 @@ def progress_bar(console, total: int):
 def point_label(record: dict[str, Any]) -> str:
     keys = ("impl", "seq_len", "d_model")
     return escape(f"{record['mechanism']} {record['mode']} " + " ".join(f"{k}={record[k]}" for k in keys if k in record))
+
+
+def crossovers_table(crossings: list[dict[str, Any]]) -> Table:
+    table = Table(title="crossovers: where one series becomes cheaper than the other (log-space interpolation)", title_justify="left")
+    for column in ("mode", "metric", "series A", "series B", "crossover", "cheaper below", "cheaper above"):
+        table.add_column(column, justify="right" if column == "crossover" else "left")
+    for c in crossings:
+        where = f"{c['axis']} ≈ {c['at']:.0f}" if c["at"] is not None else c["note"]
+        table.add_row(c["mode"], c["metric"], escape(c["a"]), escape(c["b"]), where, escape(str(c["cheaper_below"] or "")), escape(str(c["cheaper_above"] or "")))
+    return table
+
+
+def complexity_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="complexity: theory (from the specs) beside the measured exponent in seq_len", title_justify="left")
+    for column in ("mechanism", "prefill", "meas.", "train", "meas.", "decode / token", "meas.", "state", "meas."):
+        table.add_column(column, justify="right" if column == "meas." else "left")
+
+    def cell(row: dict[str, Any], part: str) -> str:
+        value, verdict = row.get(f"{part}_exponent"), row.get(f"{part}_verdict", "")
+        if not _number(value):
+            return "–"
+        style = VERDICT_STYLE.get(verdict, "")
+        return f"[{style}]{value:.2f}[/]" if style else f"{value:.2f}"
+
+    for r in rows:
+        table.add_row(escape(r["mechanism"]), escape(r["prefill"]), cell(r, "prefill"), escape(r["train"]), cell(r, "train"),
+                      escape(r["decode"]), cell(r, "decode"), escape(r["state"]), cell(r, "state"))
+    return table
+
+
+def baseline_table(diff) -> Table:
+    table = Table(title="against the baseline (time: beyond the runs' combined IQR, ≥ 5%; counts: beyond 0.5%)", title_justify="left")
+    for column in ("mechanism", "mode", "point", "metric", "old", "new", "new/old", "change"):
+        table.add_column(column, justify="right" if column in ("old", "new", "new/old") else "left")
+    style = {"worse": "bold red", "better": "bold green", "same": "dim"}
+    for r in diff.to_dict("records"):
+        unit = "time" if r["metric"].startswith("time") else ("bytes" if r["metric"].endswith("bytes") else "flops")
+        table.add_row(escape(r["mechanism"]), r["mode"], escape(r["point"]), r["metric"], human(r["old"], unit), human(r["new"], unit),
+                      f"{r['ratio']:.3f}", f"[{style[r['change']]}]{r['change']}[/]")
+    return table
