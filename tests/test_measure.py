@@ -139,7 +139,7 @@ def test_naive_attention_peak_memory_grows_quadratically_tiled_linearly():
 
 
 def test_a_failing_point_becomes_a_record():
-    record = measure_point("softmax_attention", "forward", {"seq_len": 16, "d_model": 16, "dtype": "float16"}, Options(max_time_s=0.01))
+    record = measure_point("softmax_attention", "forward", {"seq_len": 16, "d_model": 16, "dtype": "float16"}, Options(timing=False))
     assert record["status"] in ("ok", "error")  # fp16 on CPU works on recent torch; either way a record comes back
     assert "flops_analytic" in record
 

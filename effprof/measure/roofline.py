@@ -24,7 +24,7 @@ def machine_roofline(device: str, dtype: str, threads: int) -> tuple[float, floa
     """(peak FLOP/s, bandwidth bytes/s) of `device` in `dtype` with `threads` CPU threads."""
     kind = "cuda" if device.startswith("cuda") else "cpu"
     torch_dtype = getattr(torch, dtype)
-    n = MATMUL_SIZE[kind]
+    n = MATMUL_SIZE[kind] if kind == "cuda" or dtype == "float32" else MATMUL_SIZE[kind] // 2  # CPU half precision is slow
     a = torch.randn(n, n, device=device).to(torch_dtype)
     b = torch.randn(n, n, device=device).to(torch_dtype)
     matmul = time_call(lambda: a @ b, device, threads, max_time_s=0.5, warmup=1)
