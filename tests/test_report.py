@@ -64,3 +64,28 @@ def test_other_schema_is_refused(tmp_path):
     path.write_text(json.dumps({"mechanism": "m", "mode": "forward", "schema": 99}) + "\n")
     with pytest.raises(records.ResultsError, match="schema 99"):
         records.read(path)
+
+
+EVIL = ['<script>alert(1)</script>', '"><img src=x onerror=alert(2)>', "</script><script>alert(3)</script>"]
+
+
+def test_every_user_string_path_is_escaped():
+    """Mechanism / plugin names, config values (variants), error messages of failed points, baseline points,
+    MoE diagnostics and the command line: none reaches the page raw."""
+    from effprof.render.html import render_report
+
+    frames = []
+    for i, evil in enumerate(EVIL):
+        f = _frame(label=f"plugin{i}{evil}")
+        f["impl"] = f["impl"] + evil  # a config value, shown in variant labels, hover and the records table
+        f["family"] = "moe"
+        f["aux_loss"], f["z_loss"], f["dropped_fraction"], f["load_cv"] = 1.0, 0.1, 0.0, 0.2
+        f["expert_load"] = [[3, 4, 5]] * len(f)
+        f.loc[0, "status"] = "error"
+        f.loc[0, "error"] = f"RuntimeError: {evil}"
+        frames.append(f)
+    frame = pd.concat(frames, ignore_index=True)
+    html = render_report(frame, fit_frame(frame), command="effprof compare " + " ".join(EVIL), baseline=frame.copy())
+    for raw in ("<script>alert", "<img src=x", "</script><script>"):
+        assert raw not in html, raw
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, escaped
