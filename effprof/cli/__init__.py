@@ -83,7 +83,7 @@ def _load_plugins(
         load_plugin(target)
 
 
-from effprof.cli import analyse, inspect, measure  # noqa: E402,F401  (register the commands)
+from effprof.cli import analyse, check, inspect, measure  # noqa: E402,F401  (register the commands)
 
 
 def main() -> None:

@@ -1,0 +1,88 @@
+"""effprof check: a CI gate that measures scaling claims and exits 1 when one fails."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from effprof.cli import app
+from effprof.cli.measure import _writable
+from effprof.cli.options import JsonOpt, MaxTimeOpt, ThreadsOpt
+from effprof.cli.output import err, out, print_json
+
+
+@app.command("check")
+def check_command(
+    file: Annotated[Path | None, typer.Argument(help="check file (TOML); default: [tool.effprof.check] of ./pyproject.toml")] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="write JUnit XML here: one testcase per check")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="append the measured records here (a baseline for later runs)")] = None,
+    max_time: MaxTimeOpt = 0.5,
+    threads: ThreadsOpt = 0,
+    json_: JsonOpt = False,
+) -> None:
+    """Measure each claimed exponent, fit it and exit 1 when any claim (or a baseline comparison) fails.
+
+    Exit codes: 0 all checks hold, 1 a check failed, 2 a bad check file.
+    """
+    from effprof.check import github_annotations, junit_xml, load_checks, run_suite
+
+    suite = load_checks(file)
+    for path, what in ((junit, "--junit"), (output, "--output")):
+        if path is not None:
+            _writable(path, what)
+    results = _run_with_progress(suite, run_suite, threads, max_time, str(output) if output else None)
+    if json_:
+        print_json([r.to_dict() for r in results])
+    else:
+        out.print(_checks_table(results))
+    for r in results:
+        for note in r.notes:
+            err.print(f"note: {r.check.label}: {note}", markup=False, soft_wrap=True)
+        if r.verdict != "pass":
+            err.print(f"FAILED {r.check.source}: {r.message}", markup=False, soft_wrap=True)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in github_annotations(results):
+            (err if json_ else out).print(line, markup=False, highlight=False, soft_wrap=True)
+    if junit is not None:
+        junit.write_text(junit_xml(results), encoding="utf-8")
+    failed = sum(r.verdict != "pass" for r in results)
+    err.print(f"{len(results) - failed} of {len(results)} checks hold" + (f"; {failed} failed" if failed else ""))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _run_with_progress(suite, run_suite, threads: int, max_time: float, output: str | None):
+    from effprof.render.console import point_label, progress_bar
+
+    with progress_bar(err, sum(len(c.points) for c in suite.checks)) as bar:
+        task = bar.add_task("measuring", total=sum(len(c.points) for c in suite.checks))
+
+        def on_record(record) -> None:
+            bar.update(task, advance=1, description=point_label(record))
+
+        return run_suite(suite, threads, max_time, output, on_record)
+
+
+def _checks_table(results):
+    from rich.markup import escape
+    from rich.table import Table
+
+    from effprof.check import exponent_text, leading_text
+    from effprof.render.console import VERDICT_STYLE
+
+    table = Table(title="effprof check: claimed exponents (95% bootstrap CI; leading: dominant term of a·x^p + b·x)",
+                  title_justify="left")
+    numeric = ("exponent [CI]", "leading [CI]", "claimed", "tolerance")
+    for column in ("mechanism", "variant", "mode", "metric", "axis", *numeric, "verdict"):
+        table.add_column(column, justify="right" if column in numeric else "left", no_wrap=column != "variant",
+                         overflow="fold" if column == "variant" else "ellipsis")
+    for r in results:
+        c = r.check
+        measured = exponent_text(r.fit) if r.fit else r.error
+        verdict = f"[{VERDICT_STYLE.get(r.verdict, '')}]{r.verdict}[/]" + (" (regressed)" if r.regressions else "")
+        table.add_row(escape(c.mechanism), escape(c.variant), c.mode, c.metric, c.axis,
+                      escape(measured), leading_text(r.fit) or "–", f"{c.exponent:g}", f"{c.tolerance:g}", verdict)
+    return table
