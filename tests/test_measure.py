@@ -159,3 +159,23 @@ def test_determinism_same_config_same_figures_and_outputs():
     with torch.no_grad():
         assert torch.equal(a(x), b(x))
     assert not torch.equal(effprof.build("linear_attention", seed=1, **config).q_proj.weight, a.q_proj.weight)
+
+
+def test_time_by_layer_kind_accounts_each_kind():
+    from effprof.measure.harness import time_by_layer_kind
+
+    class Stack(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.big, self.small = torch.nn.Linear(512, 512), torch.nn.Linear(512, 8)
+
+        def layer_kinds(self):
+            return [("big", self.big), ("small", self.small)]
+
+        def forward(self, x):
+            return self.small(self.big(x))
+
+    stack, x = Stack(), torch.randn(256, 512)
+    times = time_by_layer_kind(stack, lambda: stack(x))
+    assert set(times) == {"big", "small"} and all(t > 0 for t in times.values())
+    assert times["big"] > times["small"]  # 64× the FLOPs

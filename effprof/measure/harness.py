@@ -101,7 +101,9 @@ def failed_record(name: str, mode: str, config: dict[str, Any], options: Options
 
 def _base_record(spec, resolved: dict[str, Any], mode: str, threads: int, options: Options) -> dict[str, Any]:
     cost = spec.cost(resolved, mode)
+    breakdown = {f"analytic_{k}": float(v) for k, v in cost.extra.items()}  # e.g. a stack's FLOPs by layer kind
     return {
+        **breakdown,
         "schema": SCHEMA_VERSION,
         "mechanism": spec.name,
         "family": spec.family,
@@ -159,16 +161,20 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
             record["tokens_per_pass"] = config["gen_len"] / record["forward_passes"]
     if work.state is not None:
         record["state_bytes"] = state_nbytes(work.state)
+        _state_breakdown(module, work.state, record)
     elif spec.causal:  # forward / train records carry the state a prefill of seq_len would leave
         with torch.no_grad():
             _, state = module.prefill(work.inputs[0].detach())
         record["state_bytes"] = state_nbytes(state)
+        _state_breakdown(module, state, record)
         del state
     if hasattr(module, "diagnostics"):
         if mode != "forward":
             with torch.no_grad():
                 module(work.inputs[0].detach())
         record.update(module.diagnostics())
+    if options.timing and hasattr(module, "layer_kinds") and mode == "forward":
+        record.update({f"time_s_{kind}": t for kind, t in time_by_layer_kind(module, work.run).items()})
     if options.timing:
         timing = time_call(work.run, config["device"], threads, options.max_time_s)
         record["time_s"] = timing.median_s / work.per_call
@@ -182,6 +188,52 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
             peak, bandwidth = machine_roofline(config["device"], config["dtype"], threads)
             record.update(peak_flops_per_s=peak, peak_bytes_per_s=bandwidth,
                           fraction_of_peak=record["achieved_flops_per_s"] / peak)
+
+
+def _state_breakdown(module, state, record: dict[str, Any]) -> None:
+    """A stack's decode state by layer kind (KV cache, SSM state, ...) as state_bytes_<kind> fields."""
+    if hasattr(module, "state_breakdown"):
+        record.update({f"state_bytes_{kind}": int(n) for kind, n in module.state_breakdown(state).items()})
+
+
+def time_by_layer_kind(module, run, repeats: int = 5) -> dict[str, float]:
+    """Median forward time spent in each kind of layer of a stack (module.layer_kinds(): [(kind, submodule)]).
+
+    Measured with forward hooks on a separate pass (never during the main timing); the
+    hooks synchronise CUDA so each layer's time is its own.
+    """
+    import statistics
+    import time as clock
+
+    totals: dict[str, list[float]] = {}
+    current: dict[str, float] = {}
+    starts: dict[int, float] = {}
+    handles = []
+    sync = torch.cuda.synchronize if next(module.parameters()).is_cuda else (lambda: None)
+
+    def pre(layer, _inputs):
+        sync()
+        starts[id(layer)] = clock.perf_counter()
+
+    def post_for(kind: str):
+        def post(layer, _inputs, _output):
+            sync()
+            current[kind] = current.get(kind, 0.0) + clock.perf_counter() - starts.pop(id(layer))
+        return post
+
+    for kind, layer in module.layer_kinds():
+        handles.append(layer.register_forward_pre_hook(pre))
+        handles.append(layer.register_forward_hook(post_for(kind)))
+    try:
+        for _ in range(repeats):
+            current.clear()
+            run()
+            for kind, t in current.items():
+                totals.setdefault(kind, []).append(t)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {kind: statistics.median(ts) for kind, ts in totals.items()}
 
 
 def _one_line(e: BaseException) -> str:

@@ -9,8 +9,10 @@
            measured), generate gen_len tokens with step(); figures are divided
            by gen_len. step() is functional, so every call replays the same steps.
            A generative model with its own sampler (spec.generates: diffusion LMs)
-           instead runs module.generate(x, gen_len) -> GenerateResult from a prompt
-           of seq_len tokens, reseeded on each call so every call does the same work.
+           instead runs module.generate(context, gen_len) -> dict, where context =
+           module.prepare(x) is the prompt's prefill (its KV cache, its token ids),
+           made once and not measured, like the prefill above; generate is reseeded
+           on each call so every call does the same work.
 
 Inputs are drawn with a fixed seed.
 """
@@ -63,15 +65,15 @@ def make_workload(module: torch.nn.Module, config: dict[str, Any], mode: str, se
     if mode == "decode" and hasattr(module, "generate"):
         module.eval()
         steps = config["gen_len"]
+        with torch.no_grad():  # the prompt's prefill (KV cache, prompt ids) is made once and not measured
+            context = module.prepare(x) if hasattr(module, "prepare") else x
 
         def run_generate() -> Any:
             torch.manual_seed(seed)
             with torch.no_grad():
-                return module.generate(x, steps)
+                return module.generate(context, steps)
 
-        with torch.no_grad():
-            torch.manual_seed(seed)
-            first = module.generate(x, steps)
+        first = run_generate()
         return Workload(run_generate, steps, state=first.get("state"), inputs=(x,), info=first)
     if mode == "decode":
         module.eval()
