@@ -1,0 +1,74 @@
+"""Cost models of the shared sparse machinery (core.py), op by op, in the FLOP convention of analytic.py.
+
+A plan's attention is described by its query grid (G groups of r queries, b·h of them) and its
+parts, each (kind, L): the model counts the gathered score and value products, the one softmax
+over ΣL, the sum of the parts, and what autograd runs backward (two products per matmul, a
+scatter-add per gather, one add per extra use of q, k or v).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from effprof.analytic import Tally
+
+PartShape = tuple[str, int]  # (kind, width L)
+
+
+def projections(t: Tally, config: dict[str, Any], tokens: int, shared_qk: bool = False) -> None:
+    """Q (K) V O projections, q·1/√d, and shared-QK's k = q / ‖q‖."""
+    dm, h, d = config["d_model"], config["n_heads"], config["head_dim"]
+    inner = h * d
+    t.linear(tokens, dm, inner)  # Q
+    if not shared_qk:
+        t.linear(tokens, dm, inner)  # K
+    t.linear(tokens, dm, inner)  # V
+    t.linear(tokens, inner, dm)  # O
+    t.add(0, (1 if shared_qk else 2) * tokens * dm)  # dx: the input's gradients through Q, (K,) V are summed
+    t.elementwise(tokens * inner)  # q · 1/√d
+    if shared_qk:
+        t.add(2 * tokens * inner, 0)  # ‖q‖: square and sum per element
+        t.elementwise(tokens * inner, 1, 0)  # q / ‖q‖
+        # backward of q / ‖q‖ as autograd runs it: div (4), mul (2), sum, neg, the two paths into q summed
+        # (9 per element), and a zero-norm check per row
+        t.add(0, 9 * tokens * inner + tokens * h)
+        t.add(0, tokens * inner)  # q's gradients through the scores and through the keys are summed
+
+
+def gathered_numel(kind: str, groups: float, rows: int, width: int) -> float:
+    """Distinct gathered (key or value) rows per (b, h) for one part."""
+    return {"shared": width, "group": groups * width, "row": groups * rows * width}[kind]
+
+
+def attend_cost(t: Tally, config: dict[str, Any], groups: float, rows: int, parts: Sequence[PartShape],
+                length: int, bias_parts: int = 0, with_lse: bool = False, query_gathered: bool = False) -> None:
+    """core.attend over (b·h) × G × r queries; `length` n' is the padded token count of k and v."""
+    bh, d = config["batch"] * config["n_heads"], config["head_dim"]
+    queries = bh * groups * rows
+    total = sum(width for _, width in parts)
+    for kind, width in parts:
+        t.add(bh + bh * gathered_numel(kind, groups, rows, width), 0)  # row numbers: head offset + position
+        t.matmul(queries, 1, d, width)  # scores q·K_partᵀ
+        t.matmul(queries, 1, width, d)  # weights · V_part
+        t.add(0, 2 * bh * gathered_numel(kind, groups, rows, width) * d)  # gather backward: index-add into K and V
+    t.add(bias_parts and queries * sum(w for _, w in parts[:bias_parts]), 0)  # + bias
+    t.softmax(queries * total)
+    t.elementwise(queries * d * (len(parts) - 1), 1, 0)  # Σ over parts
+    extra = len(parts) - 1
+    t.add(0, queries * d * extra)  # q's gradients from each part are summed
+    t.add(0, 2 * bh * length * d * extra)  # k's and v's gradients from each part are summed
+    if with_lse:
+        t.add(3 * queries * total, 4 * queries * total)  # logsumexp; backward exp(s − lse)·g, summed into dS
+    if query_gathered:
+        t.add(bh + queries, 0)  # the query rows
+        t.add(0, queries * d)  # the query gather's backward (index-add)
+
+
+def masked_cost(t: Tally, config: dict[str, Any], n: int, heads_rows: float | None = None) -> None:
+    """core.masked_attention: dense (n × n) scores, softmax and P V for b·h heads."""
+    bh, d = config["batch"] * config["n_heads"], config["head_dim"]
+    rows = heads_rows if heads_rows is not None else bh
+    t.matmul(rows, n, d, n)  # S = Q Kᵀ
+    t.softmax(rows * n * n)
+    t.matmul(rows, n, n, d)  # P V

@@ -1,0 +1,177 @@
+"""Longformer: sliding-window attention plus global tokens (Beltagy et al. 2020).
+
+The first g positions are global: they attend to every position and every position attends
+to them. Causally that reads
+
+    P_i = { j ≤ i : i − j < w }  ∪  { j ≤ i : j < g }
+    o_i = Σ_{j ∈ P_i} exp(q_iᵀk_j / √d) v_j / Σ_{j ∈ P_i} exp(q_iᵀk_j / √d)
+
+(a global query i < g attends all j ≤ i, which are all global). The paper gives global
+attention its own projections Q_g, K_g, V_g; here one set of projections serves both, so the
+layer is one softmax over P_i.
+
+Glossary: b batch, n seq_len, h n_heads, d head_dim, w window, g n_global, B block_size.
+
+Forms (config `impl`), the same function:
+- masked: dense n×n scores, −∞ outside P_i (the reference).
+- blocked: blocks of B queries gather their band of w + B − 1 keys (as sliding_window) plus
+  one shared list of the g global keys, masked where the band already holds them; one softmax
+  over both. O(n·(w + B + g)·d): linear in n.
+
+Decode keeps the last w − 1 keys and the g global keys: O((w + g)·d) state, whatever n.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from effprof.analytic import Tally, dtype_bytes, mean_over_decode
+from effprof.mechanisms.sparse.core import (
+    Layout,
+    SparseAttention,
+    StaticPart,
+    masked_attention,
+    pad_tokens,
+    padded,
+    pattern_lists,
+    plan_pairs,
+    run_plan,
+    static_plan,
+    static_tensor,
+)
+from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections
+from effprof.mechanisms.sparse.sliding_window import window_plan
+from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+
+IMPLS = ("masked", "blocked")
+
+
+def longformer_plan(n: int, window: int, n_global: int, block: int) -> tuple[Layout, list[StaticPart]]:
+    layout, parts = window_plan(n, window, 1, block)
+    g = min(n_global, n)
+    if g:
+        queries = layout.positions()[:, :, None]  # (G, B, 1)
+        keys = np.arange(g)  # (g,)
+        covered = (keys > queries) | (queries - keys < window)  # future, or already in the band
+        parts.append(StaticPart("shared", keys, covered))
+    return layout, parts
+
+
+def longformer_blocked(n: int, window: int, n_global: int) -> np.ndarray:
+    """Dense (n, n) mask of the reference: True where query i does not attend key j."""
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    return (j > i) | ((i - j >= window) & (j >= n_global))
+
+
+class LongformerAttention(SparseAttention):
+    def __init__(self, config: dict[str, Any]):
+        super().__init__(config)
+        self.window, self.n_global, self.block_size = config["window"], config["n_global"], config["block_size"]
+
+    def plan(self, n: int, device: torch.device):
+        return static_plan(longformer_plan, n, self.window, self.n_global, self.block_size, device=device)
+
+    def masked(self, q, k, v):
+        blocked = static_tensor(longformer_blocked, q.shape[2], self.window, self.n_global, device=q.device)
+        return masked_attention(q, k, v, blocked)
+
+    def fast(self, q, k, v):
+        n = q.shape[2]
+        plan = self.plan(n, q.device)
+        length = plan.layout.length
+        return run_plan(plan, pad_tokens(q, length), pad_tokens(k, length), pad_tokens(v, length))[:, :, :n]
+
+    def pairs(self, q, k):
+        return plan_pairs(self.plan(q.shape[2], q.device), q.shape[2])
+
+    # decode: the last w − 1 keys, the global keys, and the position
+    def init_state(self, batch: int) -> dict[str, torch.Tensor]:
+        empty = self.v_proj.weight.new_zeros(batch, self.n_heads, 0, self.head_dim)
+        return {"key": empty, "value": empty.clone(), "global_key": empty.clone(), "global_value": empty.clone(),
+                "position": torch.zeros((), dtype=torch.long, device=empty.device)}
+
+    def cache(self, q, k, v) -> dict[str, torch.Tensor]:
+        n = k.shape[2]
+        keep, g = min(self.window - 1, n), min(self.n_global, n)
+        return {"key": k[:, :, n - keep:].clone(), "value": v[:, :, n - keep:].clone(),
+                "global_key": k[:, :, :g].clone(), "global_value": v[:, :, :g].clone(),
+                "position": torch.tensor(n, device=k.device)}
+
+    def step(self, x_t: torch.Tensor, state: dict[str, torch.Tensor]):
+        q, k_t, v_t = self.project(x_t)  # (b, h, 1, d)
+        t = int(state["position"])
+        k = torch.cat([state["key"], k_t], dim=2)  # the band: positions t − w + 1 … t
+        v = torch.cat([state["value"], v_t], dim=2)
+        far = max(0, min(self.n_global, t - self.window + 1))  # global keys left of the band
+        keys = torch.cat([state["global_key"][:, :, :far], k], dim=2)
+        values = torch.cat([state["global_value"][:, :, :far], v], dim=2)
+        o = torch.softmax(q @ keys.transpose(-2, -1), dim=-1) @ values  # (b, h, 1, d)
+        keep = min(self.window - 1, k.shape[2])
+        global_key, global_value = state["global_key"], state["global_value"]
+        if t < self.n_global:
+            global_key, global_value = torch.cat([global_key, k_t], dim=2), torch.cat([global_value, v_t], dim=2)
+        return self.output(o), {"key": k[:, :, k.shape[2] - keep:].clone(), "value": v[:, :, v.shape[2] - keep:].clone(),
+                                "global_key": global_key, "global_value": global_value,
+                                "position": state["position"] + 1}
+
+
+# ----------------------------------------------------------------------------- cost model
+
+
+def longformer_cost(config: dict[str, Any], mode: str) -> Cost:
+    b, n, h, d = config["batch"], config["seq_len"], config["n_heads"], config["head_dim"]
+    w, g, B = config["window"], config["n_global"], config["block_size"]
+    state_bytes = 2 * b * h * (min(w - 1, n) + min(g, n)) * d * dtype_bytes(config) + 8  # + the position
+    if mode == "decode":
+
+        def per_token(context: int) -> float:
+            position = context - 1
+            keys = min(w, context) + max(0, min(g, position - w + 1))
+            t = Tally()
+            projections(t, config, b)
+            t.matmul(b * h, 1, d, keys)
+            t.softmax(b * h * keys)
+            t.matmul(b * h, 1, keys, d)
+            t.elementwise(1)  # position + 1
+            return t.forward
+
+        return Cost(mean_over_decode(config, per_token), state_bytes)
+    t = Tally()
+    projections(t, config, b * n)
+    if config["impl"] == "masked":
+        masked_cost(t, config, n)
+    else:
+        length = padded(n, B)
+        parts = [("group", w + B - 1)] + ([("shared", min(g, n))] if g else [])
+        attend_cost(t, config, length // B, B, parts, length)
+    return Cost(t.total(mode), state_bytes)
+
+
+@register(
+    MechanismSpec(
+        name="longformer",
+        family="sparse",
+        summary="Longformer: causal sliding window plus n_global global tokens, blocked band + shared global keys",
+        paper=Paper("Longformer: The Long-Document Transformer", 2020, "2004.05150"),
+        causal=True,
+        defaults={"n_heads": 2, "head_dim": None, "impl": "blocked", "window": 64, "n_global": 16, "block_size": 32},
+        choices={"impl": IMPLS},
+        cost=longformer_cost,
+        pattern=lambda config: pattern_lists("longformer", config),
+        test_overrides={"window": 5, "n_global": 3, "block_size": 4},
+        claims=(
+            Claim("flops", "seq_len", 1.0, "forward", {"impl": "blocked"}),
+            Claim("flops", "seq_len", 1.0, "train", {"impl": "blocked"}),
+            Claim("peak_bytes", "seq_len", 1.0, "forward", {"impl": "blocked"}),
+            Claim("flops", "seq_len", 2.0, "forward", {"impl": "masked"}),
+            Claim("peak_bytes", "seq_len", 2.0, "forward", {"impl": "masked"}),
+            Claim("state_bytes", "seq_len", 0.0, "decode"),
+            Claim("flops", "seq_len", 0.0, "decode"),
+        ),
+    )
+)
+def build_longformer(config: dict[str, Any]) -> LongformerAttention:
+    return LongformerAttention(config)

@@ -1,0 +1,181 @@
+"""Sliding-window (local) attention, with a dilated variant (Beltagy et al. 2020, "Longformer", §3.1).
+
+Each query attends the `window` most recent keys, itself included, spaced `dilation` apart:
+
+    P_i = { i − δ·u : 0 ≤ u < w,  i − δ·u ≥ 0 }
+    o_i = Σ_{j ∈ P_i} exp(q_iᵀk_j / √d) v_j / Σ_{j ∈ P_i} exp(q_iᵀk_j / √d)
+
+The receptive field is δ·(w − 1) + 1 tokens; stacking layers grows it linearly.
+
+Glossary: b batch, n seq_len, h n_heads, d head_dim, w window, δ dilation, B block_size
+(queries per block of the blocked form).
+
+Forms (config `impl`), the same function:
+- masked: dense n×n scores, −∞ outside P_i (the reference; O(n²·d)).
+- blocked: positions are split into δ residue classes (i mod δ), each a plain sliding window
+  over its n/δ tokens; within a class, each block of B queries gathers the band of
+  w + B − 1 keys that covers it, and a (B × (w + B − 1)) mask keeps each query's own w.
+  O(n·(w + B)·d) FLOPs and memory: linear in n, linear in w.
+
+Decode keeps the last δ·(w − 1) keys and values, whatever n: state O(δ·w·d), step O(w·d).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from effprof.analytic import Tally, dtype_bytes, mean_over_decode
+from effprof.config import ConfigError
+from effprof.mechanisms.sparse.core import (
+    Layout,
+    SparseAttention,
+    StaticPart,
+    masked_attention,
+    pad_tokens,
+    padded,
+    pattern_lists,
+    plan_pairs,
+    run_plan,
+    static_plan,
+    static_tensor,
+)
+from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections
+from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+
+IMPLS = ("masked", "blocked")
+
+
+def window_plan(n: int, window: int, dilation: int, block: int) -> tuple[Layout, list[StaticPart]]:
+    """Query blocks of B within each residue class; each gathers the band of w + B − 1 keys that covers it."""
+    w, δ, B = window, dilation, block
+    length = padded(n, δ * B)
+    blocks = length // (δ * B)
+    L = w + B - 1
+    u_query = np.arange(blocks)[:, None] * B + np.arange(B)  # (blocks, B) index within the residue class
+    u_key = np.arange(blocks)[:, None] * B - (w - 1) + np.arange(L)  # (blocks, L)
+    lag = u_query[:, :, None] - u_key[:, None, :]  # (blocks, B, L): i − j in steps of δ
+    blocked = (lag < 0) | (lag >= w) | (u_key[:, None, :] < 0)
+    residue = np.arange(δ)[:, None, None]
+    index = (residue + δ * u_key[None]).reshape(δ * blocks, L)  # (G, L) key positions
+    blocked = np.broadcast_to(blocked[None], (δ, blocks, B, L)).reshape(δ * blocks, B, L)
+    return Layout(length, B, δ), [StaticPart("group", index, blocked)]
+
+
+def window_blocked(n: int, window: int, dilation: int) -> np.ndarray:
+    """Dense (n, n) mask of the reference: True where query i does not attend key j."""
+    lag = np.arange(n)[:, None] - np.arange(n)[None, :]
+    return (lag < 0) | (lag % dilation != 0) | (lag // dilation >= window)
+
+
+class SlidingWindowAttention(SparseAttention):
+    def __init__(self, config: dict[str, Any]):
+        super().__init__(config)
+        self.window, self.dilation, self.block_size = config["window"], config["dilation"], config["block_size"]
+
+    def plan(self, n: int, device: torch.device):
+        return static_plan(window_plan, n, self.window, self.dilation, self.block_size, device=device)
+
+    def masked(self, q, k, v):
+        blocked = static_tensor(window_blocked, q.shape[2], self.window, self.dilation, device=q.device)
+        return masked_attention(q, k, v, blocked)
+
+    def fast(self, q, k, v):
+        n = q.shape[2]
+        plan = self.plan(n, q.device)
+        length = plan.layout.length
+        o = run_plan(plan, pad_tokens(q, length), pad_tokens(k, length), pad_tokens(v, length))
+        return o[:, :, :n]
+
+    def pairs(self, q, k):
+        n = q.shape[2]
+        return plan_pairs(self.plan(n, q.device), n)
+
+    # decode: the last δ·(w − 1) keys and values
+    @property
+    def memory(self) -> int:
+        return self.dilation * (self.window - 1)
+
+    def init_state(self, batch: int) -> dict[str, torch.Tensor]:
+        empty = self.v_proj.weight.new_zeros(batch, self.n_heads, 0, self.head_dim)
+        return {"key": empty, "value": empty.clone()}
+
+    def cache(self, q, k, v) -> dict[str, torch.Tensor]:
+        keep = min(self.memory, k.shape[2])
+        return {"key": k[:, :, k.shape[2] - keep:].clone(), "value": v[:, :, v.shape[2] - keep:].clone()}
+
+    def step(self, x_t: torch.Tensor, state: dict[str, torch.Tensor]):
+        q, k_t, v_t = self.project(x_t)  # (b, h, 1, d)
+        k = torch.cat([state["key"], k_t], dim=2)  # (b, h, m + 1, d): positions t − m … t
+        v = torch.cat([state["value"], v_t], dim=2)
+        first = (k.shape[2] - 1) % self.dilation  # keys t − δ·u
+        s = q @ k[:, :, first::self.dilation].transpose(-2, -1)  # (b, h, 1, ≤ w)
+        o = torch.softmax(s, dim=-1) @ v[:, :, first::self.dilation]
+        keep = min(self.memory, k.shape[2])
+        return self.output(o), {"key": k[:, :, k.shape[2] - keep:].clone(), "value": v[:, :, v.shape[2] - keep:].clone()}
+
+
+# ----------------------------------------------------------------------------- cost model
+
+
+def sliding_window_cost(config: dict[str, Any], mode: str) -> Cost:
+    b, n, h, d = config["batch"], config["seq_len"], config["n_heads"], config["head_dim"]
+    w, δ, B = config["window"], config["dilation"], config["block_size"]
+    memory = δ * (w - 1)
+    state_bytes = 2 * b * h * min(memory, n) * d * dtype_bytes(config)
+    if mode == "decode":
+
+        def per_token(context: int) -> float:
+            t = Tally()
+            projections(t, config, b)
+            keys = min(w, (context - 1) // δ + 1)
+            t.matmul(b * h, 1, d, keys)
+            t.softmax(b * h * keys)
+            t.matmul(b * h, 1, keys, d)
+            return t.forward
+
+        return Cost(mean_over_decode(config, per_token), state_bytes)
+    t = Tally()
+    projections(t, config, b * n)
+    if config["impl"] == "masked":
+        masked_cost(t, config, n)
+    else:
+        length = padded(n, δ * B)
+        attend_cost(t, config, length // B, B, [("group", w + B - 1)], length)
+    return Cost(t.total(mode), state_bytes)
+
+
+def _validate(config: dict[str, Any]) -> None:
+    if config["window"] > 1 << 16:
+        raise ConfigError(f"window={config['window']} is too large; at most 65536")
+
+
+@register(
+    MechanismSpec(
+        name="sliding_window",
+        family="sparse",
+        summary="Causal local attention over the last `window` keys (dilated by `dilation`), blocked band form",
+        paper=Paper("Longformer: The Long-Document Transformer", 2020, "2004.05150"),
+        causal=True,
+        defaults={"n_heads": 2, "head_dim": None, "impl": "blocked", "window": 64, "dilation": 1, "block_size": 32},
+        choices={"impl": IMPLS},
+        cost=sliding_window_cost,
+        validate=_validate,
+        pattern=lambda config: pattern_lists("sliding_window", config),
+        test_overrides={"window": 5, "dilation": 2, "block_size": 4},
+        claims=(
+            Claim("flops", "seq_len", 1.0, "forward", {"impl": "blocked"}),
+            Claim("flops", "seq_len", 1.0, "train", {"impl": "blocked"}),
+            Claim("flops", "window", 1.0, "forward", {"impl": "blocked"}),
+            Claim("peak_bytes", "seq_len", 1.0, "forward", {"impl": "blocked"}),
+            Claim("flops", "seq_len", 2.0, "forward", {"impl": "masked"}),
+            Claim("peak_bytes", "seq_len", 2.0, "forward", {"impl": "masked"}),
+            Claim("state_bytes", "seq_len", 0.0, "decode"),
+            Claim("flops", "seq_len", 0.0, "decode"),
+        ),
+    )
+)
+def build_sliding_window(config: dict[str, Any]) -> SlidingWindowAttention:
+    return SlidingWindowAttention(config)
