@@ -28,14 +28,17 @@ def pattern_panels(frame: "pandas.DataFrame") -> list[dict[str, Any]]:
     """Attention-pattern heatmaps (as HTML divs) for the sparse mechanisms in `frame`, at small n."""
     try:
         from effprof.mechanisms.sparse.pattern import pattern_data
-        from effprof.render.patterns import pattern_div
+        from effprof.render.patterns import pattern_figure
     except ImportError:
         return []
     panels = []
     sparse = frame[frame["family"] == "sparse"] if "family" in frame.columns else frame.iloc[0:0]
     for name in dict.fromkeys(sparse["mechanism"]):
+        if name not in list_mechanisms():
+            continue  # results from a plugin or another effprof version
         data = pattern_data(name, seq_len=PATTERN_SEQ_LEN)
-        panels.append({"name": name, "n": data["n"], "density": data["density"], "div": pattern_div(data)})
+        div = pattern_figure(data).to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+        panels.append({"name": name, "n": data["n"], "density": data["density"], "div": div})
     return panels
 
 

@@ -63,7 +63,7 @@ for _name, _type, _doc, _positive in [
     ("capacity_factor", float, "expert capacity multiplier; <= 0 means no limit", False),
     ("d_ff", int, "hidden width of a feed-forward network", True),
     ("n_layers", int, "layers in a stack", True),
-    ("pattern", str, "layer pattern of a hybrid stack", True),
+    ("pattern", str, "layer pattern of a hybrid stack; strided|fixed for sparse_transformer", True),
     ("diffusion_steps", int, "reverse diffusion steps", True),
     ("block_len", int, "tokens per block in block diffusion", True),
     ("gen_len", int, "tokens generated in decode mode", True),

@@ -11,12 +11,14 @@ For each mechanism, variant, mode, metric and swept axis with at least three siz
     local     = slope between each pair of consecutive sizes
     analytic_exponent = the same fit on the cost model's FLOPs (flops only): what theory gives
                 at these very sizes, lower-order terms included
-    leading_exponent = p of the two-term model y = a·x^p + b·x (a, b ≥ 0) fitted to all sizes, with
-                its own bootstrap interval: the exponent of the dominant term once the part linear in
-                the axis is separated out. Sequence mixers pay projections linear in seq_len (8·n·d²
+    leading_exponent = p of the two-term model y = a·x^p + b·x^q (a, b ≥ 0) fitted to all sizes, with
+                its own bootstrap interval: the exponent of the dominant term once the next lower
+                term is separated out. Sequence mixers pay projections linear in seq_len (8·n·d²
                 for attention) beside their mixing term (2·n²·d), so at n ≈ d the raw slope of an
-                O(n²) mechanism is still ≈ 1.8; the leading exponent recovers the 2. Only fitted
-                when the raw slope exceeds 1 + 0.05 (below that there is no super-linear term to separate).
+                O(n²) mechanism is still ≈ 1.8: with q = 1 the leading exponent recovers the 2.
+                Likewise a decode step costs a constant (projections, FFN) plus attention over the
+                n cached keys: with q = 0 the leading exponent recovers the 1. q = 1 when the raw
+                slope exceeds 1.05, q = 0 when it lies in (0.05, 1.05]; not fitted below.
     verdict   = pass when the claimed exponent lies in [ci_low − tol, ci_high + tol] of the raw
                 exponent or of the leading exponent, fail otherwise, no-claim when nothing is claimed
 
@@ -128,14 +130,11 @@ def _claim_for(rows: pd.DataFrame, metric: str, axis: str) -> tuple[float, float
     return None
 
 
-P_GRID = np.linspace(1.0, 4.0, 601)  # candidate leading exponents, step 0.005
-
-
-def _two_term_losses(x: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """For each p: min over a, b ≥ 0 of Σ((a·x^p + b·x − y)/y)², vectorised over p."""
+def _two_term_losses(x: np.ndarray, y: np.ndarray, p: np.ndarray, q: float) -> np.ndarray:
+    """For each p: min over a, b ≥ 0 of Σ((a·x^p + b·x^q − y)/y)², vectorised over p."""
     s = x / x.max()  # conditioning
     u = (s[None, :] ** p[:, None]) / y[None, :]  # (P, n) column of a, relative units
-    v = np.broadcast_to(s / y, u.shape)  # column of b
+    v = np.broadcast_to(s**q / y, u.shape)  # column of b
     uu, vv, uv = (u * u).sum(1), (v * v).sum(1), (u * v).sum(1)
     uy, vy = u.sum(1), v.sum(1)  # target is all ones
     det = uu * vv - uv * uv
@@ -153,16 +152,26 @@ def _two_term_losses(x: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.minimum(both, np.minimum(only_a, only_b))
 
 
-def leading_exponent(x: np.ndarray, y: np.ndarray) -> float:
-    """p of y ≈ a·x^p + b·x with a, b ≥ 0, least squares in relative error, p in [1, 4]."""
-    coarse = P_GRID[np.argmin(_two_term_losses(x, y, P_GRID))]
-    fine = np.linspace(max(1.0, coarse - 0.005), min(4.0, coarse + 0.005), 51)
-    return float(fine[np.argmin(_two_term_losses(x, y, fine))])
+def lower_term(raw_slope: float) -> float | None:
+    """The exponent q of the term a leading fit separates out, or None when there is nothing to separate."""
+    if raw_slope > 1.05:
+        return 1.0
+    if raw_slope > 0.05:
+        return 0.0
+    return None
 
 
-def leading_fit(x: np.ndarray, y: np.ndarray, spread: np.ndarray | None, seed: int = 0) -> tuple[float, float, float]:
+def leading_exponent(x: np.ndarray, y: np.ndarray, q: float = 1.0) -> float:
+    """p of y ≈ a·x^p + b·x^q with a, b ≥ 0, least squares in relative error, p in (q, q + 3]."""
+    grid = np.linspace(q + 0.005, q + 3.0, 600)
+    coarse = grid[np.argmin(_two_term_losses(x, y, grid, q))]
+    fine = np.linspace(max(grid[0], coarse - 0.005), min(grid[-1], coarse + 0.005), 51)
+    return float(fine[np.argmin(_two_term_losses(x, y, fine, q))])
+
+
+def leading_fit(x: np.ndarray, y: np.ndarray, spread: np.ndarray | None, q: float = 1.0, seed: int = 0) -> tuple[float, float, float]:
     """(p, ci_low, ci_high) of the two-term model; the interval from resampled points."""
-    p = leading_exponent(x, y)
+    p = leading_exponent(x, y, q)
     rng = np.random.default_rng(seed)
     samples = []
     for _ in range(LEADING_BOOTSTRAP):
@@ -170,7 +179,7 @@ def leading_fit(x: np.ndarray, y: np.ndarray, spread: np.ndarray | None, seed: i
         if len(np.unique(x[idx])) < 3:
             continue
         yy = y[idx] * np.exp(rng.normal(0.0, spread[idx])) if spread is not None else y[idx]
-        samples.append(leading_exponent(x[idx], yy))
+        samples.append(leading_exponent(x[idx], yy, q))
     if len(samples) < 20:
         return p, math.nan, math.nan
     low, high = np.percentile(samples, [2.5, 97.5])
@@ -186,8 +195,9 @@ def fit_series(x: np.ndarray, y: np.ndarray, spread: np.ndarray | None, log_powe
     local = [float(math.log(y_fit[i + 1] / y_fit[i]) / math.log(x[i + 1] / x[i])) for i in range(len(x) - 1)]
     fit = {"exponent": slope, "ci_low": ci_low, "ci_high": ci_high, "r2": r2, "local": local,
            "leading_exponent": None, "leading_ci_low": None, "leading_ci_high": None}
-    if slope > 1.05 and len(x) >= 3:
-        p, low, high = leading_fit(x, y_fit, spread)
+    q = lower_term(slope)
+    if q is not None and len(x) >= 3:
+        p, low, high = leading_fit(x, y_fit, spread, q)
         fit.update(leading_exponent=p, leading_ci_low=low, leading_ci_high=high)
     return fit
 

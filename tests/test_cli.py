@@ -159,3 +159,11 @@ def test_python_module_entry_point():
 
     done = subprocess.run([sys.executable, "-m", "effprof", "list", "--json"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and json.loads(done.stdout)
+
+
+def test_patterns_command(tmp_path):
+    out = tmp_path / "p.html"
+    result = invoke("patterns", "sliding_window", "--param", "window=16", "--seq-len", "512", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "density" in result.output and out.exists()
+    assert_bad_input(invoke("patterns", "softmax_attention", "-o", str(out)), "no attention pattern")

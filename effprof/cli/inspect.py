@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect as pyinspect
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -10,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from effprof.cli import BadInput, app
-from effprof.cli.options import JsonOpt
+from effprof.cli.options import JsonOpt, ParamOpt
 from effprof.cli.output import out, print_json
 
 
@@ -87,3 +88,26 @@ def explain_command(
         log = f" · log({c.axis})^{c.log_power:g}" if c.log_power else ""
         claims.add_row(c.metric, f"{c.axis}^{c.exponent:g}{log}", c.mode, escape(", ".join(f"{k}={v}" for k, v in (c.where or {}).items())))
     out.print(claims)
+
+
+@app.command("patterns")
+def patterns_command(
+    name: Annotated[str, typer.Argument(help="a sparse mechanism (see effprof list --family sparse)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")],
+    param: ParamOpt = None,
+    seq_len: Annotated[Optional[str], typer.Option("--seq-len", help="tokens (at most 32768); default 256")] = None,
+) -> None:
+    """Render a sparse mechanism's attention pattern (which keys each query attends) as a heatmap with its density."""
+    from effprof.cli.options import parse_params
+    from effprof.mechanisms.sparse.pattern import pattern_data
+    from effprof.render.patterns import write_pattern_html
+
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise BadInput(f"--output {str(output)!r} must end in .html")
+    config = parse_params(param)
+    config["seq_len"] = seq_len or config.get("seq_len", "256")
+    data = pattern_data(name, **config)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    path = write_pattern_html(data, str(output))
+    out.print(f"{escape(name)}: {data['pairs']} (query, key) pairs at n={data['n']}, density {data['density']:.4f} of the causal triangle")
+    out.print(f"pattern: {escape(path)}")
