@@ -117,6 +117,7 @@ def ar_cost(config: dict[str, Any], mode: str) -> Cost:
 @register(
     MechanismSpec(
         name="ar_baseline",
+        complexity={"prefill": "O(N²·d + N·d²)", "train": "O(N²·d + N·d²)", "decode": "O(N·d) per token", "state": "O(N·d) KV cache"},
         family="diffusion",
         summary="Autoregressive baseline: the diffusion denoiser as a causal LM, token-by-token decoding with a KV cache",
         paper=Paper("Language Models are Few-Shot Learners", 2020, "2005.14165"),

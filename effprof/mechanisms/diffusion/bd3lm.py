@@ -179,6 +179,7 @@ def bd3lm_cost(config: dict[str, Any], mode: str) -> Cost:
 @register(
     MechanismSpec(
         name="bd3lm",
+        complexity={"prefill": "O(N²·d + N·d²)", "train": "O(N²·d + N·d²)", "decode": "O(S·N·d) per token", "state": "O(N·d) KV cache"},
         family="diffusion",
         summary="Block diffusion LM: blocks of block_len tokens left to right with a KV cache, diffusion_steps passes per block",
         paper=Paper("Block Diffusion: Interpolating Between Autoregressive and Diffusion Language Models", 2025, "2503.09573"),

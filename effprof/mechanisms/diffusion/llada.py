@@ -105,6 +105,7 @@ def llada_cost(config: dict[str, Any], mode: str) -> Cost:
 @register(
     MechanismSpec(
         name="llada",
+        complexity={"prefill": "O(N²·d + N·d²)", "train": "O(N²·d + N·d²)", "decode": "O(S·L²·d / g) per token, L = N + g", "state": "none (no cache)"},
         family="diffusion",
         summary=(
             "Masked diffusion LM: a bidirectional denoiser, diffusion_steps passes over prompt + answer "

@@ -48,6 +48,7 @@ def dense_ffn_cost(config: dict[str, Any], mode: str) -> Cost:
 @register(
     MechanismSpec(
         name="dense_ffn",
+        complexity={"prefill": "O(N·d·k·d_ff)", "train": "O(N·d·k·d_ff)", "decode": "O(d·k·d_ff) per token", "state": "O(1)"},
         family="moe",
         summary="Dense FFN baseline with hidden width top_k·d_ff: the active width of a top-k MoE, no router",
         paper=Paper("GLU Variants Improve Transformer", 2020, "2002.05202"),

@@ -111,6 +111,7 @@ def _validate(config: dict[str, Any]) -> None:
 @register(
     MechanismSpec(
         name="moe_expert_choice",
+        complexity={"prefill": "O(N·(c·d·d_ff + e·d))", "train": "O(N·(c·d·d_ff + e·d))", "decode": "–", "state": "–"},
         family="moe",
         summary="Expert-choice MoE: each expert takes its top tokens, capacity T·c/e, perfectly balanced (non-causal)",
         paper=Paper("Mixture-of-Experts with Expert Choice Routing", 2022, "2202.09368"),

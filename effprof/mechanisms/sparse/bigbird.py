@@ -204,6 +204,7 @@ def _validate(config: dict[str, Any]) -> None:
 @register(
     MechanismSpec(
         name="bigbird",
+        complexity={"prefill": "O(N·(w + g + r·B)·d)", "train": "O(N·(w + g + r·B)·d)", "decode": "O((w + g + r·B)·d) per token", "state": "O(N·d)"},
         family="sparse",
         summary="BigBird: causal window blocks + global tokens + n_random_blocks fixed-seed random blocks per query block",
         paper=Paper("Big Bird: Transformers for Longer Sequences", 2020, "2007.14062"),

@@ -153,6 +153,7 @@ def longformer_cost(config: dict[str, Any], mode: str) -> Cost:
 @register(
     MechanismSpec(
         name="longformer",
+        complexity={"prefill": "O(N·(w + g)·d)", "train": "O(N·(w + g)·d)", "decode": "O((w + g)·d) per token", "state": "O((w + g)·d)"},
         family="sparse",
         summary="Longformer: causal sliding window plus n_global global tokens, blocked band + shared global keys",
         paper=Paper("Longformer: The Long-Document Transformer", 2020, "2004.05150"),

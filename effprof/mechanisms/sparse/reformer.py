@@ -297,6 +297,7 @@ def _validate(config: dict[str, Any]) -> None:
 @register(
     MechanismSpec(
         name="reformer",
+        complexity={"prefill": "O(n_h·N·(log N + C·d))", "train": "O(n_h·N·(log N + C·d))", "decode": "O(N·d) per token", "state": "O(N·d)"},
         family="sparse",
         summary="Reformer: causal shared-QK LSH attention, n_hashes rounds of n_buckets, sorted chunks of chunk_size",
         paper=Paper("Reformer: The Efficient Transformer", 2020, "2001.04451"),

@@ -188,6 +188,7 @@ def routing_cost(config: dict[str, Any], mode: str) -> Cost:
 @register(
     MechanismSpec(
         name="routing",
+        complexity={"prefill": "O(N·(k_c + w)·d)", "train": "O(N·(k_c + w)·d)", "decode": "O((k_c + w)·d) per token", "state": "O(k_c·w·d)"},
         family="sparse",
         summary="Routing attention: queries/keys routed to fixed k-means centroids; each query attends the last `window` keys of its cluster",
         paper=Paper("Efficient Content-Based Sparse Attention with Routing Transformers", 2021, "2003.05997"),

@@ -155,6 +155,7 @@ def _validate(config: dict[str, Any]) -> None:
 @register(
     MechanismSpec(
         name="sliding_window",
+        complexity={"prefill": "O(N·w·d)", "train": "O(N·w·d)", "decode": "O(w·d) per token", "state": "O(w·d): last w keys"},
         family="sparse",
         summary="Causal local attention over the last `window` keys (dilated by `dilation`), blocked band form",
         paper=Paper("Longformer: The Long-Document Transformer", 2020, "2004.05150"),

@@ -209,6 +209,7 @@ def _validate(config: dict[str, Any]) -> None:
 @register(
     MechanismSpec(
         name="sparse_transformer",
+        complexity={"prefill": "O(N·(l + N/l)·d)", "train": "O(N·(l + N/l)·d)", "decode": "O((l + N/l)·d) per token", "state": "O(N·d)"},
         family="sparse",
         summary="Sparse Transformer strided / fixed factorised patterns (stride l, c summary columns), merged head",
         paper=Paper("Generating Long Sequences with Sparse Transformers", 2019, "1904.10509"),

@@ -214,6 +214,7 @@ def topk_attention_cost(config: dict[str, Any], mode: str) -> Cost:
 @register(
     MechanismSpec(
         name="topk_attention",
+        complexity={"prefill": "O(N²·d/B² + N·k·d)", "train": "O(N²·d/B² + N·k·d)", "decode": "O((N/B + k)·d) per token", "state": "O(N·d)"},
         family="sparse",
         summary="Top-k attention: each query keeps its top_k keys among candidates from n_selected_blocks blocks chosen by block means",
         paper=Paper("Memorizing Transformers", 2022, "2203.08913"),

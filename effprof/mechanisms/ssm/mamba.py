@@ -1,0 +1,125 @@
+"""Mamba: the selective state-space block (Gu & Dao 2023).
+
+Notation (the roadmap's, week 8: an SSM whose parameters depend on the data). For input u: (b, n, d):
+
+    [x, z] = u W_in                                   in-projection to 2·D_in
+    x      = SiLU(causal_conv1d(x))                   depthwise, width K
+    [δ, B, C] = x W_x                                 per token: δ (R), B (N), C (N)
+    Δ      = softplus(δ W_Δ + b_Δ)                    per token and channel: (b, n, D_in)
+    A      = -exp(A_log)                              (D_in, N), diagonal per channel
+    Ā_t = exp(Δ_t A),   B̄_t = Δ_t B_t                 zero-order hold (B̄ simplified as in the paper)
+    h_t = Ā_t ⊙ h_{t-1} + B̄_t x_t,   y_t = C_t h_t + D ⊙ x_t        (selective scan)
+    out = (y ⊙ SiLU(z)) W_out
+
+Glossary: b batch, n seq_len, d d_model, E expand, D_in = E·d inner width, N d_state, R = ⌈d/16⌉ rank of Δ's
+projection, K d_conv, C chunk_size, c = ⌈n/C⌉ lanes.
+
+Forms (config `impl`), the same function (selective_scan.py):
+- sequential: the token loop over h_t, as in the paper's reference scan. n Python steps.
+- chunked: a three-phase parallel scan over c lanes of C tokens: 2C + c Python steps, each on c·D_in·N values.
+Both are O(n·D_in·N) FLOPs; the chunked form does about twice the exponentials (each lane's incoming state
+is decayed to every position) but no loop over tokens.
+
+Decode keeps the conv window (the last K-1 inputs, D_in·(K-1)) and h (D_in·N) per sequence: constant in n.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from effprof.mechanisms.base import Mechanism
+from effprof.mechanisms.ssm.conv import CausalConv1d, init_dt_bias
+from effprof.mechanisms.ssm.mamba_cost import dt_rank, mamba_cost
+from effprof.mechanisms.ssm.selective_scan import chunked_scan, sequential_scan
+from effprof.registry import Claim, MechanismSpec, Paper, register
+
+IMPLS = ("sequential", "chunked")
+
+
+class Mamba(Mechanism):
+    def __init__(self, d_model: int, d_state: int, expand: int, d_conv: int, impl: str, chunk_size: int):
+        super().__init__()
+        d_inner, rank = expand * d_model, dt_rank(d_model)
+        self.d_state, self.rank, self.impl, self.chunk_size = d_state, rank, impl, chunk_size
+        self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=False)  # W_in
+        self.conv = CausalConv1d(d_inner, d_conv)
+        self.x_proj = nn.Linear(d_inner, rank + 2 * d_state, bias=False)  # W_x
+        self.dt_proj = nn.Linear(rank, d_inner)  # W_Δ, b_Δ
+        nn.init.uniform_(self.dt_proj.weight, -(rank**-0.5), rank**-0.5)
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(init_dt_bias(d_inner))
+        # S4D-real initialisation: A = -(1, 2, …, N) for every channel
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(d_inner, 1))
+        self.D = nn.Parameter(torch.ones(d_inner))
+        self.out_proj = nn.Linear(d_inner, d_model, bias=False)  # W_out
+
+    def _selective(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x: (b, n, D_in) -> Δ (b, n, D_in), A (D_in, N), B, C (b, n, N)."""
+        delta, B, C = self.x_proj(x).split([self.rank, self.d_state, self.d_state], dim=-1)
+        delta = F.softplus(self.dt_proj(delta))  # Δ
+        return delta, -torch.exp(self.A_log), B, C
+
+    def _mix(self, u: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x_in, z = self.in_proj(u).chunk(2, dim=-1)  # (b, n, D_in) each
+        x = F.silu(self.conv(x_in))
+        delta, A, B, C = self._selective(x)
+        if self.impl == "sequential":
+            h0 = x.new_zeros(x.shape[0], x.shape[2], self.d_state)  # (b, D_in, N)
+            y, h = sequential_scan(x, delta, A, B, C, h0)
+        else:
+            y, h = chunked_scan(x, delta, A, B, C, self.chunk_size)
+        y = (y + x * self.D) * F.silu(z)
+        return self.out_proj(y), {"conv": self.conv.window(x_in), "ssm": h}
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self._mix(u)[0]
+
+    def init_state(self, batch: int) -> dict[str, torch.Tensor]:
+        w = self.A_log
+        return {
+            "conv": w.new_zeros(batch, w.shape[0], self.conv.width - 1),
+            "ssm": w.new_zeros(batch, w.shape[0], self.d_state),
+        }
+
+    def prefill(self, u: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self._mix(u)
+
+    def step(self, u_t: torch.Tensor, state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x_in, z = self.in_proj(u_t).chunk(2, dim=-1)  # (b, 1, D_in)
+        x, window = self.conv.step(x_in, state["conv"])
+        x = F.silu(x)
+        delta, A, B, C = self._selective(x)
+        y, h = sequential_scan(x, delta, A, B, C, state["ssm"])  # one token
+        y = (y + x * self.D) * F.silu(z)
+        return self.out_proj(y), {"conv": window, "ssm": h}
+
+
+@register(
+    MechanismSpec(
+        name="mamba",
+        family="ssm",
+        summary="Mamba selective SSM block (input-dependent Δ, B, C; conv; SiLU gate): token-loop or chunked parallel scan",
+        paper=Paper("Mamba: Linear-Time Sequence Modeling with Selective State Spaces", 2023, "2312.00752"),
+        causal=True,
+        defaults={"d_state": 16, "expand": 2, "d_conv": 4, "impl": "chunked", "chunk_size": 64},
+        choices={"impl": IMPLS},
+        cost=mamba_cost,
+        loop_impls=IMPLS,
+        test_overrides={"chunk_size": 5},
+        claims=(
+            Claim("flops", "seq_len", 1.0, "forward", {"impl": "sequential"}),
+            Claim("flops", "seq_len", 1.0, "forward", {"impl": "chunked"}),
+            Claim("flops", "seq_len", 1.0, "train", {"impl": "chunked"}),
+            Claim("flops", "d_state", 1.0, "forward", {"impl": "sequential"}),
+            Claim("flops", "d_state", 1.0, "forward", {"impl": "chunked"}),
+            Claim("state_bytes", "seq_len", 0.0, "decode"),
+            Claim("flops", "seq_len", 0.0, "decode"),
+        ),
+    )
+)
+def build_mamba(config: dict[str, Any]) -> Mamba:
+    return Mamba(config["d_model"], config["d_state"], config["expand"], config["d_conv"], config["impl"], config["chunk_size"])

@@ -1,0 +1,149 @@
+"""S4: structured state spaces (Gu, Goel & Ré 2022) and their diagonal form S4D (Gu et al. 2022).
+
+Notation (the roadmap's, week 8). Each of the H = d_model channels u(t) drives its own linear system
+
+    continuous:    x'(t) = A x(t) + B u(t),        y(t) = C x(t) + D u(t)
+    discrete:      x_k = Ā x_{k-1} + B̄ u_k,        y_k = C x_k + D u_k
+      zero-order hold:  Ā = exp(ΔA),                    B̄ = (ΔA)⁻¹(exp(ΔA) - I) · ΔB
+      bilinear:         Ā = (I - Δ/2·A)⁻¹(I + Δ/2·A),   B̄ = (I - Δ/2·A)⁻¹ ΔB
+    convolution:   K = (CB̄, CĀB̄, …, CĀ^{L-1}B̄),   y = u * K + D u
+
+and the layer is  out = GELU(y) Wᴼ.
+
+A starts as HiPPO-LegS (hippo.py) in the eigenbasis of its normal part, A = diag(Λ) - P P*; then
+- param=dplr (S4): A = diag(Λ) - P P*, Λ, P learned; bilinear transform only;
+- param=diag (S4D): A = diag(Λ), the low-rank term dropped; either discretisation.
+The state x ∈ ℂᴺ is complex; y_k = Re(C x_k) + D u_k. Every HiPPO mode is kept (N complex numbers per
+channel; S4D's halving of conjugate pairs is not used).
+
+Glossary: b batch, L = n seq_len, H d_model (channels), N d_state, Δ per-channel step (learned, log-uniform
+in [10⁻³, 10⁻¹] at init), T ≈ √L the split of the Vandermonde index l = T·j + r.
+
+Forms (config `impl`), the same function:
+- recurrent: the scan x_k = Āx_{k-1} + B̄u_k, one token at a time. O(b·L·H·N) FLOPs (DPLR steps apply
+  (I - Δ/2·A)⁻¹ by Woodbury in O(N)).
+- fft: compute the kernel K (diag: a Vandermonde product; dplr: a Cauchy kernel at the roots of unity and an
+  inverse FFT, see s4_kernel.py), then y = u * K by FFT: O(b·H·L log L + H·N·L) FLOPs, no loop over tokens.
+
+Decode keeps x: b·H·N complex numbers, constant in n; a step costs O(H·N).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from effprof.config import ConfigError, declare_key
+from effprof.mechanisms.base import Mechanism
+from effprof.mechanisms.ssm.hippo import legs_dplr
+from effprof.mechanisms.ssm.s4_cost import s4_cost
+from effprof.mechanisms.ssm.s4_kernel import DPLR, Diagonal, fft_conv
+from effprof.registry import Claim, MechanismSpec, Paper, register
+
+IMPLS = ("recurrent", "fft")
+PARAMS = ("diag", "dplr")
+DISCRETIZATIONS = ("bilinear", "zoh")
+
+declare_key("param", str, "SSM state-matrix parameterisation (S4: diag = S4D, dplr = diagonal plus low rank)")
+declare_key("discretization", str, "continuous-to-discrete rule of an SSM: zoh (zero-order hold) or bilinear")
+
+
+def readout(C: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """y = Re(C x): C (H, N), x (b, H, N) -> (b, H)."""
+    return (C * x).real.sum(-1)
+
+
+class S4(Mechanism):
+    def __init__(self, d_model: int, d_state: int, param: str, discretization: str, impl: str):
+        super().__init__()
+        H, N = d_model, d_state
+        self.param, self.discretization, self.impl = param, discretization, impl
+        Lambda, P, B, _ = legs_dplr(N)
+        # Λ = -exp(log_neg_real) + i·imag keeps Re Λ < 0 (a stable system) while learning.
+        self.log_neg_real = nn.Parameter(torch.log(-Lambda.real).float().repeat(H, 1))  # (H, N)
+        self.imag = nn.Parameter(Lambda.imag.float().repeat(H, 1))  # (H, N)
+        self.B = nn.Parameter(torch.view_as_real(B).float().repeat(H, 1, 1))  # (H, N, 2): real pairs of ℂ
+        self.P = nn.Parameter(torch.view_as_real(P).float().repeat(H, 1, 1)) if param == "dplr" else None
+        self.C = nn.Parameter(torch.randn(H, N, 2) * 0.5**0.5)  # C ~ CN(0, 1)
+        self.D = nn.Parameter(torch.randn(H))
+        self.log_dt = nn.Parameter(torch.empty(H).uniform_(math.log(1e-3), math.log(1e-1)))  # log Δ
+        self.out_proj = nn.Linear(H, H, bias=False)  # Wᴼ
+
+    def ssm(self) -> Diagonal | DPLR:
+        """The discretised per-channel SSMs, in complex64."""
+        Lambda = torch.complex(-torch.exp(self.log_neg_real.float()), self.imag.float())  # (H, N)
+        B, C = torch.view_as_complex(self.B.float()), torch.view_as_complex(self.C.float())
+        dt = torch.exp(self.log_dt.float())  # Δ: (H,)
+        if self.param == "diag":
+            return Diagonal(Lambda, B, C, dt, self.discretization)
+        return DPLR(Lambda, torch.view_as_complex(self.P.float()), B, C, dt)
+
+    def _mix(self, x: torch.Tensor, with_state: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        u = x.float().transpose(1, 2)  # (b, H, L)
+        ssm = self.ssm()
+        if self.impl == "recurrent":
+            state = self.init_state(x.shape[0])  # x_0 = 0: (b, H, N)
+            outputs = []
+            for u_k in u.unbind(-1):  # (b, H)
+                state = ssm.step(state, u_k)
+                outputs.append(readout(ssm.C, state))
+            y = torch.stack(outputs, dim=-1)  # (b, H, L)
+        else:
+            y = fft_conv(u, ssm.kernel(u.shape[-1]))  # (b, H, L)
+            state = ssm.final_state(u) if with_state else None
+        y = y + self.D[:, None].float() * u  # + D u
+        return self.out_proj(F.gelu(y).transpose(1, 2).to(x.dtype)), state
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._mix(x, with_state=False)[0]
+
+    def init_state(self, batch: int) -> torch.Tensor:
+        return torch.zeros(batch, *self.imag.shape, dtype=torch.complex64, device=self.imag.device)
+
+    def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._mix(x, with_state=True)
+
+    def step(self, x_t: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        u = x_t[:, 0].float()  # (b, H)
+        ssm = self.ssm()
+        state = ssm.step(state, u)
+        y = readout(ssm.C, state) + self.D.float() * u  # (b, H)
+        return self.out_proj(F.gelu(y)[:, None].to(x_t.dtype)), state
+
+
+def _validate(config: dict[str, Any]) -> None:
+    if config["param"] == "dplr" and config["discretization"] != "bilinear":
+        raise ConfigError(
+            f"discretization={config['discretization']!r} is not accepted with param='dplr' (S4's DPLR kernel "
+            "exists for the bilinear transform only); accepted: bilinear"
+        )
+
+
+@register(
+    MechanismSpec(
+        name="s4",
+        family="ssm",
+        summary="S4/S4D layer from HiPPO-LegS: diagonal or DPLR A, ZOH or bilinear; recurrent scan or FFT convolution",
+        paper=Paper("Efficiently Modeling Long Sequences with Structured State Spaces", 2022, "2111.00396"),
+        causal=True,
+        defaults={"d_state": 16, "param": "diag", "discretization": "bilinear", "impl": "fft"},
+        choices={"impl": IMPLS, "param": PARAMS, "discretization": DISCRETIZATIONS},
+        cost=s4_cost,
+        validate=_validate,
+        loop_impls=("recurrent",),
+        claims=(
+            Claim("flops", "seq_len", 1.0, "forward", {"impl": "recurrent"}),
+            Claim("flops", "seq_len", 1.0, "forward", {"impl": "fft"}),  # n log n: the fit models the log factor
+            Claim("flops", "seq_len", 1.0, "train", {"impl": "recurrent"}),
+            Claim("flops", "d_state", 1.0, "forward", {"impl": "recurrent"}),
+            Claim("state_bytes", "seq_len", 0.0, "decode"),
+            Claim("flops", "seq_len", 0.0, "decode"),
+        ),
+    )
+)
+def build_s4(config: dict[str, Any]) -> S4:
+    return S4(config["d_model"], config["d_state"], config["param"], config["discretization"], config["impl"])

@@ -1,0 +1,318 @@
+"""The ssm family (s4, mamba, mamba2): each form against the others and against independent evaluations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import effprof
+from effprof.config import ConfigError, resolve_config
+from effprof.measure.flops import FlopCounter
+from effprof.measure.workload import make_workload
+from effprof.mechanisms.base import state_nbytes
+from effprof.mechanisms.ssm.hippo import legs_dplr, legs_matrices
+from effprof.mechanisms.ssm.s4_kernel import DPLR, Diagonal
+from effprof.mechanisms.ssm.selective_scan import chunked_scan, sequential_scan
+from effprof.mechanisms.ssm.ssd import chunked_ssd, quadratic_ssd, recurrent_ssd, segsum
+from effprof.registry import get_spec
+
+S4_VARIANTS = [("diag", "zoh"), ("diag", "bilinear"), ("dplr", "bilinear")]
+
+
+def _x(b: int, n: int, d: int, seed: int = 1) -> torch.Tensor:
+    return torch.randn(b, n, d, generator=torch.Generator().manual_seed(seed))
+
+
+def _same_weights(name: str, impls: tuple[str, ...], **config) -> dict[str, torch.nn.Module]:
+    modules = {impl: effprof.build(name, impl=impl, **config).eval() for impl in impls}
+    first = modules[impls[0]]
+    for module in modules.values():
+        module.load_state_dict(first.state_dict())
+    return modules
+
+
+def _assert_forms_agree(name: str, impls: tuple[str, ...], n: int, **config) -> None:
+    """Outputs and prefill states of every impl equal the first's; decoding on from each state agrees too."""
+    modules = _same_weights(name, impls, batch=2, seq_len=n, d_model=16, **config)
+    x, x_next = _x(2, n, 16), _x(2, 3, 16, seed=2)
+    with torch.no_grad():
+        results = {impl: m.prefill(x) for impl, m in modules.items()}
+        y0, state0 = results[impls[0]]
+        for impl, (y, state) in results.items():
+            torch.testing.assert_close(y, y0, rtol=1e-4, atol=1e-5, msg=lambda m, impl=impl: f"{impl} output: {m}")
+            torch.testing.assert_close(modules[impl](x), y0, rtol=1e-4, atol=1e-5)
+            for a, b in zip(torch.utils._pytree.tree_leaves(state), torch.utils._pytree.tree_leaves(state0)):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=lambda m, impl=impl: f"{impl} state: {m}")
+            s_ref, s = state0, state
+            for i in range(3):
+                y_ref, s_ref = modules[impls[0]].step(x_next[:, i : i + 1], s_ref)
+                y_t, s = modules[impl].step(x_next[:, i : i + 1], s)
+                torch.testing.assert_close(y_t, y_ref, rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- HiPPO and S4
+
+
+def test_hippo_legs_closed_form():
+    """N = 3 by hand: A_nk = -√(2n+1)√(2k+1) below the diagonal, -(n+1) on it; B_n = √(2n+1)."""
+    A, B = legs_matrices(3)
+    s3, s5, s15 = math.sqrt(3), math.sqrt(5), math.sqrt(15)
+    expected = torch.tensor([[-1.0, 0.0, 0.0], [-s3, -2.0, 0.0], [-s5, -s15, -3.0]], dtype=torch.float64)
+    torch.testing.assert_close(A, expected)
+    torch.testing.assert_close(B, torch.tensor([1.0, s3, s5], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("N", [4, 7])
+def test_hippo_dplr_reconstructs_legs(N):
+    """V (diag(Λ) - P̃P̃*) V* = A with V unitary and Re Λ = -½; V B̃ = B."""
+    A, B = legs_matrices(N)
+    Lambda, P, Bt, V = legs_dplr(N)
+    torch.testing.assert_close(V @ V.conj().T, torch.eye(N, dtype=V.dtype), atol=1e-12, rtol=0)
+    rebuilt = V @ (torch.diag(Lambda) - P[:, None] * P.conj()[None, :]) @ V.conj().T
+    torch.testing.assert_close(rebuilt, A.to(rebuilt.dtype), atol=1e-10, rtol=0)
+    torch.testing.assert_close(V @ Bt, B.to(Bt.dtype), atol=1e-12, rtol=0)
+    torch.testing.assert_close(Lambda.real, torch.full((N,), -0.5, dtype=torch.float64))
+
+
+def _s4_system(H: int = 3, N: int = 6, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    Lambda, P, B, _ = legs_dplr(N)
+    Lambda, P, B = (t.to(torch.complex64).repeat(H, 1) for t in (Lambda, P, B))
+    C = torch.randn(H, N, dtype=torch.complex64, generator=g)
+    dt = torch.exp(torch.empty(H).uniform_(math.log(1e-2), math.log(1e-1), generator=g))
+    return Lambda, P, B, C, dt
+
+
+def _kernel_by_powers(Abar: torch.Tensor, Bbar: torch.Tensor, C: torch.Tensor, L: int) -> torch.Tensor:
+    """K_l = Re(C Ā^l B̄) by repeated multiplication; Ā: (H, N, N) dense."""
+    x, out = Bbar[..., None], []
+    for _ in range(L):
+        out.append((C[:, None, :] @ x)[:, 0, 0].real)
+        x = Abar @ x
+    return torch.stack(out, dim=-1)
+
+
+@pytest.mark.parametrize("discretization", ["zoh", "bilinear"])
+def test_s4d_vandermonde_kernel_equals_repeated_multiplication(discretization):
+    Lambda, _, B, C, dt = _s4_system()
+    ssm = Diagonal(Lambda, B, C, dt, discretization)
+    L = 23  # not a square: the two-level Vandermonde is truncated
+    expected = _kernel_by_powers(torch.diag_embed(ssm.Abar), ssm.Bbar, C, L)
+    torch.testing.assert_close(ssm.kernel(L), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_s4_dplr_kernel_equals_repeated_multiplication():
+    """The Cauchy/Woodbury kernel at the roots of unity equals C Ā^l B̄ with Ā, B̄ from dense solves."""
+    Lambda, P, B, C, dt = _s4_system()
+    N = Lambda.shape[-1]
+    A = torch.diag_embed(Lambda) - P[:, :, None] * P.conj()[:, None, :]
+    eye = torch.eye(N, dtype=A.dtype)
+    left = eye - (dt[:, None, None] / 2) * A
+    Abar = torch.linalg.solve(left, eye + (dt[:, None, None] / 2) * A)  # independent of the Woodbury form
+    Bbar = torch.linalg.solve(left, (dt[:, None] * B)[..., None])[..., 0]
+    L = 20
+    torch.testing.assert_close(DPLR(Lambda, P, B, C, dt).kernel(L), _kernel_by_powers(Abar, Bbar, C, L), rtol=1e-4, atol=1e-5)
+
+
+def test_s4_zoh_matches_van_loan():
+    """ZOH's B̄ = (ΔA)⁻¹(exp(ΔA) - I)ΔB equals the top-right block of exp([[ΔA, ΔB], [0, 0]])."""
+    Lambda, _, B, C, dt = _s4_system(H=2, N=4)
+    ssm = Diagonal(Lambda, B, C, dt, "zoh")
+    N = Lambda.shape[-1]
+    for h in range(2):
+        block = torch.zeros(N + 1, N + 1, dtype=torch.complex128)
+        block[:N, :N] = torch.diag(dt[h] * Lambda[h]).to(torch.complex128)
+        block[:N, N] = (dt[h] * B[h]).to(torch.complex128)
+        exp_block = torch.linalg.matrix_exp(block)
+        torch.testing.assert_close(ssm.Abar[h], torch.diagonal(exp_block[:N, :N]).to(torch.complex64), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(ssm.Bbar[h], exp_block[:N, N].to(torch.complex64), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("param,discretization", S4_VARIANTS)
+@pytest.mark.parametrize("n", [1, 17, 40])
+def test_s4_forms_agree(param, discretization, n):
+    """recurrent = fft for each parameterisation and discretisation: outputs, prefill states, decode."""
+    _assert_forms_agree("s4", ("recurrent", "fft"), n, d_state=8, param=param, discretization=discretization)
+
+
+def test_s4_dplr_requires_bilinear():
+    with pytest.raises(ConfigError, match="bilinear"):
+        effprof.build("s4", param="dplr", discretization="zoh")
+
+
+# ----------------------------------------------------------------------------- Mamba
+
+
+def _plain_loop_scan(x, delta, A, B, C):
+    """The paper's equations with a loop over every index: h[d,s] ← exp(Δ[t,d] A[d,s]) h[d,s] + Δ[t,d] B[t,s] x[t,d]."""
+    b, n, D = x.shape
+    N = A.shape[1]
+    y = torch.zeros(b, n, D, dtype=torch.float64)
+    for i in range(b):
+        h = [[0.0] * N for _ in range(D)]
+        for t in range(n):
+            for d in range(D):
+                acc = 0.0
+                for s in range(N):
+                    decay = math.exp(float(delta[i, t, d] * A[d, s]))
+                    h[d][s] = decay * h[d][s] + float(delta[i, t, d] * B[i, t, s] * x[i, t, d])
+                    acc += h[d][s] * float(C[i, t, s])
+                y[i, t, d] = acc
+    return y
+
+
+def _scan_inputs(b=2, n=9, D=4, N=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, n, D, generator=g)
+    delta = F.softplus(torch.randn(b, n, D, generator=g))
+    A = -torch.exp(torch.randn(D, N, generator=g))
+    B, C = torch.randn(b, n, N, generator=g), torch.randn(b, n, N, generator=g)
+    return x, delta, A, B, C
+
+
+def test_mamba_sequential_scan_matches_plain_loop():
+    x, delta, A, B, C = _scan_inputs()
+    y, _ = sequential_scan(x, delta, A, B, C, torch.zeros(2, 4, 3))
+    torch.testing.assert_close(y.double(), _plain_loop_scan(x, delta, A, B, C), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 4, 9, 16])
+def test_mamba_chunked_scan_matches_sequential(chunk_size):
+    """Every lane layout (one token per lane, ragged last lane, one lane) gives the same y and h_n."""
+    x, delta, A, B, C = _scan_inputs()
+    y_ref, h_ref = sequential_scan(x, delta, A, B, C, torch.zeros(2, 4, 3))
+    y, h = chunked_scan(x, delta, A, B, C, chunk_size)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h, h_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_mamba_chunked_scan_is_stable_with_large_decays():
+    """Δ·|A| far beyond fp32's exp range over a lane: still finite and equal to the loop."""
+    x, delta, A, B, C = _scan_inputs(n=40, seed=3)
+    delta = delta * 30
+    y_ref, _ = sequential_scan(x, delta, A, B, C, torch.zeros(2, 4, 3))
+    y, _ = chunked_scan(x, delta, A, B, C, 16)
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_mamba_block_matches_paper_equations():
+    """The whole block from its own weights, written out: in_proj, causal conv, SiLU, Δ, scan, D, gate, out_proj."""
+    m = effprof.build("mamba", impl="sequential", batch=1, seq_len=7, d_model=8, d_state=3, d_conv=3).eval()
+    u = _x(1, 7, 8)
+    with torch.no_grad():
+        xz = u @ m.in_proj.weight.T
+        x, z = xz[..., :16], xz[..., 16:]
+        w, bias = m.conv.conv.weight[:, 0], m.conv.conv.bias  # (16, 3), (16,)
+        conv = torch.stack(
+            [sum(w[:, j] * x[0, t - 2 + j] for j in range(3) if t - 2 + j >= 0) + bias for t in range(7)]
+        )[None]
+        xc = conv * torch.sigmoid(conv)
+        proj = xc @ m.x_proj.weight.T
+        delta = F.softplus(proj[..., :1] @ m.dt_proj.weight.T + m.dt_proj.bias)
+        B, C = proj[..., 1:4], proj[..., 4:7]
+        y = _plain_loop_scan(xc, delta, -torch.exp(m.A_log), B, C).float() + xc * m.D
+        expected = (y * z * torch.sigmoid(z)) @ m.out_proj.weight.T
+        torch.testing.assert_close(m(u), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("n,chunk_size", [(1, 4), (12, 4), (13, 4), (30, 64)])
+def test_mamba_forms_agree(n, chunk_size):
+    _assert_forms_agree("mamba", ("sequential", "chunked"), n, d_state=4, chunk_size=chunk_size)
+
+
+# ----------------------------------------------------------------------------- Mamba-2 (SSD)
+
+
+def test_segsum_is_sum_of_the_segment():
+    a = torch.randn(2, 6, generator=torch.Generator().manual_seed(0))
+    s = segsum(a)
+    for t in range(6):
+        for r in range(6):
+            expected = a[:, r + 1 : t + 1].sum(-1) if r <= t else torch.full((2,), float("-inf"))
+            torch.testing.assert_close(s[:, t, r], expected)
+
+
+def _ssd_inputs(b=2, H=3, n=11, P=4, N=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(b, H, n, P, generator=g)
+    a = -F.softplus(torch.randn(b, H, n, generator=g))
+    B, C = torch.randn(b, n, N, generator=g), torch.randn(b, n, N, generator=g)
+    return X, a, B, C
+
+
+def test_ssd_quadratic_is_the_masked_dual_form():
+    """Y_t = Σ_{s≤t} Π_{k=s+1..t} exp(a_k) (C_t·B_s) X_s, with the products taken one by one."""
+    X, a, B, C = _ssd_inputs(b=1, H=2, n=6)
+    expected = torch.zeros_like(X)
+    for h in range(2):
+        for t in range(6):
+            for s in range(t + 1):
+                decay = torch.prod(torch.exp(a[0, h, s + 1 : t + 1]))
+                expected[0, h, t] += decay * (C[0, t] @ B[0, s]) * X[0, h, s]
+    torch.testing.assert_close(quadratic_ssd(X, a, B, C), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 4, 11, 32])
+def test_ssd_forms_agree(chunk_size):
+    X, a, B, C = _ssd_inputs()
+    y_ref, h_ref = recurrent_ssd(X, a, B, C, torch.zeros(2, 3, 4, 5))
+    torch.testing.assert_close(quadratic_ssd(X, a, B, C), y_ref, rtol=1e-5, atol=1e-5)
+    y, h = chunked_ssd(X, a, B, C, chunk_size)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(h, h_ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n,chunk_size", [(1, 4), (12, 4), (13, 4), (30, 64)])
+def test_mamba2_forms_agree(n, chunk_size):
+    _assert_forms_agree("mamba2", ("recurrent", "quadratic", "chunked"), n, d_state=4, n_heads=2, chunk_size=chunk_size)
+
+
+def test_mamba2_rejects_heads_not_dividing_width():
+    with pytest.raises(ConfigError, match="n_heads"):
+        effprof.build("mamba2", d_model=10, expand=1, n_heads=3)
+
+
+# ----------------------------------------------------------------------------- cost models and state
+
+
+COST_CASES = [
+    ("s4", {"impl": impl, "param": p, "discretization": disc, "seq_len": 19, "d_state": 6})
+    for impl in ("recurrent", "fft")
+    for p, disc in S4_VARIANTS
+] + [
+    ("mamba", {"impl": "chunked", "seq_len": 19, "chunk_size": 4}),
+    ("mamba", {"impl": "chunked", "seq_len": 3, "chunk_size": 8}),
+    ("mamba2", {"impl": "chunked", "seq_len": 19, "chunk_size": 4}),
+    ("mamba2", {"impl": "chunked", "seq_len": 3, "chunk_size": 8}),
+]
+
+
+@pytest.mark.parametrize("name,overrides", COST_CASES, ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v.values())))
+@pytest.mark.parametrize("mode", ["forward", "train", "decode"])
+def test_cost_model_matches_counter_off_defaults(name, overrides, mode):
+    """The generic test checks the default config; these are the other parameterisations and ragged chunks."""
+    config = {"batch": 2, "d_model": 16, **overrides}
+    spec = get_spec(name)
+    resolved = resolve_config(spec, config)
+    workload = make_workload(effprof.build(name, **config), resolved, mode)
+    with FlopCounter() as counter:
+        workload.run()
+    assert not counter.unknown_ops
+    assert counter.total / workload.per_call == pytest.approx(spec.cost(resolved, mode).flops, rel=1e-6)  # exact op counts
+
+
+@pytest.mark.parametrize("name", ["s4", "mamba", "mamba2"])
+def test_state_is_constant_in_sequence_length(name):
+    sizes = []
+    for n in (8, 40):
+        module = effprof.build(name, batch=1, seq_len=n, d_model=16, chunk_size=8) if name != "s4" else effprof.build(
+            name, batch=1, seq_len=n, d_model=16
+        )
+        with torch.no_grad():
+            _, state = module.prefill(_x(1, n, 16))
+        sizes.append(state_nbytes(state))
+    assert sizes[0] == sizes[1] > 0
