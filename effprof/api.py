@@ -51,7 +51,8 @@ def default_compare() -> list[str]:
 
 
 def profile(name: str, mode: str = "forward", options: Options = Options(), **config: Any) -> dict[str, Any]:
-    return measure_point(name, mode, config, options)
+    ((_, _, overrides),) = plan([name], {}, [mode], config)  # validates, and resolves NAME.key params
+    return measure_point(name, mode, overrides, options)
 
 
 def machine_bytes(device: str) -> int:
@@ -94,13 +95,18 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
             raise ConfigError(f"mode={mode!r} is not a mode; accepted: {', '.join(MODES)}")
     points = []
     keys = list(vary)
+    for scoped in (k for k in config if "." in k):
+        if scoped.partition(".")[0] not in names:
+            raise ConfigError(f"--param {scoped!r} names {scoped.partition('.')[0]!r}, which is not measured here; accepted prefixes: {', '.join(names)}")
     for name in names:
         spec = get_spec(name)
+        own = {k: v for k, v in config.items() if "." not in k}
+        own.update({k.partition(".")[2]: v for k, v in config.items() if k.partition(".")[0] == name and "." in k})
         for mode in modes:
             if mode not in spec.modes:
                 continue  # e.g. decode of a non-causal mechanism: not applicable, not an error
             for values in itertools.product(*(vary[k] for k in keys)):
-                overrides = {**config, **dict(zip(keys, values))}
+                overrides = {**own, **dict(zip(keys, values))}
                 resolved = resolve_config(spec, overrides)  # raises ConfigError naming the bad value
                 if not force:
                     need, have = estimated_bytes(spec, resolved, mode), machine_bytes(resolved["device"])

@@ -10,7 +10,7 @@ import typer
 from effprof.cli import BadInput
 from effprof.config import KEYS
 
-ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="config key=value (repeatable), e.g. impl=tiled")]
+ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="config key=value (repeatable), e.g. impl=tiled; NAME.key=value applies to mechanism NAME only")]
 VaryOpt = Annotated[Optional[list[str]], typer.Option("--vary", "-v", help="config key=v1,v2,... to sweep (repeatable)")]
 ModeOpt = Annotated[Optional[list[str]], typer.Option("--mode", "-m", help="forward, train or decode (repeatable)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of tables")]
@@ -33,7 +33,8 @@ def parse_params(params: list[str] | None) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key or not value.strip():
             raise BadInput(f"--param {item!r} is not key=value; e.g. --param impl=tiled")
-        if key not in KEYS:
+        bare = key.rpartition(".")[2]  # NAME.key scopes a value to one mechanism
+        if bare not in KEYS:
             raise BadInput(f"--param {key!r} is not a config key; accepted: {', '.join(KEYS)}")
         out[key] = value.strip()
     return out
