@@ -303,6 +303,7 @@ FORMULAS: dict[str, Formula] = {
     "scatter_reduce": _scatter_like,
     "index_add": _index_add,
     "embedding_dense_backward": _embedding_backward,
+    "unfold_backward": per_input(1),  # overlapping windows' gradients summed: one add per window element
     "mul": _complex_mul,
 }
 for _op in ELEMENTWISE:

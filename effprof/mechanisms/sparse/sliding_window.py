@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from effprof.analytic import Tally, dtype_bytes, mean_over_decode
+from effprof.analytic import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FLOPS, Tally, dtype_bytes, mean_over_decode
 from effprof.config import ConfigError
 from effprof.mechanisms.sparse.core import (
     Layout,
@@ -45,7 +46,7 @@ from effprof.mechanisms.sparse.core import (
 from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections
 from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
 
-IMPLS = ("masked", "blocked")
+IMPLS = ("masked", "blocked", "fused")
 
 
 def window_plan(n: int, window: int, dilation: int, block: int) -> tuple[Layout, list[StaticPart]]:
@@ -62,6 +63,18 @@ def window_plan(n: int, window: int, dilation: int, block: int) -> tuple[Layout,
     index = (residue + δ * u_key[None]).reshape(δ * blocks, L)  # (G, L) key positions
     blocked = np.broadcast_to(blocked[None], (δ, blocks, B, L)).reshape(δ * blocks, B, L)
     return Layout(length, B, δ), [StaticPart("group", index, blocked)]
+
+
+def band_allowed(groups: int, window: int, block: int) -> np.ndarray:
+    """(G, B, L) True where query i of block g attends slot j of its band of L = w + B − 1 keys.
+
+    Slot j holds key position g·B − (w − 1) + j (before the front padding is removed): attended
+    when 0 ≤ lag = i + (w − 1) − j < w and the key position is not negative.
+    """
+    B, L = block, window + block - 1
+    lag = np.arange(B)[:, None] + (window - 1) - np.arange(L)[None, :]
+    position = np.arange(groups)[:, None, None] * B - (window - 1) + np.arange(L)[None, None, :]
+    return ((lag >= 0) & (lag < window))[None] & (position >= 0)
 
 
 def window_blocked(n: int, window: int, dilation: int) -> np.ndarray:
@@ -81,6 +94,31 @@ class SlidingWindowAttention(SparseAttention):
     def masked(self, q, k, v):
         blocked = static_tensor(window_blocked, q.shape[2], self.window, self.dilation, device=q.device)
         return masked_attention(q, k, v, blocked)
+
+    def attention(self, q, k, v):
+        return self.fused(q, k, v) if self.impl == "fused" else super().attention(q, k, v)
+
+    def fused(self, q, k, v):
+        """Each query block's band of keys (a strided view, copied once) through torch's fused attention kernel.
+
+        Residue classes of the dilation are folded into separate subsequences (positions u·δ + r), in which
+        the window is contiguous: bands of L = w + B − 1 keys, step B, by unfold; a (G, B, L) band mask.
+        """
+        b, h, n, d = q.shape
+        w, δ, B = self.window, self.dilation, self.block_size
+        length = padded(n, δ * B)
+        m = length // δ  # tokens per residue class
+        groups = m // B
+
+        def fold(t: torch.Tensor) -> torch.Tensor:  # (b, h, length, d) -> (b·h·δ, m, d): class r holds u·δ + r
+            return pad_tokens(t, length).reshape(b, h, m, δ, d).transpose(2, 3).reshape(b * h * δ, m, d)
+
+        qf, kf, vf = fold(q), fold(k), fold(v)
+        bands = [F.pad(t, (0, 0, w - 1, 0)).unfold(1, w + B - 1, B).transpose(-1, -2) for t in (kf, vf)]  # (bhδ, G, L, d)
+        allowed = static_tensor(band_allowed, groups, w, B, device=q.device)  # (G, B, L)
+        o = F.scaled_dot_product_attention(qf.reshape(-1, groups, B, d), bands[0], bands[1], attn_mask=allowed, scale=1.0)
+        o = o.reshape(b, h, δ, m, d).transpose(2, 3).reshape(b, h, length, d)  # unfold the residue classes
+        return o[:, :, :n]
 
     def fast(self, q, k, v):
         n = q.shape[2]
@@ -141,6 +179,17 @@ def sliding_window_cost(config: dict[str, Any], mode: str) -> Cost:
     projections(t, config, b * n)
     if config["impl"] == "masked":
         masked_cost(t, config, n)
+    elif config["impl"] == "fused":
+        length = padded(n, δ * B)
+        pairs = b * h * length * (w + B - 1)  # every (query, band slot) pair of every block is computed
+        queries, bands = b * h * length * d, b * h * (length // B) * (w + B - 1) * d  # elements of q and of one band
+        if mode == "train":
+            # with grad, torch's CPU kernel takes its math path: q and k scaled by √scale, QKᵀ, + mask, softmax, PV
+            t.add(queries + bands, queries + bands)  # √scale · q, √scale · k_band (and their backward)
+            t.add(pairs * (4.0 * d + 1 + SOFTMAX_FLOPS), pairs * (8.0 * d + SOFTMAX_BACKWARD_FLOPS))
+            t.add(0, 2 * bands)  # backward of unfold: the overlapping bands' gradients summed
+        else:  # the fused kernel: QKᵀ (2d), softmax (5), PV (2d) per pair
+            t.add(pairs * (4.0 * d + SOFTMAX_FLOPS), 0)
     else:
         length = padded(n, δ * B)
         attend_cost(t, config, length // B, B, [("group", w + B - 1)], length)
@@ -160,17 +209,16 @@ def _validate(config: dict[str, Any]) -> None:
         summary="Causal local attention over the last `window` keys (dilated by `dilation`), blocked band form",
         paper=Paper("Longformer: The Long-Document Transformer", 2020, "2004.05150"),
         causal=True,
-        defaults={"n_heads": 2, "head_dim": None, "impl": "blocked", "window": 64, "dilation": 1, "block_size": 32},
+        defaults={"n_heads": 2, "head_dim": None, "impl": "fused", "window": 64, "dilation": 1, "block_size": 128},
         choices={"impl": IMPLS},
         cost=sliding_window_cost,
         validate=_validate,
         pattern=lambda config: pattern_lists("sliding_window", config),
         test_overrides={"window": 5, "dilation": 2, "block_size": 4},
         claims=(
-            Claim("flops", "seq_len", 1.0, "forward", {"impl": "blocked"}),
-            Claim("flops", "seq_len", 1.0, "train", {"impl": "blocked"}),
-            Claim("flops", "window", 1.0, "forward", {"impl": "blocked"}),
-            Claim("peak_bytes", "seq_len", 1.0, "forward", {"impl": "blocked"}),
+            *(Claim(metric, axis, 1.0, mode, {"impl": impl}) for impl in ("blocked", "fused")
+              for metric, axis, mode in (("flops", "seq_len", "forward"), ("flops", "seq_len", "train"),
+                                         ("flops", "window", "forward"), ("peak_bytes", "seq_len", "forward"))),
             Claim("flops", "seq_len", 2.0, "forward", {"impl": "masked"}),
             Claim("peak_bytes", "seq_len", 2.0, "forward", {"impl": "masked"}),
             Claim("state_bytes", "seq_len", 0.0, "decode"),
