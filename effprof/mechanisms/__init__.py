@@ -5,3 +5,4 @@ from effprof.mechanisms import moe  # noqa: F401
 from effprof.mechanisms import sparse  # noqa: F401
 from effprof.mechanisms import ssm  # noqa: F401
 from effprof.mechanisms import diffusion  # noqa: F401
+from effprof.mechanisms import hybrid  # noqa: F401
