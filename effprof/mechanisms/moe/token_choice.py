@@ -145,6 +145,8 @@ CLAIMS = (
 def _spec(name: str, summary: str, paper: Paper, top_k: int) -> MechanismSpec:
     return MechanismSpec(
         name=name,
+        complexity={"prefill": "O(N·(k·d·d_ff + e·d))", "train": "O(N·(k·d·d_ff + e·d))",
+                    "decode": "O(k·d·d_ff + e·d) per token", "state": "none"},
         family="moe",
         summary=summary,
         paper=paper,
