@@ -70,7 +70,6 @@ DEFAULT = {"pattern": DEFAULT_PATTERN}
 @register(
     MechanismSpec(
         name="hybrid",
-        complexity={"prefill": "sum of its layers", "train": "sum of its layers", "decode": "sum of its layers", "state": "KV caches + SSM states"},
         family="hybrid",
         summary="Pre-norm residual stack from a pattern of layer letters/names (A attention, M mamba, E MoE, F FFN, ...)",
         paper=Paper("An Empirical Study of Mamba-based Language Models", 2024, "2406.07887"),

@@ -100,7 +100,6 @@ class Hymba(Stack):
 @register(
     MechanismSpec(
         name="hymba",
-        complexity={"prefill": "O(N·d²) + O(N·w·d) (+ O(N²·d) in 3 full layers)", "train": "same as prefill", "decode": "O(d²) + O(w·d) (+ O(N·d) full layers) per token", "state": "window KV + 3 full KV caches + SSM state"},
         family="hybrid",
         summary="Hymba: parallel attention + Mamba heads per layer (normalised mean), sliding windows, meta tokens",
         paper=Paper("Hymba: A Hybrid-head Architecture for Small Language Models", 2024, "2411.13676"),

@@ -62,7 +62,6 @@ def jamba_cost(config: dict[str, Any], mode: str) -> Cost:
 @register(
     MechanismSpec(
         name="jamba",
-        complexity={"prefill": "O(N·d²) + O(N²·d)/8 layers", "train": "O(N·d²) + O(N²·d)/8 layers", "decode": "O(d²) + O(N·d)/8 layers per token", "state": "KV of 1 layer in 8 + constant SSM state"},
         family="hybrid",
         summary="Jamba: Mamba layers with attention in 1 of 8 and MoE replacing every other FFN",
         paper=Paper("Jamba: A Hybrid Transformer-Mamba Language Model", 2024, "2403.19887"),

@@ -59,7 +59,6 @@ def zamba_cost(config: dict[str, Any], mode: str) -> Cost:
 @register(
     MechanismSpec(
         name="zamba",
-        complexity={"prefill": "O(N·d²) + shared O(N²·d) every k layers", "train": "same as prefill", "decode": "O(d²) + O(N·d) per shared application", "state": "KV per shared application + SSM state"},
         family="hybrid",
         summary="Zamba: Mamba backbone with one shared (weight-tied) attention+FFN block applied every shared_every layers",
         paper=Paper("Zamba: A Compact 7B SSM Hybrid Model", 2024, "2405.16712"),
