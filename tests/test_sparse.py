@@ -71,7 +71,7 @@ def test_every_sparse_mechanism_has_masked_and_fast_impls():
     assert SPARSE == sorted(list_mechanisms("sparse"))
     for name in SPARSE:
         spec = get_spec(name)
-        assert spec.impls[0] == "masked" and len(spec.impls) == 2
+        assert spec.impls[0] == "masked" and len(spec.impls) >= 2
         assert spec.defaults["impl"] != "masked", "the dense reference is never the default"
         assert spec.pattern is not None
 
