@@ -24,6 +24,7 @@ Forms (config `impl`), the same function:
   (I - Δ/2·A)⁻¹ by Woodbury in O(N)).
 - fft: compute the kernel K (diag: a Vandermonde product; dplr: a Cauchy kernel at the roots of unity and an
   inverse FFT, see s4_kernel.py), then y = u * K by FFT: O(b·H·L log L + H·N·L) FLOPs, no loop over tokens.
+  D u rides in the kernel (K_0 + D), and the FFTs run along the time axis of (b, L, H): no transposes.
 
 Decode keeps x: b·H·N complex numbers, constant in n; a step costs O(H·N).
 """
@@ -83,20 +84,22 @@ class S4(Mechanism):
         return DPLR(Lambda, torch.view_as_complex(self.P.float()), B, C, dt)
 
     def _mix(self, x: torch.Tensor, with_state: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        u = x.float().transpose(1, 2)  # (b, H, L)
+        u = x.float()  # (b, L, H), time-major throughout
         ssm = self.ssm()
+        D = self.D.float()  # (H,)
         if self.impl == "recurrent":
             state = self.init_state(x.shape[0])  # x_0 = 0: (b, H, N)
             outputs = []
-            for u_k in u.unbind(-1):  # (b, H)
+            for u_k in u.unbind(1):  # (b, H)
                 state = ssm.step(state, u_k)
                 outputs.append(readout(ssm.C, state))
-            y = torch.stack(outputs, dim=-1)  # (b, H, L)
+            y = torch.stack(outputs, dim=1) + D * u  # + D u: (b, L, H)
         else:
-            y = fft_conv(u, ssm.kernel(u.shape[-1]))  # (b, H, L)
-            state = ssm.final_state(u) if with_state else None
-        y = y + self.D[:, None].float() * u  # + D u
-        return self.out_proj(F.gelu(y).transpose(1, 2).to(x.dtype)), state
+            K = ssm.kernel(u.shape[1])  # (H, L)
+            K = torch.cat([K[:, :1] + D[:, None], K[:, 1:]], dim=1)  # + D u as the kernel's first tap
+            y = fft_conv(u, K)  # (b, L, H)
+            state = ssm.final_state(u.transpose(1, 2)) if with_state else None
+        return self.out_proj(F.gelu(y).to(x.dtype)), state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._mix(x, with_state=False)[0]

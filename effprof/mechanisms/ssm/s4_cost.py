@@ -137,9 +137,12 @@ def _dplr_kernel(t: Tally, H: int, N: int, L: int) -> None:
     t.add(fft, fft)  # inverse FFT of the spectrum; bwd: a complex FFT
 
 
-def _layer(t: Tally, b: int, H: int, L: int) -> None:
-    """+ D u, GELU, out-projection."""
-    t.elementwise(b * H * L, 2, 4)  # D u, +; bwd: 2 products, Σ into D, u's two gradients summed
+def _layer(t: Tally, b: int, H: int, L: int, impl: str) -> None:
+    """+ D u (an elementwise term, or the FFT kernel's first tap), GELU, out-projection."""
+    if impl == "fft":
+        t.add(H, H * L)  # K_0 + D; bwd: K's two slices' gradients summed
+    else:
+        t.elementwise(b * H * L, 2, 4)  # D u, +; bwd: 2 products, Σ into D, u's two gradients summed
     t.elementwise(b * H * L, 1, 1)  # GELU
     t.linear(b * L, H, H)
 
@@ -182,5 +185,5 @@ def s4_cost(config: dict[str, Any], mode: str) -> Cost:
     else:
         _diagonal_discretization(t, H, N, config["discretization"], uses_log=False)
         _diagonal_recurrence(t, b, H, N, L)
-    _layer(t, b, H, L)
+    _layer(t, b, H, L, config["impl"])
     return Cost(t.total(mode), state_bytes)

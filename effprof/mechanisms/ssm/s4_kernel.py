@@ -34,13 +34,13 @@ def cexp(z: torch.Tensor) -> torch.Tensor:
 
 
 def fft_conv(u: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """y_k = Σ_{j≤k} K_j u_{k-j} along the last axis by FFT (zero-padded to 2L: no wrap-around).
+    """y_k = Σ_{j≤k} K_j u_{k-j} along the time axis by FFT (zero-padded to 2L: no wrap-around).
 
-    u: (b, H, L) real, K: (H, L) real -> (b, H, L)
+    u: (b, L, H) real, time-major as the layer holds it (no transposes), K: (H, L) real -> (b, L, H)
     """
-    L = u.shape[-1]
-    spectrum = torch.fft.rfft(u, n=2 * L) * torch.fft.rfft(K, n=2 * L)  # (b, H, L+1)
-    return torch.fft.irfft(spectrum, n=2 * L)[..., :L]
+    L = u.shape[1]
+    spectrum = torch.fft.rfft(u, n=2 * L, dim=1) * torch.fft.rfft(K, n=2 * L).t()  # (b, L+1, H)
+    return torch.fft.irfft(spectrum, n=2 * L, dim=1)[:, :L]
 
 
 def split_length(L: int) -> tuple[int, int]:
