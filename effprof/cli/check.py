@@ -73,7 +73,7 @@ def _checks_table(results):
     from effprof.check import exponent_text, leading_text
     from effprof.render.console import VERDICT_STYLE
 
-    table = Table(title="effprof check: claimed exponents (95% bootstrap CI; leading: dominant term of a·x^p + b·x)",
+    table = Table(title="effprof check: claimed exponents (95% bootstrap CI; leading: dominant term p of a·x^p + b·x^q)",
                   title_justify="left")
     numeric = ("exponent [CI]", "leading [CI]", "claimed", "tolerance")
     for column in ("mechanism", "variant", "mode", "metric", "axis", *numeric, "verdict"):

@@ -84,7 +84,7 @@ def parse_size(text: str | None, flag: str = "--max-memory") -> int | None:
         value = float(number)
     except ValueError:
         value = -1.0
-    if unit not in SIZE_UNITS or not value > 0 or value != value:
+    if unit not in SIZE_UNITS or not (0 < value < 2**60):  # also refuses nan and inf
         raise BadInput(f"{flag} {text!r} is not a size; e.g. 512M, 8G or a number of bytes")
     return int(value * SIZE_UNITS[unit])
 

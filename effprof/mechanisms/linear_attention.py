@@ -34,7 +34,6 @@ Decode keeps S and z: h·D·(d + 1) numbers per sequence, constant in n.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch

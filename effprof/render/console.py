@@ -35,7 +35,7 @@ def comparison_tables(frame: pd.DataFrame, baseline: str | None = None) -> list[
 
 
 def _metric_table(group: pd.DataFrame, mode: str, metric: str, axis: str | None, sizes: list, baseline: str | None) -> Table:
-    title = f"{METRIC_LABELS[metric]} — {mode}" + (f" — per generated token" if mode == "decode" and metric in ("flops_counted", "time_s") else "")
+    title = f"{METRIC_LABELS[metric]} — {mode}" + (" — per generated token" if mode == "decode" and metric in ("flops_counted", "time_s") else "")
     table = Table(title=title, title_justify="left")
     table.add_column("mechanism")
     for size in sizes:
@@ -65,7 +65,7 @@ def _number(value: Any) -> bool:
 
 def fits_table(fits: pd.DataFrame) -> Table:
     table = Table(title="scaling exponents: log-log slope over the upper half of the sizes (95% bootstrap CI); "
-                  "leading: exponent of the dominant term of a·x^p + b·x", title_justify="left")
+                  "leading: exponent p of the dominant term of a·x^p + b·x^q, q = 1 or 0", title_justify="left")
     numeric = ("exponent", "95% CI", "R²", "leading [CI]", "theory here", "claimed")
     for column in ("mechanism", "variant", "mode", "metric", "axis", *numeric, "verdict"):
         table.add_column(column, justify="right" if column in numeric else "left")

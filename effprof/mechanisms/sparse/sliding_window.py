@@ -206,7 +206,7 @@ def _validate(config: dict[str, Any]) -> None:
         name="sliding_window",
         complexity={"prefill": "O(N·w·d)", "train": "O(N·w·d)", "decode": "O(w·d) per token", "state": "O(w·d): last w keys"},
         family="sparse",
-        summary="Causal local attention over the last `window` keys (dilated by `dilation`), blocked band form",
+        summary="Causal local attention over the last `window` keys (dilated by `dilation`): key bands per query block",
         paper=Paper("Longformer: The Long-Document Transformer", 2020, "2004.05150"),
         causal=True,
         defaults={"n_heads": 2, "head_dim": None, "impl": "fused", "window": 64, "dilation": 1, "block_size": 128},

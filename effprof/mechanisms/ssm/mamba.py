@@ -101,6 +101,7 @@ class Mamba(Mechanism):
 @register(
     MechanismSpec(
         name="mamba",
+        complexity={"prefill": "O(N·E·d·N_s) + O(N·d²) projections", "train": "O(N·E·d·N_s) + O(N·d²)", "decode": "O(E·d·N_s + d²) per token", "state": "O(E·d·(N_s + d_conv)): SSM state + conv window"},
         family="ssm",
         summary="Mamba selective SSM block (input-dependent Δ, B, C; conv; SiLU gate): token-loop or chunked parallel scan",
         paper=Paper("Mamba: Linear-Time Sequence Modeling with Selective State Spaces", 2023, "2312.00752"),

@@ -129,6 +129,7 @@ def _validate(config: dict[str, Any]) -> None:
 @register(
     MechanismSpec(
         name="s4",
+        complexity={"prefill": "O(N·log N·d) fft; O(N·N_s·d) recurrent", "train": "same as prefill", "decode": "O(N_s·d) per token", "state": "O(N_s·d)"},
         family="ssm",
         summary="S4/S4D layer from HiPPO-LegS: diagonal or DPLR A, ZOH or bilinear; recurrent scan or FFT convolution",
         paper=Paper("Efficiently Modeling Long Sequences with Structured State Spaces", 2022, "2111.00396"),
