@@ -89,3 +89,18 @@ def test_every_user_string_path_is_escaped():
     for raw in ("<script>alert", "<img src=x", "</script><script>"):
         assert raw not in html, raw
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, escaped
+
+
+def test_hybrid_layer_breakdown_table():
+    from effprof.render.html import render_report
+
+    frame = _frame(label="jamba")
+    frame["family"] = "hybrid"
+    frame["analytic_flops_attention"] = frame["seq_len"].astype(float) ** 2
+    frame["analytic_flops_ssm"] = 1000.0 * frame["seq_len"]
+    frame["state_bytes_attention_kv"] = 64.0 * frame["seq_len"]
+    frame["time_s_ssm"] = 1e-3
+    html = render_report(frame, fit_frame(frame))
+    assert "Cost by layer kind" in html
+    shares = [int(x) for x in re.findall(r"\((\d+)%\)", html.split("Cost by layer kind")[1].split("</table>")[0])]
+    assert shares[0] < shares[-2]  # the attention share grows with seq_len (64 → 512)

@@ -91,6 +91,30 @@ def _moe_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
             for r in rows.to_dict("records")]
 
 
+def _layer_breakdown(frame: pd.DataFrame) -> dict[str, Any]:
+    """Per-layer-kind FLOPs (analytic, with their share), forward time and decode state of each stack point."""
+    flops_cols = sorted(c for c in frame.columns if c.startswith("analytic_flops_"))
+    if not flops_cols:
+        return {}
+    kinds = sorted({c.removeprefix("analytic_flops_") for c in flops_cols} |
+                   {c.removeprefix("time_s_") for c in frame.columns if c.startswith("time_s_")} |
+                   {c.removeprefix("state_bytes_") for c in frame.columns if c.startswith("state_bytes_") and c != "state_bytes_analytic"})
+    axis = swept_axis(frame)
+    rows = []
+    for record in frame.to_dict("records"):
+        flops = {k: record.get(f"analytic_flops_{k}") for k in kinds}
+        total = sum(v for v in flops.values() if isinstance(v, (int, float)) and v == v)
+        if not total:
+            continue
+        cells = []
+        for k in kinds:
+            f, t, st = flops.get(k), record.get(f"time_s_{k}"), record.get(f"state_bytes_{k}")
+            share = f"{human(f, 'flops')} ({100 * f / total:.0f}%)" if isinstance(f, (int, float)) and f == f else "–"
+            cells.append((share, human(t, "time"), human(st, "bytes")))
+        rows.append({"mechanism": record["mechanism"], "mode": record["mode"], "size": fmt_value(record.get(axis)) if axis else "", "cells": cells})
+    return {"kinds": kinds, "axis": axis or "", "rows": rows}
+
+
 def render_report(frame: pd.DataFrame, fits: pd.DataFrame, command: str = "", title: str = "effprof report",
                   baseline: pd.DataFrame | None = None, pattern_panels: list[dict[str, Any]] | None = None) -> str:
     ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame
@@ -113,7 +137,7 @@ def render_report(frame: pd.DataFrame, fits: pd.DataFrame, command: str = "", ti
         fits=[] if fits is None else fits.to_dict("records"),
         summary=_summary(fits, crossings), crossings=crossings, complexity=complexity_table(frame, fits),
         figures=figures, roofline=_div(roofline) if roofline is not None else "", expert_load=_div(load) if load is not None else "",
-        moe_rows=_moe_rows(frame), patterns=pattern_panels or [], families=families, family_mechanisms=family_mechanisms,
+        moe_rows=_moe_rows(frame), patterns=pattern_panels or [], layers=_layer_breakdown(frame), families=families, family_mechanisms=family_mechanisms,
         baseline=diff.to_dict("records"), has_baseline=baseline is not None,
         columns=columns, rows=rows, plotlyjs=get_plotlyjs(), n_records=len(frame),
         n_failed=int((frame["status"] != "ok").sum()) if "status" in frame.columns else 0,
