@@ -36,14 +36,11 @@ from effprof.analytic import Tally, dtype_bytes, mean_over_decode
 from effprof.config import ConfigError
 from effprof.mechanisms.sparse.core import (
     Layout,
-    SparseAttention,
+    StaticPlanAttention,
     StaticPart,
     masked_attention,
-    pad_tokens,
     padded,
     pattern_lists,
-    plan_pairs,
-    run_plan,
     static_plan,
     static_tensor,
 )
@@ -126,7 +123,7 @@ def decode_keys(t: int, block: int, window: int, n_global: int, n_random: int) -
     return np.concatenate([np.arange(g), window_keys, random_keys])
 
 
-class BigBirdAttention(SparseAttention):
+class BigBirdAttention(StaticPlanAttention):
     def __init__(self, config: dict[str, Any]):
         super().__init__(config)
         self.block_size, self.window = config["block_size"], config["window"]
@@ -139,14 +136,7 @@ class BigBirdAttention(SparseAttention):
         blocked = static_tensor(bigbird_blocked, q.shape[2], self.block_size, self.window, self.n_global, self.n_random, device=q.device)
         return masked_attention(q, k, v, blocked)
 
-    def fast(self, q, k, v):
-        n = q.shape[2]
-        plan = self.plan(n, q.device)
-        length = plan.layout.length
-        return run_plan(plan, pad_tokens(q, length), pad_tokens(k, length), pad_tokens(v, length))[:, :, :n]
 
-    def pairs(self, q, k):
-        return plan_pairs(self.plan(q.shape[2], q.device), q.shape[2])
 
     # decode: every key (random blocks reach anywhere before the window)
     def init_state(self, batch: int) -> dict[str, torch.Tensor]:

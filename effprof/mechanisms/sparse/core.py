@@ -375,6 +375,22 @@ class SparseAttention(Mechanism):
         return self.o_proj(merge_heads(o))
 
 
+class StaticPlanAttention(SparseAttention):
+    """A sparse mechanism whose fast form is a static Plan fixed by (n, config): it defines `plan(n, device)`."""
+
+    def plan(self, n: int, device: torch.device) -> "Plan":  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def fast(self, q, k, v):
+        n = q.shape[2]
+        plan = self.plan(n, q.device)
+        length = plan.layout.length
+        return run_plan(plan, pad_tokens(q, length), pad_tokens(k, length), pad_tokens(v, length))[:, :, :n]
+
+    def pairs(self, q, k):
+        return plan_pairs(self.plan(q.shape[2], q.device), q.shape[2])
+
+
 def pattern_lists(name: str, config: dict[str, Any], seed: int = 0) -> list[torch.Tensor]:
     """The spec's `pattern`: per-query key index lists of mechanism `name` at config (batch 1)."""
     rows, cols = pattern_of(name, config, seed)

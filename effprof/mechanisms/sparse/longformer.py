@@ -31,14 +31,11 @@ import torch
 from effprof.analytic import Tally, dtype_bytes, mean_over_decode
 from effprof.mechanisms.sparse.core import (
     Layout,
-    SparseAttention,
+    StaticPlanAttention,
     StaticPart,
     masked_attention,
-    pad_tokens,
     padded,
     pattern_lists,
-    plan_pairs,
-    run_plan,
     static_plan,
     static_tensor,
 )
@@ -66,7 +63,7 @@ def longformer_blocked(n: int, window: int, n_global: int) -> np.ndarray:
     return (j > i) | ((i - j >= window) & (j >= n_global))
 
 
-class LongformerAttention(SparseAttention):
+class LongformerAttention(StaticPlanAttention):
     def __init__(self, config: dict[str, Any]):
         super().__init__(config)
         self.window, self.n_global, self.block_size = config["window"], config["n_global"], config["block_size"]
@@ -78,14 +75,7 @@ class LongformerAttention(SparseAttention):
         blocked = static_tensor(longformer_blocked, q.shape[2], self.window, self.n_global, device=q.device)
         return masked_attention(q, k, v, blocked)
 
-    def fast(self, q, k, v):
-        n = q.shape[2]
-        plan = self.plan(n, q.device)
-        length = plan.layout.length
-        return run_plan(plan, pad_tokens(q, length), pad_tokens(k, length), pad_tokens(v, length))[:, :, :n]
 
-    def pairs(self, q, k):
-        return plan_pairs(self.plan(q.shape[2], q.device), q.shape[2])
 
     # decode: the last w − 1 keys, the global keys, and the position
     def init_state(self, batch: int) -> dict[str, torch.Tensor]:

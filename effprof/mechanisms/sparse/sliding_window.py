@@ -32,14 +32,12 @@ from effprof.analytic import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FLOPS, Tally, dtype
 from effprof.config import ConfigError
 from effprof.mechanisms.sparse.core import (
     Layout,
-    SparseAttention,
+    StaticPlanAttention,
     StaticPart,
     masked_attention,
     pad_tokens,
     padded,
     pattern_lists,
-    plan_pairs,
-    run_plan,
     static_plan,
     static_tensor,
 )
@@ -83,7 +81,7 @@ def window_blocked(n: int, window: int, dilation: int) -> np.ndarray:
     return (lag < 0) | (lag % dilation != 0) | (lag // dilation >= window)
 
 
-class SlidingWindowAttention(SparseAttention):
+class SlidingWindowAttention(StaticPlanAttention):
     def __init__(self, config: dict[str, Any]):
         super().__init__(config)
         self.window, self.dilation, self.block_size = config["window"], config["dilation"], config["block_size"]
@@ -120,16 +118,7 @@ class SlidingWindowAttention(SparseAttention):
         o = o.reshape(b, h, δ, m, d).transpose(2, 3).reshape(b, h, length, d)  # unfold the residue classes
         return o[:, :, :n]
 
-    def fast(self, q, k, v):
-        n = q.shape[2]
-        plan = self.plan(n, q.device)
-        length = plan.layout.length
-        o = run_plan(plan, pad_tokens(q, length), pad_tokens(k, length), pad_tokens(v, length))
-        return o[:, :, :n]
 
-    def pairs(self, q, k):
-        n = q.shape[2]
-        return plan_pairs(self.plan(n, q.device), n)
 
     # decode: the last δ·(w − 1) keys and values
     @property

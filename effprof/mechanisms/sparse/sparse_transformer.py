@@ -41,14 +41,11 @@ from effprof.analytic import Tally, dtype_bytes, mean_over_decode
 from effprof.config import ConfigError, declare_key
 from effprof.mechanisms.sparse.core import (
     Layout,
-    SparseAttention,
+    StaticPlanAttention,
     StaticPart,
     masked_attention,
-    pad_tokens,
     padded,
     pattern_lists,
-    plan_pairs,
-    run_plan,
     static_plan,
     static_tensor,
 )
@@ -93,7 +90,7 @@ def sparse_transformer_blocked(n: int, pattern: str, stride: int, n_summary: int
     return (lag < 0) | ((i // stride != j // stride) & (j % stride < stride - n_summary))
 
 
-class SparseTransformerAttention(SparseAttention):
+class SparseTransformerAttention(StaticPlanAttention):
     def __init__(self, config: dict[str, Any]):
         super().__init__(config)
         self.kind, self.stride, self.n_summary = config["pattern"], config["stride"], config["n_summary"]
@@ -107,14 +104,7 @@ class SparseTransformerAttention(SparseAttention):
         blocked = static_tensor(sparse_transformer_blocked, q.shape[2], self.kind, self.stride, self.n_summary, device=q.device)
         return masked_attention(q, k, v, blocked)
 
-    def fast(self, q, k, v):
-        n = q.shape[2]
-        plan = self.plan(n, q.device)
-        length = plan.layout.length
-        return run_plan(plan, pad_tokens(q, length), pad_tokens(k, length), pad_tokens(v, length))[:, :, :n]
 
-    def pairs(self, q, k):
-        return plan_pairs(self.plan(q.shape[2], q.device), q.shape[2])
 
     # decode. strided: every key; fixed: past summary columns + the current block.
     def init_state(self, batch: int) -> dict[str, torch.Tensor]:
