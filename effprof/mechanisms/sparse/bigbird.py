@@ -44,8 +44,8 @@ from effprof.mechanisms.sparse.core import (
     static_plan,
     static_tensor,
 )
-from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.mechanisms.sparse.cost import attend_cost, decode_step_flops, masked_cost, projections, sparse_claims
+from effprof.registry import Cost, MechanismSpec, Paper, register
 
 IMPLS = ("masked", "blocked")
 SEED = 0
@@ -165,13 +165,7 @@ def bigbird_cost(config: dict[str, Any], mode: str) -> Cost:
     if mode == "decode":
 
         def per_token(context: int) -> float:
-            keys = len(decode_keys(context - 1, B, w, g, r))
-            t = Tally()
-            projections(t, config, b)
-            t.matmul(b * h, 1, d, keys)
-            t.softmax(b * h * keys)
-            t.matmul(b * h, 1, keys, d)
-            return t.forward
+            return decode_step_flops(config, len(decode_keys(context - 1, B, w, g, r)))
 
         return Cost(mean_over_decode(config, per_token), state_bytes)
     t = Tally()
@@ -206,14 +200,9 @@ def _validate(config: dict[str, Any]) -> None:
         validate=_validate,
         pattern=lambda config: pattern_lists("bigbird", config),
         test_overrides={"block_size": 3, "window": 3, "n_global": 2, "n_random_blocks": 2},
+        # decode keeps every key: random blocks may be any earlier block
         claims=(
-            Claim("flops", "seq_len", 1.0, "forward", {"impl": "blocked"}),
-            Claim("flops", "seq_len", 1.0, "train", {"impl": "blocked"}),
-            Claim("peak_bytes", "seq_len", 1.0, "forward", {"impl": "blocked"}),
-            Claim("flops", "seq_len", 2.0, "forward", {"impl": "masked"}),
-            Claim("peak_bytes", "seq_len", 2.0, "forward", {"impl": "masked"}),
-            Claim("state_bytes", "seq_len", 1.0, "decode"),  # random blocks may be any earlier block
-            Claim("flops", "seq_len", 0.0, "decode"),
+            *sparse_claims(("blocked",), decode_state=1.0, decode_flops=0.0),
         ),
     )
 )

@@ -61,9 +61,9 @@ from effprof.mechanisms.sparse.core import (
     static_plan,
     static_tensor,
 )
-from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections
+from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections, sparse_claims
 from effprof.mechanisms.sparse.sliding_window import window_plan
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Cost, MechanismSpec, Paper, register
 
 IMPLS = ("masked", "gathered")
 
@@ -240,15 +240,9 @@ def block_sparse_cost(config: dict[str, Any], mode: str) -> Cost:
         cost=block_sparse_cost,
         pattern=lambda config: pattern_lists("block_sparse", config),
         test_overrides={"block_size": 3, "n_selected_blocks": 2, "window": 4},
+        # linear at a fixed budget (block scoring adds 2·(n/B)²·d); decode keeps every key: any past block may be picked
         claims=(
-            # linear at a fixed budget; block scoring adds 2·(n/B)²·d
-            Claim("flops", "seq_len", 1.0, "forward", {"impl": "gathered"}),
-            Claim("flops", "seq_len", 1.0, "train", {"impl": "gathered"}),
-            Claim("peak_bytes", "seq_len", 1.0, "forward", {"impl": "gathered"}),
-            Claim("flops", "seq_len", 2.0, "forward", {"impl": "masked"}),
-            Claim("peak_bytes", "seq_len", 2.0, "forward", {"impl": "masked"}),
-            Claim("state_bytes", "seq_len", 1.0, "decode"),  # any past block may be picked
-            Claim("flops", "seq_len", 0.0, "decode"),  # w + c·B keys; choosing adds 2·(t/B)·d once per block
+            *sparse_claims(("gathered",), decode_state=1.0, decode_flops=0.0),
         ),
     )
 )

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from effprof.analytic import Tally
+from effprof.registry import Claim
 
 PartShape = tuple[str, int]  # (kind, width L)
 
@@ -34,6 +35,28 @@ def projections(t: Tally, config: dict[str, Any], tokens: int, shared_qk: bool =
         # (9 per element), and a zero-norm check per row
         t.add(0, 9 * tokens * inner + tokens * h)
         t.add(0, tokens * inner)  # q's gradients through the scores and through the keys are summed
+
+
+def sparse_claims(fast_impls: tuple[str, ...], decode_state: float, decode_flops: float) -> tuple[Claim, ...]:
+    """The claims every sparse mechanism makes: its fast forms are linear in seq_len (FLOPs forward and train,
+    forward peak memory), the masked reference is quadratic, and its decode state and per-token FLOPs grow as
+    seq_len^decode_state and seq_len^decode_flops."""
+    fast = tuple(Claim(metric, "seq_len", 1.0, mode, {"impl": impl}) for impl in fast_impls
+                 for metric, mode in (("flops", "forward"), ("flops", "train"), ("peak_bytes", "forward")))
+    return (*fast, Claim("flops", "seq_len", 2.0, "forward", {"impl": "masked"}),
+            Claim("peak_bytes", "seq_len", 2.0, "forward", {"impl": "masked"}),
+            Claim("state_bytes", "seq_len", decode_state, "decode"), Claim("flops", "seq_len", decode_flops, "decode"))
+
+
+def decode_step_flops(config: dict[str, Any], keys: int) -> float:
+    """One decode step: the projections of b tokens, then one query per head against `keys` keys."""
+    b, h, d = config["batch"], config["n_heads"], config["head_dim"]
+    t = Tally()
+    projections(t, config, b)
+    t.matmul(b * h, 1, d, keys)  # q·Kᵀ
+    t.softmax(b * h * keys)
+    t.matmul(b * h, 1, keys, d)  # weights · V
+    return t.forward
 
 
 def gathered_numel(kind: str, groups: float, rows: int, width: int) -> float:

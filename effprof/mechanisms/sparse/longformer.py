@@ -39,9 +39,9 @@ from effprof.mechanisms.sparse.core import (
     static_plan,
     static_tensor,
 )
-from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections
+from effprof.mechanisms.sparse.cost import attend_cost, decode_step_flops, masked_cost, projections, sparse_claims
 from effprof.mechanisms.sparse.sliding_window import window_plan
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Cost, MechanismSpec, Paper, register
 
 IMPLS = ("masked", "blocked")
 
@@ -120,13 +120,7 @@ def longformer_cost(config: dict[str, Any], mode: str) -> Cost:
         def per_token(context: int) -> float:
             position = context - 1
             keys = min(w, context) + max(0, min(g, position - w + 1))
-            t = Tally()
-            projections(t, config, b)
-            t.matmul(b * h, 1, d, keys)
-            t.softmax(b * h * keys)
-            t.matmul(b * h, 1, keys, d)
-            t.elementwise(1)  # position + 1
-            return t.forward
+            return decode_step_flops(config, keys) + 1  # + 1: position + 1
 
         return Cost(mean_over_decode(config, per_token), state_bytes)
     t = Tally()
@@ -154,13 +148,7 @@ def longformer_cost(config: dict[str, Any], mode: str) -> Cost:
         pattern=lambda config: pattern_lists("longformer", config),
         test_overrides={"window": 5, "n_global": 3, "block_size": 4},
         claims=(
-            Claim("flops", "seq_len", 1.0, "forward", {"impl": "blocked"}),
-            Claim("flops", "seq_len", 1.0, "train", {"impl": "blocked"}),
-            Claim("peak_bytes", "seq_len", 1.0, "forward", {"impl": "blocked"}),
-            Claim("flops", "seq_len", 2.0, "forward", {"impl": "masked"}),
-            Claim("peak_bytes", "seq_len", 2.0, "forward", {"impl": "masked"}),
-            Claim("state_bytes", "seq_len", 0.0, "decode"),
-            Claim("flops", "seq_len", 0.0, "decode"),
+            *sparse_claims(("blocked",), decode_state=0.0, decode_flops=0.0),
         ),
     )
 )

@@ -60,7 +60,7 @@ from effprof.mechanisms.sparse.core import (
     plan_pairs,
     static_tensor,
 )
-from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections
+from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections, sparse_claims
 from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
 
 IMPLS = ("masked", "sorted")
@@ -308,15 +308,10 @@ def _validate(config: dict[str, Any]) -> None:
         validate=_validate,
         pattern=lambda config: pattern_lists("reformer", config),
         test_overrides={"n_buckets": 4, "n_hashes": 2, "chunk_size": 2},
+        # decode keeps every key: the pattern needs every earlier key's bucket
         claims=(
-            Claim("flops", "seq_len", 1.0, "forward", {"impl": "sorted"}),
-            Claim("flops", "seq_len", 1.0, "train", {"impl": "sorted"}),
-            Claim("peak_bytes", "seq_len", 1.0, "forward", {"impl": "sorted"}),
-            Claim("flops", "seq_len", 2.0, "forward", {"impl": "masked"}),
-            Claim("peak_bytes", "seq_len", 2.0, "forward", {"impl": "masked"}),
+            *sparse_claims(("sorted",), decode_state=1.0, decode_flops=1.0),
             Claim("flops", "n_hashes", 1.0, "forward", {"impl": "sorted"}),
-            Claim("state_bytes", "seq_len", 1.0, "decode"),  # the pattern needs every earlier key's bucket
-            Claim("flops", "seq_len", 1.0, "decode"),
         ),
     )
 )

@@ -49,8 +49,8 @@ from effprof.mechanisms.sparse.core import (
     run_plan,
     static_tensor,
 )
-from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections, sparse_claims
+from effprof.registry import Cost, MechanismSpec, Paper, register
 
 IMPLS = ("masked", "sorted")
 
@@ -198,14 +198,9 @@ def routing_cost(config: dict[str, Any], mode: str) -> Cost:
         cost=routing_cost,
         pattern=lambda config: pattern_lists("routing", config),
         test_overrides={"n_clusters": 3, "window": 3},
+        # decode keeps a buffer of w keys per cluster
         claims=(
-            Claim("flops", "seq_len", 1.0, "forward", {"impl": "sorted"}),
-            Claim("flops", "seq_len", 1.0, "train", {"impl": "sorted"}),
-            Claim("peak_bytes", "seq_len", 1.0, "forward", {"impl": "sorted"}),
-            Claim("flops", "seq_len", 2.0, "forward", {"impl": "masked"}),
-            Claim("peak_bytes", "seq_len", 2.0, "forward", {"impl": "masked"}),
-            Claim("state_bytes", "seq_len", 0.0, "decode"),  # a buffer of w keys per cluster
-            Claim("flops", "seq_len", 0.0, "decode"),
+            *sparse_claims(("sorted",), decode_state=0.0, decode_flops=0.0),
         ),
     )
 )

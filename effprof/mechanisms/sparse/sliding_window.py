@@ -41,7 +41,7 @@ from effprof.mechanisms.sparse.core import (
     static_plan,
     static_tensor,
 )
-from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections
+from effprof.mechanisms.sparse.cost import attend_cost, decode_step_flops, masked_cost, projections, sparse_claims
 from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
 
 IMPLS = ("masked", "blocked", "fused")
@@ -155,13 +155,7 @@ def sliding_window_cost(config: dict[str, Any], mode: str) -> Cost:
     if mode == "decode":
 
         def per_token(context: int) -> float:
-            t = Tally()
-            projections(t, config, b)
-            keys = min(w, (context - 1) // δ + 1)
-            t.matmul(b * h, 1, d, keys)
-            t.softmax(b * h * keys)
-            t.matmul(b * h, 1, keys, d)
-            return t.forward
+            return decode_step_flops(config, min(w, (context - 1) // δ + 1))
 
         return Cost(mean_over_decode(config, per_token), state_bytes)
     t = Tally()
@@ -205,13 +199,8 @@ def _validate(config: dict[str, Any]) -> None:
         pattern=lambda config: pattern_lists("sliding_window", config),
         test_overrides={"window": 5, "dilation": 2, "block_size": 4},
         claims=(
-            *(Claim(metric, axis, 1.0, mode, {"impl": impl}) for impl in ("blocked", "fused")
-              for metric, axis, mode in (("flops", "seq_len", "forward"), ("flops", "seq_len", "train"),
-                                         ("flops", "window", "forward"), ("peak_bytes", "seq_len", "forward"))),
-            Claim("flops", "seq_len", 2.0, "forward", {"impl": "masked"}),
-            Claim("peak_bytes", "seq_len", 2.0, "forward", {"impl": "masked"}),
-            Claim("state_bytes", "seq_len", 0.0, "decode"),
-            Claim("flops", "seq_len", 0.0, "decode"),
+            *sparse_claims(("blocked", "fused"), decode_state=0.0, decode_flops=0.0),
+            *(Claim("flops", "window", 1.0, "forward", {"impl": impl}) for impl in ("blocked", "fused")),
         ),
     )
 )

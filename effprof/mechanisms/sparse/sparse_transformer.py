@@ -49,7 +49,7 @@ from effprof.mechanisms.sparse.core import (
     static_plan,
     static_tensor,
 )
-from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections
+from effprof.mechanisms.sparse.cost import attend_cost, decode_step_flops, masked_cost, projections
 from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
 
 IMPLS = ("masked", "blocked")
@@ -169,13 +169,7 @@ def sparse_transformer_cost(config: dict[str, Any], mode: str) -> Cost:
     if mode == "decode":
 
         def per_token(context: int) -> float:
-            t = Tally()
-            projections(t, config, b)
-            keys = decode_keys(config, context - 1)
-            t.matmul(b * h, 1, d, keys)
-            t.softmax(b * h * keys)
-            t.matmul(b * h, 1, keys, d)
-            return t.forward
+            return decode_step_flops(config, decode_keys(config, context - 1))
 
         return Cost(mean_over_decode(config, per_token), state_bytes)
     t = Tally()

@@ -61,9 +61,9 @@ from effprof.mechanisms.sparse.core import (
     to_groups,
     unique_sorted,
 )
-from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections
+from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections, sparse_claims
 from effprof.mechanisms.sparse.sparse_transformer import fixed_plan
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Cost, MechanismSpec, Paper, register
 
 IMPLS = ("masked", "gathered")
 
@@ -224,15 +224,9 @@ def topk_attention_cost(config: dict[str, Any], mode: str) -> Cost:
         cost=topk_attention_cost,
         pattern=lambda config: pattern_lists("topk_attention", config),
         test_overrides={"top_k": 4, "block_size": 3, "n_selected_blocks": 2},
+        # linear while n/B ≪ the candidate budget (block scoring adds 2·n·(n/B)·d); any past block may be a candidate
         claims=(
-            # linear while n/B ≪ the candidate budget: block scoring adds 2·n·(n/B)·d
-            Claim("flops", "seq_len", 1.0, "forward", {"impl": "gathered"}),
-            Claim("flops", "seq_len", 1.0, "train", {"impl": "gathered"}),
-            Claim("peak_bytes", "seq_len", 1.0, "forward", {"impl": "gathered"}),
-            Claim("flops", "seq_len", 2.0, "forward", {"impl": "masked"}),
-            Claim("peak_bytes", "seq_len", 2.0, "forward", {"impl": "masked"}),
-            Claim("state_bytes", "seq_len", 1.0, "decode"),  # any past block may be a candidate
-            Claim("flops", "seq_len", 0.0, "decode"),  # (c + 1)·B candidates; block scoring adds 2·(t/B)·d
+            *sparse_claims(("gathered",), decode_state=1.0, decode_flops=0.0),
         ),
     )
 )
