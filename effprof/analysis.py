@@ -22,17 +22,12 @@ import numpy as np
 import pandas as pd
 
 from effprof.config import KEYS
-from effprof.frames import add_labels, swept_axis
+from effprof.frames import add_labels, fmt_value, swept_axis
+from effprof.records import is_missing, point_identity
 
 CROSSOVER_METRICS = {"time": "time_s", "flops": "flops_counted", "peak_bytes": "peak_bytes", "state_bytes": "state_bytes"}
 TIME_NOISE_FLOOR = 0.05
 COUNT_TOLERANCE = 0.005
-RESULT_FIELDS = {
-    "flops_analytic", "state_bytes_analytic", "flops_counted", "flops_fvcore", "fvcore_note", "time_s", "time_iqr_s",
-    "time_reps", "time_blocks", "time_noisy", "peak_bytes", "activation_bytes", "state_bytes", "params", "status", "error",
-    "torch", "device_name", "threads", "effprof", "git_sha", "timestamp", "achieved_flops_per_s", "uncounted_ops", "claims",
-    "schema", "peak_flops_per_s", "peak_bytes_per_s", "fraction_of_peak", "bytes_moved", "arithmetic_intensity", "complexity",
-}
 
 
 def _ok(frame: pd.DataFrame) -> pd.DataFrame:
@@ -82,27 +77,19 @@ def _crossing(a: pd.Series, b: pd.Series) -> dict[str, Any]:
     return {"at": None, "cheaper_below": cheaper, "cheaper_above": cheaper, "note": "none in range"}
 
 
-def config_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c in KEYS or c in ("mechanism", "mode")]
-
-
 def baseline_diff(new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
     """Point-by-point ratios new/old for time, FLOPs and memory, with a flag beyond the noise."""
     new, old = _ok(new), _ok(old)
-    keys = [c for c in config_columns(new) if c in old.columns]
     if new.empty or old.empty:
         return pd.DataFrame()
-
-    def key_of(row: pd.Series) -> str:
-        return "|".join(f"{k}={row[k]}" for k in keys)
-
-    old_by_key = {key_of(r): r for _, r in old.iterrows()}
+    old_by_key = {point_identity(r.to_dict()): r for _, r in old.iterrows()}  # the latest record of a point wins
+    varying = [k for k in KEYS if k in new.columns and new[k].dropna().astype(str).nunique() > 1]
     rows = []
     for _, r in new.iterrows():
-        key = key_of(r)
-        if key not in old_by_key:
+        o = old_by_key.get(point_identity(r.to_dict()))
+        if o is None:
             continue
-        o = old_by_key[key]
+        key = ", ".join(f"{k}={fmt_value(r[k])}" for k in varying if not is_missing(r[k])) or "defaults"
         for metric in ("time_s", "flops_counted", "peak_bytes", "state_bytes"):
             if metric not in r or metric not in o or not _positive(r[metric]) or not _positive(o[metric]):
                 continue

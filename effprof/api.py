@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import signal
 import threading
@@ -177,24 +176,15 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def point_key(name: str, mode: str, config: dict[str, Any]) -> str:
-    """Identity of a point for --resume and merge: mechanism, mode and the full resolved config."""
-    return json.dumps([name, mode, sorted((k, config.get(k)) for k in config)], default=str)
-
-
 def pending(points: list[tuple[str, str, dict[str, Any]]], done: Iterable[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
     """The points with no `ok` record in `done` (matched on mechanism, mode and the whole config)."""
-    finished = set()
-    for record in done:
-        if record.get("status") == "ok":
-            spec = get_spec(record["mechanism"]) if record["mechanism"] in list_mechanisms() else None
-            if spec is not None:
-                keys = resolve_config(spec, {}).keys()
-                finished.add(point_key(record["mechanism"], record["mode"], {k: record.get(k) for k in keys}))
+    from effprof.records import point_identity
+
+    finished = {point_identity(r) for r in done if r.get("status") == "ok"}
     left = []
     for name, mode, overrides in points:
         resolved = resolve_config(get_spec(name), overrides)
-        if point_key(name, mode, resolved) not in finished:
+        if point_identity({"mechanism": name, "mode": mode, **resolved}) not in finished:
             left.append((name, mode, overrides))
     return left
 

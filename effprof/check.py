@@ -45,6 +45,7 @@ from typing import Any
 
 from effprof.config import KEYS, ConfigError, resolve_config
 from effprof.fit import METRICS
+from effprof.records import point_identity
 
 METRIC_NAMES = tuple(METRICS)
 DEFAULT_REGRESSION = {"flops": 1.0, "peak_bytes": 1.05}
@@ -489,10 +490,10 @@ def compare_baseline(records: list[dict[str, Any]], baseline: list[dict[str, Any
     old = {}
     for record in baseline:
         if record.get("status") == "ok":
-            old[_identity(record)] = record  # the latest record of a point wins
+            old[point_identity(record)] = record  # the latest record of a point wins
     regressions, notes, matched = [], [], 0
     for record in records:
-        before = old.get(_identity(record))
+        before = old.get(point_identity(record))
         if record.get("status") != "ok" or before is None:
             continue
         matched += 1
@@ -519,16 +520,6 @@ def _regressed(metric: str, new: float, old: float, ratio: float, iqr_new: Any, 
         noise = sum(v for v in (iqr_new, iqr_old) if _number(v))
         return new - old > noise
     return True
-
-
-def _identity(record: dict[str, Any]) -> str | None:
-    from effprof.api import point_key
-    from effprof.registry import get_spec, list_mechanisms
-
-    if record.get("mechanism") not in list_mechanisms():
-        return None
-    keys = resolve_config(get_spec(record["mechanism"]), {}).keys()
-    return point_key(record["mechanism"], record.get("mode", ""), {k: record.get(k) for k in keys})
 
 
 def _point_text(record: dict[str, Any]) -> str:

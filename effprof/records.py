@@ -76,16 +76,27 @@ def to_frame(records: Iterable[dict[str, Any]]) -> "pandas.DataFrame":
     return pd.DataFrame(list(records))
 
 
-CONFIG_FREE_FIELDS = {  # what a measurement produced, not which point it is
-    "flops_counted", "flops_fvcore", "fvcore_note", "time_s", "time_iqr_s", "time_reps", "time_blocks", "time_noisy",
-    "peak_bytes", "activation_bytes", "state_bytes", "status", "error", "torch", "device_name", "threads", "effprof",
-    "git_sha", "timestamp", "achieved_flops_per_s", "uncounted_ops",
-}
-
-
 def point_identity(record: dict[str, Any]) -> str:
-    """Which point a record measured: every field that is not a measurement or the environment."""
-    return json.dumps({k: v for k, v in sorted(record.items()) if k not in CONFIG_FREE_FIELDS}, sort_keys=True, default=str)
+    """Which point a record measured: its mechanism, mode and every config key it carries.
+
+    The one definition of "the same point" for --resume, merge, baseline comparison and check.
+    """
+    from effprof.config import KEYS
+
+    config = {k: _plain_value(record[k]) for k in KEYS if k in record and not is_missing(record[k])}
+    return json.dumps([record.get("mechanism"), record.get("mode"), config], sort_keys=True, default=str)
+
+
+def is_missing(value: Any) -> bool:
+    """A key absent from a record shows as NaN (or None) in a DataFrame row of mixed mechanisms."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _plain_value(value: Any) -> Any:
+    """2.0 in a DataFrame column is the 2 of its record."""
+    if hasattr(value, "item"):
+        value = value.item()
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def merge(groups: Iterable[list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], dict[str, int]]:

@@ -79,3 +79,19 @@ def test_truncated_last_line_is_skipped_with_its_line_number(tmp_path):
     out.write_text(json.dumps({"mechanism": "m", "mode": "forward", "schema": 1}) + "\n" + '{"mechanism": "m", "mo')
     with pytest.warns(UserWarning, match=r"r\.jsonl:2"):
         assert len(read(out)) == 1
+
+
+def test_same_point_is_recognised_whatever_else_the_records_carry():
+    """A re-measurement differs in every result field (roofline, diagnostics, per-layer times); it is still the same
+    point. A DataFrame row of a mixed frame (NaN for other mechanisms' keys, 2.0 for 2) is too."""
+    import math
+
+    from effprof.records import point_identity
+
+    a = {"mechanism": "m", "mode": "forward", "seq_len": 16, "n_heads": 2, "status": "ok", "time_s": 1.0,
+         "fraction_of_peak": 0.3, "bytes_moved": 10.0, "time_s_attention": 0.1, "aux_loss": 1.2}
+    b = dict(a, time_s=2.0, fraction_of_peak=0.5, bytes_moved=11.0, time_s_attention=0.2, aux_loss=1.1)
+    _, stats = merge([[a], [b]])
+    assert stats["conflicts"] == 1
+    row = dict(a, n_heads=2.0, window=math.nan)
+    assert point_identity(row) == point_identity(a) != point_identity(dict(a, seq_len=32))
