@@ -51,6 +51,11 @@ class Tally:
         return self.forward + (self.backward if mode == "train" else 0.0)
 
 
+def causal_pairs(n_q: int, n_k: int) -> int:
+    """(query, key) pairs a causal kernel computes; the queries are the last n_q of n_k positions."""
+    return n_q * (n_k - n_q) + n_q * (n_q + 1) // 2
+
+
 def dtype_bytes(config: dict) -> int:
     return BYTES[config["dtype"]]
 

@@ -138,10 +138,23 @@ def test_naive_attention_peak_memory_grows_quadratically_tiled_linearly():
     assert peaks["tiled"] < 1.2
 
 
-def test_a_failing_point_becomes_a_record():
-    record = measure_point("softmax_attention", "forward", {"seq_len": 16, "d_model": 16, "dtype": "float16"}, Options(timing=False))
-    assert record["status"] in ("ok", "error")  # fp16 on CPU works on recent torch; either way a record comes back
-    assert "flops_analytic" in record
+def test_a_failing_point_becomes_a_record(monkeypatch):
+    """An error inside a mechanism ends that point only: a record with status, message and the analytic figures."""
+    import effprof.measure.harness as harness
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom inside the mechanism")
+
+    monkeypatch.setattr(harness, "make_workload", broken)
+    record = measure_point("softmax_attention", "forward", {"seq_len": 16, "d_model": 16}, Options(timing=False))
+    assert record["status"] == "error" and "boom inside the mechanism" in record["error"]
+    assert record["flops_analytic"] > 0 and record["flops_counted"] is None
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 GB")
+
+    monkeypatch.setattr(harness, "make_workload", out_of_memory)
+    assert measure_point("softmax_attention", "forward", {"seq_len": 16, "d_model": 16}, Options(timing=False))["status"] == "oom"
 
 
 def test_determinism_same_config_same_figures_and_outputs():

@@ -11,8 +11,6 @@ from effprof.cli import BadInput, app
 from effprof.cli.options import CsvOpt, FiguresOpt, JsonOpt, LatexOpt
 from effprof.cli.output import check_export_paths, command_line, err, frame_records, load_results, out, print_json, write_exports
 
-_load = load_results
-
 
 @app.command("fit")
 def fit_command(
@@ -23,7 +21,7 @@ def fit_command(
     from effprof.fit import fit_frame
     from effprof.render.console import fits_table
 
-    fits = fit_frame(_load(results))
+    fits = fit_frame(load_results(results))
     if json_:
         print_json(frame_records(fits))
         return
@@ -50,8 +48,8 @@ def report_command(
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
     check_export_paths(latex, csv, figures)
-    frame = _load(results)
-    old = _load(baseline, "--baseline") if baseline is not None else None
+    frame = load_results(results)
+    old = load_results(baseline, "--baseline") if baseline is not None else None
     fits = fit_frame(frame)
     path = write_report(frame, fits, output, command=command_line(), baseline=old, pattern_panels=pattern_panels(frame))
     write_exports(frame, fits, latex, csv, figures)

@@ -26,7 +26,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from effprof.analytic import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FLOPS
+from effprof.analytic import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FLOPS, causal_pairs
 
 aten = torch.ops.aten
 
@@ -152,12 +152,6 @@ def _attention_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tupl
     return b * h, n_q, n_k, d, d_v
 
 
-def causal_pairs(n_q: int, n_k: int) -> int:
-    """(query, key) pairs a causal kernel computes; the queries are the last n_q of n_k positions."""
-    offset = n_k - n_q
-    return n_q * offset + n_q * (n_q + 1) // 2
-
-
 def _sdpa_cpu(args: tuple, kwargs: dict, out: Any) -> float:
     """Fused attention: QKᵀ (2d), softmax (5), PV (2d_v) per computed (query, key) pair."""
     q, k, v = args[:3]
@@ -239,10 +233,6 @@ def _embedding_backward(args: tuple, kwargs: dict, out: Any) -> float:
     return float(args[0].numel())  # accumulate each grad row into its token's row
 
 
-def _gelu_backward(args: tuple, kwargs: dict, out: Any) -> float:
-    return float(_first(out).numel())
-
-
 ELEMENTWISE = """
 add sub rsub mul div neg exp exp2 expm1 log log2 log1p sigmoid silu elu relu gelu tanh softplus
 sqrt rsqrt pow reciprocal abs clamp clamp_min clamp_max maximum minimum square sin cos sign
@@ -252,7 +242,7 @@ sigmoid_backward silu_backward elu_backward tanh_backward threshold_backward sof
 gelu_backward hardtanh_backward leaky_relu_backward mish_backward xlogy sgn real imag angle
 """.split()
 
-FUSED_ELEMENTWISE = {"addcmul": 2, "addcdiv": 2, "lerp": 2, "where_arith": 0, "polar": 3, "logit": 2}
+FUSED_ELEMENTWISE = {"addcmul": 2, "addcdiv": 2, "lerp": 2, "polar": 3, "logit": 2}
 
 REDUCTIONS = {
     "sum": 1, "mean": 1, "amax": 1, "amin": 1, "max": 1, "min": 1, "prod": 1, "argmax": 1, "argmin": 1,

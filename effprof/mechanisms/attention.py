@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effprof.analytic import SOFTMAX_FLOPS, Tally, dtype_bytes, mean_over_decode
+from effprof.analytic import SOFTMAX_FLOPS, Tally, causal_pairs, dtype_bytes, mean_over_decode
 from effprof.config import ConfigError
 from effprof.mechanisms.base import Mechanism, merge_heads, split_heads
 from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
@@ -155,7 +155,7 @@ def _attention_core(t: Tally, config: dict[str, Any], n_q: int, n_k: int, causal
             t.add(0, 2 * b * h * n_k * d)
         return
     if impl == "sdpa":
-        pairs = b * h * (n_q * (n_k - n_q) + n_q * (n_q + 1) // 2 if causal and n_q > 1 else n_q * n_k)
+        pairs = b * h * (causal_pairs(n_q, n_k) if causal and n_q > 1 else n_q * n_k)
         t.add(pairs * (4.0 * d + SOFTMAX_FLOPS), pairs * (8.0 * d + 4))
         return
     _tiled_core(t, config, n_q, n_k, causal)

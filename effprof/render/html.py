@@ -84,7 +84,7 @@ def _summary(fits: pd.DataFrame, crossings: list[dict[str, Any]]) -> dict[str, A
 def _moe_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     if "aux_loss" not in frame.columns:
         return []
-    rows = frame[frame["aux_loss"].notna()] if "aux_loss" in frame.columns else frame.iloc[0:0]
+    rows = frame[frame["aux_loss"].notna()]
     axis = swept_axis(frame)
     keep = ["mechanism", "mode", *([axis] if axis else []), *(c for c in ("n_experts", "top_k", "capacity_factor") if c in rows.columns), *MOE_FIELDS]
     return [{k: (fmt_value(r[k]) if not isinstance(r[k], float) or k not in MOE_FIELDS else f"{r[k]:.4g}") for k in keep if k in r}
