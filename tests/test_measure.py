@@ -192,3 +192,9 @@ def test_time_by_layer_kind_accounts_each_kind():
     times = time_by_layer_kind(stack, lambda: stack(x))
     assert set(times) == {"big", "small"} and all(t > 0 for t in times.values())
     assert times["big"] > times["small"]  # 64× the FLOPs
+
+
+def test_accumulating_index_put_is_counted_a_plain_one_is_free():
+    x, idx, v = torch.zeros(10), torch.tensor([1, 1, 3]), torch.ones(3)
+    assert count(lambda: x.clone().index_put_((idx,), v, accumulate=True)).total == 3
+    assert count(lambda: x.clone().index_put_((idx,), v)).total == 0

@@ -225,6 +225,11 @@ def _scatter_like(args: tuple, kwargs: dict, out: Any) -> float:
     return float(src.numel())
 
 
+def _index_put(args: tuple, kwargs: dict, out: Any) -> float:
+    accumulate = args[3] if len(args) > 3 else kwargs.get("accumulate", False)
+    return float(args[2].numel()) if accumulate else 0.0
+
+
 def _index_add(args: tuple, kwargs: dict, out: Any) -> float:
     return float(args[3].numel())
 
@@ -260,7 +265,7 @@ split split_with_sizes chunk unbind narrow diagonal alias detach clone contiguou
 _copy_from _copy_from_and_resize to lift_fresh lift_fresh_copy empty empty_like empty_strided new_empty
 new_empty_strided zeros zeros_like ones ones_like full full_like new_zeros new_ones new_full fill
 zero arange linspace logspace eye tril triu cat stack flip roll repeat repeat_interleave index
-index_select gather scatter index_put _index_put_impl masked_fill masked_scatter where embedding
+index_select gather scatter masked_fill masked_scatter where embedding
 randn rand randint randperm rand_like randn_like uniform normal bernoulli _unsafe_index _local_scalar_dense
 view_as_real view_as_complex _conj _neg_view resolve_conj resolve_neg conj _reshape_alias
 unfold pad constant_pad_nd _pad_enum slice_scatter select_scatter diagonal_scatter as_strided_scatter
@@ -294,6 +299,8 @@ FORMULAS: dict[str, Formula] = {
     "index_add": _index_add,
     "embedding_dense_backward": _embedding_backward,
     "unfold_backward": per_input(1),  # overlapping windows' gradients summed: one add per window element
+    "index_put": _index_put,  # accumulate=True adds each value: one add per value; otherwise a plain write
+    "_index_put_impl": _index_put,
     "mul": _complex_mul,
 }
 for _op in ELEMENTWISE:
