@@ -113,7 +113,8 @@ class SlidingWindowAttention(StaticPlanAttention):
 
         qf, kf, vf = fold(q), fold(k), fold(v)
         bands = [F.pad(t, (0, 0, w - 1, 0)).unfold(1, w + B - 1, B).transpose(-1, -2) for t in (kf, vf)]  # (bhδ, G, L, d)
-        allowed = static_tensor(band_allowed, groups, w, B, device=q.device)  # (G, B, L)
+        # 4-D (1, G, B, L), not (G, B, L): torch's CPU dispatcher sends a 3-D mask with 4-D q to its unfused math path
+        allowed = static_tensor(band_allowed, groups, w, B, device=q.device)[None]
         o = F.scaled_dot_product_attention(qf.reshape(-1, groups, B, d), bands[0], bands[1], attn_mask=allowed, scale=1.0)
         o = o.reshape(b, h, δ, m, d).transpose(2, 3).reshape(b, h, length, d)  # unfold the residue classes
         return o[:, :, :n]
