@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from effprof.measure.flops import FlopCounter, causal_pairs
+from effprof.measure.flops import FORMULAS, FlopCounter, causal_pairs
 from effprof.measure.harness import Options, measure_point
 from effprof.measure.memory import LiveTensorTracker, activation_bytes, peak_bytes
 from effprof.measure.timing import time_call
@@ -198,3 +198,22 @@ def test_accumulating_index_put_is_counted_a_plain_one_is_free():
     x, idx, v = torch.zeros(10), torch.tensor([1, 1, 3]), torch.ones(3)
     assert count(lambda: x.clone().index_put_((idx,), v, accumulate=True)).total == 3
     assert count(lambda: x.clone().index_put_((idx,), v)).total == 0
+
+
+# The fused attention formulas read is_causal at a fixed position of each kernel's schema; on CPU only
+# the first pair runs, so the CUDA positions are checked against the schemas themselves.
+@pytest.mark.parametrize("op,position", [
+    ("_scaled_dot_product_flash_attention_for_cpu", 4), ("_scaled_dot_product_flash_attention_for_cpu_backward", 7),
+    ("_scaled_dot_product_flash_attention", 4), ("_scaled_dot_product_flash_attention_backward", 11),
+    ("_scaled_dot_product_efficient_attention", 6), ("_scaled_dot_product_efficient_attention_backward", 11),
+    ("_scaled_dot_product_cudnn_attention", 6), ("_scaled_dot_product_cudnn_attention_backward", 14),
+])
+def test_attention_formulas_read_is_causal_where_the_schema_has_it(op, position):
+    schema = getattr(torch.ops.aten, op).default._schema
+    assert schema.arguments[position].name == "is_causal"
+    q = torch.empty(2, 3, 16, 8, device="meta")
+    args = [q, q, q] if "backward" not in op else [q, q, q, q]
+    args += [None] * (position - len(args)) + [True]
+    full = FORMULAS[op](tuple(args[:position]) + (False,), {}, (q,))
+    causal = FORMULAS[op](tuple(args), {}, (q,))
+    assert causal == full * (16 * 17 // 2) / (16 * 16)  # causal pairs of 16 queries and keys

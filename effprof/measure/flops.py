@@ -6,9 +6,11 @@ element. Data movement (views, copies, casts, indexing, concatenation, masks
 selected with `where`) is 0.
 
 `FlopCounter` is a TorchDispatchMode, as torch.utils.flop_counter.FlopCounterMode
-is, and reuses its matmul / convolution / CUDA attention formulas (`flop_registry`).
-It adds what FlopCounterMode counts as 0: the CPU fused attention kernels (with
-causal masking), softmax, layer norms, cumsum, FFT, elementwise ops and reductions.
+is. It counts what FlopCounterMode counts as 0 or counts otherwise: the fused
+attention kernels of CPU and CUDA (with causal masking), softmax, layer norms,
+cumsum, FFT, elementwise ops and reductions. An op it has no formula for, whose
+author registered one with torch.utils.flop_counter (`register_flop_formula`, as
+effprof's compiled kernels do), is counted by that formula.
 Every op it meets is classified: an op with no formula and not known to be free is
 reported in `unknown_ops`, so a missed op is visible, never silently 0.
 
@@ -78,17 +80,14 @@ def _complex_mul(args: tuple, kwargs: dict, out: Any) -> float:
     return (6.0 if o.is_complex() else 1.0) * o.numel()
 
 
-def _from_torch(packet) -> Formula:
-    """Wrap one of torch.utils.flop_counter's shape formulas."""
-    shape_fn = flop_registry[packet]
-
-    def formula(args: tuple, kwargs: dict, out: Any) -> float:
-        shapes = tuple(a.shape if isinstance(a, torch.Tensor) else a for a in args)
-        kw = {k: (v.shape if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
-        out_shape = tuple(o.shape if isinstance(o, torch.Tensor) else o for o in out) if isinstance(out, (tuple, list)) else out.shape
-        return float(shape_fn(*shapes, **kw, out_shape=out_shape))
-
-    return formula
+def _registered(func) -> Formula | None:
+    """An op effprof has no formula for, whose author registered one with torch.utils.flop_counter
+    (`register_flop_formula`, as effprof's own compiled kernels do)."""
+    packet = func.overloadpacket
+    if packet not in flop_registry:
+        return None
+    count = flop_registry[packet]
+    return lambda args, kwargs, out: float(count(*args, out_val=out, **kwargs))
 
 
 def _addmm(args: tuple, kwargs: dict, out: Any) -> float:
@@ -152,22 +151,33 @@ def _attention_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tupl
     return b * h, n_q, n_k, d, d_v
 
 
-def _sdpa_cpu(args: tuple, kwargs: dict, out: Any) -> float:
-    """Fused attention: QKᵀ (2d), softmax (5), PV (2d_v) per computed (query, key) pair."""
-    q, k, v = args[:3]
-    is_causal = args[4] if len(args) > 4 else kwargs.get("is_causal", False)
-    bh, n_q, n_k, d, d_v = _attention_shapes(q, k, v)
-    pairs = causal_pairs(n_q, n_k) if is_causal else n_q * n_k
-    return bh * pairs * (2.0 * d + SOFTMAX_FLOPS + 2.0 * d_v)
+def _attention(causal_at: int) -> Formula:
+    """Fused attention: QKᵀ (2d), softmax (5), PV (2d_v) per computed (query, key) pair.
+
+    `causal_at`: the position of the kernel's is_causal argument (the CPU and CUDA kernels differ).
+    """
+
+    def formula(args: tuple, kwargs: dict, out: Any) -> float:
+        q, k, v = args[:3]
+        is_causal = kwargs.get("is_causal", args[causal_at] if len(args) > causal_at else False)
+        bh, n_q, n_k, d, d_v = _attention_shapes(q, k, v)
+        pairs = causal_pairs(n_q, n_k) if is_causal else n_q * n_k
+        return bh * pairs * (2.0 * d + SOFTMAX_FLOPS + 2.0 * d_v)
+
+    return formula
 
 
-def _sdpa_cpu_backward(args: tuple, kwargs: dict, out: Any) -> float:
+def _attention_backward(causal_at: int) -> Formula:
     """Backward: recompute-free; dV = PᵀdO, dP = dO Vᵀ, dS = softmax'(dP), dQ = dS K, dK = dSᵀQ."""
-    grad_out, q, k, v = args[:4]
-    is_causal = kwargs.get("is_causal", args[7] if len(args) > 7 else False)
-    bh, n_q, n_k, d, d_v = _attention_shapes(q, k, v)
-    pairs = causal_pairs(n_q, n_k) if is_causal else n_q * n_k
-    return bh * pairs * (2.0 * d_v + 2.0 * d_v + SOFTMAX_BACKWARD_FLOPS + 2.0 * d + 2.0 * d)
+
+    def formula(args: tuple, kwargs: dict, out: Any) -> float:
+        grad_out, q, k, v = args[:4]
+        is_causal = kwargs.get("is_causal", args[causal_at] if len(args) > causal_at else False)
+        bh, n_q, n_k, d, d_v = _attention_shapes(q, k, v)
+        pairs = causal_pairs(n_q, n_k) if is_causal else n_q * n_k
+        return bh * pairs * (2.0 * d_v + 2.0 * d_v + SOFTMAX_BACKWARD_FLOPS + 2.0 * d + 2.0 * d)
+
+    return formula
 
 
 def _fft(kind: str) -> Formula:
@@ -284,8 +294,16 @@ FORMULAS: dict[str, Formula] = {
     "baddbmm": _baddbmm,
     "convolution": _convolution,
     "convolution_backward": _convolution_backward,
-    "_scaled_dot_product_flash_attention_for_cpu": _sdpa_cpu,
-    "_scaled_dot_product_flash_attention_for_cpu_backward": _sdpa_cpu_backward,
+    # the fused attention kernels, CPU and CUDA, counted alike (with causal masking); the number is the
+    # position of is_causal in each kernel's schema
+    "_scaled_dot_product_flash_attention_for_cpu": _attention(4),
+    "_scaled_dot_product_flash_attention_for_cpu_backward": _attention_backward(7),
+    "_scaled_dot_product_flash_attention": _attention(4),
+    "_scaled_dot_product_flash_attention_backward": _attention_backward(11),
+    "_scaled_dot_product_efficient_attention": _attention(6),
+    "_scaled_dot_product_efficient_attention_backward": _attention_backward(11),
+    "_scaled_dot_product_cudnn_attention": _attention(6),
+    "_scaled_dot_product_cudnn_attention_backward": _attention_backward(14),
     "_fft_r2c": _fft("r2c"),
     "_fft_c2r": _fft("c2r"),
     "_fft_c2c": _fft("c2c"),
@@ -309,19 +327,14 @@ for _op, _k in FUSED_ELEMENTWISE.items():
     FORMULAS[_op] = per_output(_k)
 for _op, _k in REDUCTIONS.items():
     FORMULAS[_op] = per_input(_k)
-# CUDA attention kernels: torch's own formulas (they count full N×N; causal halving is applied below).
-for _packet in (aten._scaled_dot_product_efficient_attention, aten._scaled_dot_product_flash_attention,
-                aten._scaled_dot_product_cudnn_attention, aten._scaled_dot_product_efficient_attention_backward,
-                aten._scaled_dot_product_flash_attention_backward, aten._scaled_dot_product_cudnn_attention_backward):
-    if _packet in flop_registry:
-        FORMULAS[_packet.__name__] = _from_torch(_packet)
-
 
 class FlopCounter(TorchDispatchMode):
     """Count FLOPs of everything run inside `with FlopCounter() as c:`.
 
     c.total: FLOPs; c.by_op: FLOPs per aten op; c.unknown_ops: ops with no
     formula that are not known to be free (their FLOPs are missing from total);
+    c.custom_ops: calls of ops outside aten (compiled kernels such as
+    effprof::chunked_selective_scan), so a record says which kernels ran;
     c.bytes_moved: operand and result bytes of the counted ops, the traffic of an
     implementation with no reuse across ops (the roofline's arithmetic intensity is
     total / bytes_moved).
@@ -332,6 +345,7 @@ class FlopCounter(TorchDispatchMode):
         self.by_op: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
         self.unknown_ops: Counter[str] = Counter()
+        self.custom_ops: Counter[str] = Counter()
         self.bytes_moved = 0
 
     @property
@@ -342,7 +356,9 @@ class FlopCounter(TorchDispatchMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         name = _canonical(func)
-        formula = FORMULAS.get(name)
+        if func.namespace not in ("aten", "prim"):
+            self.custom_ops[f"{func.namespace}::{name}"] += 1
+        formula = FORMULAS.get(name) or _registered(func)
         if formula is not None:
             self.by_op[name] += formula(args, kwargs, out)
             self.calls[name] += 1
