@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import shutil
 
 import pytest
 import torch
@@ -15,7 +17,16 @@ from effprof.measure.workload import make_workload
 from effprof.mechanisms.base import state_nbytes
 from effprof.mechanisms.ssm.hippo import legs_dplr, legs_matrices
 from effprof.mechanisms.ssm.s4_kernel import DPLR, Diagonal
-from effprof.mechanisms.ssm.selective_scan import chunked_scan, sequential_scan
+from effprof import kernels
+from effprof.measure.memory import LiveTensorTracker
+from effprof.mechanisms.ssm.mamba_cost import chunked_scan_flops
+from effprof.mechanisms.ssm.selective_scan import (
+    chunked_scan,
+    chunked_scan_torch,
+    compiled_chunked_scan,
+    kernel_applies,
+    sequential_scan,
+)
 from effprof.mechanisms.ssm.ssd import chunked_ssd, quadratic_ssd, recurrent_ssd, segsum
 from effprof.registry import get_spec
 
@@ -197,6 +208,81 @@ def test_mamba_chunked_scan_is_stable_with_large_decays():
     y, _ = chunked_scan(x, delta, A, B, C, 16)
     assert torch.isfinite(y).all()
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture
+def compiled():
+    """The compiled selective scan: built wherever a C compiler is (CI has one); a failed build fails the test."""
+    if os.environ.get("CC") is None and shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler: the torch form runs everywhere")
+    if os.environ.get("EFFPROF_KERNELS") == "0":
+        pytest.skip("compiled kernels disabled by EFFPROF_KERNELS=0")
+    assert kernels.load("selective_scan") is not None, kernels.status("selective_scan")
+
+
+def _wide_scan_inputs(b: int, n: int, d: int, N: int, seed: int = 5):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, n, d, generator=g)
+    delta = F.softplus(torch.randn(b, n, d, generator=g) - 1)
+    A = -torch.rand(d, N, generator=g) * 8 - 0.1
+    return x, delta, A, torch.randn(b, n, N, generator=g), torch.randn(b, n, N, generator=g)
+
+
+# channel counts off the kernel's block of 32, odd d_state, ragged and single lanes, one token per lane
+@pytest.mark.parametrize("b,n,d,N,size", [(2, 100, 40, 7, 16), (1, 64, 32, 16, 64), (3, 37, 5, 3, 200), (1, 9, 70, 1, 1), (2, 130, 33, 16, 7)])
+def test_compiled_scan_equals_torch_form(compiled, b, n, d, N, size):
+    args = _wide_scan_inputs(b, n, d, N)
+    with torch.no_grad():
+        y, h, entering, _ = compiled_chunked_scan(*args, size)
+        y_ref, h_ref = chunked_scan_torch(*args, size)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(h, h_ref, rtol=1e-5, atol=1e-5)
+    assert entering.shape == (b, math.ceil(n / min(size, n)), N, d)
+
+
+def test_compiled_scan_counts_the_torch_forms_flops(compiled):
+    """The kernel's registered formula is the count of the torch form it mirrors, measured by the counter."""
+    args = _wide_scan_inputs(2, 45, 40, 7)
+    with torch.no_grad(), FlopCounter() as torch_form:
+        chunked_scan_torch(*args, 8)
+    with torch.no_grad(), FlopCounter() as kernel:
+        chunked_scan(*args, 8)
+    assert torch_form.total == chunked_scan_flops(2, 45, 40, 7, 8) == kernel.total
+    assert dict(kernel.custom_ops) == {"effprof::chunked_selective_scan": 1}
+    assert not kernel.unknown_ops and not torch_form.custom_ops
+
+
+def test_compiled_scan_scratch_is_seen_by_memory_accounting(compiled):
+    args = _wide_scan_inputs(1, 256, 64, 16)
+    with torch.no_grad(), LiveTensorTracker() as tracker:
+        result = compiled_chunked_scan(*args, 16)
+    assert tracker.peak >= sum(t.numel() * t.element_size() for t in result)
+    assert result[2].numel() == 16 * 16 * 64  # H_k of 16 lanes
+
+
+def test_kernel_is_not_used_where_a_gradient_is_needed(compiled):
+    x, delta, A, B, C = _wide_scan_inputs(1, 20, 8, 4)
+    A.requires_grad_(True)
+    assert not kernel_applies(x, delta, A, B, C)
+    with FlopCounter() as counter:
+        y, _ = chunked_scan(x, delta, A, B, C, 4)
+    y.sum().backward()
+    assert A.grad is not None and not counter.custom_ops
+    assert not kernel_applies(x.double(), delta.double(), A.detach().double(), B.double(), C.double())
+
+
+def test_kernels_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("EFFPROF_KERNELS", "0")
+    kernels.load.cache_clear()
+    try:
+        assert kernels.load("selective_scan") is None
+        assert kernels.status("selective_scan") == "disabled by EFFPROF_KERNELS=0"
+        x, delta, A, B, C = _wide_scan_inputs(1, 20, 8, 4)
+        with torch.no_grad(), FlopCounter() as counter:
+            chunked_scan(x, delta, A, B, C, 4)
+        assert not counter.custom_ops
+    finally:
+        kernels.load.cache_clear()
 
 
 def test_mamba_block_matches_paper_equations():

@@ -143,6 +143,8 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
             record["arithmetic_intensity"] = counter.total / counter.bytes_moved
         if counter.unknown_ops:
             record["uncounted_ops"] = ",".join(sorted(counter.unknown_ops))
+        if counter.custom_ops:  # compiled kernels that ran (their torch forms did not)
+            record["custom_ops"] = ",".join(sorted(counter.custom_ops))
     if options.fvcore:
         flops, note = fvcore_flops(spec, module, config, mode, work)
         record["flops_fvcore"] = flops

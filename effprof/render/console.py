@@ -95,7 +95,7 @@ def record_table(record: dict[str, Any]) -> Table:
             table.add_row(key, human(record[key], metric))
     if record.get("flops_counted") and record.get("flops_analytic"):
         table.add_row("counted / analytic", f"{record['flops_counted'] / record['flops_analytic']:.4f}")
-    for key in ("fvcore_note", "uncounted_ops", "error"):
+    for key in ("fvcore_note", "uncounted_ops", "custom_ops", "error"):
         if record.get(key):
             table.add_row(key, escape(str(record[key])))
     return table

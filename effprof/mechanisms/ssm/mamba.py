@@ -17,6 +17,9 @@ projection, K d_conv, C chunk_size, c = ⌈n/C⌉ lanes.
 Forms (config `impl`), the same function (selective_scan.py):
 - sequential: the token loop over h_t, as in the paper's reference scan. n Python steps.
 - chunked: a three-phase parallel scan over c lanes of C tokens: 2C + c Python steps, each on c·D_in·N values.
+  Without autograd (forward, prefill) on CPU in float32 the three phases run as one compiled kernel
+  (effprof/kernels/selective_scan.c, the op effprof::chunked_selective_scan), the same arithmetic; records
+  list it under `custom_ops`. EFFPROF_KERNELS=0 keeps the torch form.
 Both are O(n·D_in·N) FLOPs; the chunked form does about twice the exponentials (each lane's incoming state
 is decayed to every position) but no loop over tokens.
 
@@ -109,7 +112,7 @@ class Mamba(Mechanism):
         defaults={"d_state": 16, "expand": 2, "d_conv": 4, "impl": "chunked", "chunk_size": 64},
         choices={"impl": IMPLS},
         cost=mamba_cost,
-        loop_impls=IMPLS,
+        loop_impls=("sequential",),  # chunked loops 2C + c steps (or none, compiled), not n
         test_overrides={"chunk_size": 5},
         claims=(
             Claim("flops", "seq_len", 1.0, "forward", {"impl": "sequential"}),

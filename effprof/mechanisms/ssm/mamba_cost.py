@@ -54,7 +54,7 @@ def _sequential_scan(t: Tally, b: int, n: int, d_inner: int, N: int) -> None:
 
 
 def _chunked_scan(t: Tally, b: int, n: int, d_inner: int, N: int, size: int) -> None:
-    """The three-phase lane scan of selective_scan.chunked_scan."""
+    """The three-phase lane scan of selective_scan.chunked_scan (the compiled kernel does the same arithmetic)."""
     size = min(size, n)
     lanes = -(-n // size)
     padded = lanes * size
@@ -77,6 +77,13 @@ def _chunked_scan(t: Tally, b: int, n: int, d_inner: int, N: int, size: int) -> 
     t.add(b * padded * d_inner, 0)  # outputs +=
     # bwd: gradients summed: h (C per lane position), H_k (C - 1 uses), Δ and C padded (2 uses), A (2C + 1 uses)
     t.add(0, (2 * size - 1) * per_position + 2 * b * padded * d_inner + b * padded * N + 2 * size * d_inner * N)
+
+
+def chunked_scan_flops(b: int, n: int, d_inner: int, N: int, size: int) -> float:
+    """Forward FLOPs of the lane scan: the compiled kernel's count (registered with torch's flop counter)."""
+    t = Tally()
+    _chunked_scan(t, b, n, d_inner, N, size)
+    return t.forward
 
 
 def mamba_cost(config: dict[str, Any], mode: str) -> Cost:

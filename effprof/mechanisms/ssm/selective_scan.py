@@ -15,12 +15,27 @@ Both compute, for every channel d and state index s (A: (D_in, N) diagonal, Δ, 
        C steps on all lanes together.
   Python runs 2C + c steps instead of n; every decay is a product of factors ≤ 1 (exact, stable in fp32),
   and no step holds more than c·D_in·N values, never (n, D_in, N).
+
+  Without autograd (forward, prefill), on CPU in float32, the same three phases run as one compiled kernel
+  (effprof/kernels/selective_scan.c: OpenMP over lanes × channels, the loop over N vectorised), registered as
+  the op `effprof::chunked_selective_scan` with its FLOP formula. It does the torch form's arithmetic op for
+  op; the torch form stays the readable version and the one autograd differentiates. EFFPROF_KERNELS=0, or
+  no C compiler, runs the torch form everywhere (`effprof explain mamba` says which).
 """
 
 from __future__ import annotations
 
+import ctypes
+import math
+
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import register_flop_formula
+
+from effprof import kernels
+from effprof.mechanisms.ssm.mamba_cost import chunked_scan_flops
+
+STATE_MAX = 256  # the kernel keeps h on the stack (selective_scan.c)
 
 
 def sequential_scan(
@@ -35,10 +50,65 @@ def sequential_scan(
     return torch.stack(outputs, dim=1), h
 
 
+@torch.library.custom_op("effprof::chunked_selective_scan", mutates_args=(), device_types="cpu")
+def compiled_chunked_scan(
+    x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, chunk_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The lane scan by the compiled kernel -> y, h_n, and its scratch: H_k (b, c, N, D_in), ΣΔ (b, n, D_in).
+
+    The scratch is returned (and dropped by the caller) so that memory accounting, which sees op outputs,
+    counts it.
+    """
+    x, delta, At, B, C = (t.contiguous() for t in (x, delta, A.t(), B, C))
+    (b, n, d), N = x.shape, A.shape[1]
+    size = min(chunk_size, n)
+    lanes = -(-n // size)
+    y, last = x.new_empty(b, n, d), x.new_empty(b, d, N)
+    entering, cumulative = x.new_empty(b, lanes, N, d), x.new_empty(b, n, d) if lanes > 1 else x.new_empty(0)
+    pointers = [ctypes.c_void_p(t.data_ptr()) for t in (x, delta, At, B, C, y, last, entering, cumulative)]
+    sizes = [ctypes.c_long(v) for v in (b, n, d, N, size)]
+    kernels.load("selective_scan").chunked_selective_scan(*pointers, *sizes, ctypes.c_int(torch.get_num_threads()))
+    return y, last, entering, cumulative
+
+
+@compiled_chunked_scan.register_fake
+def _(x, delta, A, B, C, chunk_size):
+    (b, n, d), N = x.shape, A.shape[1]
+    lanes = math.ceil(n / min(chunk_size, n))
+    scratch = x.new_empty(b, lanes, N, d), x.new_empty(b, n, d) if lanes > 1 else x.new_empty(0)
+    return x.new_empty(b, n, d), x.new_empty(b, d, N), *scratch
+
+
+@register_flop_formula(torch.ops.effprof.chunked_selective_scan)
+def _(x_shape, delta_shape, A_shape, B_shape, C_shape, chunk_size, out_shape=None, **kwargs) -> float:
+    (b, n, d), N = x_shape, A_shape[1]
+    return chunked_scan_flops(b, n, d, N, chunk_size)
+
+
+def kernel_applies(*tensors: torch.Tensor) -> bool:
+    """The compiled kernel runs when no gradient is needed, on CPU, in float32, for d_state ≤ STATE_MAX."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
+    x, A = tensors[0], tensors[2]
+    if A.shape[1] > STATE_MAX or any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
+        return False
+    return kernels.load("selective_scan") is not None
+
+
 def chunked_scan(
     x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, chunk_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The same recurrence from h_0 = 0 by the three-phase lane scan -> y: (b, n, D_in), h_n: (b, D_in, N)."""
+    if kernel_applies(x, delta, A, B, C):
+        y, last, _, _ = compiled_chunked_scan(x, delta, A, B, C, chunk_size)
+        return y, last
+    return chunked_scan_torch(x, delta, A, B, C, chunk_size)
+
+
+def chunked_scan_torch(
+    x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, chunk_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The three-phase lane scan in torch ops (differentiable)."""
     b, n, d = x.shape
     size = min(chunk_size, n)  # C
     pad = (-n) % size

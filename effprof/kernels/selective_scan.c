@@ -1,0 +1,147 @@
+/* Mamba's selective scan by the three-phase lane scan, compiled: effprof/mechanisms/ssm/selective_scan.py
+ * runs this for `impl=chunked` when no gradient is needed (chunked_scan's torch form is the readable
+ * version of the same algorithm, and the one autograd differentiates).
+ *
+ * For every sequence, channel d and state index s (A: (D, N); Δ, x: (b, n, D); B, C: (b, n, N)):
+ *
+ *     h_t = exp(Δ_t A) ⊙ h_{t-1} + (Δ_t x_t) B_t,      y_t = h_t C_t
+ *
+ * The n tokens are cut into c lanes of `size` consecutive tokens (the last one padded with Δ = 0, x = 0,
+ * which leaves h unchanged and is never read or written):
+ *   1. every lane runs the recurrence from h = 0; its end state goes to `entering`;
+ *   2. per channel, the state entering lane k, H_k = exp(A·ΣΔ over lane k-1) ⊙ H_{k-1} + end state of
+ *      lane k-1, overwrites `entering` in place (one pass over the c lanes);
+ *   3. every output of lane k adds C_t exp(A·Σ_{s≤t in lane} Δ_s) H_k.
+ * Phases 1 and 3 are parallel over (sequence, lane, block of channels), phase 2 over (sequence, block of
+ * channels). The innermost loop runs over the CHANNELS of a block, which lie next to each other in x, Δ, y
+ * and Aᵀ: that is the loop the compiler vectorises (with -ffast-math, glibc's vector expf).
+ *
+ * The arithmetic is op for op that of the torch form, so both count the same FLOPs
+ * (mamba_cost.chunked_scan_flops).
+ */
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#define STATE_MAX 256 /* d_state up to this (the Python side checks) */
+#define BLOCK 32      /* channels per block: h of one block is STATE_MAX × BLOCK floats on the stack */
+
+static long min_long(long a, long b) { return a < b ? a : b; }
+
+/* e^x in float, inlined so that the channel loops vectorise it: x = k·ln2 + r, |r| ≤ ln2/2, e^r by Cephes'
+ * degree-6 polynomial, 2^k by building the float's exponent bits. Relative error about 1e-7 (float's own);
+ * below -87.3 it returns e^-87.3 ≈ 1e-38 (a decay that small is 0 for every purpose here). */
+static inline float exp_f32(float x) {
+    x = fminf(fmaxf(x, -87.3f), 88.7f);
+    const float k = floorf(x * 1.44269504088896341f + 0.5f);
+    const float r = x - k * 0.693359375f + k * 2.12194440e-4f; /* x − k·ln2, ln2 split in two for exactness */
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const int bits = ((int)k + 127) << 23; /* 2^k */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* x, delta: (b, n, D); At = Aᵀ: (N, D); B, C: (b, n, N). Writes y: (b, n, D) and last: (b, D, N) (h_n), and
+ * the scratch the algorithm needs, which the caller allocates so that memory accounting sees it:
+ * entering: (b, c, N, D) (lane end states, then H_k), cumulative: (b, n, D) (Σ Δ within each lane). */
+void chunked_selective_scan(const float *x, const float *delta, const float *At, const float *B, const float *C,
+                            float *y, float *last, float *entering, float *cumulative, long b, long n, long D,
+                            long N, long size, int threads) {
+    const long lanes = (n + size - 1) / size, blocks = (D + BLOCK - 1) / BLOCK;
+    static const float zero[BLOCK > STATE_MAX ? BLOCK : STATE_MAX] = {0}; /* Δ, x, B_t and C_t of the padding */
+
+    /* 1. every lane from h = 0: y = the lane's own contribution, entering[k] = its end state */
+#pragma omp parallel for collapse(3) schedule(static) num_threads(threads)
+    for (long i = 0; i < b; i++)
+        for (long k = 0; k < lanes; k++)
+            for (long q = 0; q < blocks; q++) {
+                const long d0 = q * BLOCK, w = min_long(BLOCK, D - d0);
+                float h[STATE_MAX][BLOCK] = {{0}}, sum[BLOCK] = {0};
+                for (long t = k * size; t < (k + 1) * size; t++) {
+                    const int real = t < n; /* past n: Δ = 0, x = 0, B = 0, C = 0, as the torch form pads */
+                    const long at = (i * n + t) * D + d0;
+                    const float *dt = real ? delta + at : zero, *xt = real ? x + at : zero;
+                    const float *bt = real ? B + (i * n + t) * N : zero, *ct = real ? C + (i * n + t) * N : zero;
+                    float u[BLOCK], acc[BLOCK] = {0};
+                    for (long j = 0; j < w; j++) u[j] = dt[j] * xt[j]; /* Δ_t x_t */
+                    for (long s = 0; s < N; s++) {
+                        const float *a = At + s * D + d0;
+                        for (long j = 0; j < w; j++) {
+                            h[s][j] = exp_f32(dt[j] * a[j]) * h[s][j] + bt[s] * u[j]; /* Ā_t ⊙ h + B̄_t x_t */
+                            acc[j] += ct[s] * h[s][j];                             /* C_t h_t */
+                        }
+                    }
+                    if (lanes > 1)
+                        for (long j = 0; j < w; j++) sum[j] += dt[j]; /* Σ_{s≤t in lane} Δ_s */
+                    if (real)
+                        for (long j = 0; j < w; j++) {
+                            y[at + j] = acc[j];
+                            if (lanes > 1) cumulative[at + j] = sum[j];
+                        }
+                }
+                float *end = entering + (i * lanes + k) * N * D + d0;
+                for (long s = 0; s < N; s++)
+                    for (long j = 0; j < w; j++) end[s * D + j] = h[s][j];
+            }
+
+    if (lanes == 1) { /* one lane: its end state is h_n */
+        for (long i = 0; i < b; i++)
+            for (long d = 0; d < D; d++)
+                for (long s = 0; s < N; s++) last[(i * D + d) * N + s] = entering[(i * N + s) * D + d];
+        return;
+    }
+
+    /* 2. the state entering each lane: a scan over lanes of one state per channel */
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
+    for (long i = 0; i < b; i++)
+        for (long q = 0; q < blocks; q++) {
+            const long d0 = q * BLOCK, w = min_long(BLOCK, D - d0);
+            float carry[STATE_MAX][BLOCK] = {{0}};
+            for (long k = 0; k < lanes; k++) {
+                /* ΣΔ over lane k: the cumulative sum at its last real position (padding adds 0) */
+                const float *sum = cumulative + (i * n + min_long((k + 1) * size, n) - 1) * D + d0;
+                float *slot = entering + (i * lanes + k) * N * D + d0;
+                for (long s = 0; s < N; s++) {
+                    const float *a = At + s * D + d0;
+                    for (long j = 0; j < w; j++) {
+                        const float end = slot[s * D + j];
+                        slot[s * D + j] = carry[s][j];                              /* H_k */
+                        carry[s][j] = exp_f32(a[j] * sum[j]) * carry[s][j] + end; /* H_{k+1} */
+                    }
+                }
+            }
+            for (long s = 0; s < N; s++)
+                for (long j = 0; j < w; j++) last[(i * D + d0 + j) * N + s] = carry[s][j];
+        }
+
+    /* 3. what the incoming state adds to each output (lane 0's H is 0; it is added all the same, as in the
+     * torch form, so that both do the same arithmetic) */
+#pragma omp parallel for collapse(3) schedule(static) num_threads(threads)
+    for (long i = 0; i < b; i++)
+        for (long k = 0; k < lanes; k++)
+            for (long q = 0; q < blocks; q++) {
+                const long d0 = q * BLOCK, w = min_long(BLOCK, D - d0);
+                const float *H = entering + (i * lanes + k) * N * D + d0;
+                const float *sum = zero;
+                for (long t = k * size; t < (k + 1) * size; t++) {
+                    const int real = t < n;
+                    const long at = (i * n + t) * D + d0;
+                    if (real) sum = cumulative + at; /* padding: ΣΔ stays at the lane's last real value */
+                    const float *ct = real ? C + (i * n + t) * N : zero;
+                    float acc[BLOCK] = {0};
+                    for (long s = 0; s < N; s++) {
+                        const float *a = At + s * D + d0;
+                        for (long j = 0; j < w; j++) acc[j] += ct[s] * (exp_f32(a[j] * sum[j]) * H[s * D + j]);
+                    }
+                    if (real)
+                        for (long j = 0; j < w; j++) y[at + j] += acc[j];
+                }
+            }
+}
