@@ -19,12 +19,12 @@ from effprof.mechanisms.ssm.hippo import legs_dplr, legs_matrices
 from effprof.mechanisms.ssm.s4_kernel import DPLR, Diagonal
 from effprof import kernels
 from effprof.measure.memory import LiveTensorTracker
-from effprof.mechanisms.ssm.mamba_cost import chunked_scan_flops
+from effprof.mechanisms.ssm.mamba_cost import selective_scan_flops
 from effprof.mechanisms.ssm.selective_scan import (
     chunked_scan,
-    chunked_scan_torch,
-    compiled_chunked_scan,
+    compiled_selective_scan,
     kernel_applies,
+    selective_scan,
     sequential_scan,
 )
 from effprof.mechanisms.ssm.ssd import chunked_ssd, quadratic_ssd, recurrent_ssd, segsum
@@ -221,11 +221,18 @@ def compiled():
 
 
 def _wide_scan_inputs(b: int, n: int, d: int, N: int, seed: int = 5):
+    """x, Δ, A, B, C, D and z (a strided view, as the in-projection's second half is)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(b, n, d, generator=g)
     delta = F.softplus(torch.randn(b, n, d, generator=g) - 1)
     A = -torch.rand(d, N, generator=g) * 8 - 0.1
-    return x, delta, A, torch.randn(b, n, N, generator=g), torch.randn(b, n, N, generator=g)
+    z = torch.randn(b, n, 2 * d, generator=g)[..., d:]
+    return x, delta, A, torch.randn(b, n, N, generator=g), torch.randn(b, n, N, generator=g), torch.randn(d, generator=g), z
+
+
+def _torch_form(x, delta, A, B, C, D, z, size):
+    y, h = chunked_scan(x, delta, A, B, C, size)
+    return (y + x * D) * F.silu(z), h
 
 
 # channel counts off the kernel's block of 32, odd d_state, ragged and single lanes, one token per lane
@@ -233,42 +240,55 @@ def _wide_scan_inputs(b: int, n: int, d: int, N: int, seed: int = 5):
 def test_compiled_scan_equals_torch_form(compiled, b, n, d, N, size):
     args = _wide_scan_inputs(b, n, d, N)
     with torch.no_grad():
-        y, h, entering, _ = compiled_chunked_scan(*args, size)
-        y_ref, h_ref = chunked_scan_torch(*args, size)
-    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+        out, h, entering, _ = compiled_selective_scan(*args, size)
+        out_ref, h_ref = _torch_form(*args, size)
+        out_seq, h_seq = selective_scan(*args, "sequential", size)
+    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(h, h_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out, out_seq, rtol=1e-4, atol=1e-5)
     assert entering.shape == (b, math.ceil(n / min(size, n)), N, d)
+
+
+def test_compiled_scan_is_stable_with_large_decays(compiled):
+    """Δ·|A| far beyond fp32's exp range (e^-87 and below): finite, and equal to the token loop."""
+    x, delta, A, B, C, D, z = _wide_scan_inputs(2, 90, 40, 5)
+    with torch.no_grad():
+        out, h, _, _ = compiled_selective_scan(x, delta * 30, A, B, C, D, z, 16)
+        out_seq, h_seq = selective_scan(x, delta * 30, A, B, C, D, z, "sequential", 16)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, out_seq, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(h, h_seq, rtol=1e-4, atol=1e-5)
 
 
 def test_compiled_scan_counts_the_torch_forms_flops(compiled):
     """The kernel's registered formula is the count of the torch form it mirrors, measured by the counter."""
     args = _wide_scan_inputs(2, 45, 40, 7)
     with torch.no_grad(), FlopCounter() as torch_form:
-        chunked_scan_torch(*args, 8)
+        _torch_form(*args, 8)
     with torch.no_grad(), FlopCounter() as kernel:
-        chunked_scan(*args, 8)
-    assert torch_form.total == chunked_scan_flops(2, 45, 40, 7, 8) == kernel.total
-    assert dict(kernel.custom_ops) == {"effprof::chunked_selective_scan": 1}
+        selective_scan(*args, "chunked", 8)
+    assert torch_form.total == selective_scan_flops(2, 45, 40, 7, 8) == kernel.total
+    assert dict(kernel.custom_ops) == {"effprof::selective_scan": 1}
     assert not kernel.unknown_ops and not torch_form.custom_ops
 
 
 def test_compiled_scan_scratch_is_seen_by_memory_accounting(compiled):
     args = _wide_scan_inputs(1, 256, 64, 16)
     with torch.no_grad(), LiveTensorTracker() as tracker:
-        result = compiled_chunked_scan(*args, 16)
+        result = compiled_selective_scan(*args, 16)
     assert tracker.peak >= sum(t.numel() * t.element_size() for t in result)
     assert result[2].numel() == 16 * 16 * 64  # H_k of 16 lanes
 
 
 def test_kernel_is_not_used_where_a_gradient_is_needed(compiled):
-    x, delta, A, B, C = _wide_scan_inputs(1, 20, 8, 4)
-    A.requires_grad_(True)
-    assert not kernel_applies(x, delta, A, B, C)
+    x, delta, A, B, C, D, z = _wide_scan_inputs(1, 20, 8, 4)
+    D.requires_grad_(True)
+    assert not kernel_applies(x, delta, A, B, C, D, z)
     with FlopCounter() as counter:
-        y, _ = chunked_scan(x, delta, A, B, C, 4)
-    y.sum().backward()
-    assert A.grad is not None and not counter.custom_ops
-    assert not kernel_applies(x.double(), delta.double(), A.detach().double(), B.double(), C.double())
+        out, _ = selective_scan(x, delta, A, B, C, D, z, "chunked", 4)
+    out.sum().backward()
+    assert D.grad is not None and not counter.custom_ops
+    assert not kernel_applies(*(t.detach().double() for t in (x, delta, A, B, C, D, z)))
 
 
 def test_kernels_can_be_switched_off(monkeypatch):
@@ -277,9 +297,8 @@ def test_kernels_can_be_switched_off(monkeypatch):
     try:
         assert kernels.load("selective_scan") is None
         assert kernels.status("selective_scan") == "disabled by EFFPROF_KERNELS=0"
-        x, delta, A, B, C = _wide_scan_inputs(1, 20, 8, 4)
         with torch.no_grad(), FlopCounter() as counter:
-            chunked_scan(x, delta, A, B, C, 4)
+            selective_scan(*_wide_scan_inputs(1, 20, 8, 4), "chunked", 4)
         assert not counter.custom_ops
     finally:
         kernels.load.cache_clear()

@@ -1,5 +1,5 @@
 /* Mamba's selective scan by the three-phase lane scan, compiled: effprof/mechanisms/ssm/selective_scan.py
- * runs this for `impl=chunked` when no gradient is needed (chunked_scan's torch form is the readable
+ * runs this for `impl=chunked` when no gradient is needed (chunked_scan there is the readable
  * version of the same algorithm, and the one autograd differentiates).
  *
  * For every sequence, channel d and state index s (A: (D, N); Δ, x: (b, n, D); B, C: (b, n, N)):
@@ -7,17 +7,19 @@
  *     h_t = exp(Δ_t A) ⊙ h_{t-1} + (Δ_t x_t) B_t,      y_t = h_t C_t
  *
  * The n tokens are cut into c lanes of `size` consecutive tokens (the last one padded with Δ = 0, x = 0,
- * which leaves h unchanged and is never read or written):
+ * B = C = 0, which leaves h unchanged: computed, as in the torch form, but never read from or written to memory):
  *   1. every lane runs the recurrence from h = 0; its end state goes to `entering`;
  *   2. per channel, the state entering lane k, H_k = exp(A·ΣΔ over lane k-1) ⊙ H_{k-1} + end state of
  *      lane k-1, overwrites `entering` in place (one pass over the c lanes);
  *   3. every output of lane k adds C_t exp(A·Σ_{s≤t in lane} Δ_s) H_k.
  * Phases 1 and 3 are parallel over (sequence, lane, block of channels), phase 2 over (sequence, block of
  * channels). The innermost loop runs over the CHANNELS of a block, which lie next to each other in x, Δ, y
- * and Aᵀ: that is the loop the compiler vectorises (with -ffast-math, glibc's vector expf).
+ * and Aᵀ: that is the loop the compiler vectorises, exp included (exp_f32 below is inlined for that).
  *
- * The arithmetic is op for op that of the torch form, so both count the same FLOPs
- * (mamba_cost.chunked_scan_flops).
+ * The output is finished in the same pass, as Mamba's own kernel does: (y + D ⊙ x) ⊙ SiLU(z).
+ *
+ * The arithmetic is op for op that of the torch form (selective_scan.selective_scan), so both count the same
+ * FLOPs (mamba_cost.selective_scan_flops).
  */
 #include <math.h>
 #include <stddef.h>
@@ -48,12 +50,20 @@ static inline float exp_f32(float x) {
     return p * scale;
 }
 
-/* x, delta: (b, n, D); At = Aᵀ: (N, D); B, C: (b, n, N). Writes y: (b, n, D) and last: (b, D, N) (h_n), and
+/* The block's output around the scan, fused as in Mamba's kernel: out_t = (y_t + D ⊙ x_t) ⊙ SiLU(z_t),
+ * SiLU(z) = z / (1 + e^-z). */
+static inline void gate(float *out, const float *y, const float *x, const float *Dskip, const float *z, long w) {
+    for (long j = 0; j < w; j++) out[j] = (y[j] + x[j] * Dskip[j]) * (z[j] / (1.0f + exp_f32(-z[j])));
+}
+
+/* x, delta: (b, n, D); At = Aᵀ: (N, D); B, C: (b, n, N); Dskip: (D,); z: (b, n, D) with strides z_batch,
+ * z_token (channels contiguous). Writes y: (b, n, D) = (scan + D ⊙ x) ⊙ SiLU(z), last: (b, D, N) (h_n), and
  * the scratch the algorithm needs, which the caller allocates so that memory accounting sees it:
  * entering: (b, c, N, D) (lane end states, then H_k), cumulative: (b, n, D) (Σ Δ within each lane). */
 void chunked_selective_scan(const float *x, const float *delta, const float *At, const float *B, const float *C,
-                            float *y, float *last, float *entering, float *cumulative, long b, long n, long D,
-                            long N, long size, int threads) {
+                            const float *Dskip, const float *z, long z_batch, long z_token, float *y, float *last,
+                            float *entering, float *cumulative, long b, long n, long D, long N, long size,
+                            int threads) {
     const long lanes = (n + size - 1) / size, blocks = (D + BLOCK - 1) / BLOCK;
     static const float zero[BLOCK > STATE_MAX ? BLOCK : STATE_MAX] = {0}; /* Δ, x, B_t and C_t of the padding */
 
@@ -80,11 +90,13 @@ void chunked_selective_scan(const float *x, const float *delta, const float *At,
                     }
                     if (lanes > 1)
                         for (long j = 0; j < w; j++) sum[j] += dt[j]; /* Σ_{s≤t in lane} Δ_s */
-                    if (real)
+                    if (real && lanes > 1)
                         for (long j = 0; j < w; j++) {
                             y[at + j] = acc[j];
-                            if (lanes > 1) cumulative[at + j] = sum[j];
+                            cumulative[at + j] = sum[j];
                         }
+                    else if (real) /* one lane: y_t is complete */
+                        gate(y + at, acc, xt, Dskip + d0, z + i * z_batch + t * z_token + d0, w);
                 }
                 float *end = entering + (i * lanes + k) * N * D + d0;
                 for (long s = 0; s < N; s++)
@@ -140,8 +152,9 @@ void chunked_selective_scan(const float *x, const float *delta, const float *At,
                         const float *a = At + s * D + d0;
                         for (long j = 0; j < w; j++) acc[j] += ct[s] * (exp_f32(a[j] * sum[j]) * H[s * D + j]);
                     }
-                    if (real)
-                        for (long j = 0; j < w; j++) y[at + j] += acc[j];
+                    if (!real) continue;
+                    for (long j = 0; j < w; j++) acc[j] += y[at + j]; /* the lane's own part, from phase 1 */
+                    gate(y + at, acc, x + at, Dskip + d0, z + i * z_batch + t * z_token + d0, w);
                 }
             }
 }

@@ -17,9 +17,9 @@ projection, K d_conv, C chunk_size, c = ⌈n/C⌉ lanes.
 Forms (config `impl`), the same function (selective_scan.py):
 - sequential: the token loop over h_t, as in the paper's reference scan. n Python steps.
 - chunked: a three-phase parallel scan over c lanes of C tokens: 2C + c Python steps, each on c·D_in·N values.
-  Without autograd (forward, prefill) on CPU in float32 the three phases run as one compiled kernel
-  (effprof/kernels/selective_scan.c, the op effprof::chunked_selective_scan), the same arithmetic; records
-  list it under `custom_ops`. EFFPROF_KERNELS=0 keeps the torch form.
+  Without autograd (forward, prefill) on CPU in float32 the three phases, and the output's D skip and gate,
+  run as one compiled kernel (effprof/kernels/selective_scan.c, the op effprof::selective_scan), the same
+  arithmetic; records list it under `custom_ops`. EFFPROF_KERNELS=0 keeps the torch form.
 Both are O(n·D_in·N) FLOPs; the chunked form does about twice the exponentials (each lane's incoming state
 is decayed to every position) but no loop over tokens.
 
@@ -37,7 +37,7 @@ from torch import nn
 from effprof.mechanisms.base import Mechanism
 from effprof.mechanisms.ssm.conv import CausalConv1d, init_dt_bias
 from effprof.mechanisms.ssm.mamba_cost import dt_rank, mamba_cost
-from effprof.mechanisms.ssm.selective_scan import chunked_scan, sequential_scan
+from effprof.mechanisms.ssm.selective_scan import selective_scan
 from effprof.registry import Claim, MechanismSpec, Paper, register
 
 IMPLS = ("sequential", "chunked")
@@ -70,12 +70,7 @@ class Mamba(Mechanism):
         x_in, z = self.in_proj(u).chunk(2, dim=-1)  # (b, n, D_in) each
         x = F.silu(self.conv(x_in))
         delta, A, B, C = self._selective(x)
-        if self.impl == "sequential":
-            h0 = x.new_zeros(x.shape[0], x.shape[2], self.d_state)  # (b, D_in, N)
-            y, h = sequential_scan(x, delta, A, B, C, h0)
-        else:
-            y, h = chunked_scan(x, delta, A, B, C, self.chunk_size)
-        y = (y + x * self.D) * F.silu(z)
+        y, h = selective_scan(x, delta, A, B, C, self.D, z, self.impl, self.chunk_size)  # (y + D x) ⊙ SiLU(z)
         return self.out_proj(y), {"conv": self.conv.window(x_in), "ssm": h}
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
@@ -96,8 +91,7 @@ class Mamba(Mechanism):
         x, window = self.conv.step(x_in, state["conv"])
         x = F.silu(x)
         delta, A, B, C = self._selective(x)
-        y, h = sequential_scan(x, delta, A, B, C, state["ssm"])  # one token
-        y = (y + x * self.D) * F.silu(z)
+        y, h = selective_scan(x, delta, A, B, C, self.D, z, "sequential", 1, h=state["ssm"])  # one token
         return self.out_proj(y), {"conv": window, "ssm": h}
 
 

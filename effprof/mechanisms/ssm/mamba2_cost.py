@@ -18,7 +18,7 @@ def _block_in(t: Tally, config: dict[str, Any], tokens: int) -> None:
     d, N, H = config["d_model"], config["d_state"], config["n_heads"]
     d_inner = config["expand"] * d
     t.linear(tokens, d, 2 * d_inner + 2 * N + H)
-    conv_cost(t, tokens, d_inner + 2 * N, config["d_conv"])
+    conv_cost(t, config["batch"], tokens // config["batch"], d_inner + 2 * N, config["d_conv"])
     t.elementwise(tokens * (d_inner + 2 * N))  # SiLU
     t.elementwise(tokens * H, 2, 2)  # δ + b_Δ, softplus; bwd: softplus', Σ into b_Δ
     t.elementwise(H, 2, 2)  # A = -exp(A_log)

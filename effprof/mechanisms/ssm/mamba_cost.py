@@ -24,7 +24,7 @@ def _block_in(t: Tally, config: dict[str, Any], tokens: int) -> None:
     d, N = config["d_model"], config["d_state"]
     d_inner, rank = config["expand"] * d, dt_rank(d)
     t.linear(tokens, d, 2 * d_inner)
-    conv_cost(t, tokens, d_inner, config["d_conv"])
+    conv_cost(t, config["batch"], tokens // config["batch"], d_inner, config["d_conv"])
     t.elementwise(tokens * d_inner)  # SiLU
     t.linear(tokens, d_inner, rank + 2 * N)
     t.linear(tokens, rank, d_inner, bias=True)
@@ -79,11 +79,12 @@ def _chunked_scan(t: Tally, b: int, n: int, d_inner: int, N: int, size: int) -> 
     t.add(0, (2 * size - 1) * per_position + 2 * b * padded * d_inner + b * padded * N + 2 * size * d_inner * N)
 
 
-def chunked_scan_flops(b: int, n: int, d_inner: int, N: int, size: int) -> float:
-    """Forward FLOPs of the lane scan: the compiled kernel's count (registered with torch's flop counter)."""
+def selective_scan_flops(b: int, n: int, d_inner: int, N: int, size: int) -> float:
+    """Forward FLOPs of the compiled kernel (registered with torch's flop counter): the lane scan and the
+    output around it, y + D x (2), SiLU(z) (1), ⊙ (1) per value (counted in _block_out for the block)."""
     t = Tally()
     _chunked_scan(t, b, n, d_inner, N, size)
-    return t.forward
+    return t.forward + 4 * b * n * d_inner
 
 
 def mamba_cost(config: dict[str, Any], mode: str) -> Cost:

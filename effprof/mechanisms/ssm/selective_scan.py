@@ -16,11 +16,13 @@ Both compute, for every channel d and state index s (A: (D_in, N) diagonal, Δ, 
   Python runs 2C + c steps instead of n; every decay is a product of factors ≤ 1 (exact, stable in fp32),
   and no step holds more than c·D_in·N values, never (n, D_in, N).
 
-  Without autograd (forward, prefill), on CPU in float32, the same three phases run as one compiled kernel
-  (effprof/kernels/selective_scan.c: OpenMP over lanes × channels, the loop over N vectorised), registered as
-  the op `effprof::chunked_selective_scan` with its FLOP formula. It does the torch form's arithmetic op for
-  op; the torch form stays the readable version and the one autograd differentiates. EFFPROF_KERNELS=0, or
-  no C compiler, runs the torch form everywhere (`effprof explain mamba` says which).
+- `selective_scan`: either scan and the block's output around it, (y + D ⊙ x) ⊙ SiLU(z). Without autograd
+  (forward, prefill), on CPU in float32, the chunked form runs as one compiled kernel that also finishes the
+  output, as Mamba's own kernel does (effprof/kernels/selective_scan.c: OpenMP over lanes × blocks of
+  channels, vectorised across channels), registered as the op `effprof::selective_scan` with its FLOP
+  formula. It does the torch form's arithmetic op for op; the torch form stays the readable version and the
+  one autograd differentiates. With EFFPROF_KERNELS=0, or no C compiler, the torch form runs everywhere;
+  records list the kernel under `custom_ops` when it ran.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import register_flop_formula
 
 from effprof import kernels
-from effprof.mechanisms.ssm.mamba_cost import chunked_scan_flops
+from effprof.mechanisms.ssm.mamba_cost import selective_scan_flops
 
 STATE_MAX = 256  # the kernel keeps h on the stack (selective_scan.c)
 
@@ -50,46 +52,71 @@ def sequential_scan(
     return torch.stack(outputs, dim=1), h
 
 
-@torch.library.custom_op("effprof::chunked_selective_scan", mutates_args=(), device_types="cpu")
-def compiled_chunked_scan(
-    x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, chunk_size: int
+def selective_scan(
+    x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor,
+    z: torch.Tensor, impl: str, chunk_size: int, h: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scan and the block's output around it: (scan(x) + D ⊙ x) ⊙ SiLU(z) -> (b, n, D_in), h_n.
+
+    impl "sequential" starts from state h (zeros when None); "chunked" from zeros, compiled where it applies.
+    """
+    if impl == "chunked" and h is None and kernel_applies(x, delta, A, B, C, D, z):
+        out, last, _, _ = compiled_selective_scan(x, delta, A, B, C, D, z, chunk_size)
+        return out, last
+    if impl == "sequential":
+        y, h = sequential_scan(x, delta, A, B, C, x.new_zeros(x.shape[0], x.shape[2], A.shape[1]) if h is None else h)
+    else:
+        y, h = chunked_scan(x, delta, A, B, C, chunk_size)
+    return (y + x * D) * F.silu(z), h
+
+
+@torch.library.custom_op("effprof::selective_scan", mutates_args=(), device_types="cpu")
+def compiled_selective_scan(
+    x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor,
+    z: torch.Tensor, chunk_size: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The lane scan by the compiled kernel -> y, h_n, and its scratch: H_k (b, c, N, D_in), ΣΔ (b, n, D_in).
+    """selective_scan(impl="chunked") by the compiled kernel -> output, h_n, and the kernel's scratch:
+    H_k (b, c, N, D_in) and ΣΔ (b, n, D_in).
 
     The scratch is returned (and dropped by the caller) so that memory accounting, which sees op outputs,
-    counts it.
+    counts it. z may be a strided view (the in-projection's second half): only its channels must be adjacent.
     """
-    x, delta, At, B, C = (t.contiguous() for t in (x, delta, A.t(), B, C))
+    x, delta, At, B, C, D = (t.contiguous() for t in (x, delta, A.t(), B, C, D))
+    if z.stride(-1) != 1:
+        z = z.contiguous()
     (b, n, d), N = x.shape, A.shape[1]
     size = min(chunk_size, n)
     lanes = -(-n // size)
-    y, last = x.new_empty(b, n, d), x.new_empty(b, d, N)
+    out, last = x.new_empty(b, n, d), x.new_empty(b, d, N)
     entering, cumulative = x.new_empty(b, lanes, N, d), x.new_empty(b, n, d) if lanes > 1 else x.new_empty(0)
-    pointers = [ctypes.c_void_p(t.data_ptr()) for t in (x, delta, At, B, C, y, last, entering, cumulative)]
+    inputs = [ctypes.c_void_p(t.data_ptr()) for t in (x, delta, At, B, C, D, z)]
+    outputs = [ctypes.c_void_p(t.data_ptr()) for t in (out, last, entering, cumulative)]
+    strides = [ctypes.c_long(z.stride(0)), ctypes.c_long(z.stride(1))]
     sizes = [ctypes.c_long(v) for v in (b, n, d, N, size)]
-    kernels.load("selective_scan").chunked_selective_scan(*pointers, *sizes, ctypes.c_int(torch.get_num_threads()))
-    return y, last, entering, cumulative
+    library = kernels.load("selective_scan")
+    library.chunked_selective_scan(*inputs, *strides, *outputs, *sizes, ctypes.c_int(torch.get_num_threads()))
+    return out, last, entering, cumulative
 
 
-@compiled_chunked_scan.register_fake
-def _(x, delta, A, B, C, chunk_size):
+@compiled_selective_scan.register_fake
+def _(x, delta, A, B, C, D, z, chunk_size):
     (b, n, d), N = x.shape, A.shape[1]
     lanes = math.ceil(n / min(chunk_size, n))
     scratch = x.new_empty(b, lanes, N, d), x.new_empty(b, n, d) if lanes > 1 else x.new_empty(0)
     return x.new_empty(b, n, d), x.new_empty(b, d, N), *scratch
 
 
-@register_flop_formula(torch.ops.effprof.chunked_selective_scan)
-def _(x_shape, delta_shape, A_shape, B_shape, C_shape, chunk_size, out_shape=None, **kwargs) -> float:
+@register_flop_formula(torch.ops.effprof.selective_scan)
+def _(x_shape, delta_shape, A_shape, B_shape, C_shape, D_shape, z_shape, chunk_size, out_shape=None, **kwargs) -> float:
     (b, n, d), N = x_shape, A_shape[1]
-    return chunked_scan_flops(b, n, d, N, chunk_size)
+    return selective_scan_flops(b, n, d, N, chunk_size)
 
 
 def kernel_applies(*tensors: torch.Tensor) -> bool:
     """The compiled kernel runs when no gradient is needed, on CPU, in float32, for d_state ≤ STATE_MAX."""
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return False
-    x, A = tensors[0], tensors[2]
+    A = tensors[2]
     if A.shape[1] > STATE_MAX or any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
         return False
     return kernels.load("selective_scan") is not None
@@ -99,16 +126,6 @@ def chunked_scan(
     x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, chunk_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The same recurrence from h_0 = 0 by the three-phase lane scan -> y: (b, n, D_in), h_n: (b, D_in, N)."""
-    if kernel_applies(x, delta, A, B, C):
-        y, last, _, _ = compiled_chunked_scan(x, delta, A, B, C, chunk_size)
-        return y, last
-    return chunked_scan_torch(x, delta, A, B, C, chunk_size)
-
-
-def chunked_scan_torch(
-    x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, chunk_size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The three-phase lane scan in torch ops (differentiable)."""
     b, n, d = x.shape
     size = min(chunk_size, n)  # C
     pad = (-n) % size
