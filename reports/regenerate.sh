@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the example reports that the README links to (about 8 minutes on 2 CPU cores).
+# Regenerates the example reports that the README links to (about 9 minutes on 2 CPU cores).
 #   bash reports/regenerate.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +7,8 @@ effprof compare softmax_attention linear_attention --vary seq_len=512,1024,2048,
 effprof compare -o reports/compare.html
 effprof compare softmax_attention sliding_window longformer bigbird reformer routing topk_attention block_sparse sparse_transformer \
   --vary seq_len=512,1024,2048,4096,8192 --mode forward -o reports/sparse.html --max-time 0.5
+effprof compare sliding_window softmax_attention --vary seq_len=2048,4096,8192,16384 --param d_model=512 --param n_heads=8 \
+  --param sliding_window.window=256 --mode forward --max-time 2 -o reports/sparse-vs-sdpa.html
 rm -f reports/ssm.jsonl
 effprof sweep mamba --vary impl=sequential,chunked --vary seq_len=1024,2048,4096 -o reports/ssm.jsonl
 effprof sweep mamba2 --vary impl=recurrent,chunked --vary seq_len=1024,2048,4096 -o reports/ssm.jsonl
