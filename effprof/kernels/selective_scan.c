@@ -56,6 +56,96 @@ static inline void gate(float *out, const float *y, const float *x, const float 
     for (long j = 0; j < w; j++) out[j] = (y[j] + x[j] * Dskip[j]) * (z[j] / (1.0f + exp_f32(-z[j])));
 }
 
+/* The problem, shared by the three phases. */
+typedef struct {
+    const float *x, *delta, *At, *B, *C, *Dskip, *z; /* inputs (At = Aᵀ: (N, D)) */
+    long z_batch, z_token;                           /* z's strides (its channels are adjacent) */
+    float *y, *last, *entering, *cumulative;         /* outputs and scratch */
+    long b, n, D, N, size, lanes;
+} Scan;
+
+static const float zero[BLOCK > STATE_MAX ? BLOCK : STATE_MAX] = {0}; /* Δ, x, B_t and C_t of the padding */
+
+/* 1. lane k of sequence i, channels d0 … d0+w-1, from h = 0: y = the lane's own contribution (the final output
+ * when there is one lane), ΣΔ so far into `cumulative`, the end state into entering[k]. */
+static void lane_from_zero(const Scan *p, long i, long k, long d0, long w) {
+    const long n = p->n, D = p->D, N = p->N;
+    float h[STATE_MAX][BLOCK] = {{0}}, sum[BLOCK] = {0};
+    for (long t = k * p->size; t < (k + 1) * p->size; t++) {
+        const int real = t < n; /* past n: Δ = 0, x = 0, B = 0, C = 0, as the torch form pads */
+        const long at = (i * n + t) * D + d0;
+        const float *dt = real ? p->delta + at : zero, *xt = real ? p->x + at : zero;
+        const float *bt = real ? p->B + (i * n + t) * N : zero, *ct = real ? p->C + (i * n + t) * N : zero;
+        float u[BLOCK], acc[BLOCK] = {0};
+        for (long j = 0; j < w; j++) u[j] = dt[j] * xt[j]; /* Δ_t x_t */
+        for (long s = 0; s < N; s++) {
+            const float *a = p->At + s * D + d0;
+            for (long j = 0; j < w; j++) {
+                h[s][j] = exp_f32(dt[j] * a[j]) * h[s][j] + bt[s] * u[j]; /* Ā_t ⊙ h + B̄_t x_t */
+                acc[j] += ct[s] * h[s][j];                                /* C_t h_t */
+            }
+        }
+        if (p->lanes > 1)
+            for (long j = 0; j < w; j++) sum[j] += dt[j]; /* Σ_{s≤t in lane} Δ_s (the padding's 0s too, as cumsum) */
+        if (!real) continue;
+        if (p->lanes == 1) { /* one lane: y_t is complete */
+            gate(p->y + at, acc, xt, p->Dskip + d0, p->z + i * p->z_batch + t * p->z_token + d0, w);
+            continue;
+        }
+        for (long j = 0; j < w; j++) {
+            p->y[at + j] = acc[j];
+            p->cumulative[at + j] = sum[j];
+        }
+    }
+    float *end = p->entering + (i * p->lanes + k) * N * D + d0;
+    for (long s = 0; s < N; s++)
+        for (long j = 0; j < w; j++) end[s * D + j] = h[s][j];
+}
+
+/* 2. sequence i, channels d0 …: the state entering each lane, H_{k+1} = exp(A·ΣΔ over lane k) ⊙ H_k + end_k,
+ * overwriting the end states in `entering`; h_n into `last`. */
+static void pass_states(const Scan *p, long i, long d0, long w) {
+    const long n = p->n, D = p->D, N = p->N;
+    float carry[STATE_MAX][BLOCK] = {{0}};
+    for (long k = 0; k < p->lanes; k++) {
+        /* ΣΔ over lane k: the cumulative sum at its last real position */
+        const float *sum = p->cumulative + (i * n + min_long((k + 1) * p->size, n) - 1) * D + d0;
+        float *slot = p->entering + (i * p->lanes + k) * N * D + d0;
+        for (long s = 0; s < N; s++) {
+            const float *a = p->At + s * D + d0;
+            for (long j = 0; j < w; j++) {
+                const float end = slot[s * D + j];
+                slot[s * D + j] = carry[s][j];                            /* H_k */
+                carry[s][j] = exp_f32(a[j] * sum[j]) * carry[s][j] + end; /* H_{k+1} */
+            }
+        }
+    }
+    for (long s = 0; s < N; s++)
+        for (long j = 0; j < w; j++) p->last[(i * D + d0 + j) * N + s] = carry[s][j];
+}
+
+/* 3. lane k of sequence i, channels d0 …: add what the entering state contributes, C_t exp(A·ΣΔ) H_k, and
+ * finish the output. Lane 0's H is 0; it is added all the same, as in the torch form, so that both do the
+ * same arithmetic. */
+static void add_entering(const Scan *p, long i, long k, long d0, long w) {
+    const long n = p->n, D = p->D, N = p->N;
+    const float *H = p->entering + (i * p->lanes + k) * N * D + d0, *sum = zero;
+    for (long t = k * p->size; t < (k + 1) * p->size; t++) {
+        const int real = t < n;
+        const long at = (i * n + t) * D + d0;
+        if (real) sum = p->cumulative + at; /* padding: ΣΔ stays at the lane's last real value */
+        const float *ct = real ? p->C + (i * n + t) * N : zero;
+        float acc[BLOCK] = {0};
+        for (long s = 0; s < N; s++) {
+            const float *a = p->At + s * D + d0;
+            for (long j = 0; j < w; j++) acc[j] += ct[s] * (exp_f32(a[j] * sum[j]) * H[s * D + j]);
+        }
+        if (!real) continue;
+        for (long j = 0; j < w; j++) acc[j] += p->y[at + j]; /* the lane's own part, from phase 1 */
+        gate(p->y + at, acc, p->x + at, p->Dskip + d0, p->z + i * p->z_batch + t * p->z_token + d0, w);
+    }
+}
+
 /* x, delta: (b, n, D); At = Aᵀ: (N, D); B, C: (b, n, N); Dskip: (D,); z: (b, n, D) with strides z_batch,
  * z_token (channels contiguous). Writes y: (b, n, D) = (scan + D ⊙ x) ⊙ SiLU(z), last: (b, D, N) (h_n), and
  * the scratch the algorithm needs, which the caller allocates so that memory accounting sees it:
@@ -64,97 +154,27 @@ void chunked_selective_scan(const float *x, const float *delta, const float *At,
                             const float *Dskip, const float *z, long z_batch, long z_token, float *y, float *last,
                             float *entering, float *cumulative, long b, long n, long D, long N, long size,
                             int threads) {
-    const long lanes = (n + size - 1) / size, blocks = (D + BLOCK - 1) / BLOCK;
-    static const float zero[BLOCK > STATE_MAX ? BLOCK : STATE_MAX] = {0}; /* Δ, x, B_t and C_t of the padding */
-
-    /* 1. every lane from h = 0: y = the lane's own contribution, entering[k] = its end state */
-#pragma omp parallel for collapse(3) schedule(static) num_threads(threads)
-    for (long i = 0; i < b; i++)
-        for (long k = 0; k < lanes; k++)
-            for (long q = 0; q < blocks; q++) {
-                const long d0 = q * BLOCK, w = min_long(BLOCK, D - d0);
-                float h[STATE_MAX][BLOCK] = {{0}}, sum[BLOCK] = {0};
-                for (long t = k * size; t < (k + 1) * size; t++) {
-                    const int real = t < n; /* past n: Δ = 0, x = 0, B = 0, C = 0, as the torch form pads */
-                    const long at = (i * n + t) * D + d0;
-                    const float *dt = real ? delta + at : zero, *xt = real ? x + at : zero;
-                    const float *bt = real ? B + (i * n + t) * N : zero, *ct = real ? C + (i * n + t) * N : zero;
-                    float u[BLOCK], acc[BLOCK] = {0};
-                    for (long j = 0; j < w; j++) u[j] = dt[j] * xt[j]; /* Δ_t x_t */
-                    for (long s = 0; s < N; s++) {
-                        const float *a = At + s * D + d0;
-                        for (long j = 0; j < w; j++) {
-                            h[s][j] = exp_f32(dt[j] * a[j]) * h[s][j] + bt[s] * u[j]; /* Ā_t ⊙ h + B̄_t x_t */
-                            acc[j] += ct[s] * h[s][j];                             /* C_t h_t */
-                        }
-                    }
-                    if (lanes > 1)
-                        for (long j = 0; j < w; j++) sum[j] += dt[j]; /* Σ_{s≤t in lane} Δ_s */
-                    if (real && lanes > 1)
-                        for (long j = 0; j < w; j++) {
-                            y[at + j] = acc[j];
-                            cumulative[at + j] = sum[j];
-                        }
-                    else if (real) /* one lane: y_t is complete */
-                        gate(y + at, acc, xt, Dskip + d0, z + i * z_batch + t * z_token + d0, w);
-                }
-                float *end = entering + (i * lanes + k) * N * D + d0;
-                for (long s = 0; s < N; s++)
-                    for (long j = 0; j < w; j++) end[s * D + j] = h[s][j];
-            }
-
-    if (lanes == 1) { /* one lane: its end state is h_n */
+    const Scan p = {x, delta, At, B, C, Dskip, z, z_batch, z_token, y, last, entering, cumulative,
+                    b, n, D, N, size, (n + size - 1) / size};
+    const long blocks = (D + BLOCK - 1) / BLOCK, lanes = p.lanes;
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp for collapse(3) schedule(static)
+        for (long i = 0; i < b; i++)
+            for (long k = 0; k < lanes; k++)
+                for (long q = 0; q < blocks; q++) lane_from_zero(&p, i, k, q * BLOCK, min_long(BLOCK, D - q * BLOCK));
+        if (lanes > 1) {
+#pragma omp for collapse(2) schedule(static)
+            for (long i = 0; i < b; i++)
+                for (long q = 0; q < blocks; q++) pass_states(&p, i, q * BLOCK, min_long(BLOCK, D - q * BLOCK));
+#pragma omp for collapse(3) schedule(static)
+            for (long i = 0; i < b; i++)
+                for (long k = 0; k < lanes; k++)
+                    for (long q = 0; q < blocks; q++) add_entering(&p, i, k, q * BLOCK, min_long(BLOCK, D - q * BLOCK));
+        }
+    }
+    if (lanes == 1) /* one lane: its end state is h_n */
         for (long i = 0; i < b; i++)
             for (long d = 0; d < D; d++)
                 for (long s = 0; s < N; s++) last[(i * D + d) * N + s] = entering[(i * N + s) * D + d];
-        return;
-    }
-
-    /* 2. the state entering each lane: a scan over lanes of one state per channel */
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
-    for (long i = 0; i < b; i++)
-        for (long q = 0; q < blocks; q++) {
-            const long d0 = q * BLOCK, w = min_long(BLOCK, D - d0);
-            float carry[STATE_MAX][BLOCK] = {{0}};
-            for (long k = 0; k < lanes; k++) {
-                /* ΣΔ over lane k: the cumulative sum at its last real position (padding adds 0) */
-                const float *sum = cumulative + (i * n + min_long((k + 1) * size, n) - 1) * D + d0;
-                float *slot = entering + (i * lanes + k) * N * D + d0;
-                for (long s = 0; s < N; s++) {
-                    const float *a = At + s * D + d0;
-                    for (long j = 0; j < w; j++) {
-                        const float end = slot[s * D + j];
-                        slot[s * D + j] = carry[s][j];                              /* H_k */
-                        carry[s][j] = exp_f32(a[j] * sum[j]) * carry[s][j] + end; /* H_{k+1} */
-                    }
-                }
-            }
-            for (long s = 0; s < N; s++)
-                for (long j = 0; j < w; j++) last[(i * D + d0 + j) * N + s] = carry[s][j];
-        }
-
-    /* 3. what the incoming state adds to each output (lane 0's H is 0; it is added all the same, as in the
-     * torch form, so that both do the same arithmetic) */
-#pragma omp parallel for collapse(3) schedule(static) num_threads(threads)
-    for (long i = 0; i < b; i++)
-        for (long k = 0; k < lanes; k++)
-            for (long q = 0; q < blocks; q++) {
-                const long d0 = q * BLOCK, w = min_long(BLOCK, D - d0);
-                const float *H = entering + (i * lanes + k) * N * D + d0;
-                const float *sum = zero;
-                for (long t = k * size; t < (k + 1) * size; t++) {
-                    const int real = t < n;
-                    const long at = (i * n + t) * D + d0;
-                    if (real) sum = cumulative + at; /* padding: ΣΔ stays at the lane's last real value */
-                    const float *ct = real ? C + (i * n + t) * N : zero;
-                    float acc[BLOCK] = {0};
-                    for (long s = 0; s < N; s++) {
-                        const float *a = At + s * D + d0;
-                        for (long j = 0; j < w; j++) acc[j] += ct[s] * (exp_f32(a[j] * sum[j]) * H[s * D + j]);
-                    }
-                    if (!real) continue;
-                    for (long j = 0; j < w; j++) acc[j] += y[at + j]; /* the lane's own part, from phase 1 */
-                    gate(y + at, acc, x + at, Dskip + d0, z + i * z_batch + t * z_token + d0, w);
-                }
-            }
 }
