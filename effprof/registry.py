@@ -82,6 +82,9 @@ class MechanismSpec:
     pattern: Callable[[dict[str, Any]], Any] | None = None
     # small overrides the tests use on top of tiny sizes (e.g. a chunk smaller than the test sequence)
     test_overrides: dict[str, Any] = field(default_factory=dict)
+    # compiled kernels (effprof/kernels/NAME.c) some of its forms use where they apply; `explain` says whether
+    # each is built on this machine
+    kernels: tuple[str, ...] = ()
     builder: Callable[[dict[str, Any]], Any] | None = None
 
     @property
@@ -102,6 +105,7 @@ class MechanismSpec:
             "complexity": dict(self.complexity),
             "defaults": dict(self.defaults),
             "choices": {k: list(v) for k, v in self.choices.items()},
+            "kernels": list(self.kernels),
             "claims": [
                 {"metric": c.metric, "axis": c.axis, "exponent": c.exponent, "mode": c.mode, "where": c.where or {},
                  "log_power": c.log_power}

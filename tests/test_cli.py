@@ -50,6 +50,19 @@ def test_explain_shows_equations_and_claims():
     assert "φ(q_t)" in result.output and "claims" in result.output
 
 
+def test_explain_says_whether_the_compiled_kernel_is_in_use(monkeypatch):
+    from effprof import kernels
+
+    monkeypatch.setenv("EFFPROF_KERNELS", "0")
+    kernels.load.cache_clear()
+    try:
+        result = invoke("explain", "mamba", "--json")
+        assert json.loads(result.stdout)["kernel_status"] == {"selective_scan": "disabled by EFFPROF_KERNELS=0"}
+        assert "compiled kernel selective_scan: disabled" in invoke("explain", "mamba").output
+    finally:
+        kernels.load.cache_clear()
+
+
 def test_profile_json_counted_matches_analytic_for_sdpa():
     result = invoke("profile", "softmax_attention", "--param", "impl=sdpa", "--seq-len", "128", "--json", *FAST)
     assert result.exit_code == 0, result.output

@@ -60,8 +60,11 @@ def explain_command(
     spec = get_spec(name)
     config = resolve_config(spec, {})
     costs = {mode: spec.cost(config, mode) for mode in spec.modes}
+    from effprof import kernels
+
+    built = {kernel: kernels.status(kernel) for kernel in spec.kernels}
     if json_:
-        print_json({**spec.summary_dict(), "config": config,
+        print_json({**spec.summary_dict(), "config": config, "kernel_status": built,
                     "cost": {m: {"flops": c.flops, "state_bytes": c.state_bytes} for m, c in costs.items()}})
         return
     module = pyinspect.getmodule(spec.builder)
@@ -88,6 +91,8 @@ def explain_command(
         log = f" · log({c.axis})^{c.log_power:g}" if c.log_power else ""
         claims.add_row(c.metric, f"{c.axis}^{c.exponent:g}{log}", c.mode, escape(", ".join(f"{k}={v}" for k, v in (c.where or {}).items())))
     out.print(claims)
+    for kernel, status in built.items():
+        out.print(f"compiled kernel [bold]{kernel}[/]: {escape(status)}")
 
 
 @app.command("patterns")

@@ -107,6 +107,7 @@ class Mamba(Mechanism):
         choices={"impl": IMPLS},
         cost=mamba_cost,
         loop_impls=("sequential",),  # chunked loops 2C + c steps (or none, compiled), not n
+        kernels=("selective_scan",),
         test_overrides={"chunk_size": 5},
         claims=(
             Claim("flops", "seq_len", 1.0, "forward", {"impl": "sequential"}),
