@@ -60,7 +60,9 @@ def selective_scan(
 
     impl "sequential" starts from state h (zeros when None); "chunked" from zeros, compiled where it applies.
     """
-    if impl == "chunked" and h is None and kernel_applies(x, delta, A, B, C, D, z):
+    if h is not None and impl != "sequential":
+        raise ValueError("only the sequential scan continues from a given state (decode steps use it)")
+    if impl == "chunked" and kernel_applies(x, delta, A, B, C, D, z):
         out, last, _, _ = compiled_selective_scan(x, delta, A, B, C, D, z, chunk_size)
         return out, last
     if impl == "sequential":
