@@ -166,14 +166,10 @@ def sliding_window_cost(config: dict[str, Any], mode: str) -> Cost:
     elif config["impl"] == "fused":
         length = padded(n, δ * B)
         pairs = b * h * length * (w + B - 1)  # every (query, band slot) pair of every block is computed
-        queries, bands = b * h * length * d, b * h * (length // B) * (w + B - 1) * d  # elements of q and of one band
-        if mode == "train":
-            # with grad, torch's CPU kernel takes its math path: q and k scaled by √scale, QKᵀ, + mask, softmax, PV
-            t.add(queries + bands, queries + bands)  # √scale · q, √scale · k_band (and their backward)
-            t.add(pairs * (4.0 * d + 1 + SOFTMAX_FLOPS), pairs * (8.0 * d + SOFTMAX_BACKWARD_FLOPS))
-            t.add(0, 2 * bands)  # backward of unfold: the overlapping bands' gradients summed
-        else:  # the fused kernel: QKᵀ (2d), softmax (5), PV (2d) per pair
-            t.add(pairs * (4.0 * d + SOFTMAX_FLOPS), 0)
+        bands = b * h * (length // B) * (w + B - 1) * d  # elements of one band tensor (keys or values)
+        # torch's flash kernel: QKᵀ (2d), softmax (5), PV (2d) per pair; its backward dV, dP, softmax', dQ, dK;
+        # the backward of unfold sums the overlapping bands' gradients (keys and values)
+        t.add(pairs * (4.0 * d + SOFTMAX_FLOPS), pairs * (8.0 * d + SOFTMAX_BACKWARD_FLOPS) + 2 * bands)
     else:
         length = padded(n, δ * B)
         attend_cost(t, config, length // B, B, [("group", w + B - 1)], length)
