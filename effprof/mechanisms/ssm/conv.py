@@ -32,12 +32,8 @@ class CausalConv1d(nn.Module):
         K multiply-adds themselves; the result here is contiguous for what follows.)
         """
         n, K = x.shape[1], self.width
-        w = self.conv.weight[:, 0]  # (channels, K)
         padded = F.pad(x, (0, 0, K - 1, 0))  # x_t = 0 for t < 0: (b, n + K - 1, channels)
-        out = torch.addcmul(self.conv.bias, padded[:, :n], w[:, 0])  # b + w_0 ⊙ x_{t-K+1}
-        for j in range(1, K):
-            out = torch.addcmul(out, padded[:, j : j + n], w[:, j])  # + w_j ⊙ x_{t-K+1+j}
-        return out
+        return self._taps([padded[:, j : j + n] for j in range(K)])  # tap j: x_{t-K+1+j}
 
     def window(self, x: torch.Tensor) -> torch.Tensor:
         """The decode window after x: its last K-1 inputs (zeros before the start), (b, channels, K-1)."""
@@ -48,11 +44,15 @@ class CausalConv1d(nn.Module):
     def step(self, x_t: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x_t: (b, 1, channels), window: (b, channels, K-1) -> x̃_t: (b, 1, channels), next window."""
         inputs = torch.cat([window, x_t.transpose(1, 2)], dim=-1)  # (b, channels, K)
+        return self._taps(inputs.unbind(-1))[:, None], inputs[..., 1:].clone()
+
+    def _taps(self, taps: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """b + Σ_j w_j ⊙ taps[j], as K addcmuls (the bias is the first one's addend): (…, channels)."""
         w = self.conv.weight[:, 0]  # (channels, K)
-        out = torch.addcmul(self.conv.bias, inputs[..., 0], w[:, 0])
+        out = torch.addcmul(self.conv.bias, taps[0], w[:, 0])
         for j in range(1, self.width):
-            out = torch.addcmul(out, inputs[..., j], w[:, j])
-        return out[:, None], inputs[..., 1:].clone()
+            out = torch.addcmul(out, taps[j], w[:, j])
+        return out
 
 
 def conv_cost(t: Tally, batch: int, length: int, channels: int, width: int) -> None:

@@ -62,7 +62,7 @@ def selective_scan(
     """
     if h is not None and impl != "sequential":
         raise ValueError("only the sequential scan continues from a given state (decode steps use it)")
-    if impl == "chunked" and kernel_applies(x, delta, A, B, C, D, z):
+    if impl == "chunked" and kernel_applies(A, x, delta, B, C, D, z):
         out, last, _, _ = compiled_selective_scan(x, delta, A, B, C, D, z, chunk_size)
         return out, last
     if impl == "sequential":
@@ -114,11 +114,11 @@ def _(x_shape, delta_shape, A_shape, B_shape, C_shape, D_shape, z_shape, chunk_s
     return selective_scan_flops(b, n, d, N, chunk_size)
 
 
-def kernel_applies(*tensors: torch.Tensor) -> bool:
+def kernel_applies(A: torch.Tensor, *others: torch.Tensor) -> bool:
     """The compiled kernel runs when no gradient is needed, on CPU, in float32, for d_state ≤ STATE_MAX."""
+    tensors = (A, *others)
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return False
-    A = tensors[2]
     if A.shape[1] > STATE_MAX or any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
         return False
     return kernels.load("selective_scan") is not None
