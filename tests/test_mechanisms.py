@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import effprof
+from effprof import kernels
 from effprof.config import resolve_config
 from effprof.measure.flops import FlopCounter
 from effprof.measure.workload import make_workload
@@ -127,6 +128,11 @@ def test_counted_flops_match_analytic(case, mode):
     analytic = spec.cost(config, mode).flops
     assert not counter.unknown_ops, f"ops with no FLOP formula: {dict(counter.unknown_ops)}"
     assert counted == pytest.approx(analytic, rel=0.02), f"by op: {dict(counter.by_op)}"
+    # compiled kernels run only where the spec declares them, and in the default form's forward when built here
+    ran = {op.split("::")[1] for op in counter.custom_ops}
+    assert ran <= set(spec.kernels)
+    if mode == "forward" and overrides.get("impl") == spec.defaults.get("impl"):
+        assert ran == {k for k in spec.kernels if kernels.load(k) is not None}, f"{name}: {ran} of {spec.kernels}"
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if get_spec(c[0]).causal], ids=case_id)
