@@ -67,7 +67,7 @@ for _name, _type, _doc, _positive in [
     ("diffusion_steps", int, "reverse diffusion steps", True),
     ("block_len", int, "tokens per block in block diffusion", True),
     ("gen_len", int, "tokens generated in decode mode", True),
-    ("dtype", str, "float32, float16 or bfloat16", True),
+    ("dtype", str, "float32, float16 or bfloat16 (also fp32, fp16, bf16)", True),
     ("device", str, "cpu, cuda or cuda:N", True),
 ]:
     declare_key(_name, _type, _doc, _positive)
@@ -83,6 +83,7 @@ RUN_DEFAULTS: dict[str, Any] = {
 }
 
 DTYPES = ("float32", "float16", "bfloat16")
+DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}  # recorded by full name
 
 # Largest size we accept for any integer key: beyond this no point fits a machine.
 MAX_INT = 1 << 24
@@ -159,8 +160,10 @@ def resolve_config(spec: Any, overrides: dict[str, Any]) -> dict[str, Any]:
     for key, choices in spec.choices.items():
         if config.get(key) not in choices:
             raise ConfigError(f"{key}={config.get(key)!r} is not accepted by {spec.name}; accepted: {', '.join(choices)}")
+    config["dtype"] = DTYPE_ALIASES.get(config["dtype"], config["dtype"])
     if config["dtype"] not in DTYPES:
-        raise ConfigError(f"dtype={config['dtype']!r} is not accepted; accepted: {', '.join(DTYPES)}")
+        aliases = ", ".join(f"{a} ({full})" for a, full in DTYPE_ALIASES.items())
+        raise ConfigError(f"dtype={config['dtype']!r} is not accepted; accepted: {', '.join(DTYPES)}, or {aliases}")
     check_device(config["device"])
     _derive_heads(config)
     if spec.validate is not None:

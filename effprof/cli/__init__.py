@@ -6,18 +6,19 @@ is accepted, never a traceback; a failed check exits 1.
 
 from __future__ import annotations
 
+import os
 import sys
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from effprof.config import ConfigError
 
-
-# typer vendors its own click: catch the usage errors of both
-USAGE_ERRORS = tuple({click.UsageError, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")})
-ABORTS = tuple({click.Abort, typer.Abort})
+# Only typer's public API: current typer vendors its own click (older releases use click itself), so the
+# usage-error class is found through typer.BadParameter, whichever click that is. click is no dependency.
+USAGE_ERRORS = tuple(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+ABORTS = (typer.Abort,)
+echo = typer.echo
 
 
 class BadInput(Exception):
@@ -34,32 +35,46 @@ class EffprofGroup(TyperGroup):
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
         except USAGE_ERRORS as e:
             if type(e).__name__ == "NoArgsIsHelpError":
-                click.echo(e.ctx.get_help() if e.ctx else str(e))
+                echo(e.ctx.get_help() if e.ctx else str(e))
                 sys.exit(2)
             message = " ".join(e.format_message().split())
             command = e.ctx.command_path if e.ctx else "effprof"
-            click.echo(f"error: {message} (see '{command} --help')", err=True)
+            echo(f"error: {message} (see '{command} --help')", err=True)
             sys.exit(2)
         except (ConfigError, BadInput, ResultsError) as e:
-            click.echo(f"error: {e}", err=True)
+            echo(f"error: {e}", err=True)
             sys.exit(2)
+        except BrokenPipeError:
+            _quiet_broken_pipe()
         except OSError as e:
-            click.echo(f"error: {e.filename or ''}: {e.strerror or e}", err=True)
+            where = f"{e.filename}: " if e.filename else ""
+            echo(f"error: {where}{e.strerror or e}", err=True)
             sys.exit(2)
         except ABORTS:
-            click.echo("interrupted", err=True)
+            echo("interrupted", err=True)
             sys.exit(130)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            echo("interrupted", err=True)
             sys.exit(130)
         except Exception as e:
             from effprof.cli.output import Interrupted
 
             if isinstance(e, Interrupted):
-                click.echo(str(e), err=True)
+                echo(str(e), err=True)
                 sys.exit(130)
             raise
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_broken_pipe()
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader of our output went away (`effprof explain X | head`): not an error, exit 0 quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not fail again
+    sys.exit(0)
 
 
 app = typer.Typer(
@@ -73,9 +88,18 @@ app = typer.Typer(
 
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from effprof import __version__
+
+        echo(f"effprof {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _load_plugins(
     plugin: list[str] = typer.Option(None, "--plugin", help="load mechanisms from module:attr or an effprof.mechanisms entry point (repeatable)"),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="print effprof's version and exit"),
 ) -> None:
     from effprof.plugins import load_plugin
 

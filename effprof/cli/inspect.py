@@ -28,23 +28,33 @@ def list_command(
     if family is not None and family not in families():
         raise BadInput(f"--family {family!r} is not a family; accepted: {', '.join(families())}")
     specs = [get_spec(n) for n in list_mechanisms(family)]
+    key_rows = [{"name": info.name, "type": info.type.__name__, "default": RUN_DEFAULTS.get(info.name), "meaning": info.doc}
+                for info in KEYS.values()]
     if json_:
-        print_json([s.summary_dict() for s in specs])
+        mechanisms = [s.summary_dict() for s in specs]
+        print_json({"mechanisms": mechanisms, "keys": key_rows} if keys else mechanisms)
         return
     table = Table(title="registered mechanisms", title_justify="left")
     for column in ("name", "family", "causal", "impls", "paper", "summary"):
         table.add_column(column)
     for s in specs:
-        table.add_row(s.name, s.family, "yes" if s.causal else "no", ", ".join(s.impls) or "–",
+        table.add_row(s.name, s.family, "yes" if s.causal else "no", ", ".join(_default_first(s)) or "–",
                       escape(f"{s.paper.title[:40]} ({s.paper.year})"), escape(s.summary))
     out.print(table)
     if keys:
         key_table = Table(title="config keys (--param key=value, --vary key=v1,v2)", title_justify="left")
         for column in ("key", "type", "default", "meaning"):
             key_table.add_column(column)
-        for info in KEYS.values():
-            key_table.add_row(info.name, info.type.__name__, str(RUN_DEFAULTS.get(info.name, "per mechanism")), escape(info.doc))
+        for row in key_rows:
+            default = "per mechanism" if row["default"] is None else str(row["default"])
+            key_table.add_row(row["name"], row["type"], default, escape(row["meaning"]))
         out.print(key_table)
+
+
+def _default_first(spec) -> list[str]:
+    """The impls with the default form first, as the README's table lists them."""
+    default = spec.defaults.get("impl")
+    return sorted(spec.impls, key=lambda impl: impl != default)
 
 
 @app.command("explain")

@@ -10,8 +10,17 @@ from typing import Any
 
 from rich.console import Console
 
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False)
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """`effprof explain X | head`: the reader went away, which is no error (rich's default exits 1)."""
+        from effprof.cli import _quiet_broken_pipe
+
+        self.quiet = True
+        _quiet_broken_pipe()
+
+
+out = _Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err = _Console(stderr=True, highlight=False)
 
 
 def command_line() -> str:
