@@ -1,0 +1,97 @@
+"""Every output escaped for its format: hostile strings in, nothing executed or injected out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import xml.etree.ElementTree as ET
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from effprof.render.escape import _TEX, csv_cell, plain, terminal, tex, xml_text
+
+HOSTILE = [
+    "\x1b]0;pwned\x07title", "\x1b[2J\x1b[Hclear", "\x1b]8;;http://evil\x1b\\link\x1b]8;;\x1b\\", "bell\x07", "cr\roverwrite",
+    r"\input{/etc/passwd}", "100% & $x$ #1 _a {b} ~c ^d \\", "=HYPERLINK(\"http://evil\")", "+1+1", "-2+3", "@SUM(A1)",
+    "  =1+1", "[/path]", "[bold red]not markup[/]", "nul\x00byte", "\x9b31mC1 CSI", "\ufffe\ud800",
+]
+text = st.one_of(st.text(), st.sampled_from(HOSTILE), st.lists(st.sampled_from(HOSTILE + ["a", " ", "="])).map("".join))
+
+
+def _is_control(ch: str) -> bool:
+    code = ord(ch)
+    return code < 0x20 or 0x7F <= code <= 0x9F
+
+
+@settings(max_examples=150, deadline=None)
+@given(text)
+def test_terminal_text_has_no_control_characters(s):
+    assert not any(_is_control(ch) for ch in terminal(s))
+
+
+def test_terminal_removes_whole_escape_sequences():
+    assert terminal("\x1b]0;pwned\x07title") == "title"
+    assert terminal("\x1b[31mred\x1b[0m") == "red"
+    assert terminal("a\nb") == "a b"
+
+
+def test_plain_is_never_markup():
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(plain("[/path] and [bold]x[/bold]"))  # rich would raise MarkupError parsing "[/path]"
+    assert console.file.getvalue().strip() == "[/path] and [bold]x[/bold]"
+
+
+@settings(max_examples=150, deadline=None)
+@given(text)
+def test_tex_leaves_no_special_character_unescaped(s):
+    out = tex(s)
+    for escaped in sorted(_TEX.values(), key=len, reverse=True):
+        out = out.replace(escaped, "")
+    assert not set(out) & set("\\&%$#_{}~^")
+    assert not any(_is_control(ch) for ch in out)
+
+
+def test_tex_backslash_and_braces():
+    assert tex("\\") == r"\textbackslash{}"  # not \textbackslash\{\}, which prints "\{}"
+    assert tex(r"\input{x}") == r"\textbackslash{}input\{x\}"
+    assert tex("a_b") == r"a\_b"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(text, min_size=1, max_size=5))
+def test_csv_cells_never_start_a_formula(cells):
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow([csv_cell(c) for c in cells])
+    for cell in next(csv.reader(io.StringIO(buffer.getvalue()))):
+        assert not cell.lstrip(" ").startswith(("=", "+", "-", "@", "\t", "\r")), cell
+
+
+def test_csv_cell_keeps_numbers_and_plain_strings():
+    assert csv_cell(-2.5) == -2.5
+    assert csv_cell("mamba") == "mamba"
+    assert csv_cell("=1+1") == "'=1+1"
+
+
+@settings(max_examples=150, deadline=None)
+@given(text)
+def test_xml_text_always_parses(s):
+    element = ET.Element("testcase", name=xml_text(s))
+    element.text = xml_text(s)
+    parsed = ET.fromstring(ET.tostring(element, encoding="unicode"))
+    assert parsed.tag == "testcase"
+
+
+def test_the_checks_above_catch_raw_strings():
+    """The predicates fail on unescaped input, so the properties above can fail."""
+    assert any(_is_control(ch) for ch in "\x1b]0;pwned\x07title")
+    assert set(r"\input{x}") & set("\\&%$#_{}~^")
+    element = ET.Element("testcase", name="nul\x00byte")
+    try:
+        ET.fromstring(ET.tostring(element, encoding="unicode"))
+    except ET.ParseError:
+        pass
+    else:
+        raise AssertionError("raw control characters should make the XML unparsable")
