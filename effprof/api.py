@@ -125,7 +125,8 @@ class Isolation:
     """Run each point in a worker subprocess (--isolate) with these limits."""
 
     timeout_s: float | None = None
-    max_memory: int | None = None  # bytes of address space (CPU)
+    max_memory: int | None = None  # bytes a point may allocate on the CPU, beyond the worker's footprint
+    plugins: tuple[str, ...] = ()  # --plugin targets the worker loads, so plugin mechanisms run isolated too
 
 
 def run_points(
@@ -144,7 +145,7 @@ def run_points(
     from effprof.measure.isolate import IsolatedRunner
 
     results = []
-    runner = IsolatedRunner(options, isolation.timeout_s, isolation.max_memory) if isolation else None
+    runner = IsolatedRunner(options, isolation.timeout_s, isolation.max_memory, isolation.plugins) if isolation else None
     with _sigterm_as_interrupt():
         try:
             for name, mode, overrides in points:
