@@ -126,15 +126,22 @@ def append(path: str | Path, record: dict[str, Any]) -> None:
 
     A file whose last line has no newline was cut mid-write (disk full, power loss, SIGKILL): that half line
     is moved into `<file>.corrupt` (with a warning) before the record is appended, so the new record is never
-    glued onto it.
+    glued onto it. A last line that is a whole record and lacks only its newline is kept and ended.
     """
     line = _encode(record) + "\n"
     try:
-        with open(path, "a+b") as f:
+        with open(path, "a+b", buffering=0) as f:
             set_aside_unterminated_line(f, Path(path))
-            f.write(line.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
+            size = f.seek(0, os.SEEK_END)
+            data = memoryview(line.encode("utf-8"))
+            try:
+                while data:
+                    data = data[os.write(f.fileno(), data):]
+                os.fsync(f.fileno())
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(f.fileno(), size)  # a full disk leaves no half line behind
+                raise
     except StoreError:
         raise
     except OSError as e:
@@ -161,6 +168,9 @@ def set_aside_unterminated_line(f: IO[bytes], path: Path) -> None:
         start -= block
     f.seek(start)
     fragment = f.read()
+    if _whole_record(fragment):  # only its newline was lost: end the line, keep the record
+        f.write(b"\n")
+        return
     side = path.with_name(path.name + ".corrupt")
     with open(side, "ab") as corrupt:
         corrupt.write(fragment + b"\n")
@@ -171,6 +181,13 @@ def set_aside_unterminated_line(f: IO[bytes], path: Path) -> None:
     os.fsync(f.fileno())
     warnings.warn(f"{path}: its last line was cut off mid-write ({len(fragment)} bytes); "
                   f"moved it to {side} before appending", stacklevel=3)
+
+
+def _whole_record(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def read(path: str | Path) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="CPU m
 LatexOpt = Annotated[Optional[Path], typer.Option("--latex", help="also write booktabs LaTeX tables (fits, crossovers, complexity) to this .tex file")]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="also write the records (and <stem>_fits.csv) as CSV")]
 FiguresOpt = Annotated[Optional[Path], typer.Option("--figures", help="also export every figure as SVG and PDF into this folder (needs kaleido)")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's, and grids above 10000 points")]
 
 
 def parse_params(params: list[str] | None) -> dict[str, Any]:
@@ -36,6 +36,8 @@ def parse_params(params: list[str] | None) -> dict[str, Any]:
         bare = key.rpartition(".")[2]  # NAME.key scopes a value to one mechanism
         if bare not in KEYS:
             raise BadInput(f"--param {key!r} is not a config key; accepted: {', '.join(KEYS)}")
+        if key in out:
+            raise BadInput(f"--param {key} is given twice ({out[key]!r} and {value.strip()!r}); give it once")
         out[key] = value.strip()
     return out
 
@@ -55,6 +57,9 @@ def parse_vary(vary: list[str] | None) -> dict[str, list[str]]:
             raise BadInput(f"--vary {key} has no values; e.g. --vary {key}=256,512")
         if key in out:
             raise BadInput(f"--vary {key} is given twice; give all its values once, comma-separated")
+        repeated = [v for i, v in enumerate(parts) if v in parts[:i]]
+        if repeated:
+            raise BadInput(f"--vary {key} lists {repeated[0]!r} twice; give each value once")
         out[key] = parts
     return out
 

@@ -108,7 +108,7 @@ def measure_with_progress(points, options, output: str | None, isolation=None, r
                        f"free space or fix the file{hint}") from None
     finally:
         for line in sweep_warnings(done):
-            err.print(line, markup=False)
+            err.print(line, markup=False, soft_wrap=True)
     return done
 
 
@@ -164,8 +164,9 @@ def _warnings_to_stderr():
         try:
             yield
         finally:
-            for message in dict.fromkeys(str(w.message) for w in caught):
-                err.print(f"warning: {message}", markup=False)
+            quiet = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)  # hidden by Python's defaults too
+            for message in dict.fromkeys(str(w.message) for w in caught if not issubclass(w.category, quiet)):
+                err.print(f"warning: {message}", markup=False, soft_wrap=True)
 
 
 def read_records(path, what: str = "results file") -> list[dict[str, Any]]:
