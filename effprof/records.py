@@ -46,8 +46,8 @@ _OPTIONAL_TEXT_FIELDS = ("family", "status", "error")
 _NUMBER_FIELDS = (
     "flops_analytic", "flops_counted", "flops_fvcore", "time_s", "time_iqr_s", "time_reps", "peak_bytes",
     "activation_bytes", "state_bytes", "params", "state_bytes_analytic", "bytes_moved", "arithmetic_intensity",
-    "achieved_flops_per_s", "load_avg_1m", "cpu_count",
-)
+    "achieved_flops_per_s", "load_avg_1m", "cpu_count", "time_blocks", "fraction_of_peak",
+)  # all of them counts, sizes or durations: never negative
 _POSITIVE_FIELDS = ("peak_flops_per_s", "peak_bytes_per_s")
 
 
@@ -74,6 +74,9 @@ def validate_record(record: Any) -> str | None:
         value = record.get(field)
         if value is not None and not _is_number(value):
             return f"{field} is {_shown(value)}, not a number"
+    for field in _NUMBER_FIELDS:
+        if record.get(field) is not None and record[field] < 0:
+            return f"{field} is {record[field]!r}; it cannot be negative"
     for field in _POSITIVE_FIELDS:
         if record.get(field) is not None and not record[field] > 0:
             return f"{field} is {record[field]!r}; it must be positive"
