@@ -411,3 +411,11 @@ def test_pending_reads_a_partly_damaged_file(tmp_path, measured):
     records, _ = _read_quietly(path)
     assert pending(points, records) == points[2:]
     assert stat.S_ISREG(path.stat().st_mode)
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_start_is_a_crash_record_not_a_traceback():
+    with IsolatedRunner(QUICK, None, None, plugins=("no_such_plugin_module:spec",)) as isolated:
+        record = isolated.measure("softmax_attention", "forward", {"seq_len": 16, "d_model": 16})
+    assert record["status"] == "crash"
+    assert "could not start" in record["error"] and "no_such_plugin_module" in record["error"]

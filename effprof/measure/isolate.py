@@ -88,11 +88,8 @@ def _one_malloc_arena() -> None:
         pass
 
 
-def _worker(conn, parent_pid: int, options: Options, max_memory: int | None, plugins: tuple[str, ...]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
-    _one_malloc_arena()
-    threading.stack_size(THREAD_STACK_BYTES)  # the watchdog and deadline threads need little
-    _die_with_parent(parent_pid)
+def _prepare(options: Options, max_memory: int | None, plugins: tuple[str, ...]) -> None:
+    """Load the plugins, warm up, then cap the address space at the worker's footprint plus `max_memory`."""
     from effprof.measure.harness import measure_point
     from effprof.plugins import load_plugin
 
@@ -105,6 +102,20 @@ def _worker(conn, parent_pid: int, options: Options, max_memory: int | None, plu
         import resource
 
         resource.setrlimit(resource.RLIMIT_AS, (_address_space() + max_memory, resource.RLIM_INFINITY))
+
+
+def _worker(conn, parent_pid: int, options: Options, max_memory: int | None, plugins: tuple[str, ...]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    _one_malloc_arena()
+    threading.stack_size(THREAD_STACK_BYTES)  # the watchdog and deadline threads need little
+    _die_with_parent(parent_pid)
+    try:
+        _prepare(options, max_memory, plugins)
+    except BaseException as e:  # noqa: BLE001  (reported to the parent as one line, not a traceback here)
+        conn.send(f"failed: {type(e).__name__}: {e}")
+        return
+    from effprof.measure.harness import measure_point
+
     conn.send("ready")
     while True:
         job = conn.recv()
@@ -150,6 +161,10 @@ def _machine_roofline_unlimited(name: str, mode: str, config: dict[str, Any], op
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
+class WorkerStartError(RuntimeError):
+    """The worker process could not load what it needs (a plugin, torch) before its first point."""
+
+
 class IsolatedRunner:
     """measure(name, mode, config) in a worker process with a per-point timeout and memory limit."""
 
@@ -167,12 +182,12 @@ class IsolatedRunner:
         child.close()  # the worker holds the only other end: its death is EOF here
         self._conn = parent
         try:
-            ready = parent.poll(WORKER_START_S) and parent.recv() == "ready"
+            answer = parent.recv() if parent.poll(WORKER_START_S) else f"not ready within {WORKER_START_S} s"
         except EOFError:
-            ready = False
-        if not ready:
+            answer = "died while starting"
+        if answer != "ready":
             code = self._reap()
-            raise RuntimeError(f"the isolated worker did not start within {WORKER_START_S} s ({_exit_text(code)})")
+            raise WorkerStartError(f"the isolated worker could not start: {answer} ({_exit_text(code)})")
 
     def _reap(self) -> int | None:
         """Stop the worker if it still runs, wait for it, and return its exit code (-N: killed by signal N)."""
@@ -195,7 +210,10 @@ class IsolatedRunner:
 
     def measure(self, name: str, mode: str, config: dict[str, Any]) -> dict[str, Any]:
         if self._process is None or not self._process.is_alive():
-            self._start()
+            try:
+                self._start()
+            except WorkerStartError as e:
+                return failed_record(name, mode, config, self.options, "crash", str(e))
         oom_kills = _oom_kills()
         self._conn.send((name, mode, config, self.timeout_s))
         if self._conn.poll(self.timeout_s):
