@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from effprof.api import MAX_POINTS, Isolation, pending, plan, run_points
+from effprof.api import MAX_POINTS, pending, plan, run_points
 from effprof.cli import app
 from effprof.cli.output import sweep_warnings
 from effprof.config import ConfigError

@@ -208,7 +208,8 @@ def check_export_paths(latex, csv, figures) -> None:
 
 def write_exports(frame, fits, latex, csv, figures) -> None:
     from effprof.cli import BadInput
-    from effprof.render.export import ExportError, latex as latex_tables, write_csv, write_figures
+    from effprof.render.export import ExportError, write_csv, write_figures
+    from effprof.render.export import latex as latex_tables
 
     if latex is not None:
         latex.parent.mkdir(parents=True, exist_ok=True)
