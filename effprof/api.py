@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import signal
 import threading
@@ -43,6 +44,10 @@ def pattern_panels(frame: "pandas.DataFrame") -> list[dict[str, Any]]:
 
 PATTERN_SEQ_LEN = 256
 
+# The largest sweep planned without --force: each point is validated before anything runs, and ten thousand
+# points are already hours of measuring.
+MAX_POINTS = 10_000
+
 
 def default_compare() -> list[str]:
     registered = set(list_mechanisms())
@@ -81,8 +86,11 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
          force: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
     """Every (name, mode, overrides) point of a sweep, each validated before anything runs.
 
-    A point whose estimated memory exceeds the device's is refused unless `force`.
+    A point whose estimated memory exceeds the device's is refused unless `force`, and so is a grid of more
+    than MAX_POINTS points (counted before any is planned), or a point that appears twice.
     """
+    from effprof.records import point_identity
+
     names, modes = list(names), list(modes)
     if not names:
         raise ConfigError("no mechanism to measure; accepted: " + ", ".join(list_mechanisms()))
@@ -92,11 +100,18 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
     for mode in modes:
         if mode not in MODES:
             raise ConfigError(f"mode={mode!r} is not a mode; accepted: {', '.join(MODES)}")
+    for key in config:
+        if key.rpartition(".")[2] in vary:
+            raise ConfigError(f"{key} is both varied (--vary {key.rpartition('.')[2]}=...) and fixed (--param {key}=...); give one")
+    size = len(names) * len(modes) * math.prod(len(values) for values in vary.values())
+    if size > MAX_POINTS and not force:
+        raise ConfigError(f"the sweep has {size} points, more than {MAX_POINTS}; vary fewer values, or pass --force to plan them all")
     points = []
     keys = list(vary)
     for scoped in (k for k in config if "." in k):
         if scoped.partition(".")[0] not in names:
             raise ConfigError(f"--param {scoped!r} names {scoped.partition('.')[0]!r}, which is not measured here; accepted prefixes: {', '.join(names)}")
+    seen: set[str] = set()
     for name in names:
         spec = get_spec(name)
         own = {k: v for k, v in config.items() if "." not in k}
@@ -114,6 +129,11 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
                         raise ConfigError(
                             f"{name} {mode} at {sizes} would need about {need / 2**30:.0f} GiB, more than this "
                             f"{resolved['device']} has ({have / 2**30:.0f} GiB); use smaller sizes, or --force to try anyway")
+                identity = point_identity({"mechanism": name, "mode": mode, **resolved})
+                if identity in seen:
+                    shown = ", ".join(f"{k}={resolved[k]}" for k in keys)
+                    raise ConfigError(f"{name} {mode} at {shown} is planned twice (values equal once read, e.g. 64 and 064); give each value once")
+                seen.add(identity)
                 points.append((name, mode, overrides))
     if not points:
         raise ConfigError(f"no point to measure: none of {', '.join(names)} supports mode {', '.join(modes)}")
@@ -125,7 +145,8 @@ class Isolation:
     """Run each point in a worker subprocess (--isolate) with these limits."""
 
     timeout_s: float | None = None
-    max_memory: int | None = None  # bytes of address space (CPU)
+    max_memory: int | None = None  # bytes a point may allocate on the CPU, beyond the worker's footprint
+    plugins: tuple[str, ...] = ()  # --plugin targets the worker loads, so plugin mechanisms run isolated too
 
 
 def run_points(
@@ -144,7 +165,7 @@ def run_points(
     from effprof.measure.isolate import IsolatedRunner
 
     results = []
-    runner = IsolatedRunner(options, isolation.timeout_s, isolation.max_memory) if isolation else None
+    runner = IsolatedRunner(options, isolation.timeout_s, isolation.max_memory, isolation.plugins) if isolation else None
     with _sigterm_as_interrupt():
         try:
             for name, mode, overrides in points:

@@ -10,6 +10,7 @@ full, validated config a mechanism is built from.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +89,10 @@ DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16"
 # Largest size we accept for any integer key: beyond this no point fits a machine.
 MAX_INT = 1 << 24
 
+# What a CLI string must look like to be read as a number: ASCII digits only, no '_' separators.
+ASCII_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+ASCII_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+
 
 def _coerce(key: str, value: Any) -> Any:
     """Convert `value` (possibly a CLI string) to the key's declared type."""
@@ -100,10 +105,9 @@ def _coerce(key: str, value: Any) -> Any:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, str):
-            try:
-                value = int(value.strip())
-            except ValueError:
-                raise ConfigError(f"{key}={value!r} is not an integer; {key} takes a whole number") from None
+            if not ASCII_INTEGER.fullmatch(value.strip()):  # int() would also take '٦٤', '６４' and '6_4'
+                raise ConfigError(f"{key}={value!r} is not an integer; {key} takes a whole number in ASCII digits, e.g. 64")
+            value = int(value.strip())
         if not isinstance(value, int):
             raise ConfigError(f"{key}={value!r} is not an integer; {key} takes a whole number")
         if info.positive and value <= 0:
@@ -116,6 +120,8 @@ def _coerce(key: str, value: Any) -> Any:
     if info.type is float:
         if isinstance(value, bool):
             raise ConfigError(f"{key}={value!r} is not a number; {key} takes a number")
+        if isinstance(value, str) and not ASCII_NUMBER.fullmatch(value.strip()):  # float() also takes '６４', '1_0'
+            raise ConfigError(f"{key}={value!r} is not a number; {key} takes a number in ASCII digits, e.g. 1.25")
         try:
             value = float(value)
         except (TypeError, ValueError):

@@ -8,12 +8,14 @@ finished. Reading skips a truncated or corrupt line with a warning naming it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator
 
 if TYPE_CHECKING:
     import pandas
@@ -25,23 +27,178 @@ class ResultsError(ValueError):
     """A results file that cannot be read: the message names the file and why."""
 
 
+class StoreError(OSError):
+    """A record could not be appended (disk full, file system gone read-only); `filename` names the file."""
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 
 
+STATUSES = ("ok", "oom", "timeout", "error", "unsupported", "crash")
+
+# Fields a reader relies on, with the JSON types each may hold (None: the field may be null).
+# Numbers that sizes or rates divide by must be positive where present.
+_TEXT_FIELDS = ("mechanism", "mode")
+_OPTIONAL_TEXT_FIELDS = ("family", "status", "error")
+_NUMBER_FIELDS = (
+    "flops_analytic", "flops_counted", "flops_fvcore", "time_s", "time_iqr_s", "time_reps", "peak_bytes",
+    "activation_bytes", "state_bytes", "params", "state_bytes_analytic", "bytes_moved", "arithmetic_intensity",
+    "achieved_flops_per_s", "load_avg_1m", "cpu_count", "time_blocks", "fraction_of_peak",
+)  # all of them counts, sizes or durations: never negative
+_POSITIVE_FIELDS = ("peak_flops_per_s", "peak_bytes_per_s")
+
+
+def validate_record(record: Any) -> str | None:
+    """Why `record` (one parsed JSON line) cannot be used as an effprof record, or None when it can.
+
+    Checks the types every reader relies on, so that a crafted or damaged file is skipped record by record
+    instead of failing later with a traceback: text where names belong, numbers where figures belong,
+    positive integers for every size key, claims as [metric, axis, exponent(, log_power)] lists.
+    """
+    from effprof.config import KEYS
+
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for field in _TEXT_FIELDS:
+        if not isinstance(record.get(field), str) or not record[field]:
+            return f"{field} is {_shown(record.get(field))}, not a name"
+    for field in _OPTIONAL_TEXT_FIELDS:
+        if record.get(field) is not None and not isinstance(record[field], str):
+            return f"{field} is {_shown(record[field])}, not text"
+    if record.get("status") is not None and record["status"] not in STATUSES:
+        return f"status {_shown(record['status'])} is not one of {', '.join(STATUSES)}"
+    for field in (*_NUMBER_FIELDS, *_POSITIVE_FIELDS):
+        value = record.get(field)
+        if value is not None and not _is_number(value):
+            return f"{field} is {_shown(value)}, not a number"
+    for field in _NUMBER_FIELDS:
+        if record.get(field) is not None and record[field] < 0:
+            return f"{field} is {record[field]!r}; it cannot be negative"
+    for field in _POSITIVE_FIELDS:
+        if record.get(field) is not None and not record[field] > 0:
+            return f"{field} is {record[field]!r}; it must be positive"
+    for key, info in KEYS.items():
+        value = record.get(key)
+        if value is None:
+            continue
+        if info.type is int and (not _is_number(value) or float(value) != int(value)):
+            return f"{key} is {_shown(value)}, not a whole number"
+        if info.type is float and not _is_number(value):
+            return f"{key} is {_shown(value)}, not a number"
+        if info.type is str and not isinstance(value, str):
+            return f"{key} is {_shown(value)}, not text"
+        if info.type is int and info.positive and value <= 0:
+            return f"{key} is {value!r}; it must be a positive integer"
+    claims = record.get("claims")
+    if claims is not None:
+        if not isinstance(claims, list):
+            return f"claims is {_shown(claims)}, not a list"
+        for claim in claims:
+            if (not isinstance(claim, list) or len(claim) not in (3, 4) or not all(isinstance(c, str) for c in claim[:2])
+                    or not all(_is_number(c) for c in claim[2:])):
+                return f"claim {_shown(claim)} is not [metric, axis, exponent, log_power]"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"key {repeated[0]!r} appears twice")
+    return dict(pairs)
+
+
+def _encode(record: dict[str, Any]) -> str:
+    return json.dumps({k: _clean(v) for k, v in record.items()}, default=str)
+
+
 def append(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one record as a JSON line, flushed and fsynced."""
-    line = json.dumps({k: _clean(v) for k, v in record.items()}, default=str)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Append one record as a JSON line, flushed and fsynced.
+
+    A file whose last line has no newline was cut mid-write (disk full, power loss, SIGKILL): that half line
+    is moved into `<file>.corrupt` (with a warning) before the record is appended, so the new record is never
+    glued onto it. A last line that is a whole record and lacks only its newline is kept and ended.
+    """
+    line = _encode(record) + "\n"
+    try:
+        with open(path, "a+b", buffering=0) as f:
+            set_aside_unterminated_line(f, Path(path))
+            size = f.seek(0, os.SEEK_END)
+            data = memoryview(line.encode("utf-8"))
+            try:
+                while data:
+                    data = data[os.write(f.fileno(), data):]
+                os.fsync(f.fileno())
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(f.fileno(), size)  # a full disk leaves no half line behind
+                raise
+    except StoreError:
+        raise
+    except OSError as e:
+        raise StoreError(e.errno, e.strerror or str(e), str(path)) from e
+
+
+def set_aside_unterminated_line(f: IO[bytes], path: Path) -> None:
+    """Truncate a last line without a newline off the open file `f`, saving it to `<path>.corrupt`."""
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    f.seek(size - 1)
+    if f.read(1) == b"\n":
+        return
+    start = size
+    while start > 0:  # find the start of the last line, reading backwards a block at a time
+        block = min(65536, start)
+        f.seek(start - block)
+        chunk = f.read(block)
+        cut = chunk.rfind(b"\n")
+        if cut >= 0:
+            start = start - block + cut + 1
+            break
+        start -= block
+    f.seek(start)
+    fragment = f.read()
+    if _whole_record(fragment):  # only its newline was lost: end the line, keep the record
+        f.write(b"\n")
+        return
+    side = path.with_name(path.name + ".corrupt")
+    with open(side, "ab") as corrupt:
+        corrupt.write(fragment + b"\n")
+        corrupt.flush()
+        os.fsync(corrupt.fileno())
+    f.truncate(start)
+    f.flush()
+    os.fsync(f.fileno())
+    warnings.warn(f"{path}: its last line was cut off mid-write ({len(fragment)} bytes); "
+                  f"moved it to {side} before appending", stacklevel=3)
+
+
+def _whole_record(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def read(path: str | Path) -> list[dict[str, Any]]:
-    """Every valid record in a JSON Lines file; bad lines are skipped with a warning."""
+    """Every valid record in a JSON Lines file; each bad line is skipped with a warning naming its number.
+
+    A UTF-8 byte-order mark is ignored; a line that is not JSON, is nested too deeply, repeats a key, comes
+    from another schema version or fails `validate_record` is skipped, and the rest of the file is read.
+    """
     path = Path(path)
     if not path.exists():
         raise ResultsError(f"results file {str(path)!r} does not exist")
@@ -49,23 +206,33 @@ def read(path: str | Path) -> list[dict[str, Any]]:
         raise ResultsError(f"results file {str(path)!r} is a directory; expected a .jsonl file")
     records = []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise ResultsError(f"results file {str(path)!r} cannot be read: {e}") from None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            warnings.warn(f"{path}:{number}: skipped a corrupt or truncated line", stacklevel=2)
+            record = json.loads(line, object_pairs_hook=_refuse_duplicate_keys)
+        except RecursionError:
+            warnings.warn(f"{path}:{number}: skipped a line nested too deeply to be a record", stacklevel=2)
+            continue
+        except ValueError as e:  # JSONDecodeError is a ValueError, so is a repeated key
+            reason = "a corrupt or truncated line" if isinstance(e, json.JSONDecodeError) else f"a line whose {e}"
+            warnings.warn(f"{path}:{number}: skipped {reason}", stacklevel=2)
             continue
         if not isinstance(record, dict) or "mechanism" not in record or "mode" not in record:
             warnings.warn(f"{path}:{number}: skipped a line that is not an effprof record", stacklevel=2)
             continue
         version = record.get("schema", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
-            raise ResultsError(f"{path}:{number}: record schema {version!r} is not supported; this effprof reads schema {SCHEMA_VERSION}")
+            warnings.warn(f"{path}:{number}: skipped a record of schema {_shown(version)}; this effprof reads schema "
+                          f"{SCHEMA_VERSION}", stacklevel=2)
+            continue
+        reason = validate_record(record)
+        if reason is not None:
+            warnings.warn(f"{path}:{number}: skipped a record whose {reason}", stacklevel=2)
+            continue
         records.append(record)
     return records
 
@@ -120,12 +287,35 @@ def merge(groups: Iterable[list[dict[str, Any]]]) -> tuple[list[dict[str, Any]],
 
 
 def write_all(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
-    """Write records to a new file atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    """Write records to `path` atomically: through a unique temporary file in its folder, renamed into place."""
+    with atomic_writer(path) as f:
         for record in records:
-            f.write(json.dumps({k: _clean(v) for k, v in record.items()}, default=str) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+            f.write(_encode(record) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | Path) -> Iterator[IO[str]]:
+    """Open a text file that replaces `path` only once everything was written and fsynced.
+
+    The temporary file is created with mkstemp in the target folder (a unique name, never a pre-planted
+    file or symlink followed), and removed on every failure; `path` keeps its old content until the rename.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)  # a symlink at `path` is replaced itself, never written through
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -3,12 +3,12 @@
 #   bash reports/regenerate.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-effprof compare softmax_attention linear_attention --vary seq_len=512,1024,2048,4096 --mode forward -o reports/attention.html
-effprof compare -o reports/compare.html
+effprof compare softmax_attention linear_attention --vary seq_len=512,1024,2048,4096 --mode forward -o reports/attention.html --overwrite
+effprof compare -o reports/compare.html --overwrite
 effprof compare softmax_attention sliding_window longformer bigbird reformer routing topk_attention block_sparse sparse_transformer \
-  --vary seq_len=512,1024,2048,4096,8192 --mode forward -o reports/sparse.html --max-time 0.5
+  --vary seq_len=512,1024,2048,4096,8192 --mode forward -o reports/sparse.html --max-time 0.5 --overwrite
 effprof compare sliding_window softmax_attention --vary seq_len=2048,4096,8192,16384 --param d_model=512 --param n_heads=8 \
-  --param sliding_window.window=256 --mode forward --max-time 2 -o reports/sparse-vs-sdpa.html
+  --param sliding_window.window=256 --mode forward --max-time 2 -o reports/sparse-vs-sdpa.html --overwrite
 rm -f reports/ssm.jsonl
 effprof sweep mamba --vary impl=sequential,chunked --vary seq_len=1024,2048,4096 -o reports/ssm.jsonl
 effprof sweep mamba2 --vary impl=recurrent,chunked --vary seq_len=1024,2048,4096 -o reports/ssm.jsonl

@@ -25,7 +25,27 @@ def bad_invocation(draw) -> list[str]:
         "unknown_mechanism", "unknown_key", "bad_int", "bad_impl", "bad_mode", "bad_dtype", "bad_device",
         "param_syntax", "vary_empty", "vary_bad_value", "vary_unknown_key", "missing_results", "bad_output_suffix",
         "merge_missing", "bad_max_memory", "timeout_without_isolate", "absurd_size",
+        "non_ascii_digits", "repeated_param", "vary_over_param", "repeated_vary_value", "huge_grid", "timeout_not_finite",
+        "max_memory_too_small",
     ]))
+    sweep = ["sweep", "softmax_attention", "-o", "out.jsonl"]
+    if kind == "non_ascii_digits":  # int() would take each of these as a number
+        digits = draw(st.sampled_from(["٦٤", "６４", "6_4", "१२८", "1_024", "𝟔𝟒"]))
+        return ["profile", "softmax_attention", "--param", f"{draw(st.sampled_from(INT_KEYS))}={digits}"]
+    if kind == "repeated_param":
+        return ["profile", "softmax_attention", "--param", "d_model=16", "--param", f"d_model={draw(st.integers(1, 64))}"]
+    if kind == "vary_over_param":
+        return [*sweep, "--vary", "seq_len=16,32", "--param", f"seq_len={draw(st.integers(1, 64))}"]
+    if kind == "repeated_vary_value":
+        value = draw(st.integers(1, 64))
+        return [*sweep, "--vary", f"seq_len={value},32,{draw(st.sampled_from([str(value), '0' + str(value)]))}"]
+    if kind == "huge_grid":
+        n = draw(st.integers(101, 400))
+        return [*sweep, "--vary", "seq_len=" + ",".join(map(str, range(1, n + 1))), "--vary", "d_model=" + ",".join(map(str, range(1, 101)))]
+    if kind == "timeout_not_finite":
+        return [*sweep, "--vary", "seq_len=16", "--isolate", "--timeout", draw(st.sampled_from(["inf", "1e300", "nan", "1e9"]))]
+    if kind == "max_memory_too_small":
+        return [*sweep, "--vary", "seq_len=16", "--isolate", "--max-memory", draw(st.sampled_from(["1", "1K", "63M", "0.01G"]))]
     if kind == "unknown_mechanism":
         return ["profile", draw(words.filter(lambda w: w not in ("softmax_attention",))) + "_nope"]
     if kind == "unknown_key":

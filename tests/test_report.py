@@ -60,11 +60,12 @@ def test_records_round_trip_and_corrupt_lines(tmp_path):
     assert records.to_frame(got)["seq_len"].tolist() == [64, 128, 256, 512] * 2
 
 
-def test_other_schema_is_refused(tmp_path):
+def test_a_record_of_another_schema_is_skipped_and_the_rest_read(tmp_path):
     path = tmp_path / "r.jsonl"
-    path.write_text(json.dumps({"mechanism": "m", "mode": "forward", "schema": 99}) + "\n")
-    with pytest.raises(records.ResultsError, match="schema 99"):
-        records.read(path)
+    path.write_text(json.dumps({"mechanism": "m", "mode": "forward", "schema": 99}) + "\n"
+                    + json.dumps({"mechanism": "m", "mode": "forward", "schema": 1}) + "\n")
+    with pytest.warns(UserWarning, match="r.jsonl:1: .*schema 99"):
+        assert len(records.read(path)) == 1
 
 
 EVIL = ['<script>alert(1)</script>', '"><img src=x onerror=alert(2)>', "</script><script>alert(3)</script>"]

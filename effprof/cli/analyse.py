@@ -9,7 +9,7 @@ import typer
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import CsvOpt, FiguresOpt, JsonOpt, LatexOpt
-from effprof.cli.output import check_export_paths, command_line, err, frame_records, load_results, out, print_json, write_exports
+from effprof.cli.output import check_export_paths, check_output_file, command_line, err, frame_records, load_results, out, print_json, read_records, write_exports
 
 
 @app.command("fit")
@@ -47,6 +47,7 @@ def report_command(
 
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
+    check_output_file(output, "--output")
     check_export_paths(latex, csv, figures)
     frame = load_results(results)
     old = load_results(baseline, "--baseline") if baseline is not None else None
@@ -62,11 +63,12 @@ def merge_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="merged results file to write")],
 ) -> None:
     """Merge results from several runs or machines: exact duplicates removed, conflicting measurements kept."""
-    from effprof.records import merge, read, write_all
+    from effprof.records import merge, write_all
 
     if output.resolve() in {p.resolve() for p in inputs}:
         raise BadInput(f"--output {str(output)!r} is also an input; write the merge to a new file")
-    loaded = [read(p) for p in inputs]
+    check_output_file(output, "--output")
+    loaded = [read_records(p) for p in inputs]
     merged, stats = merge(loaded)
     write_all(output, merged)
     err.print(f"{stats['records']} records written to {output}: {stats['duplicates']} exact duplicates removed, "

@@ -13,7 +13,8 @@ from effprof.cli.options import (
     isolation, parse_modes, parse_params, parse_vary,
 )
 from effprof.cli.output import (
-    check_export_paths, command_line, err, frame_records, load_results, measure_with_progress, out, print_json, write_exports,
+    check_export_paths, check_output_file, command_line, err, frame_records, load_results, measure_with_progress, new_partial_file, out,
+    print_json, read_records, write_exports,
 )
 
 
@@ -24,15 +25,24 @@ def _options(max_time: float, threads: int):
 
 
 def _writable(path: Path, what: str) -> None:
-    if path.exists() and path.is_dir():
-        raise BadInput(f"{what} {str(path)!r} is a directory; give a file path")
-    parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise BadInput(f"{what} {str(path)!r}: {str(parent)!r} is not a directory")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise BadInput(f"{what} {str(path)!r}: cannot create its folder ({e.strerror})") from None
+    check_output_file(path, what)
+
+
+# Where `effprof compare` writes when no -o is given: a scratch folder git ignores, never the committed
+# example reports in reports/.
+DEFAULT_COMPARE_OUTPUT = Path("effprof-out/compare.html")
+
+
+def _compare_results_path(output: Path, baseline: Optional[str], overwrite: bool) -> Path:
+    """The results file beside the report; an existing one is only replaced with --overwrite, never a baseline."""
+    results = output.with_suffix(".jsonl")
+    check_output_file(results, "--output")
+    if baseline is not None and Path(baseline).exists() and Path(baseline).resolve() == results.resolve():
+        raise BadInput(f"--baseline {baseline!r} is the file this compare would write its records to; give -o another name")
+    if results.exists() and not overwrite:
+        raise BadInput(f"{str(results)!r} already holds results (compare saves its records beside -o {str(output)!r}); "
+                       "choose another -o, or pass --overwrite to replace them once the new points are measured")
+    return results
 
 
 @app.command("profile")
@@ -69,6 +79,7 @@ def profile_command(
 
 @app.command("sweep")
 def sweep_command(
+    ctx: typer.Context,
     names: Annotated[list[str], typer.Argument(help="mechanisms to measure")],
     output: Annotated[Path, typer.Option("--output", "-o", help="results file (JSON Lines, appended)")],
     vary: VaryOpt = None,
@@ -84,18 +95,18 @@ def sweep_command(
 ) -> None:
     """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
     from effprof.api import pending, plan
-    from effprof.records import read, to_frame
+    from effprof.records import to_frame
     from effprof.render.console import comparison_tables
 
     varied = parse_vary(vary)
     if not varied:
         raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
-    isolated = isolation(isolate, timeout, max_memory)
+    isolated = isolation(isolate, timeout, max_memory, ctx)
     _writable(output, "--output")
     points = plan(names, varied, parse_modes(mode), parse_params(param), force=force)
     if resume and output.exists():
         total = len(points)
-        points = pending(points, read(output))
+        points = pending(points, read_records(output))
         err.print(f"resume: {total - len(points)} of {total} points already in {output}")
     elif output.exists() and output.stat().st_size:
         err.print(f"appending to {output}, which already holds records (--resume skips the points measured ok)")
@@ -109,11 +120,13 @@ def sweep_command(
 
 @app.command("compare")
 def compare_command(
+    ctx: typer.Context,
     names: Annotated[Optional[list[str]], typer.Argument(help="mechanisms (default: one per family)")] = None,
     vary: VaryOpt = None,
     param: ParamOpt = None,
     mode: ModeOpt = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="HTML report to write")] = Path("reports/compare.html"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML report to write; its records go beside it (.jsonl)")] = DEFAULT_COMPARE_OUTPUT,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the .jsonl beside -o when it exists (only once the new sweep has finished)")] = False,
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="an earlier results file (.jsonl) to compare against, or a series name to show ratios to")] = None,
     latex: LatexOpt = None,
     csv: CsvOpt = None,
@@ -139,24 +152,31 @@ def compare_command(
 
     names = names or default_compare()
     varied = parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}
-    isolated = isolation(isolate, timeout, max_memory)
+    isolated = isolation(isolate, timeout, max_memory, ctx)
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
     check_export_paths(latex, csv, figures)
+    check_output_file(output, "--output")
+    results = _compare_results_path(output, baseline, overwrite)
     old = None
     if baseline is not None and (baseline.endswith(".jsonl") or Path(baseline).exists()):
         old, baseline = load_results(Path(baseline), "--baseline"), None
-    _writable(output, "--output")
-    results = output.with_suffix(".jsonl")
+    if baseline is not None and baseline not in names:
+        raise BadInput(f"--baseline {baseline!r} is neither a results file nor among the compared mechanisms; accepted: "
+                       f"a .jsonl file or one of {', '.join(names)}")
     points = plan(names, varied, parse_modes(mode) if mode else list(DEFAULT_MODES), parse_params(param), force=force)
-    if results.exists():
-        results.unlink()  # a compare writes its own fresh results beside its report
-    hint = f"effprof sweep {' '.join(names)} ... -o {results} --resume, then effprof report {results}"
-    records = measure_with_progress(points, _options(max_time, threads), str(results), isolated, hint)
+    # Measure into a fresh file of its own; it takes the results' name only when the sweep has finished,
+    # so an interrupted compare leaves an existing results file as it was.
+    partial = Path(new_partial_file(results))
+    hint = f"effprof sweep {' '.join(names)} ... -o {partial} --resume, then effprof report {partial} -o {output}"
+    try:
+        records = measure_with_progress(points, _options(max_time, threads), str(partial), isolated, hint)
+    finally:
+        if partial.exists() and not partial.stat().st_size:
+            partial.unlink()  # nothing measured: leave nothing behind
+    partial.replace(results)
     frame = to_frame(records)
     fits = fit_frame(frame)
-    if baseline is not None and baseline not in set(frame["mechanism"]):
-        raise BadInput(f"--baseline {baseline!r} is not among the compared mechanisms; accepted: {', '.join(dict.fromkeys(frame['mechanism']))}")
     crossings = crossovers(frame)
     path = write_report(frame, fits, output, command=command_line(), title="effprof compare: " + ", ".join(names),
                         baseline=old, pattern_panels=pattern_panels(frame))

@@ -18,11 +18,11 @@ MaxTimeOpt = Annotated[float, typer.Option("--max-time", help="seconds spent tim
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default)", min=0, max=1024)]
 IsolateOpt = Annotated[bool, typer.Option("--isolate", help="run each point in a worker subprocess (timeouts, OOM, crashes become records)")]
 TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="seconds per point before it is recorded as timeout (with --isolate)", min=0.1)]
-MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="address-space limit per point, e.g. 8G (with --isolate, CPU)")]
+MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="CPU memory a point may allocate beyond the worker's own, e.g. 8G; at least 64M (with --isolate)")]
 LatexOpt = Annotated[Optional[Path], typer.Option("--latex", help="also write booktabs LaTeX tables (fits, crossovers, complexity) to this .tex file")]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="also write the records (and <stem>_fits.csv) as CSV")]
 FiguresOpt = Annotated[Optional[Path], typer.Option("--figures", help="also export every figure as SVG and PDF into this folder (needs kaleido)")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's, and grids above 10000 points")]
 
 
 def parse_params(params: list[str] | None) -> dict[str, Any]:
@@ -36,6 +36,8 @@ def parse_params(params: list[str] | None) -> dict[str, Any]:
         bare = key.rpartition(".")[2]  # NAME.key scopes a value to one mechanism
         if bare not in KEYS:
             raise BadInput(f"--param {key!r} is not a config key; accepted: {', '.join(KEYS)}")
+        if key in out:
+            raise BadInput(f"--param {key} is given twice ({out[key]!r} and {value.strip()!r}); give it once")
         out[key] = value.strip()
     return out
 
@@ -55,6 +57,9 @@ def parse_vary(vary: list[str] | None) -> dict[str, list[str]]:
             raise BadInput(f"--vary {key} has no values; e.g. --vary {key}=256,512")
         if key in out:
             raise BadInput(f"--vary {key} is given twice; give all its values once, comma-separated")
+        repeated = [v for i, v in enumerate(parts) if v in parts[:i]]
+        if repeated:
+            raise BadInput(f"--vary {key} lists {repeated[0]!r} twice; give each value once")
         out[key] = parts
     return out
 
@@ -89,12 +94,24 @@ def parse_size(text: str | None, flag: str = "--max-memory") -> int | None:
     return int(value * SIZE_UNITS[unit])
 
 
-def isolation(isolate: bool, timeout: float | None, max_memory: str | None):
+MAX_TIMEOUT_S = 7 * 24 * 3600  # a week: beyond it a timeout means none, so give none
+
+
+def isolation(isolate: bool, timeout: float | None, max_memory: str | None, context: typer.Context | None = None):
+    """The Isolation of --isolate/--timeout/--max-memory; the worker loads the same --plugin modules."""
     from effprof.api import Isolation
+    from effprof.measure.isolate import MIN_MAX_MEMORY
 
     limit = parse_size(max_memory)
+    if timeout is not None and not (0 < timeout <= MAX_TIMEOUT_S):  # also refuses nan and inf
+        raise BadInput(f"--timeout {timeout!r} is not a number of seconds between 0.1 and {MAX_TIMEOUT_S} (a week); "
+                       "leave it out for no timeout")
+    if limit is not None and limit < MIN_MAX_MEMORY:
+        raise BadInput(f"--max-memory {max_memory!r} is below {MIN_MAX_MEMORY >> 20}M, too little to measure any point; "
+                       "it is the memory a point may allocate beyond the worker's own (e.g. 512M, 8G)")
     if not isolate:
         if timeout is not None or limit is not None:
             raise BadInput("--timeout and --max-memory need --isolate (a point can only be stopped in a worker process)")
         return None
-    return Isolation(timeout_s=timeout, max_memory=limit)
+    plugins = tuple(context.find_root().params.get("plugin") or ()) if context is not None else ()
+    return Isolation(timeout_s=timeout, max_memory=limit, plugins=plugins)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shlex
 import sys
+import warnings
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -51,47 +54,144 @@ class Interrupted(Exception):
     """Ctrl-C or SIGTERM during a sweep; the message says what was saved and how to resume."""
 
 
+def check_output_file(path: Path, flag: str) -> None:
+    """Refuse an output path that cannot take a file, before anything is measured.
+
+    A directory, a FIFO or a device (/dev/full, a terminal) is refused, since results are appended to (and
+    reports replace) a regular file; so is a folder that cannot be created or written, a read-only file, and
+    a file system with no free space. Creates the parent folder where it is missing.
+    """
+    import os
+    import stat
+    import tempfile
+
+    from effprof.cli import BadInput
+
+    shown = repr(str(path))
+    if path.is_dir():
+        raise BadInput(f"{flag} {shown} is a directory; give a file path")
+    if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+        raise BadInput(f"{flag} {shown} is not a regular file (a FIFO, socket or device); give a file path")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise BadInput(f"{flag} {shown}: {str(parent)!r} is not a directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(13, "the file is read-only")
+        with tempfile.TemporaryFile(dir=parent):  # can a file be created there at all (read-only mounts)
+            pass
+        if os.statvfs(parent).f_bavail == 0:
+            raise OSError(28, "No space left on device")
+    except OSError as e:
+        raise BadInput(f"{flag} {shown} cannot be written: {e.strerror or e}") from None
+
+
+def new_partial_file(results: Path) -> str:
+    """A new, empty file beside `results` (unique name) for a sweep that replaces `results` when it finishes."""
+    import os
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix=results.stem + ".", suffix=".partial.jsonl", dir=results.parent)
+    os.close(fd)
+    return name
+
+
 def measure_with_progress(points, options, output: str | None, isolation=None, resume_hint: str = "") -> list[dict[str, Any]]:
-    """Run the points with a progress bar and ETA on stderr; warn about noisy or failed points."""
+    """Run the points with a progress bar and ETA on stderr; summarise noisy, failed and busy points once."""
     from effprof.api import run_points
+    from effprof.cli import BadInput
+    from effprof.records import StoreError
     from effprof.render.console import point_label, progress_bar
 
     done: list[dict[str, Any]] = []
+    hint = f"; resume with: {resume_hint}" if resume_hint else ""
     try:
-        return _measure(points, options, output, isolation, done, run_points, point_label, progress_bar)
+        with _warnings_to_stderr():
+            _measure(points, options, output, isolation, done, run_points, point_label, progress_bar)
     except KeyboardInterrupt:
-        where = f" in {output}" if output else ""
-        hint = f"; resume with: {resume_hint}" if resume_hint else ""
-        raise Interrupted(f"interrupted after {len(done)} of {len(points)} points; the finished ones are saved{where}{hint}") from None
+        saved = f"the {len(done)} finished ones are saved in {output}" if output else "nothing was saved (no output file)"
+        raise Interrupted(f"interrupted after {len(done)} of {len(points)} points; {saved}{hint}") from None
+    except StoreError as e:
+        raise BadInput(f"cannot append to {e.filename}: {e.strerror}; the {len(done)} records before it are saved; "
+                       f"free space or fix the file{hint}") from None
+    finally:
+        for line in sweep_warnings(done):
+            err.print(line, markup=False, soft_wrap=True)
+    return done
 
 
-def _measure(points, options, output, isolation, done, run_points, point_label, progress_bar):
+def sweep_warnings(records: list[dict[str, Any]]) -> list[str]:
+    """One line per kind of trouble in a sweep, with its count; the details are in the records.
+
+    Failed points (by status), points with noisy timing (IQR/median > 10%), and points measured while the
+    machine was busy (1-minute load average at or above its core count: `load_avg_1m` and `cpu_count`).
+    """
+    lines = []
+    failed: dict[str, int] = {}
+    for record in records:
+        if record.get("status") != "ok":
+            failed[record.get("status", "error")] = failed.get(record.get("status", "error"), 0) + 1
+    if failed:
+        counts = ", ".join(f"{n} {status}" for status, n in failed.items())
+        lines.append(f"warning: {sum(failed.values())} of {len(records)} points failed ({counts}); "
+                     "their records carry the error")
+    noisy = sum(1 for r in records if r.get("status") == "ok" and r.get("time_noisy"))
+    if noisy:
+        lines.append(f"warning: {noisy} of {len(records)} points have noisy timing (IQR/median > 10%); "
+                     "their records are flagged time_noisy")
+    busy = [r for r in records if _busy(r)]
+    if busy:
+        worst = max(r["load_avg_1m"] for r in busy)
+        lines.append(f"warning: the machine was busy during {len(busy)} of {len(records)} points (load average up to "
+                     f"{worst:.1f} on {busy[0]['cpu_count']} cores); their times may be inflated")
+    return lines
+
+
+def _busy(record: dict[str, Any]) -> bool:
+    load, cores = record.get("load_avg_1m"), record.get("cpu_count")
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (load, cores))
+    return numbers and cores > 0 and load >= cores
+
+
+def _measure(points, options, output, isolation, done, run_points, point_label, progress_bar) -> None:
     with progress_bar(err, len(points)) as bar:
         task = bar.add_task("measuring", total=len(points))
 
         def on_record(record: dict[str, Any]) -> None:
             done.append(record)
             bar.update(task, advance=1, description=point_label(record))
-            if record["status"] != "ok":
-                bar.console.print(f"[yellow]{point_label(record)}: {record['status']}: {record['error']}[/]", markup=True)
-            elif record.get("time_noisy"):
-                bar.console.print(f"[dim]{point_label(record)}: noisy timing (IQR/median > 10%)[/]")
 
-        return run_points(points, options, output, on_record, isolation)
+        run_points(points, options, output, on_record, isolation)
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr():
+    """Print the warnings raised inside as `warning: ...` lines (each distinct one once), not as Python warnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            quiet = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)  # hidden by Python's defaults too
+            for message in dict.fromkeys(str(w.message) for w in caught if not issubclass(w.category, quiet)):
+                err.print(f"warning: {message}", markup=False, soft_wrap=True)
+
+
+def read_records(path, what: str = "results file") -> list[dict[str, Any]]:
+    """The records of a JSON Lines file; each skipped line reported on stderr with its line number."""
+    from effprof.records import read
+
+    with _warnings_to_stderr():
+        return read(path)
 
 
 def load_results(path, what: str = "results file"):
     """Records of a JSON Lines file as a DataFrame; skipped lines reported on stderr."""
-    import warnings
-
     from effprof.cli import BadInput
-    from effprof.records import read, to_frame
+    from effprof.records import to_frame
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        records = read(path)
-    for w in caught:
-        err.print(f"warning: {w.message}", markup=False)
+    records = read_records(path, what)
     if not records:
         raise BadInput(f"{what} {str(path)!r} holds no records; make one with effprof sweep ... -o {path}")
     return to_frame(records)
@@ -104,8 +204,8 @@ def check_export_paths(latex, csv, figures) -> None:
     for flag, path, suffix in (("--latex", latex, ".tex"), ("--csv", csv, ".csv")):
         if path is not None and path.suffix.lower() != suffix:
             raise BadInput(f"{flag} {str(path)!r} must end in {suffix}")
-        if path is not None and path.is_dir():
-            raise BadInput(f"{flag} {str(path)!r} is a directory; give a file path")
+        if path is not None:
+            check_output_file(path, flag)
     if figures is not None and figures.exists() and not figures.is_dir():
         raise BadInput(f"--figures {str(figures)!r} is a file; give a folder")
     if figures is not None:
@@ -117,7 +217,8 @@ def check_export_paths(latex, csv, figures) -> None:
 
 def write_exports(frame, fits, latex, csv, figures) -> None:
     from effprof.cli import BadInput
-    from effprof.render.export import ExportError, latex as latex_tables, write_csv, write_figures
+    from effprof.render.export import ExportError, write_csv, write_figures
+    from effprof.render.export import latex as latex_tables
 
     if latex is not None:
         latex.parent.mkdir(parents=True, exist_ok=True)

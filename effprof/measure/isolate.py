@@ -1,33 +1,119 @@
 """Run points in a worker subprocess, so a point that hangs, exhausts memory or crashes
-becomes a record (status timeout / oom / error) and the sweep goes on.
+becomes a record (status timeout / oom / crash / error) and the sweep goes on.
 
 One worker process serves points one after another (torch is imported once); a
 point that times out or kills the worker is recorded and a fresh worker is
-started for the next point. `max_memory` limits the worker's address space
-(RLIMIT_AS, CPU allocations) so an oversized point fails with MemoryError
-instead of taking the machine down.
+started for the next point.
+
+What the limits cover:
+
+- `max_memory` is the memory a point may allocate on the CPU: the worker's address
+  space (RLIMIT_AS) is capped at its own footprint once torch, effprof, the plugins
+  and torch's thread pool are loaded, plus `max_memory`. An allocation beyond it
+  fails with MemoryError and the point is recorded as `oom`. GPU memory is not
+  covered. Below `MIN_MAX_MEMORY` nothing can be measured, so smaller values are
+  refused.
+- `timeout_s` is the wall time of one point. The parent kills the worker when no
+  result came in time; the worker also ends itself shortly after its deadline, so a
+  stopped or suspended parent cannot leave a point running forever.
+- The worker dies with its parent: the kernel sends it SIGKILL when the parent exits
+  (PR_SET_PDEATHSIG, Linux), and a watchdog thread ends it when its parent is gone
+  elsewhere.
+- A worker that dies is read after it is reaped: SIGKILL while the kernel's
+  out-of-memory killer fired (its `oom_kill` counter in /proc/vmstat grew) is `oom`;
+  any other signal is `crash`, naming the signal.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
+import os
 import signal
+import threading
+import time
 from typing import Any
 
 from effprof.measure.harness import Options, failed_record
 
-TORCH_IMPORT_HEADROOM = 2 << 30  # address space torch itself maps before any tensor exists
 WORKER_START_S = 300  # a worker must be ready (torch imported) within this; not counted in --timeout
+MIN_MAX_MEMORY = 64 << 20  # below this no point, however small, can be measured (tensors, FLOP counter, timer)
+DEADLINE_GRACE_S = 5.0  # the worker ends itself this long after its point's deadline, if the parent did not
+DEADLINE_EXIT_CODE = 124  # the worker's exit code when it ends itself at its deadline
+WARM_UP = ("softmax_attention", "forward", {"seq_len": 8, "d_model": 16, "n_heads": 2})
+PR_SET_PDEATHSIG = 1
+M_ARENA_MAX = -8  # glibc mallopt parameter
+THREAD_STACK_BYTES = 256 << 10
 
 
-def _worker(conn, max_memory: int | None) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
-    import torch  # noqa: F401  (map torch's libraries before the limit applies)
+def _die_with_parent(parent_pid: int) -> None:
+    """Have the kernel SIGKILL this process when its parent exits, and watch for that where it cannot."""
+    try:
+        import ctypes
 
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the watchdog below still ends the worker within a second
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="effprof-parent-watch").start()
+
+
+def _address_space() -> int:
+    """This process's current virtual memory size in bytes (VmSize), the quantity RLIMIT_AS caps."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmSize in /proc/self/status")
+
+
+def _one_malloc_arena() -> None:
+    """Keep glibc from reserving 64 MiB of address space per thread that allocates (its malloc arenas).
+
+    Under RLIMIT_AS those reservations, not the memory a point uses, would decide when it fails.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
+    except (OSError, AttributeError):
+        pass
+
+
+def _prepare(options: Options, max_memory: int | None, plugins: tuple[str, ...]) -> None:
+    """Load the plugins, warm up, then cap the address space at the worker's footprint plus `max_memory`."""
+    from effprof.measure.harness import measure_point
+    from effprof.plugins import load_plugin
+
+    for target in plugins:  # the parent's --plugin mechanisms exist here too
+        load_plugin(target)
+    # One tiny point first: it starts torch's thread pool and imports what measuring imports lazily (FLOP
+    # counters, fvcore), so that the limit below measures the points, not the worker's own start-up.
+    measure_point(*WARM_UP, dataclasses.replace(options, max_time_s=0.01, roofline=False))
     if max_memory:
         import resource
 
-        resource.setrlimit(resource.RLIMIT_AS, (max_memory + TORCH_IMPORT_HEADROOM, resource.RLIM_INFINITY))
+        resource.setrlimit(resource.RLIMIT_AS, (_address_space() + max_memory, resource.RLIM_INFINITY))
+
+
+def _worker(conn, parent_pid: int, options: Options, max_memory: int | None, plugins: tuple[str, ...]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    _one_malloc_arena()
+    threading.stack_size(THREAD_STACK_BYTES)  # the watchdog and deadline threads need little
+    _die_with_parent(parent_pid)
+    try:
+        _prepare(options, max_memory, plugins)
+    except BaseException as e:  # noqa: BLE001  (reported to the parent as one line, not a traceback here)
+        conn.send(f"failed: {type(e).__name__}: {e}")
+        return
     from effprof.measure.harness import measure_point
 
     conn.send("ready")
@@ -35,50 +121,111 @@ def _worker(conn, max_memory: int | None) -> None:
         job = conn.recv()
         if job is None:
             return
-        name, mode, config, options = job
-        conn.send(measure_point(name, mode, config, options))
+        name, mode, config, timeout_s = job
+        if max_memory and options.roofline:
+            _machine_roofline_unlimited(name, mode, config, options)
+        deadline = None
+        if timeout_s is not None:
+            deadline = threading.Timer(timeout_s + DEADLINE_GRACE_S, os._exit, args=(DEADLINE_EXIT_CODE,))
+            deadline.daemon = True
+            deadline.start()
+        record = measure_point(name, mode, config, options)
+        if deadline is not None:
+            deadline.cancel()
+        conn.send(record)
+
+
+def _machine_roofline_unlimited(name: str, mode: str, config: dict[str, Any], options: Options) -> None:
+    """Measure (and cache) the machine's roofline for this point without the memory limit.
+
+    Its copy buffers (256 MiB on a CPU) belong to the machine's figures, not to the point.
+    """
+    import resource
+
+    import torch
+
+    from effprof.measure.harness import check_point
+    from effprof.measure.roofline import machine_roofline
+
+    try:
+        _, resolved = check_point(name, mode, config)
+    except Exception:  # noqa: BLE001  (measure_point reports a bad point in its record)
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+    try:
+        machine_roofline(resolved["device"], resolved["dtype"], options.threads or torch.get_num_threads())
+    except Exception:  # noqa: BLE001  (the point's own measurement reports what fails)
+        pass
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+class WorkerStartError(RuntimeError):
+    """The worker process could not load what it needs (a plugin, torch) before its first point."""
 
 
 class IsolatedRunner:
-    """measure(name, mode, config) in a worker process with a per-point timeout."""
+    """measure(name, mode, config) in a worker process with a per-point timeout and memory limit."""
 
-    def __init__(self, options: Options, timeout_s: float | None, max_memory: int | None):
-        self.options, self.timeout_s, self.max_memory = options, timeout_s, max_memory
+    def __init__(self, options: Options, timeout_s: float | None, max_memory: int | None, plugins: tuple[str, ...] = ()):
+        self.options, self.timeout_s, self.max_memory, self.plugins = options, timeout_s, max_memory, tuple(plugins)
         self._ctx = mp.get_context("spawn")
         self._process = None
         self._conn = None
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        self._process = self._ctx.Process(target=_worker, args=(child, self.max_memory), daemon=True)
+        args = (child, os.getpid(), self.options, self.max_memory, self.plugins)
+        self._process = self._ctx.Process(target=_worker, args=args, daemon=True)
         self._process.start()
+        child.close()  # the worker holds the only other end: its death is EOF here
         self._conn = parent
-        if not parent.poll(WORKER_START_S) or parent.recv() != "ready":
-            self._stop()
-            raise RuntimeError(f"the isolated worker did not start within {WORKER_START_S} s")
+        try:
+            answer = parent.recv() if parent.poll(WORKER_START_S) else f"not ready within {WORKER_START_S} s"
+        except EOFError:
+            answer = "died while starting"
+        if answer != "ready":
+            code = self._reap()
+            raise WorkerStartError(f"the isolated worker could not start: {answer} ({_exit_text(code)})")
 
-    def _stop(self) -> None:
+    def _reap(self) -> int | None:
+        """Stop the worker if it still runs, wait for it, and return its exit code (-N: killed by signal N)."""
+        code = None
         if self._process is not None:
+            self._process.join(timeout=5)
             if self._process.is_alive():
                 self._process.kill()
-            self._process.join(timeout=5)
+                self._process.join(timeout=5)
+            code = self._process.exitcode
+        if self._conn is not None:
+            self._conn.close()
         self._process = self._conn = None
+        return code
+
+    def _kill(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+        self._reap()
 
     def measure(self, name: str, mode: str, config: dict[str, Any]) -> dict[str, Any]:
         if self._process is None or not self._process.is_alive():
-            self._start()
-        self._conn.send((name, mode, config, self.options))
+            try:
+                self._start()
+            except WorkerStartError as e:
+                return failed_record(name, mode, config, self.options, "crash", str(e))
+        oom_kills = _oom_kills()
+        self._conn.send((name, mode, config, self.timeout_s))
         if self._conn.poll(self.timeout_s):
             try:
                 return self._conn.recv()
             except EOFError:
-                pass  # the worker died while sending: read its exit code below
+                pass  # the worker died: read its exit status once it is reaped
         else:
-            self._stop()
+            self._kill()
             return failed_record(name, mode, config, self.options, "timeout", f"no result within --timeout {self.timeout_s:g} s")
-        code = self._process.exitcode if self._process is not None else None
-        self._stop()
-        return failed_record(name, mode, config, self.options, *_crash_status(code, self.max_memory))
+        code = self._reap()
+        return failed_record(name, mode, config, self.options, *crash_status(code, oom_kills, _oom_kills(), self.max_memory))
 
     def close(self) -> None:
         if self._conn is not None:
@@ -86,7 +233,7 @@ class IsolatedRunner:
                 self._conn.send(None)
             except (BrokenPipeError, OSError):
                 pass
-        self._stop()
+        self._reap()
 
     def __enter__(self) -> "IsolatedRunner":
         return self
@@ -95,10 +242,33 @@ class IsolatedRunner:
         self.close()
 
 
-def _crash_status(code: int | None, max_memory: int | None) -> tuple[str, str]:
+def _oom_kills() -> int | None:
+    """How many processes the kernel's out-of-memory killer has killed since boot (None where unknown)."""
+    try:
+        with open("/proc/vmstat") as f:
+            for line in f:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def crash_status(code: int | None, oom_before: int | None, oom_after: int | None, max_memory: int | None) -> tuple[str, str]:
+    """(status, error) of a worker that died with exit code `code` (-N: killed by signal N)."""
     if code is not None and code < 0:
-        name = signal.Signals(-code).name
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
         if name == "SIGKILL":
-            return "oom", "the worker was killed (SIGKILL), most likely by the out-of-memory killer"
-        return "error", f"the worker crashed with {name}"
-    return "error", f"the worker exited with code {code}"
+            if oom_before is not None and oom_after is not None and oom_after > oom_before:
+                return "oom", "the worker was killed by the kernel's out-of-memory killer (SIGKILL)"
+            if oom_before is None or oom_after is None:
+                return "oom", "the worker was killed (SIGKILL), most likely by the out-of-memory killer"
+            return "crash", "the worker was killed by SIGKILL from outside (not by the out-of-memory killer)"
+        return "crash", f"the worker was killed by {name}"
+    if code == DEADLINE_EXIT_CODE:
+        return "timeout", "the worker ended itself at its deadline"
+    return "crash", f"the worker {_exit_text(code)}"
+
+
+def _exit_text(code: int | None) -> str:
+    return "did not exit" if code is None else f"exited with code {code}"

@@ -149,7 +149,8 @@ def write_report(frame: pd.DataFrame, fits: pd.DataFrame, path: str | Path, comm
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     html = render_report(frame, fits, command, title, baseline, pattern_panels)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
+    from effprof.records import atomic_writer
+
+    with atomic_writer(path) as f:
+        f.write(html)
     return str(path)
