@@ -9,11 +9,12 @@ import typer
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import (
-    CsvOpt, FiguresOpt, ForceOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt, ParamOpt, ThreadsOpt, TimeoutOpt, VaryOpt,
-    isolation, parse_modes, parse_params, parse_vary,
+    AddressOpt, CsvOpt, ExecutorOpt, FiguresOpt, ForceOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt, ParamOpt,
+    ThreadsOpt, TimeoutOpt, VaryOpt, choose_executor, parse_modes, parse_params, parse_vary,
 )
 from effprof.cli.output import (
-    check_export_paths, command_line, err, frame_records, load_results, measure_with_progress, out, print_json, write_exports,
+    check_export_paths, command_line, err, frame_records, load_results, measure_with_progress, out, print_json, warn_mixed_machines,
+    write_exports,
 )
 
 
@@ -76,6 +77,8 @@ def sweep_command(
     mode: ModeOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="skip points already in -o with status ok; retry the rest")] = False,
     isolate: IsolateOpt = False,
+    executor: ExecutorOpt = None,
+    address: AddressOpt = None,
     timeout: TimeoutOpt = None,
     max_memory: MaxMemoryOpt = None,
     force: ForceOpt = False,
@@ -90,7 +93,7 @@ def sweep_command(
     varied = parse_vary(vary)
     if not varied:
         raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
-    isolated = isolation(isolate, timeout, max_memory)
+    runner = choose_executor(executor, isolate, timeout, max_memory, address)
     _writable(output, "--output")
     points = plan(names, varied, parse_modes(mode), parse_params(param), force=force)
     if resume and output.exists():
@@ -100,7 +103,9 @@ def sweep_command(
     elif output.exists() and output.stat().st_size:
         err.print(f"appending to {output}, which already holds records (--resume skips the points measured ok)")
     hint = command_line() if resume else command_line() + " --resume"
-    records = measure_with_progress(points, _options(max_time, threads), str(output), isolated, hint)
+    with runner:
+        records = measure_with_progress(points, _options(max_time, threads), str(output), runner, hint)
+    warn_mixed_machines(records)
     if records:
         for table in comparison_tables(to_frame(records)):
             out.print(table)
@@ -119,6 +124,8 @@ def compare_command(
     csv: CsvOpt = None,
     figures: FiguresOpt = None,
     isolate: IsolateOpt = False,
+    executor: ExecutorOpt = None,
+    address: AddressOpt = None,
     timeout: TimeoutOpt = None,
     max_memory: MaxMemoryOpt = None,
     force: ForceOpt = False,
@@ -139,7 +146,7 @@ def compare_command(
 
     names = names or default_compare()
     varied = parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}
-    isolated = isolation(isolate, timeout, max_memory)
+    runner = choose_executor(executor, isolate, timeout, max_memory, address)
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
     check_export_paths(latex, csv, figures)
@@ -152,7 +159,9 @@ def compare_command(
     if results.exists():
         results.unlink()  # a compare writes its own fresh results beside its report
     hint = f"effprof sweep {' '.join(names)} ... -o {results} --resume, then effprof report {results}"
-    records = measure_with_progress(points, _options(max_time, threads), str(results), isolated, hint)
+    with runner:
+        records = measure_with_progress(points, _options(max_time, threads), str(results), runner, hint)
+    warn_mixed_machines(records)
     frame = to_frame(records)
     fits = fit_frame(frame)
     if baseline is not None and baseline not in set(frame["mechanism"]):

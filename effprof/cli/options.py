@@ -19,6 +19,8 @@ ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads (0: torc
 IsolateOpt = Annotated[bool, typer.Option("--isolate", help="run each point in a worker subprocess (timeouts, OOM, crashes become records)")]
 TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="seconds per point before it is recorded as timeout (with --isolate)", min=0.1)]
 MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="address-space limit per point, e.g. 8G (with --isolate, CPU)")]
+ExecutorOpt = Annotated[Optional[str], typer.Option("--executor", help="where points run: local (this process; default), process (a worker subprocess each; same as --isolate) or ray (Ray tasks; pip install 'effprof[ray]')")]
+AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Ray cluster for --executor ray: auto, ray://host:port or host:port (default: start a local Ray instance)")]
 LatexOpt = Annotated[Optional[Path], typer.Option("--latex", help="also write booktabs LaTeX tables (fits, crossovers, complexity) to this .tex file")]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="also write the records (and <stem>_fits.csv) as CSV")]
 FiguresOpt = Annotated[Optional[Path], typer.Option("--figures", help="also export every figure as SVG and PDF into this folder (needs kaleido)")]
@@ -98,3 +100,15 @@ def isolation(isolate: bool, timeout: float | None, max_memory: str | None):
             raise BadInput("--timeout and --max-memory need --isolate (a point can only be stopped in a worker process)")
         return None
     return Isolation(timeout_s=timeout, max_memory=limit)
+
+
+def choose_executor(executor: str | None, isolate: bool, timeout: float | None, max_memory: str | None, address: str | None):
+    """The Executor that --executor (or its alias --isolate), --timeout, --max-memory and --address ask for."""
+    from effprof.executors import make_executor
+
+    if isolate and executor not in (None, "process"):
+        raise BadInput(f"--isolate means --executor process; it contradicts --executor {executor}")
+    name = executor or ("process" if isolate else "local")
+    if name == "local" and (timeout is not None or max_memory is not None):
+        raise BadInput("--timeout and --max-memory need --isolate or --executor process|ray (a point can only be stopped in a worker)")
+    return make_executor(name, address, timeout, parse_size(max_memory))

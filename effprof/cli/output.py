@@ -42,21 +42,21 @@ class Interrupted(Exception):
     """Ctrl-C or SIGTERM during a sweep; the message says what was saved and how to resume."""
 
 
-def measure_with_progress(points, options, output: str | None, isolation=None, resume_hint: str = "") -> list[dict[str, Any]]:
+def measure_with_progress(points, options, output: str | None, executor=None, resume_hint: str = "") -> list[dict[str, Any]]:
     """Run the points with a progress bar and ETA on stderr; warn about noisy or failed points."""
     from effprof.api import run_points
     from effprof.render.console import point_label, progress_bar
 
     done: list[dict[str, Any]] = []
     try:
-        return _measure(points, options, output, isolation, done, run_points, point_label, progress_bar)
+        return _measure(points, options, output, executor, done, run_points, point_label, progress_bar)
     except KeyboardInterrupt:
         where = f" in {output}" if output else ""
         hint = f"; resume with: {resume_hint}" if resume_hint else ""
         raise Interrupted(f"interrupted after {len(done)} of {len(points)} points; the finished ones are saved{where}{hint}") from None
 
 
-def _measure(points, options, output, isolation, done, run_points, point_label, progress_bar):
+def _measure(points, options, output, executor, done, run_points, point_label, progress_bar):
     with progress_bar(err, len(points)) as bar:
         task = bar.add_task("measuring", total=len(points))
 
@@ -68,7 +68,16 @@ def _measure(points, options, output, isolation, done, run_points, point_label, 
             elif record.get("time_noisy"):
                 bar.console.print(f"[dim]{point_label(record)}: noisy timing (IQR/median > 10%)[/]")
 
-        return run_points(points, options, output, on_record, isolation)
+        return run_points(points, options, output, on_record, executor=executor)
+
+
+def warn_mixed_machines(records) -> None:
+    """Say so on stderr when the records come from more than one kind of machine (their times do not mix)."""
+    from effprof.executors.machines import mixed_machines_warning
+
+    warning = mixed_machines_warning(records)
+    if warning:
+        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
 
 
 def load_results(path, what: str = "results file"):
