@@ -20,15 +20,15 @@ from typer.testing import CliRunner
 
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'effprof[ray]' to test --executor ray")
 
-from effprof.api import estimated_bytes, plan, run_points  # noqa: E402
-from effprof.cli import app  # noqa: E402
-from effprof.config import ConfigError, resolve_config  # noqa: E402
-from effprof.executors import make_executor  # noqa: E402
-from effprof.executors.machines import machine_kinds, mixed_machines_warning  # noqa: E402
-from effprof.executors.ray import WORKER_BYTES, Cluster, RayExecutor, check_address, fault, task_resources  # noqa: E402
-from effprof.measure.harness import Options  # noqa: E402
-from effprof.records import point_identity, read  # noqa: E402
-from effprof.registry import get_spec, unregister  # noqa: E402
+from effprof.api import estimated_bytes, plan, run_points
+from effprof.cli import app
+from effprof.config import ConfigError, resolve_config
+from effprof.executors import make_executor
+from effprof.executors.machines import machine_kinds, mixed_machines_warning
+from effprof.executors.ray import WORKER_BYTES, Cluster, RayExecutor, check_address, fault, task_resources
+from effprof.measure.harness import Options
+from effprof.records import point_identity, read
+from effprof.registry import get_spec, unregister
 
 runner = CliRunner()
 QUICK = Options(max_time_s=0.02, fvcore=False, roofline=False)

@@ -13,7 +13,8 @@ same whatever runs it.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from effprof.config import ConfigError
 from effprof.measure.harness import Options
@@ -34,7 +35,7 @@ class Executor:
     def close(self) -> None:
         """Stop workers, cancel what is still running; safe to call twice."""
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -25,8 +25,9 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator
+from typing import Any
 
 from effprof.config import ConfigError
 from effprof.executors import Executor, Point
@@ -75,7 +76,7 @@ class Cluster:
     hostnames: tuple[str, ...] = field(default=())
 
     @classmethod
-    def of(cls, nodes: list[dict[str, Any]]) -> "Cluster":
+    def of(cls, nodes: list[dict[str, Any]]) -> Cluster:
         alive = [n for n in nodes if n.get("Alive")]
         cpus = [int(n["Resources"].get("CPU", 0)) for n in alive if n["Resources"].get("CPU", 0) >= 1]
         if not cpus:
