@@ -53,7 +53,7 @@ def faulty_plugins():
 
 
 def test_ray_records_equal_the_local_records_in_everything_but_time(local_ray):
-    points = plan(["softmax_attention", "linear_attention"], {"seq_len": [16, 32]}, ["forward", "decode"], {"d_model": 16, "gen_len": 2})
+    points = plan(["softmax_attention", "linear_attention"], {"seq_len": [16, 32]}, ["forward"], {"d_model": 16})
     local = {point_identity(r): r for r in run_points(points, QUICK)}
     with RayExecutor() as executor:
         remote = run_points(points, QUICK, executor=executor)
@@ -85,10 +85,11 @@ def test_a_killed_worker_gives_a_crash_record_and_the_other_points_finish(local_
 
 def test_a_point_past_timeout_is_cancelled_and_gives_a_timeout_record(local_ray, faulty_plugins):
     points = [("sleepy_conv", "forward", {"seq_len": 64, "d_model": 16}), ("sleepy_conv", "forward", {"seq_len": 16, "d_model": 16})]
-    with RayExecutor(timeout_s=3) as executor:
-        records = run_points(points, QUICK, executor=executor)
+    light = Options(timing=False, memory=False, fvcore=False, roofline=False)  # the short point: well within 4 s, even on a busy machine
+    with RayExecutor(timeout_s=4) as executor:
+        records = run_points(points, light, executor=executor)
     status = {r["seq_len"]: r for r in records}
-    assert status[64]["status"] == "timeout" and "--timeout 3 s" in status[64]["error"]
+    assert status[64]["status"] == "timeout" and "--timeout 4 s" in status[64]["error"]
     assert status[16]["status"] == "ok"
 
 
@@ -102,6 +103,26 @@ def test_resume_with_ray_measures_only_the_rest(local_ray, tmp_path):
     records = read(out)
     assert sorted(r["seq_len"] for r in records) == [16, 32, 64, 128]
     assert [bool(r.get("node_id")) for r in records] == [False, False, True, True]  # only the rest ran on Ray
+
+
+def test_check_runs_its_points_on_ray_and_judges_them(local_ray, tmp_path):
+    checks = tmp_path / "checks.toml"
+    checks.write_text('''
+[[claims]]
+mechanism = "linear_attention"
+params = { d_model = 16, impl = "chunked", chunk_size = 8 }
+axis = "seq_len"
+values = [32, 64, 128]
+metric = "flops"
+exponent = 1.0
+tolerance = 0.1
+''')
+    out = tmp_path / "r.jsonl"
+    result = runner.invoke(app, ["check", str(checks), "--executor", "ray", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 of 1 checks hold" in result.output
+    records = read(out)
+    assert len(records) == 3 and all(r["node_id"] and r["threads"] == 1 for r in records)  # untimed: one core each
 
 
 @pytest.mark.slow

@@ -40,7 +40,11 @@ INSTALL = "--executor ray needs Ray, which is not installed: pip install 'effpro
 
 
 def _measure_task(name: str, mode: str, config: dict[str, Any], options: Options, device: str, spec):
-    """The Ray task of one point (a generator): first where it runs, then its record."""
+    """The Ray task of one point (a generator): first where it runs, then its record.
+
+    Everything is imported before the first yield, so --timeout counts the measurement only, not a fresh
+    worker importing torch.
+    """
     import ray
 
     from effprof.measure.env import machine
