@@ -144,7 +144,7 @@ def test_interrupted_ray_sweep_keeps_finished_records_and_prints_the_resume_comm
     assert "resume with:" in stderr and "--resume" in stderr and "--executor ray" in stderr and "Traceback" not in stderr
 
 
-def test_timed_points_reserve_a_whole_node_untimed_and_cuda_points_one_core():
+def test_timed_points_reserve_a_whole_node_untimed_and_cuda_points_their_threads():
     spec = get_spec("softmax_attention")
     cpu = resolve_config(spec, {"seq_len": 1024, "d_model": 64})
     cluster = Cluster(min_cpus=8, max_cpus=32, max_gpus=4, max_memory=64 << 30)
@@ -152,7 +152,10 @@ def test_timed_points_reserve_a_whole_node_untimed_and_cuda_points_one_core():
     assert options.threads == resources["num_cpus"] == 8 and resources["num_gpus"] == 0
     assert resources["memory"] == WORKER_BYTES + int(estimated_bytes(spec, cpu, "forward"))
     assert task_resources(spec, cpu, "forward", Options(timing=False), cluster)[1]["num_cpus"] == 1
-    assert task_resources(spec, cpu, "forward", Options(threads=4), cluster)[1]["num_cpus"] == 4
+    options, resources = task_resources(spec, cpu, "forward", Options(threads=4), cluster)
+    assert (options.threads, resources["num_cpus"]) == (4, 8)  # 4 threads, and still the node to itself
+    assert task_resources(spec, cpu, "forward", Options(threads=16), cluster)[1]["num_cpus"] == 16
+    assert task_resources(spec, cpu, "forward", Options(threads=4, timing=False), cluster)[1]["num_cpus"] == 4
     cuda = {**cpu, "device": "cuda"}
     assert task_resources(spec, cuda, "forward", Options(), cluster)[1] == {"num_cpus": 1, "num_gpus": 1, "memory": WORKER_BYTES}
     huge = resolve_config(spec, {"seq_len": 1 << 20, "d_model": 64, "impl": "naive"})  # --force: runs alone on the largest node

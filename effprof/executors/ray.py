@@ -5,9 +5,11 @@ completion order and `effprof.api.run_points` appends each one to the results fi
 
 What a task reserves, so that Ray never places two points where they would disturb or not fit each other:
 
-    num_cpus   the point's thread count (--threads N). With --threads 0 a timed CPU point reserves every
-               core of the smallest node of the cluster (and runs with that many threads), so it has its
-               node's cores to itself; an untimed point (FLOPs, memory, state only) or a CUDA point takes 1.
+    num_cpus   a timed CPU point reserves every core of the smallest node of the cluster (or --threads N
+               cores where N is more), so no other point runs beside it on that node: sharing a node
+               disturbs timings even on disjoint cores (caches, memory bandwidth; README "Running on a
+               cluster" measures it). It runs with --threads N threads, or with all it reserved (--threads 0).
+               An untimed point (FLOPs, memory, state only) or a CUDA point reserves --threads N, or 1.
     num_gpus   1 for a CUDA point: its GPU is its own. Give device=cuda; Ray sets CUDA_VISIBLE_DEVICES.
     memory     effprof.api.estimated_bytes of the point (CPU) plus WORKER_BYTES for torch itself, capped at
                the largest node's memory so that a --force point runs alone there instead of never.
@@ -107,18 +109,16 @@ def task_resources(spec, resolved: dict[str, Any], mode: str, options: Options, 
         raise ConfigError(f"device={device!r}: with --executor ray give device=cuda; Ray gives each point a GPU of its own")
     if cuda and cluster.max_gpus < 1:
         raise ConfigError("device=cuda: no node of the Ray cluster has a GPU; accepted here: device=cpu")
-    if options.threads:
-        cpus = options.threads
-    elif cuda or not options.timing:
-        cpus = 1
+    if options.timing and not cuda:
+        cpus = max(options.threads, cluster.min_cpus)  # a timed CPU point has a whole node to itself
     else:
-        cpus = cluster.min_cpus  # a timed CPU point has a whole node's cores to itself
+        cpus = options.threads or 1  # untimed points pack; a CUDA point's GPU is its own
     if cpus > cluster.max_cpus:
         raise ConfigError(f"--threads {cpus} reserves {cpus} CPUs per point, more than any node of the Ray cluster has; "
                           f"accepted: 0 to {cluster.max_cpus}")
     need = WORKER_BYTES + (0 if cuda else int(estimated_bytes(spec, resolved, mode)))
     resources = {"num_cpus": cpus, "num_gpus": 1 if cuda else 0, "memory": max(1, min(need, cluster.max_memory))}
-    return replace(options, threads=cpus), resources
+    return replace(options, threads=options.threads or cpus), resources
 
 
 class RayExecutor(Executor):
