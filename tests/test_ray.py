@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'effprof[ray]' to test --executor ray")
 
+import effprof
 from effprof.api import estimated_bytes, plan, run_points
 from effprof.cli import app
 from effprof.config import ConfigError, resolve_config
@@ -53,10 +54,11 @@ def faulty_plugins():
 
 
 def test_ray_records_equal_the_local_records_in_everything_but_time(local_ray):
+    """Through the Python API: effprof.sweep(..., executor=\"ray\")."""
     points = plan(["softmax_attention", "linear_attention"], {"seq_len": [16, 32]}, ["forward"], {"d_model": 16})
     local = {point_identity(r): r for r in run_points(points, QUICK)}
-    with RayExecutor() as executor:
-        remote = run_points(points, QUICK, executor=executor)
+    frame = effprof.sweep(["softmax_attention", "linear_attention"], vary={"seq_len": [16, 32]}, executor="ray", options=QUICK, d_model=16)
+    remote = frame.to_dict("records")
     assert len(remote) == len(points) and {point_identity(r) for r in remote} == set(local)
     for record in remote:
         mine = local[point_identity(record)]

@@ -17,7 +17,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JS
 MaxTimeOpt = Annotated[float, typer.Option("--max-time", help="seconds spent timing each point", min=0.01, max=600)]
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default)", min=0, max=1024)]
 IsolateOpt = Annotated[bool, typer.Option("--isolate", help="run each point in a worker subprocess (timeouts, OOM, crashes become records)")]
-TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="seconds per point before it is recorded as timeout (with --isolate)", min=0.1)]
+TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="seconds per point before it is recorded as timeout (with --isolate or --executor ray)", min=0.1)]
 MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="address-space limit per point, e.g. 8G (with --isolate, CPU)")]
 ExecutorOpt = Annotated[Optional[str], typer.Option("--executor", help="where points run: local (this process; default), process (a worker subprocess each; same as --isolate) or ray (Ray tasks; pip install 'effprof[ray]')")]
 AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Ray cluster for --executor ray: auto, ray://host:port or host:port (default: start a local Ray instance)")]
