@@ -54,7 +54,7 @@ def faulty_plugins():
 
 
 def test_ray_records_equal_the_local_records_in_everything_but_time(local_ray):
-    """Through the Python API: effprof.sweep(..., executor=\"ray\")."""
+    """Through the Python API: effprof.sweep(..., executor="ray")."""
     points = plan(["softmax_attention", "linear_attention"], {"seq_len": [16, 32]}, ["forward"], {"d_model": 16})
     local = {point_identity(r): r for r in run_points(points, QUICK)}
     frame = effprof.sweep(["softmax_attention", "linear_attention"], vary={"seq_len": [16, 32]}, executor="ray", options=QUICK, d_model=16)
@@ -200,6 +200,7 @@ def test_good_addresses_are_accepted(address):
     (["--executor", "ray", "--address", "http://head"], "--address 'http://head' is not a Ray address; accepted: auto"),
     (["--executor", "dask"], "--executor 'dask' is not an executor; accepted: local, process, ray"),
     (["--executor", "ray", "--max-memory", "1G"], "--max-memory is the process executor's limit"),
+    (["--executor", "ray", "--address", "127.0.0.1:1"], "--address '127.0.0.1:1': nothing answers at 127.0.0.1:1"),
 ])
 def test_contradictory_or_bad_executor_flags_exit_2_with_one_line(args, message, tmp_path):
     out = tmp_path / "r.jsonl"

@@ -36,6 +36,7 @@ from effprof.executors import Executor, Point
 from effprof.measure.harness import Options
 
 WORKER_BYTES = 1 << 30  # torch and effprof in a Ray worker, before the point's own tensors
+CONNECT_S = 5.0  # seconds to wait for the cluster's address to answer
 POLL_S = 0.5  # how often the driver looks for overdue points when nothing finishes
 ADDRESS = re.compile(r"^(auto|ray://[\w.\-]+:\d+|[\w.\-]+:\d+)$")
 INSTALL = "--executor ray needs Ray, which is not installed: pip install 'effprof[ray]'"
@@ -99,6 +100,18 @@ def check_address(address: str | None) -> str | None:
     return address.strip() if address else None
 
 
+def reachable(address: str, timeout_s: float = CONNECT_S) -> None:
+    """ConfigError unless something listens at the address's host:port (Ray itself would wait for minutes)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ConfigError(f"--address {address!r}: nothing answers at {host}:{port} ({e.strerror or e}); start the cluster "
+                          "with ray start --head, or give auto, ray://host:port or host:port of a running one") from None
+
+
 def task_resources(spec, resolved: dict[str, Any], mode: str, options: Options, cluster: Cluster) -> tuple[Options, dict[str, Any]]:
     """(the options the task measures with, the resources it reserves): see the module's docstring."""
     from effprof.api import estimated_bytes
@@ -127,11 +140,13 @@ class RayExecutor(Executor):
     name = "ray"
 
     def __init__(self, address: str | None = None, timeout_s: float | None = None):
-        self.address, self.timeout_s = check_address(address), timeout_s
         try:
             import ray
         except ImportError:
             raise ConfigError(INSTALL) from None
+        self.address, self.timeout_s = check_address(address), timeout_s
+        if self.address not in (None, "auto"):
+            reachable(self.address)
         self._ray = ray
         self._connected = False  # whether this executor called ray.init (and so calls ray.shutdown)
         self._running: dict[Any, _Running] = {}
