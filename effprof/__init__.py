@@ -29,7 +29,11 @@ def profile(name: str, mode: str = "forward", **config: Any) -> dict[str, Any]:
 
 
 def sweep(names: list[str] | str, vary: dict[str, list[Any]], mode: str | list[str] = "forward", **config: Any) -> "pandas.DataFrame":
-    """Measure every combination of the `vary` values for each mechanism; one row per point."""
+    """Measure every combination of the `vary` values for each mechanism; one row per point.
+
+    `executor="ray"` (with `address="auto"`, `"ray://host:port"` or none for a local Ray instance) runs the
+    points as Ray tasks; `"process"` runs each in a worker subprocess; the default runs them here.
+    """
     from effprof.api import sweep as _sweep
 
     return _sweep(names, vary=vary, mode=mode, **config)

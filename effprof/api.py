@@ -18,6 +18,8 @@ from effprof.registry import MODES, get_spec, list_mechanisms
 if TYPE_CHECKING:
     import pandas
 
+    from effprof.executors import Executor
+
 # The mechanisms `effprof compare` measures when none are named: one per family, where registered.
 DEFAULT_COMPARE = ("softmax_attention", "linear_attention", "mamba", "mamba2", "sliding_window", "moe_topk")
 DEFAULT_VARY = {"seq_len": [256, 512, 1024, 2048]}
@@ -155,29 +157,28 @@ def run_points(
     output: str | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     isolation: Isolation | None = None,
+    executor: "Executor | None" = None,
 ) -> list[dict[str, Any]]:
-    """Measure each point in order; append each record to `output` as soon as it is measured.
+    """Measure the points on `executor` (default: in this process, or --isolate's worker with `isolation`);
+    append each record to `output` as soon as it arrives (completion order).
 
-    SIGTERM is turned into KeyboardInterrupt, like Ctrl-C: the point in flight is
-    dropped (never half-written) and every finished record is already on disk.
+    An executor passed in is the caller's to close (it may serve several calls); one made here is closed here.
+    SIGTERM is turned into KeyboardInterrupt, like Ctrl-C: the points in flight are dropped (never
+    half-written) and every finished record is already on disk.
     """
     from effprof import records as store
-    from effprof.measure.isolate import IsolatedRunner
+    from effprof.executors import make_executor
 
     results = []
-    runner = IsolatedRunner(options, isolation.timeout_s, isolation.max_memory, isolation.plugins) if isolation else None
-    with _sigterm_as_interrupt():
-        try:
-            for name, mode, overrides in points:
-                record = runner.measure(name, mode, overrides) if runner else measure_point(name, mode, overrides, options)
-                if output:
-                    store.append(output, record)
-                results.append(record)
-                if on_record:
-                    on_record(record)
-        finally:
-            if runner:
-                runner.close()
+    limits = {"timeout_s": isolation.timeout_s, "max_memory": isolation.max_memory, "plugins": isolation.plugins} if isolation else {}
+    runner = executor or make_executor("process" if isolation else "local", **limits)
+    with _sigterm_as_interrupt(), (contextlib.nullcontext() if executor else runner):
+        for record in runner.records(points, options):
+            if output:
+                store.append(output, record)
+            results.append(record)
+            if on_record:
+                on_record(record)
     return results
 
 
@@ -216,10 +217,18 @@ def sweep(
     mode: str | list[str] = "forward",
     options: Options = Options(),
     output: str | None = None,
+    executor: "str | Executor" = "local",
+    address: str | None = None,
     **config: Any,
 ) -> "pandas.DataFrame":
+    """`executor`: local, process or ray (with `address`: auto, ray://host:port, host:port), or an Executor."""
+    from effprof.executors import make_executor
     from effprof.records import to_frame
 
     names = [names] if isinstance(names, str) else names
     modes = [mode] if isinstance(mode, str) else mode
-    return to_frame(run_points(plan(names, vary, modes, config), options, output))
+    points = plan(names, vary, modes, config)
+    if not isinstance(executor, str):
+        return to_frame(run_points(points, options, output, executor=executor))
+    with make_executor(executor, address) as runner:
+        return to_frame(run_points(points, options, output, executor=runner))

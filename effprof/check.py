@@ -437,14 +437,14 @@ def needed_options(metrics: set[str], threads: int = 0, max_time: float = 0.5):
 
 def run_check(check: Check, baseline: list[dict[str, Any]] | None = None, regression: dict[str, float] | None = None,
               threads: int = 0, max_time: float = 0.5, output: str | None = None,
-              on_record: Callable[[dict[str, Any]], None] | None = None) -> CheckResult:
-    """Measure a check's points, fit, judge its claim, and compare with the baseline."""
+              on_record: Callable[[dict[str, Any]], None] | None = None, executor=None) -> CheckResult:
+    """Measure a check's points (on `executor`, default this process), fit, judge its claim, and compare with the baseline."""
     from effprof.api import run_points
 
     regression = regression or {}
     started = time.perf_counter()
     options = needed_options({check.metric, *(regression if baseline is not None else ())}, threads, max_time)
-    records = run_points(check.points, options, output, on_record)
+    records = run_points(check.points, options, output, on_record, executor=executor)
     result = judge(check, records)
     if baseline is not None:
         result.regressions, result.notes = compare_baseline(records, baseline, regression)
@@ -455,8 +455,8 @@ def run_check(check: Check, baseline: list[dict[str, Any]] | None = None, regres
 
 
 def run_suite(suite: CheckSuite, threads: int = 0, max_time: float = 0.5, output: str | None = None,
-              on_record: Callable[[dict[str, Any]], None] | None = None) -> list[CheckResult]:
-    return [run_check(c, suite.baseline, suite.regression, threads, max_time, output, on_record) for c in suite.checks]
+              on_record: Callable[[dict[str, Any]], None] | None = None, executor=None) -> list[CheckResult]:
+    return [run_check(c, suite.baseline, suite.regression, threads, max_time, output, on_record, executor) for c in suite.checks]
 
 
 def judge(check: Check, records: list[dict[str, Any]]) -> CheckResult:

@@ -10,7 +10,7 @@ import typer
 
 from effprof.cli import app
 from effprof.cli.measure import _writable
-from effprof.cli.options import JsonOpt, MaxTimeOpt, ThreadsOpt
+from effprof.cli.options import AddressOpt, ExecutorOpt, IsolateOpt, JsonOpt, MaxTimeOpt, ThreadsOpt, TimeoutOpt, choose_executor
 from effprof.cli.output import err, out, print_json
 
 
@@ -21,6 +21,10 @@ def check_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="append the measured records here (a baseline for later runs)")] = None,
     max_time: MaxTimeOpt = 0.5,
     threads: ThreadsOpt = 0,
+    executor: ExecutorOpt = None,
+    address: AddressOpt = None,
+    isolate: IsolateOpt = False,
+    timeout: TimeoutOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Measure each claimed exponent, fit it and exit 1 when any claim (or a baseline comparison) fails.
@@ -30,10 +34,12 @@ def check_command(
     from effprof.check import github_annotations, junit_xml, load_checks, run_suite
 
     suite = load_checks(file)
+    runner = choose_executor(executor, isolate, timeout, None, address)
     for path, what in ((junit, "--junit"), (output, "--output")):
         if path is not None:
             _writable(path, what)
-    results = _run_with_progress(suite, run_suite, threads, max_time, str(output) if output else None)
+    with runner:
+        results = _run_with_progress(suite, run_suite, threads, max_time, str(output) if output else None, runner)
     if json_:
         print_json([r.to_dict() for r in results])
     else:
@@ -54,7 +60,7 @@ def check_command(
         raise typer.Exit(1)
 
 
-def _run_with_progress(suite, run_suite, threads: int, max_time: float, output: str | None):
+def _run_with_progress(suite, run_suite, threads: int, max_time: float, output: str | None, executor=None):
     from effprof.render.console import point_label, progress_bar
 
     with progress_bar(err, sum(len(c.points) for c in suite.checks)) as bar:
@@ -63,7 +69,7 @@ def _run_with_progress(suite, run_suite, threads: int, max_time: float, output: 
         def on_record(record) -> None:
             bar.update(task, advance=1, description=point_label(record))
 
-        return run_suite(suite, threads, max_time, output, on_record)
+        return run_suite(suite, threads, max_time, output, on_record, executor)
 
 
 def _checks_table(results):

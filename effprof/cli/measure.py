@@ -9,12 +9,12 @@ import typer
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import (
-    CsvOpt, FiguresOpt, ForceOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt, ParamOpt, ThreadsOpt, TimeoutOpt, VaryOpt,
-    isolation, parse_modes, parse_params, parse_vary,
+    AddressOpt, CsvOpt, ExecutorOpt, FiguresOpt, ForceOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt, ParamOpt,
+    ThreadsOpt, TimeoutOpt, VaryOpt, choose_executor, parse_modes, parse_params, parse_vary,
 )
 from effprof.cli.output import (
     check_export_paths, check_output_file, command_line, err, frame_records, load_results, measure_with_progress, new_partial_file, out,
-    print_json, read_records, write_exports,
+    print_json, read_records, warn_mixed_machines, write_exports,
 )
 
 
@@ -87,6 +87,8 @@ def sweep_command(
     mode: ModeOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="skip points already in -o with status ok; retry the rest")] = False,
     isolate: IsolateOpt = False,
+    executor: ExecutorOpt = None,
+    address: AddressOpt = None,
     timeout: TimeoutOpt = None,
     max_memory: MaxMemoryOpt = None,
     force: ForceOpt = False,
@@ -101,7 +103,7 @@ def sweep_command(
     varied = parse_vary(vary)
     if not varied:
         raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
-    isolated = isolation(isolate, timeout, max_memory, ctx)
+    runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
     _writable(output, "--output")
     points = plan(names, varied, parse_modes(mode), parse_params(param), force=force)
     if resume and output.exists():
@@ -111,7 +113,9 @@ def sweep_command(
     elif output.exists() and output.stat().st_size:
         err.print(f"appending to {output}, which already holds records (--resume skips the points measured ok)")
     hint = command_line() if resume else command_line() + " --resume"
-    records = measure_with_progress(points, _options(max_time, threads), str(output), isolated, hint)
+    with runner:
+        records = measure_with_progress(points, _options(max_time, threads), str(output), runner, hint)
+    warn_mixed_machines(records)
     if records:
         for table in comparison_tables(to_frame(records)):
             out.print(table)
@@ -132,6 +136,8 @@ def compare_command(
     csv: CsvOpt = None,
     figures: FiguresOpt = None,
     isolate: IsolateOpt = False,
+    executor: ExecutorOpt = None,
+    address: AddressOpt = None,
     timeout: TimeoutOpt = None,
     max_memory: MaxMemoryOpt = None,
     force: ForceOpt = False,
@@ -152,7 +158,7 @@ def compare_command(
 
     names = names or default_compare()
     varied = parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}
-    isolated = isolation(isolate, timeout, max_memory, ctx)
+    runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
     check_export_paths(latex, csv, figures)
@@ -170,11 +176,13 @@ def compare_command(
     partial = Path(new_partial_file(results))
     hint = f"effprof sweep {' '.join(names)} ... -o {partial} --resume, then effprof report {partial} -o {output}"
     try:
-        records = measure_with_progress(points, _options(max_time, threads), str(partial), isolated, hint)
+        with runner:
+            records = measure_with_progress(points, _options(max_time, threads), str(partial), runner, hint)
     finally:
         if partial.exists() and not partial.stat().st_size:
             partial.unlink()  # nothing measured: leave nothing behind
     partial.replace(results)
+    warn_mixed_machines(records)
     frame = to_frame(records)
     fits = fit_frame(frame)
     crossings = crossovers(frame)

@@ -17,8 +17,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JS
 MaxTimeOpt = Annotated[float, typer.Option("--max-time", help="seconds spent timing each point", min=0.01, max=600)]
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default)", min=0, max=1024)]
 IsolateOpt = Annotated[bool, typer.Option("--isolate", help="run each point in a worker subprocess (timeouts, OOM, crashes become records)")]
-TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="seconds per point before it is recorded as timeout (with --isolate)", min=0.1)]
-MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="CPU memory a point may allocate beyond the worker's own, e.g. 8G; at least 64M (with --isolate)")]
+TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="seconds per point before it is recorded as timeout (with --isolate or --executor process|ray)", min=0.1)]
+MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="CPU memory a point may allocate beyond the worker's own, e.g. 8G; at least 64M (with --isolate / --executor process)")]
+ExecutorOpt = Annotated[Optional[str], typer.Option("--executor", help="where points run: local (this process; default), process (a worker subprocess each; same as --isolate) or ray (Ray tasks; pip install 'effprof[ray]')")]
+AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Ray cluster for --executor ray: auto, ray://host:port or host:port (default: start a local Ray instance)")]
 LatexOpt = Annotated[Optional[Path], typer.Option("--latex", help="also write booktabs LaTeX tables (fits, crossovers, complexity) to this .tex file")]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="also write the records (and <stem>_fits.csv) as CSV")]
 FiguresOpt = Annotated[Optional[Path], typer.Option("--figures", help="also export every figure as SVG and PDF into this folder (needs kaleido)")]
@@ -97,9 +99,13 @@ def parse_size(text: str | None, flag: str = "--max-memory") -> int | None:
 MAX_TIMEOUT_S = 7 * 24 * 3600  # a week: beyond it a timeout means none, so give none
 
 
-def isolation(isolate: bool, timeout: float | None, max_memory: str | None, context: typer.Context | None = None):
-    """The Isolation of --isolate/--timeout/--max-memory; the worker loads the same --plugin modules."""
-    from effprof.api import Isolation
+def choose_executor(executor: str | None, isolate: bool, timeout: float | None, max_memory: str | None, address: str | None,
+                    context: typer.Context | None = None):
+    """The Executor that --executor (or its alias --isolate), --timeout, --max-memory and --address ask for.
+
+    A worker (process or Ray) loads the same --plugin modules as this process, so plugin mechanisms run there too.
+    """
+    from effprof.executors import make_executor
     from effprof.measure.isolate import MIN_MAX_MEMORY
 
     limit = parse_size(max_memory)
@@ -109,9 +115,10 @@ def isolation(isolate: bool, timeout: float | None, max_memory: str | None, cont
     if limit is not None and limit < MIN_MAX_MEMORY:
         raise BadInput(f"--max-memory {max_memory!r} is below {MIN_MAX_MEMORY >> 20}M, too little to measure any point; "
                        "it is the memory a point may allocate beyond the worker's own (e.g. 512M, 8G)")
-    if not isolate:
-        if timeout is not None or limit is not None:
-            raise BadInput("--timeout and --max-memory need --isolate (a point can only be stopped in a worker process)")
-        return None
+    if isolate and executor not in (None, "process"):
+        raise BadInput(f"--isolate means --executor process; it contradicts --executor {executor}")
+    name = executor or ("process" if isolate else "local")
+    if name == "local" and (timeout is not None or limit is not None):
+        raise BadInput("--timeout and --max-memory need --isolate or --executor process|ray (a point can only be stopped in a worker)")
     plugins = tuple(context.find_root().params.get("plugin") or ()) if context is not None else ()
-    return Isolation(timeout_s=timeout, max_memory=limit, plugins=plugins)
+    return make_executor(name, address, timeout, limit, plugins)

@@ -97,7 +97,7 @@ def new_partial_file(results: Path) -> str:
     return name
 
 
-def measure_with_progress(points, options, output: str | None, isolation=None, resume_hint: str = "") -> list[dict[str, Any]]:
+def measure_with_progress(points, options, output: str | None, executor=None, resume_hint: str = "") -> list[dict[str, Any]]:
     """Run the points with a progress bar and ETA on stderr; summarise noisy, failed and busy points once."""
     from effprof.api import run_points
     from effprof.cli import BadInput
@@ -108,7 +108,7 @@ def measure_with_progress(points, options, output: str | None, isolation=None, r
     hint = f"; resume with: {resume_hint}" if resume_hint else ""
     try:
         with _warnings_to_stderr():
-            _measure(points, options, output, isolation, done, run_points, point_label, progress_bar)
+            _measure(points, options, output, executor, done, run_points, point_label, progress_bar)
     except KeyboardInterrupt:
         saved = f"the {len(done)} finished ones are saved in {output}" if output else "nothing was saved (no output file)"
         raise Interrupted(f"interrupted after {len(done)} of {len(points)} points; {saved}{hint}") from None
@@ -154,7 +154,7 @@ def _busy(record: dict[str, Any]) -> bool:
     return numbers and cores > 0 and load >= cores
 
 
-def _measure(points, options, output, isolation, done, run_points, point_label, progress_bar) -> None:
+def _measure(points, options, output, executor, done, run_points, point_label, progress_bar) -> None:
     with progress_bar(err, len(points)) as bar:
         task = bar.add_task("measuring", total=len(points))
 
@@ -162,7 +162,7 @@ def _measure(points, options, output, isolation, done, run_points, point_label, 
             done.append(record)
             bar.update(task, advance=1, description=point_label(record))
 
-        run_points(points, options, output, on_record, isolation)
+        run_points(points, options, output, on_record, executor=executor)
 
 
 @contextlib.contextmanager
@@ -184,6 +184,15 @@ def read_records(path, what: str = "results file") -> list[dict[str, Any]]:
 
     with _warnings_to_stderr():
         return read(path)
+
+
+def warn_mixed_machines(records) -> None:
+    """Say so on stderr when the records come from more than one kind of machine (their times do not mix)."""
+    from effprof.executors.machines import mixed_machines_warning
+
+    warning = mixed_machines_warning(records)
+    if warning:
+        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
 
 
 def load_results(path, what: str = "results file"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import functools
 import platform
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -30,12 +31,30 @@ def device_name(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's marketing name ("AMD EPYC 7763 64-Core Processor"), from /proc/cpuinfo where there is one."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Hardware", "cpu model") and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: str) -> dict[str, Any]:
+    """Where a point runs: the host, its CPU and the device (an executor adds the cluster's node_id)."""
+    return {"hostname": socket.gethostname(), "cpu_model": cpu_model(), "device_name": device_name(device)}
+
+
 def environment(device: str, threads: int) -> dict[str, Any]:
     from effprof import __version__
 
     return {
         "torch": torch.__version__,
-        "device_name": device_name(device),
+        **machine(device),
         "threads": threads,
         "effprof": __version__,
         "git_sha": git_sha(),
