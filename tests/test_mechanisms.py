@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -122,10 +124,14 @@ def test_counted_flops_match_analytic(case, mode):
     config = resolve_config(spec, overrides)
     module = effprof.build(name, **overrides)
     workload = make_workload(module, config, mode)
+    analytic = spec.cost(config, mode).flops
+    if math.isnan(analytic):  # a form with no model for this mode cannot run it: it says so, never falls back
+        with pytest.raises(NotImplementedError):
+            workload.run()
+        return
     with FlopCounter() as counter:
         workload.run()
     counted = counter.total / workload.per_call
-    analytic = spec.cost(config, mode).flops
     assert not counter.unknown_ops, f"ops with no FLOP formula: {dict(counter.unknown_ops)}"
     assert counted == pytest.approx(analytic, rel=0.02), f"by op: {dict(counter.by_op)}"
     # compiled kernels run only where the spec declares them, and in the default form's forward when built here
@@ -152,6 +158,5 @@ def test_state_bytes_match_analytic(case):
 def test_spec_is_complete(name):
     spec = get_spec(name)
     assert spec.summary and spec.paper.arxiv and spec.claims
-    assert spec.builder is not None
     module_doc = type(effprof.build(name, **tiny(name))).__module__
     assert __import__(module_doc, fromlist=["_"]).__doc__, "the mechanism's module states its equations"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 import os
 import shutil
 
@@ -21,10 +22,11 @@ from effprof import kernels
 from effprof.measure.memory import LiveTensorTracker
 from effprof.mechanisms.ssm.mamba_cost import selective_scan_flops
 from effprof.mechanisms.ssm.selective_scan import (
+    KernelUnsupported,
     chunked_scan,
     compiled_selective_scan,
-    kernel_applies,
     selective_scan,
+    state_max,
     sequential_scan,
 )
 from effprof.mechanisms.ssm.ssd import chunked_ssd, quadratic_ssd, recurrent_ssd, segsum
@@ -266,7 +268,7 @@ def test_compiled_scan_counts_the_torch_forms_flops(compiled):
     with torch.no_grad(), FlopCounter() as torch_form:
         _torch_form(*args, 8)
     with torch.no_grad(), FlopCounter() as kernel:
-        selective_scan(*args, "chunked", 8)
+        selective_scan(*args, "chunked_c", 8)
     assert torch_form.total == selective_scan_flops(2, 45, 40, 7, 8) == kernel.total
     assert dict(kernel.custom_ops) == {"effprof::selective_scan": 1}
     assert not kernel.unknown_ops and not torch_form.custom_ops
@@ -280,15 +282,65 @@ def test_compiled_scan_scratch_is_seen_by_memory_accounting(compiled):
     assert result[2].numel() == 16 * 16 * 64  # H_k of 16 lanes
 
 
-def test_kernel_is_not_used_where_a_gradient_is_needed(compiled):
+def test_chunked_c_refuses_a_gradient_and_chunked_never_runs_the_kernel(compiled):
+    """Each impl is one piece of code: chunked is the torch form even where the kernel could run, and
+    chunked_c raises rather than fall back when autograd needs a backward it does not have."""
     x, delta, A, B, C, D, z = _wide_scan_inputs(1, 20, 8, 4)
+    with torch.no_grad(), FlopCounter() as counter:
+        selective_scan(x, delta, A, B, C, D, z, "chunked", 4)
+    assert not counter.custom_ops
     D.requires_grad_(True)
-    assert not kernel_applies(A, x, delta, B, C, D, z)
-    with FlopCounter() as counter:
-        out, _ = selective_scan(x, delta, A, B, C, D, z, "chunked", 4)
-    out.sum().backward()
-    assert D.grad is not None and not counter.custom_ops
-    assert not kernel_applies(*(t.detach().double() for t in (A, x, delta, B, C, D, z)))
+    with pytest.raises(KernelUnsupported, match="no backward; train with impl=chunked"):
+        selective_scan(x, delta, A, B, C, D, z, "chunked_c", 4)
+    module = effprof.build("mamba", impl="chunked_c", batch=1, seq_len=8, d_model=8)
+    with pytest.raises(NotImplementedError, match="impl=chunked"):
+        module(torch.randn(1, 8, 8))
+
+
+def test_kernel_boundary_checks_dtype_and_shape_and_copies_strided_inputs(compiled):
+    x, delta, A, B, C, D, z = _wide_scan_inputs(2, 30, 12, 5)
+    with torch.no_grad():
+        with pytest.raises(KernelUnsupported, match="float32; delta is torch.float64"):
+            compiled_selective_scan(x, delta.double(), A, B, C, D, z, 8)
+        with pytest.raises(ValueError, match=r"B has shape \(2, 30, 4\), expected \(2, 30, 5\)"):
+            compiled_selective_scan(x, delta, A, B[..., :4], C, D, z, 8)
+        big = torch.zeros(12, state_max() + 1)
+        with pytest.raises(KernelUnsupported, match=f"d_state up to {state_max()}"):
+            compiled_selective_scan(x, delta, big, torch.zeros(2, 30, state_max() + 1), torch.zeros(2, 30, state_max() + 1), D, z, 8)
+        # transposed storage and a z whose channels are not adjacent: copied, same answer as contiguous inputs
+        strided = [t.transpose(0, 1).contiguous().transpose(0, 1) for t in (x, delta, B, C)]
+        z_strided = torch.randn(2, 12, 30).transpose(1, 2)
+        assert not z_strided.is_contiguous() and not strided[0].is_contiguous()
+        out, h, _, _ = compiled_selective_scan(strided[0], strided[1], A, strided[2], strided[3], D, z_strided, 8)
+        expected, h_expected = _torch_form(x, delta, A, B, C, D, z_strided.contiguous(), 8)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(h, h_expected, rtol=1e-5, atol=1e-5)
+
+
+def test_state_max_is_the_kernels_own(compiled):
+    """STATE_MAX is defined once, in selective_scan.c; the config check uses the value read from the library."""
+    source = (Path(kernels.__file__).parent / "selective_scan.c").read_text()
+    assert f"#define STATE_MAX {state_max()} " in source
+    with pytest.raises(ConfigError, match=f"d_state={state_max() + 1} is above impl=chunked_c's {state_max()}"):
+        resolve_config(get_spec("mamba"), {"impl": "chunked_c", "d_state": state_max() + 1})
+    resolve_config(get_spec("mamba"), {"impl": "chunked", "d_state": state_max() + 1})  # the torch form has no limit
+
+
+@pytest.mark.parametrize("key,value", [("device", "cuda"), ("dtype", "bfloat16"), ("dtype", "float16")])
+def test_chunked_c_refuses_other_devices_and_dtypes_in_config(key, value):
+    """The spec's own check (resolve_config runs it after its device check, which CPU-only machines fail first)."""
+    spec = get_spec("mamba")
+    config = {**resolve_config(spec, {"impl": "chunked"}), key: value}
+    with pytest.raises(ConfigError, match=f"impl=chunked_c runs on CPU in float32, not .*{value}"):
+        spec.validate({**config, "impl": "chunked_c"})
+    spec.validate(config)
+
+
+def test_default_impl_is_the_kernel_where_it_builds():
+    from effprof.mechanisms.ssm.mamba import DEFAULT_IMPL
+
+    expected = "chunked_c" if kernels.load("selective_scan") is not None else "chunked"
+    assert DEFAULT_IMPL == get_spec("mamba").defaults["impl"] == expected
 
 
 def test_kernels_can_be_switched_off(monkeypatch):
@@ -297,9 +349,10 @@ def test_kernels_can_be_switched_off(monkeypatch):
     try:
         assert kernels.load("selective_scan") is None
         assert kernels.status("selective_scan") == "disabled by EFFPROF_KERNELS=0"
-        with torch.no_grad(), FlopCounter() as counter:
-            selective_scan(*_wide_scan_inputs(1, 20, 8, 4), "chunked", 4)
-        assert not counter.custom_ops
+        with torch.no_grad(), pytest.raises(KernelUnsupported, match="disabled by EFFPROF_KERNELS=0"):
+            selective_scan(*_wide_scan_inputs(1, 20, 8, 4), "chunked_c", 4)
+        with pytest.raises(KernelUnsupported, match="needs the compiled kernel"):
+            effprof.build("mamba", impl="chunked_c")
     finally:
         kernels.load.cache_clear()
 
