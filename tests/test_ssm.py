@@ -474,3 +474,18 @@ def test_state_is_constant_in_sequence_length(name):
             _, state = module.prefill(_x(1, n, 16))
         sizes.append(state_nbytes(state))
     assert sizes[0] == sizes[1] > 0
+
+
+@pytest.mark.parametrize("scale", [0.1, 1.0, 10.0, 100.0])
+def test_ssd_chunked_error_is_within_the_stated_bound(scale):
+    """ssd.py's docstring: chunked's fp32 error relative to the output is at most about u·(1 + max_chunk |Σ a|)."""
+    g = torch.Generator().manual_seed(0)
+    b, H, n, P, N, Q = 2, 3, 64, 4, 5, 16
+    X, B, C = torch.randn(b, H, n, P, generator=g), torch.randn(b, n, N, generator=g), torch.randn(b, n, N, generator=g)
+    a = -torch.rand(b, H, n, generator=g) * scale
+    y, _ = chunked_ssd(X, a, B, C, Q)
+    zeros = torch.zeros(b, H, P, N, dtype=torch.float64)
+    expected, _ = recurrent_ssd(X.double(), a.double(), B.double(), C.double(), zeros)
+    error = float((y.double() - expected).abs().max() / expected.abs().max())
+    bound = 2**-24 * (1 + float(a.reshape(b, H, -1, Q).sum(-1).abs().max()))
+    assert error <= 4 * bound, (error, bound)
