@@ -13,7 +13,7 @@ from effprof.config import resolve_config
 from effprof.measure.flops import FlopCounter
 from effprof.measure.workload import make_workload
 from effprof.registry import MODES, get_spec, list_mechanisms
-from tests.helpers import build_tiny, case_id, impl_cases, tiny
+from tests.helpers import build_tiny, case_id, impl_cases, runs_here, tiny
 
 CASES = impl_cases()
 
@@ -94,6 +94,45 @@ def test_impls_agree(name):
         other.load_state_dict(reference.state_dict())
         with torch.no_grad():
             torch.testing.assert_close(other(x), expected, rtol=1e-4, atol=1e-4, msg=lambda m: f"impl={impl}: {m}")
+
+
+def _gradients(module: torch.nn.Module, x: torch.Tensor, weight: torch.Tensor) -> dict[str, torch.Tensor]:
+    """∂(Σ y ⊙ weight)/∂ of the input and of every parameter (None where a parameter gets no gradient)."""
+    x = x.clone().requires_grad_(True)
+    (module(x) * weight).sum().backward()
+    return {"input": x.grad, **{name: p.grad for name, p in module.named_parameters()}}
+
+
+SLOW_GRADIENTS = ("softmax_attention", "longformer", "bigbird")  # several s each on 2 shared cores: -m slow
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW_GRADIENTS else []) for n in list_mechanisms() if len(get_spec(n).impls) > 1],
+)
+def test_impls_agree_on_gradients(name):
+    """Train mode is measured for every impl, so every impl must give the same input and parameter gradients
+    (fp64 modules, same weights, one fixed output weighting; S4's fft form keeps its kernel in complex64, hence
+    fp32-level tolerances). A form with no backward (a compiled forward) must say so."""
+    spec = get_spec(name)
+    impls = [impl for impl in spec.impls if runs_here(name, impl)]
+    torch.manual_seed(0)
+    reference = build_tiny(name, impl=impls[0]).double()
+    x = _input(name).double()
+    weight = torch.randn(x.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    expected = _gradients(reference, x, weight)
+    for impl in impls[1:]:
+        other = build_tiny(name, impl=impl).double()
+        other.load_state_dict(reference.state_dict())
+        if math.isnan(spec.cost(resolve_config(spec, tiny(name, impl=impl)), "train").flops):
+            with pytest.raises(NotImplementedError):
+                _gradients(other, x, weight)
+            continue
+        for key, grad in _gradients(other, x, weight).items():
+            if expected[key] is None or grad is None:
+                assert expected[key] is None and grad is None, f"impl={impl}: {key} gets a gradient in one form only"
+                continue
+            torch.testing.assert_close(grad, expected[key], rtol=1e-4, atol=1e-5, msg=lambda m: f"impl={impl}, {key}: {m}")
 
 
 HEAVY_FAMILIES = ("hybrid",)  # whole stacks: at their default sizes these run with -m slow (see .ci/run)
