@@ -16,7 +16,7 @@ from effprof.config import ConfigError, resolve_config
 from effprof.measure.flops import FlopCounter
 from effprof.measure.workload import make_workload
 from effprof.mechanisms.base import state_nbytes
-from effprof.mechanisms.ssm.hippo import legs_dplr, legs_matrices
+from effprof.mechanisms.ssm.hippo import conjugate_half, legs_dplr, legs_matrices
 from effprof.mechanisms.ssm.s4_kernel import DPLR, Diagonal
 from effprof import kernels
 from effprof.measure.memory import LiveTensorTracker
@@ -97,6 +97,43 @@ def _s4_system(H: int = 3, N: int = 6, seed: int = 0):
     C = torch.randn(H, N, dtype=torch.complex64, generator=g)
     dt = torch.exp(torch.empty(H).uniform_(math.log(1e-2), math.log(1e-1), generator=g))
     return Lambda, P, B, C, dt
+
+
+@pytest.mark.parametrize("discretization", ["zoh", "bilinear"])
+def test_s4d_conjugate_pairs_equal_all_modes(discretization):
+    """The paper's S4D keeps one mode of each conjugate pair and takes 2·Re: the same kernel, outputs and
+    readouts as all N modes with the partners' values the conjugates (what a real system has)."""
+    H, N, L = 3, 8, 20
+    g = torch.Generator().manual_seed(4)
+    Lambda, B = (t.to(torch.complex64).repeat(H, 1) for t in conjugate_half(*legs_dplr(N)[0:3:2]))
+    C = torch.randn(H, N // 2, dtype=torch.complex64, generator=g)
+    dt = torch.exp(torch.empty(H).uniform_(math.log(1e-2), math.log(1e-1), generator=g))
+    half = Diagonal(Lambda, B, C, dt, discretization, pairs=True)
+    full = Diagonal(*(torch.cat([t, t.conj()], dim=1) for t in (Lambda, B, C)), dt, discretization)
+    torch.testing.assert_close(half.kernel(L), full.kernel(L), rtol=1e-4, atol=1e-5)
+    u = torch.randn(2, H, L, generator=g)
+    x_half, x_full = half.final_state(u), full.final_state(u)
+    torch.testing.assert_close(half.readout(x_half), full.readout(x_full), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.cat([x_half, x_half.conj()], dim=-1), x_full, rtol=1e-4, atol=1e-5)
+    step_half, step_full = half.step(x_half, u[..., 0]), full.step(x_full, u[..., 0])
+    torch.testing.assert_close(half.readout(step_half), full.readout(step_full), rtol=1e-4, atol=1e-5)
+
+
+def test_s4d_state_is_half_the_modes():
+    """d_state = N: S4D's decode state is N/2 complex64 numbers per channel (all N before), counted = analytic."""
+    config = {"batch": 2, "seq_len": 16, "d_model": 8, "d_state": 16}
+    module = effprof.build("s4", **config)
+    with torch.no_grad():
+        _, state = module.prefill(torch.randn(2, 16, 8))
+    assert state_nbytes(state) == 2 * 8 * (16 // 2) * 8
+    assert get_spec("s4").cost(resolve_config(get_spec("s4"), config), "decode").state_bytes == state_nbytes(state)
+    dplr = effprof.build("s4", param="dplr", **config)
+    with torch.no_grad():
+        assert state_nbytes(dplr.prefill(torch.randn(2, 16, 8))[1]) == 2 * 8 * 16 * 8  # DPLR keeps all N
+    with pytest.raises(ConfigError, match="d_state=7 is odd"):
+        effprof.build("s4", d_state=7)
+    with pytest.raises(ValueError, match="N must be even"):
+        conjugate_half(*legs_dplr(7)[:1])
 
 
 def _kernel_by_powers(Abar: torch.Tensor, Bbar: torch.Tensor, C: torch.Tensor, L: int) -> torch.Tensor:
