@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import effprof
+from effprof import kernels
 from effprof.config import ConfigError, resolve_config
 from effprof.measure.flops import FlopCounter
+from effprof.measure.memory import LiveTensorTracker
 from effprof.measure.workload import make_workload
 from effprof.mechanisms.base import state_nbytes
 from effprof.mechanisms.ssm.hippo import conjugate_half, legs_dplr, legs_matrices
-from effprof.mechanisms.ssm.s4_kernel import DPLR, Diagonal
-from effprof import kernels
-from effprof.measure.memory import LiveTensorTracker
 from effprof.mechanisms.ssm.mamba_cost import selective_scan_flops
+from effprof.mechanisms.ssm.s4_kernel import DPLR, Diagonal
 from effprof.mechanisms.ssm.selective_scan import (
     KernelUnsupported,
     chunked_scan,
     compiled_selective_scan,
     selective_scan,
-    state_max,
     sequential_scan,
+    state_max,
 )
 from effprof.mechanisms.ssm.ssd import chunked_ssd, quadratic_ssd, recurrent_ssd, segsum
 from effprof.registry import get_spec
