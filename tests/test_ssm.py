@@ -378,6 +378,7 @@ def test_default_impl_is_the_kernel_where_it_builds():
 
     expected = "chunked_c" if kernels.load("selective_scan") is not None else "chunked"
     assert DEFAULT_IMPL == get_spec("mamba").defaults["impl"] == expected
+    assert get_spec("mamba").summary.endswith(f"here {expected})")  # `effprof list` shows which
 
 
 def test_kernels_can_be_switched_off(monkeypatch):

@@ -124,7 +124,10 @@ def _validate(config: dict[str, Any]) -> None:
         name="mamba",
         complexity={"prefill": "O(N·E·d·N_s) + O(N·d²) projections", "train": "O(N·E·d·N_s) + O(N·d²)", "decode": "O(E·d·N_s + d²) per token", "state": "O(E·d·(N_s + d_conv)): SSM state + conv window"},
         family="ssm",
-        summary="Mamba selective SSM block (input-dependent Δ, B, C; conv; SiLU gate): token-loop, chunked parallel scan, or that scan compiled",
+        summary=(
+            "Mamba selective SSM block (input-dependent Δ, B, C; conv; SiLU gate): token-loop, chunked parallel scan, "
+            f"or that scan compiled (chunked_c; default impl where it builds, here {DEFAULT_IMPL})"
+        ),
         paper=Paper("Mamba: Linear-Time Sequence Modeling with Selective State Spaces", 2023, "2312.00752"),
         causal=True,
         defaults={"d_state": 16, "expand": 2, "d_conv": 4, "impl": DEFAULT_IMPL, "chunk_size": 64},
