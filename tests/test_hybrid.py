@@ -321,3 +321,12 @@ def test_claims_pass_on_the_analytic_costs_from_512_to_16384():
 def test_family_is_registered():
     assert {"hybrid", "jamba", "zamba", "hymba"} <= set(list_mechanisms("hybrid"))
     assert stack_plan(resolve_config(get_spec("hybrid"), {"pattern": "AM", "n_layers": 3})).blocks[2].layer.name == "softmax_attention"
+
+
+def test_mamba_layers_run_the_torch_form_whether_named_by_letter_or_by_name():
+    """A stack trains as well as runs forward; mamba's compiled chunked_c has no backward, so no stack uses it."""
+    from effprof.mechanisms.hybrid.layers import parse_pattern
+
+    assert parse_pattern("M", None) == parse_pattern("mamba", None) == [("mamba", {"impl": "chunked"})]
+    assert parse_pattern("mamba,softmax_attention", None)[1] == ("softmax_attention", {"impl": "sdpa"})
+    assert parse_pattern("mamba2", None) == [("mamba2", {})]

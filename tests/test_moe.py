@@ -216,6 +216,24 @@ def test_aux_and_z_loss_on_a_hand_built_routing():
     assert diagnostics["load_cv"] == pytest.approx(math.sqrt((4 + 0 + 1 + 1) / 4) / 2)
 
 
+def test_hugging_face_aux_loss_is_k_times_switchs():
+    """Mixtral/HF count f per token over the k slots: k · ours for top-k, equal for k = 1, k for a balanced router."""
+    from effprof.mechanisms.moe.diagnostics import load_balancing_loss, load_balancing_loss_hf
+
+    probs = torch.full((8, 4), 0.25)  # a uniform router, 8 tokens, e = 4
+    balanced = torch.tensor([4.0, 4.0, 4.0, 4.0])  # top-2: 16 assignments, 4 per expert
+    assert float(load_balancing_loss(probs, balanced)) == pytest.approx(1.0)
+    assert float(load_balancing_loss_hf(probs, balanced)) == pytest.approx(2.0)
+    x = torch.randn(2, 24, 32, generator=torch.Generator().manual_seed(3))
+    for name, k in (("moe_topk", 2), ("moe_topk", 3), ("switch", 1)):
+        module = effprof.build(name, batch=2, seq_len=24, d_model=32, n_experts=4, d_ff=16, **({"top_k": k} if k > 1 else {}))
+        with torch.no_grad():
+            module(x)
+        diagnostics = module.diagnostics()
+        assert diagnostics["aux_loss_hf"] == pytest.approx(k * diagnostics["aux_loss"], rel=1e-6), name
+        assert diagnostics["aux_loss"] != pytest.approx(diagnostics["aux_loss_hf"]) or k == 1
+
+
 def test_diagnostics_need_a_forward_call():
     with pytest.raises(RuntimeError, match="forward"):
         effprof.build("moe_topk", **SMALL).diagnostics()

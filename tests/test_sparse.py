@@ -18,8 +18,8 @@ from effprof.measure.flops import FlopCounter
 from effprof.measure.workload import make_workload
 from effprof.mechanisms.base import state_nbytes
 from effprof.mechanisms.sparse.bigbird import bigbird_blocked, bigbird_plan, random_blocks
-from effprof.mechanisms.sparse.core import dense_pairs, plan_pairs
 from effprof.mechanisms.sparse.longformer import longformer_blocked, longformer_plan
+from effprof.mechanisms.sparse.pairs import plan_pairs
 from effprof.mechanisms.sparse.pattern import pattern_data, with_patterns
 from effprof.mechanisms.sparse.sliding_window import window_blocked, window_plan
 from effprof.mechanisms.sparse.sparse_transformer import fixed_plan, sparse_transformer_blocked, strided_plan
@@ -127,10 +127,16 @@ STATIC_REFERENCES = [
 ]
 
 
+def dense_pairs(blocked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of a dense (n, n) blocked mask: what a plan must attend (small n only)."""
+    rows, cols = np.nonzero(~blocked)
+    return rows, cols
+
+
 @pytest.mark.parametrize("case", range(len(STATIC_REFERENCES)))
 def test_static_plan_matches_dense_rule(case):
     """The gathered plan and the reference's closed-form n×n mask describe the same pairs."""
-    from effprof.mechanisms.sparse.core import _static_plan
+    from effprof.mechanisms.sparse.static import _static_plan
 
     plan_fn, dense_fn = STATIC_REFERENCES[case]
     plan = _static_plan(plan_fn, (N,), "cpu")

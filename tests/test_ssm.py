@@ -5,27 +5,29 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import effprof
+from effprof import kernels
 from effprof.config import ConfigError, resolve_config
 from effprof.measure.flops import FlopCounter
+from effprof.measure.memory import LiveTensorTracker
 from effprof.measure.workload import make_workload
 from effprof.mechanisms.base import state_nbytes
-from effprof.mechanisms.ssm.hippo import legs_dplr, legs_matrices
-from effprof.mechanisms.ssm.s4_kernel import DPLR, Diagonal
-from effprof import kernels
-from effprof.measure.memory import LiveTensorTracker
+from effprof.mechanisms.ssm.hippo import conjugate_half, legs_dplr, legs_matrices
 from effprof.mechanisms.ssm.mamba_cost import selective_scan_flops
+from effprof.mechanisms.ssm.s4_kernel import DPLR, Diagonal
 from effprof.mechanisms.ssm.selective_scan import (
+    KernelUnsupported,
     chunked_scan,
     compiled_selective_scan,
-    kernel_applies,
     selective_scan,
     sequential_scan,
+    state_max,
 )
 from effprof.mechanisms.ssm.ssd import chunked_ssd, quadratic_ssd, recurrent_ssd, segsum
 from effprof.registry import get_spec
@@ -95,6 +97,43 @@ def _s4_system(H: int = 3, N: int = 6, seed: int = 0):
     C = torch.randn(H, N, dtype=torch.complex64, generator=g)
     dt = torch.exp(torch.empty(H).uniform_(math.log(1e-2), math.log(1e-1), generator=g))
     return Lambda, P, B, C, dt
+
+
+@pytest.mark.parametrize("discretization", ["zoh", "bilinear"])
+def test_s4d_conjugate_pairs_equal_all_modes(discretization):
+    """The paper's S4D keeps one mode of each conjugate pair and takes 2·Re: the same kernel, outputs and
+    readouts as all N modes with the partners' values the conjugates (what a real system has)."""
+    H, N, L = 3, 8, 20
+    g = torch.Generator().manual_seed(4)
+    Lambda, B = (t.to(torch.complex64).repeat(H, 1) for t in conjugate_half(*legs_dplr(N)[0:3:2]))
+    C = torch.randn(H, N // 2, dtype=torch.complex64, generator=g)
+    dt = torch.exp(torch.empty(H).uniform_(math.log(1e-2), math.log(1e-1), generator=g))
+    half = Diagonal(Lambda, B, C, dt, discretization, pairs=True)
+    full = Diagonal(*(torch.cat([t, t.conj()], dim=1) for t in (Lambda, B, C)), dt, discretization)
+    torch.testing.assert_close(half.kernel(L), full.kernel(L), rtol=1e-4, atol=1e-5)
+    u = torch.randn(2, H, L, generator=g)
+    x_half, x_full = half.final_state(u), full.final_state(u)
+    torch.testing.assert_close(half.readout(x_half), full.readout(x_full), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.cat([x_half, x_half.conj()], dim=-1), x_full, rtol=1e-4, atol=1e-5)
+    step_half, step_full = half.step(x_half, u[..., 0]), full.step(x_full, u[..., 0])
+    torch.testing.assert_close(half.readout(step_half), full.readout(step_full), rtol=1e-4, atol=1e-5)
+
+
+def test_s4d_state_is_half_the_modes():
+    """d_state = N: S4D's decode state is N/2 complex64 numbers per channel (all N before), counted = analytic."""
+    config = {"batch": 2, "seq_len": 16, "d_model": 8, "d_state": 16}
+    module = effprof.build("s4", **config)
+    with torch.no_grad():
+        _, state = module.prefill(torch.randn(2, 16, 8))
+    assert state_nbytes(state) == 2 * 8 * (16 // 2) * 8
+    assert get_spec("s4").cost(resolve_config(get_spec("s4"), config), "decode").state_bytes == state_nbytes(state)
+    dplr = effprof.build("s4", param="dplr", **config)
+    with torch.no_grad():
+        assert state_nbytes(dplr.prefill(torch.randn(2, 16, 8))[1]) == 2 * 8 * 16 * 8  # DPLR keeps all N
+    with pytest.raises(ConfigError, match="d_state=7 is odd"):
+        effprof.build("s4", d_state=7)
+    with pytest.raises(ValueError, match="N must be even"):
+        conjugate_half(*legs_dplr(7)[:1])
 
 
 def _kernel_by_powers(Abar: torch.Tensor, Bbar: torch.Tensor, C: torch.Tensor, L: int) -> torch.Tensor:
@@ -266,7 +305,7 @@ def test_compiled_scan_counts_the_torch_forms_flops(compiled):
     with torch.no_grad(), FlopCounter() as torch_form:
         _torch_form(*args, 8)
     with torch.no_grad(), FlopCounter() as kernel:
-        selective_scan(*args, "chunked", 8)
+        selective_scan(*args, "chunked_c", 8)
     assert torch_form.total == selective_scan_flops(2, 45, 40, 7, 8) == kernel.total
     assert dict(kernel.custom_ops) == {"effprof::selective_scan": 1}
     assert not kernel.unknown_ops and not torch_form.custom_ops
@@ -280,15 +319,66 @@ def test_compiled_scan_scratch_is_seen_by_memory_accounting(compiled):
     assert result[2].numel() == 16 * 16 * 64  # H_k of 16 lanes
 
 
-def test_kernel_is_not_used_where_a_gradient_is_needed(compiled):
+def test_chunked_c_refuses_a_gradient_and_chunked_never_runs_the_kernel(compiled):
+    """Each impl is one piece of code: chunked is the torch form even where the kernel could run, and
+    chunked_c raises rather than fall back when autograd needs a backward it does not have."""
     x, delta, A, B, C, D, z = _wide_scan_inputs(1, 20, 8, 4)
+    with torch.no_grad(), FlopCounter() as counter:
+        selective_scan(x, delta, A, B, C, D, z, "chunked", 4)
+    assert not counter.custom_ops
     D.requires_grad_(True)
-    assert not kernel_applies(A, x, delta, B, C, D, z)
-    with FlopCounter() as counter:
-        out, _ = selective_scan(x, delta, A, B, C, D, z, "chunked", 4)
-    out.sum().backward()
-    assert D.grad is not None and not counter.custom_ops
-    assert not kernel_applies(*(t.detach().double() for t in (A, x, delta, B, C, D, z)))
+    with pytest.raises(KernelUnsupported, match="no backward; train with impl=chunked"):
+        selective_scan(x, delta, A, B, C, D, z, "chunked_c", 4)
+    module = effprof.build("mamba", impl="chunked_c", batch=1, seq_len=8, d_model=8)
+    with pytest.raises(NotImplementedError, match="impl=chunked"):
+        module(torch.randn(1, 8, 8))
+
+
+def test_kernel_boundary_checks_dtype_and_shape_and_copies_strided_inputs(compiled):
+    x, delta, A, B, C, D, z = _wide_scan_inputs(2, 30, 12, 5)
+    with torch.no_grad():
+        with pytest.raises(KernelUnsupported, match="float32; delta is torch.float64"):
+            compiled_selective_scan(x, delta.double(), A, B, C, D, z, 8)
+        with pytest.raises(ValueError, match=r"B has shape \(2, 30, 4\), expected \(2, 30, 5\)"):
+            compiled_selective_scan(x, delta, A, B[..., :4], C, D, z, 8)
+        big = torch.zeros(12, state_max() + 1)
+        with pytest.raises(KernelUnsupported, match=f"d_state up to {state_max()}"):
+            compiled_selective_scan(x, delta, big, torch.zeros(2, 30, state_max() + 1), torch.zeros(2, 30, state_max() + 1), D, z, 8)
+        # transposed storage and a z whose channels are not adjacent: copied, same answer as contiguous inputs
+        strided = [t.transpose(0, 1).contiguous().transpose(0, 1) for t in (x, delta, B, C)]
+        z_strided = torch.randn(2, 12, 30).transpose(1, 2)
+        assert not z_strided.is_contiguous() and not strided[0].is_contiguous()
+        out, h, _, _ = compiled_selective_scan(strided[0], strided[1], A, strided[2], strided[3], D, z_strided, 8)
+        expected, h_expected = _torch_form(x, delta, A, B, C, D, z_strided.contiguous(), 8)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(h, h_expected, rtol=1e-5, atol=1e-5)
+
+
+def test_state_max_is_the_kernels_own(compiled):
+    """STATE_MAX is defined once, in selective_scan.c; the config check uses the value read from the library."""
+    source = (Path(kernels.__file__).parent / "selective_scan.c").read_text()
+    assert f"#define STATE_MAX {state_max()} " in source
+    with pytest.raises(ConfigError, match=f"d_state={state_max() + 1} is above impl=chunked_c's {state_max()}"):
+        resolve_config(get_spec("mamba"), {"impl": "chunked_c", "d_state": state_max() + 1})
+    resolve_config(get_spec("mamba"), {"impl": "chunked", "d_state": state_max() + 1})  # the torch form has no limit
+
+
+@pytest.mark.parametrize("key,value", [("device", "cuda"), ("dtype", "bfloat16"), ("dtype", "float16")])
+def test_chunked_c_refuses_other_devices_and_dtypes_in_config(key, value):
+    """The spec's own check (resolve_config runs it after its device check, which CPU-only machines fail first)."""
+    spec = get_spec("mamba")
+    config = {**resolve_config(spec, {"impl": "chunked"}), key: value}
+    with pytest.raises(ConfigError, match=f"impl=chunked_c runs on CPU in float32, not .*{value}"):
+        spec.validate({**config, "impl": "chunked_c"})
+    spec.validate(config)
+
+
+def test_default_impl_is_the_kernel_where_it_builds():
+    from effprof.mechanisms.ssm.mamba import DEFAULT_IMPL
+
+    expected = "chunked_c" if kernels.load("selective_scan") is not None else "chunked"
+    assert DEFAULT_IMPL == get_spec("mamba").defaults["impl"] == expected
+    assert get_spec("mamba").summary.endswith(f"here {expected})")  # `effprof list` shows which
 
 
 def test_kernels_can_be_switched_off(monkeypatch):
@@ -297,9 +387,10 @@ def test_kernels_can_be_switched_off(monkeypatch):
     try:
         assert kernels.load("selective_scan") is None
         assert kernels.status("selective_scan") == "disabled by EFFPROF_KERNELS=0"
-        with torch.no_grad(), FlopCounter() as counter:
-            selective_scan(*_wide_scan_inputs(1, 20, 8, 4), "chunked", 4)
-        assert not counter.custom_ops
+        with torch.no_grad(), pytest.raises(KernelUnsupported, match="disabled by EFFPROF_KERNELS=0"):
+            selective_scan(*_wide_scan_inputs(1, 20, 8, 4), "chunked_c", 4)
+        with pytest.raises(KernelUnsupported, match="needs the compiled kernel"):
+            effprof.build("mamba", impl="chunked_c")
     finally:
         kernels.load.cache_clear()
 
@@ -421,3 +512,18 @@ def test_state_is_constant_in_sequence_length(name):
             _, state = module.prefill(_x(1, n, 16))
         sizes.append(state_nbytes(state))
     assert sizes[0] == sizes[1] > 0
+
+
+@pytest.mark.parametrize("scale", [0.1, 1.0, 10.0, 100.0])
+def test_ssd_chunked_error_is_within_the_stated_bound(scale):
+    """ssd.py's docstring: chunked's fp32 error relative to the output is at most about u·(1 + max_chunk |Σ a|)."""
+    g = torch.Generator().manual_seed(0)
+    b, H, n, P, N, Q = 2, 3, 64, 4, 5, 16
+    X, B, C = torch.randn(b, H, n, P, generator=g), torch.randn(b, n, N, generator=g), torch.randn(b, n, N, generator=g)
+    a = -torch.rand(b, H, n, generator=g) * scale
+    y, _ = chunked_ssd(X, a, B, C, Q)
+    zeros = torch.zeros(b, H, P, N, dtype=torch.float64)
+    expected, _ = recurrent_ssd(X.double(), a.double(), B.double(), C.double(), zeros)
+    error = float((y.double() - expected).abs().max() / expected.abs().max())
+    bound = 2**-24 * (1 + float(a.reshape(b, H, -1, Q).sum(-1).abs().max()))
+    assert error <= 4 * bound, (error, bound)

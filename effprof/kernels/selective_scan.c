@@ -1,6 +1,6 @@
-/* Mamba's selective scan by the three-phase lane scan, compiled: effprof/mechanisms/ssm/selective_scan.py
- * runs this for `impl=chunked` when no gradient is needed (chunked_scan there is the readable
- * version of the same algorithm, and the one autograd differentiates).
+/* Mamba's selective scan by the three-phase lane scan, compiled: mamba's `impl=chunked_c` runs this
+ * (effprof/mechanisms/ssm/selective_scan.py, the op effprof::selective_scan). It has no backward; chunked_scan
+ * there (`impl=chunked`) is the readable version of the same algorithm, and the one autograd differentiates.
  *
  * For every sequence, channel d and state index s (A: (D, N); Δ, x: (b, n, D); B, C: (b, n, N)):
  *
@@ -25,8 +25,10 @@
 #include <stddef.h>
 #include <string.h>
 
-#define STATE_MAX 256 /* d_state up to this (the Python side checks) */
+#define STATE_MAX 256 /* d_state up to this: the one definition; Python reads selective_scan_state_max */
 #define BLOCK 32      /* channels per block: h of one block is STATE_MAX × BLOCK floats on the stack */
+
+const long selective_scan_state_max = STATE_MAX;
 
 static long min_long(long a, long b) { return a < b ? a : b; }
 
@@ -149,11 +151,13 @@ static void add_entering(const Scan *p, long i, long k, long d0, long w) {
 /* x, delta: (b, n, D); At = Aᵀ: (N, D); B, C: (b, n, N); Dskip: (D,); z: (b, n, D) with strides z_batch,
  * z_token (channels contiguous). Writes y: (b, n, D) = (scan + D ⊙ x) ⊙ SiLU(z), last: (b, D, N) (h_n), and
  * the scratch the algorithm needs, which the caller allocates so that memory accounting sees it:
- * entering: (b, c, N, D) (lane end states, then H_k), cumulative: (b, n, D) (Σ Δ within each lane). */
-void chunked_selective_scan(const float *x, const float *delta, const float *At, const float *B, const float *C,
+ * entering: (b, c, N, D) (lane end states, then H_k), cumulative: (b, n, D) (Σ Δ within each lane).
+ * Returns 0, or 1 (and writes nothing) when N is outside 1 … STATE_MAX or size < 1. */
+int chunked_selective_scan(const float *x, const float *delta, const float *At, const float *B, const float *C,
                             const float *Dskip, const float *z, long z_batch, long z_token, float *y, float *last,
                             float *entering, float *cumulative, long b, long n, long D, long N, long size,
                             int threads) {
+    if (N < 1 || N > STATE_MAX || size < 1) return 1;
     const Scan p = {x, delta, At, B, C, Dskip, z, z_batch, z_token, y, last, entering, cumulative,
                     b, n, D, N, size, (n + size - 1) / size};
     const long blocks = (D + BLOCK - 1) / BLOCK, lanes = p.lanes;
@@ -177,4 +181,5 @@ void chunked_selective_scan(const float *x, const float *delta, const float *At,
         for (long i = 0; i < b; i++)
             for (long d = 0; d < D; d++)
                 for (long s = 0; s < N; s++) last[(i * D + d) * N + s] = entering[(i * N + s) * D + d];
+    return 0;
 }

@@ -17,6 +17,13 @@ Feature maps φ (config `feature_map`):
 - performer: FAVOR+ positive random features,
              φ(x) = exp(ωᵀx̃ − ‖x̃‖²/2) / √m,  x̃ = x / d^¼,  ω ~ N(0, I)  D = m = n_features
              so that φ(q)φ(k)ᵀ ≈ exp(qᵀk/√d), the softmax kernel, in expectation.
+             In fp32 the exponent is shifted by constants that cancel in φ(q)S / φ(q)z: each query's
+             row max, and for keys one constant per head, c_h − 40 with c_h = max_j ‖ω_j‖²/2 ≥ ωᵀx̃ − ‖x̃‖²/2
+             for every x̃ (so a key feature is at most e^40/√m: no overflow, 40 nats of headroom
+             against underflow). The denominator's guard is the smallest normal float, not 1e-6: φ(q)z
+             is positive and legitimately tiny at large input scale, and an absolute 1e-6 swamped it
+             (66% error at ×4 input before). Matches the exact ratio to ~1e-6 up to ×4 input, ~1e-3 at ×6,
+             ~7e-2 at ×8, where queries and keys, stabilised apart, underflow (tests/test_mechanisms.py).
 - taylor:    2nd-order Taylor expansion of exp: φ(x) = [1, x̃, vec(x̃x̃ᵀ)/√2]
              so that φ(q)φ(k)ᵀ = 1 + q̃ᵀk̃ + (q̃ᵀk̃)²/2                    D = 1 + d + d²
 
@@ -48,6 +55,8 @@ from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
 IMPLS = ("parallel", "recurrent", "chunked")
 FEATURE_MAPS = ("elu1", "relu", "performer", "taylor")
 EPS = 1e-6  # keeps φ(q)z away from 0 (relu features can all be 0)
+POSITIVE_EPS = torch.finfo(torch.float32).tiny  # performer: φ > 0, the guard only catches a full underflow
+KEY_HEADROOM = 40.0  # performer keys: the largest possible log-feature is shifted to this
 
 
 def feature_dim(config: dict[str, Any]) -> int:
@@ -65,6 +74,10 @@ class FeatureMap(nn.Module):
             generator = torch.Generator().manual_seed(0)
             # ω: (h, d, m), one draw per head, fixed (a buffer, not a parameter)
             self.register_buffer("omega", torch.randn(n_heads, head_dim, n_features, generator=generator))
+            # c_h − 40 per head, c_h = max_j ‖ω_j‖²/2 ≥ ωᵀx̃ − ‖x̃‖²/2 for every x̃: the same for every key, so it cancels
+            bound = 0.5 * self.omega.pow(2).sum(dim=1).amax(dim=-1)  # c_h: (h,)
+            self.register_buffer("key_offset", (bound - KEY_HEADROOM)[:, None, None])  # (h, 1, 1)
+        self.eps = POSITIVE_EPS if kind == "performer" else EPS
 
     def forward(self, x: torch.Tensor, is_query: bool) -> torch.Tensor:
         """x: (b, h, n, d) -> φ(x): (b, h, n, D)"""
@@ -77,9 +90,12 @@ class FeatureMap(nn.Module):
             outer = (x[..., :, None] * x[..., None, :]).flatten(-2) * (0.5**0.5)  # vec(x̃x̃ᵀ)/√2: (…, d²)
             return torch.cat([torch.ones_like(x[..., :1]), x, outer], dim=-1)
         projected = x @ self.omega[None]  # ωᵀx̃: (b, h, n, m)
-        log_phi = projected - 0.5 * x.pow(2).sum(dim=-1, keepdim=True)
+        half_norm = 0.5 * x.pow(2).sum(dim=-1, keepdim=True)  # ‖x̃‖²/2: (b, h, n, 1)
         if is_query:  # a per-query constant cancels in φ(q)S / φ(q)z: subtract the row max for stability
+            log_phi = projected - half_norm
             log_phi = log_phi - log_phi.amax(dim=-1, keepdim=True).detach()
+        else:  # one constant per head for every key: at most KEY_HEADROOM
+            log_phi = projected - (half_norm + self.key_offset)
         return torch.exp(log_phi) * self.omega.shape[-1] ** -0.5
 
 
@@ -102,7 +118,7 @@ class LinearAttention(Mechanism):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self._features(x)
         form = {"parallel": parallel_form, "recurrent": recurrent_form, "chunked": chunked_form}[self.impl]
-        o = form(q, k, v, self.chunk_size) if self.impl == "chunked" else form(q, k, v)
+        o = form(q, k, v, self.chunk_size, self.phi.eps) if self.impl == "chunked" else form(q, k, v, self.phi.eps)
         return self.o_proj(merge_heads(o))
 
     def init_state(self, batch: int) -> dict[str, torch.Tensor]:
@@ -113,7 +129,7 @@ class LinearAttention(Mechanism):
     def prefill(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         q, k, v = self._features(x)
         form = {"parallel": parallel_form, "recurrent": recurrent_form, "chunked": chunked_form}[self.impl]
-        o = form(q, k, v, self.chunk_size) if self.impl == "chunked" else form(q, k, v)
+        o = form(q, k, v, self.chunk_size, self.phi.eps) if self.impl == "chunked" else form(q, k, v, self.phi.eps)
         state = {"S": k.transpose(-2, -1) @ v, "z": k.sum(dim=2)}  # S_n = Σ φ(k_i)ᵀ v_i, z_n = Σ φ(k_i)ᵀ
         return self.o_proj(merge_heads(o)), state
 
@@ -123,18 +139,18 @@ class LinearAttention(Mechanism):
         z = state["z"] + k[:, :, 0]  # z_t = z_{t-1} + φ(k_t)ᵀ
         num = q @ S  # φ(q_t) S_t: (b, h, 1, d)
         den = q @ z[..., None]  # φ(q_t) z_t: (b, h, 1, 1)
-        return self.o_proj(merge_heads(num / (den + EPS))), {"S": S, "z": z}
+        return self.o_proj(merge_heads(num / (den + self.phi.eps))), {"S": S, "z": z}
 
 
-def parallel_form(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def parallel_form(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """o = tril(φ(Q)φ(K)ᵀ) V / tril(φ(Q)φ(K)ᵀ) 1, the n×n reference."""
     n = q.shape[2]
     causal = torch.ones(n, n, dtype=torch.bool, device=q.device).tril()
     a = (q @ k.transpose(-2, -1)).masked_fill(~causal, 0.0)  # A: (b, h, n, n)
-    return (a @ v) / (a.sum(dim=-1, keepdim=True) + EPS)
+    return (a @ v) / (a.sum(dim=-1, keepdim=True) + eps)
 
 
-def recurrent_form(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def recurrent_form(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """The token loop: S_t = S_{t-1} + φ(k_t)ᵀ v_t, z_t = z_{t-1} + φ(k_t)ᵀ, o_t = φ(q_t)S_t / φ(q_t)z_t."""
     b, h, n, D = q.shape
     S = q.new_zeros(b, h, D, v.shape[-1])  # (b, h, D, d)
@@ -146,11 +162,11 @@ def recurrent_form(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.T
         z = z + k_t
         num = (q_t[..., None, :] @ S)[..., 0, :]  # φ(q_t) S_t: (b, h, d)
         den = (q_t * z).sum(dim=-1, keepdim=True)  # φ(q_t) z_t: (b, h, 1)
-        outputs.append(num / (den + EPS))
+        outputs.append(num / (den + eps))
     return torch.stack(outputs, dim=2)  # (b, h, n, d)
 
 
-def chunked_form(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_size: int) -> torch.Tensor:
+def chunked_form(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_size: int, eps: float = EPS) -> torch.Tensor:
     """Intra-chunk parallel form + inter-chunk state S_c, all chunks at once."""
     b, h, n, D = q.shape
     d = v.shape[-1]
@@ -168,7 +184,7 @@ def chunked_form(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_size: 
     z = torch.cumsum(chunk_z, dim=2) - chunk_z
     num = a @ v + q @ S  # (b, h, c, C, d)
     den = a.sum(dim=-1) + (q @ z[..., None])[..., 0]  # (b, h, c, C)
-    o = num / (den[..., None] + EPS)
+    o = num / (den[..., None] + eps)
     return o.reshape(b, h, c * C, d)[:, :, :n]
 
 
@@ -198,6 +214,8 @@ def _phi_cost(t: Tally, config: dict[str, Any], rows: int, is_query: bool) -> No
         if is_query:
             t.add(rows * m, 0)  # row max
             t.elementwise(rows * m, 1, 0)  # − max
+        else:
+            t.elementwise(rows, 1, 0)  # ½‖x̃‖² + the per-head key offset
         t.elementwise(rows * m, 2, 2)  # exp, ·1/√m
         t.add(0, rows * d)  # dx̃: the gradients of ωᵀx̃ and ‖x̃‖² are summed
         t.elementwise(0, 0, 0)

@@ -71,7 +71,6 @@ DEFAULT = {"pattern": DEFAULT_PATTERN}
     MechanismSpec(
         name="hybrid",
         family="hybrid",
-        kernels=("selective_scan",),  # its mamba layers (impl chunked), when the pattern has M
         summary="Pre-norm residual stack from a pattern of layer letters/names (A attention, M mamba, E MoE, F FFN, ...)",
         paper=Paper("An Empirical Study of Mamba-based Language Models", 2024, "2406.07887"),
         causal=True,

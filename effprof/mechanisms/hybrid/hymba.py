@@ -101,7 +101,6 @@ class Hymba(Stack):
     MechanismSpec(
         name="hymba",
         family="hybrid",
-        kernels=("selective_scan",),  # its mamba layers (impl chunked)
         summary="Hymba: parallel attention + Mamba heads per layer (normalised mean), sliding windows, meta tokens",
         paper=Paper("Hymba: A Hybrid-head Architecture for Small Language Models", 2024, "2411.13676"),
         causal=True,

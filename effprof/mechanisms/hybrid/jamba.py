@@ -63,7 +63,6 @@ def jamba_cost(config: dict[str, Any], mode: str) -> Cost:
     MechanismSpec(
         name="jamba",
         family="hybrid",
-        kernels=("selective_scan",),  # its mamba layers (impl chunked)
         summary="Jamba: Mamba layers with attention in 1 of 8 and MoE replacing every other FFN",
         paper=Paper("Jamba: A Hybrid Transformer-Mamba Language Model", 2024, "2403.19887"),
         causal=True,

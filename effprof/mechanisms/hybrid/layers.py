@@ -4,6 +4,10 @@
     M  mamba (impl chunked)               S  mamba2                E  moe_topk (MoE FFN)
     F  dense_ffn
 
+Mamba layers run impl chunked (the torch form) in every stack, whether named by letter or by name: a stack
+is trained as well as run forward, and mamba's compiled impl chunked_c has no backward. So no stack runs a
+compiled kernel, and no hybrid spec declares one.
+
 A pattern is a string of letters ("MMMA", "AFME") or comma-separated names of causal
 registered mechanisms ("mamba,mamba,softmax_attention"; letters may be mixed in). Each
 entry is one pre-norm residual block; `parse_pattern` repeats the pattern and cuts it to
@@ -94,7 +98,7 @@ def _entry(token: str, pattern: str) -> tuple[str, dict[str, Any]]:
             f"pattern={pattern!r}: unknown layer {token!r}; accepted: letters {accepted_letters()}, "
             f"or causal mechanisms {', '.join(names)}"
         )
-    return token, {}
+    return next((entry for entry in LETTERS.values() if entry[0] == token), (token, {}))  # a letter's fixed impl
 
 
 def layer(stack_config: dict[str, Any], name: str, fixed: dict[str, Any] | None = None) -> Layer:

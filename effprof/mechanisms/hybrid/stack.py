@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from effprof.mechanisms.base import Mechanism, State
-from effprof.mechanisms.hybrid import blocks, plan as layout
+from effprof.mechanisms.hybrid import blocks
+from effprof.mechanisms.hybrid import plan as layout
 
 
 class Stack(Mechanism):

@@ -60,7 +60,6 @@ def zamba_cost(config: dict[str, Any], mode: str) -> Cost:
     MechanismSpec(
         name="zamba",
         family="hybrid",
-        kernels=("selective_scan",),  # its mamba layers (impl chunked)
         summary="Zamba: Mamba backbone with one shared (weight-tied) attention+FFN block applied every shared_every layers",
         paper=Paper("Zamba: A Compact 7B SSM Hybrid Model", 2024, "2405.16712"),
         causal=True,

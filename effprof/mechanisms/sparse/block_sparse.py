@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from effprof.analytic import Tally, dtype_bytes, mean_over_decode
+from effprof.mechanisms.sparse.attend import masked_attention, run_plan
 from effprof.mechanisms.sparse.blocks import (
     block_means,
     block_positions,
@@ -48,21 +49,12 @@ from effprof.mechanisms.sparse.blocks import (
     gather_keys,
     select_blocks,
 )
-from effprof.mechanisms.sparse.core import (
-    KeyPart,
-    Plan,
-    SparseAttention,
-    masked_attention,
-    pad_tokens,
-    padded,
-    pattern_lists,
-    plan_pairs,
-    run_plan,
-    static_plan,
-    static_tensor,
-)
 from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections, sparse_claims
+from effprof.mechanisms.sparse.layer import SparseAttention
+from effprof.mechanisms.sparse.layout import KeyPart, Plan
+from effprof.mechanisms.sparse.pairs import pattern_lists, plan_pairs
 from effprof.mechanisms.sparse.sliding_window import window_plan
+from effprof.mechanisms.sparse.static import pad_tokens, padded, static_plan, static_tensor
 from effprof.registry import Cost, MechanismSpec, Paper, register
 
 IMPLS = ("masked", "gathered")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from effprof.config import declare_key
-from effprof.mechanisms.sparse.core import NEG_INF
+from effprof.mechanisms.sparse.layout import NEG_INF
 
 declare_key("n_selected_blocks", int, "key blocks each query block selects by compressed-block scores (block_sparse, topk_attention)")
 

@@ -29,18 +29,13 @@ import numpy as np
 import torch
 
 from effprof.analytic import Tally, dtype_bytes, mean_over_decode
-from effprof.mechanisms.sparse.core import (
-    Layout,
-    StaticPlanAttention,
-    StaticPart,
-    masked_attention,
-    padded,
-    pattern_lists,
-    static_plan,
-    static_tensor,
-)
+from effprof.mechanisms.sparse.attend import masked_attention
 from effprof.mechanisms.sparse.cost import attend_cost, decode_step_flops, masked_cost, projections, sparse_claims
+from effprof.mechanisms.sparse.layer import StaticPlanAttention
+from effprof.mechanisms.sparse.layout import Layout
+from effprof.mechanisms.sparse.pairs import pattern_lists
 from effprof.mechanisms.sparse.sliding_window import window_plan
+from effprof.mechanisms.sparse.static import StaticPart, padded, static_plan, static_tensor
 from effprof.registry import Cost, MechanismSpec, Paper, register
 
 IMPLS = ("masked", "blocked")

@@ -45,22 +45,13 @@ import torch
 
 from effprof.analytic import Tally, dtype_bytes, mean_over_decode
 from effprof.config import ConfigError
+from effprof.mechanisms.sparse.attend import attend, masked_attention
 from effprof.mechanisms.sparse.buckets import ranks_in_bucket
-from effprof.mechanisms.sparse.core import (
-    KeyPart,
-    Layout,
-    Plan,
-    SparseAttention,
-    attend,
-    gather_tokens,
-    masked_attention,
-    pad_tokens,
-    padded,
-    pattern_lists,
-    plan_pairs,
-    static_tensor,
-)
 from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections, sparse_claims
+from effprof.mechanisms.sparse.layer import SparseAttention
+from effprof.mechanisms.sparse.layout import KeyPart, Layout, Plan, gather_tokens
+from effprof.mechanisms.sparse.pairs import pattern_lists, plan_pairs
+from effprof.mechanisms.sparse.static import pad_tokens, padded, static_tensor
 from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
 
 IMPLS = ("masked", "sorted")

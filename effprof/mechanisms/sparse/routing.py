@@ -37,19 +37,13 @@ import numpy as np
 import torch
 
 from effprof.analytic import Tally, dtype_bytes, mean_over_decode
+from effprof.mechanisms.sparse.attend import masked_attention, run_plan
 from effprof.mechanisms.sparse.buckets import bucket_starts, sort_by_bucket
-from effprof.mechanisms.sparse.core import (
-    KeyPart,
-    Layout,
-    Plan,
-    SparseAttention,
-    masked_attention,
-    pattern_lists,
-    plan_pairs,
-    run_plan,
-    static_tensor,
-)
 from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections, sparse_claims
+from effprof.mechanisms.sparse.layer import SparseAttention
+from effprof.mechanisms.sparse.layout import KeyPart, Layout, Plan
+from effprof.mechanisms.sparse.pairs import pattern_lists, plan_pairs
+from effprof.mechanisms.sparse.static import static_tensor
 from effprof.registry import Cost, MechanismSpec, Paper, register
 
 IMPLS = ("masked", "sorted")

@@ -30,18 +30,12 @@ import torch.nn.functional as F
 
 from effprof.analytic import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FLOPS, Tally, dtype_bytes, mean_over_decode
 from effprof.config import ConfigError
-from effprof.mechanisms.sparse.core import (
-    Layout,
-    StaticPlanAttention,
-    StaticPart,
-    masked_attention,
-    pad_tokens,
-    padded,
-    pattern_lists,
-    static_plan,
-    static_tensor,
-)
+from effprof.mechanisms.sparse.attend import masked_attention
 from effprof.mechanisms.sparse.cost import attend_cost, decode_step_flops, masked_cost, projections, sparse_claims
+from effprof.mechanisms.sparse.layer import StaticPlanAttention
+from effprof.mechanisms.sparse.layout import Layout
+from effprof.mechanisms.sparse.pairs import pattern_lists
+from effprof.mechanisms.sparse.static import StaticPart, pad_tokens, padded, static_plan, static_tensor
 from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
 
 IMPLS = ("masked", "blocked", "fused")

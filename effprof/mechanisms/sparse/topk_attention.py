@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from effprof.analytic import Tally, mean_over_decode
+from effprof.mechanisms.sparse.attend import attend, part_scores
 from effprof.mechanisms.sparse.block_sparse import decode_block_cost, decode_state_bytes, next_block_state, selection_cost
 from effprof.mechanisms.sparse.blocks import (
     block_means,
@@ -45,24 +46,12 @@ from effprof.mechanisms.sparse.blocks import (
     gather_keys,
     select_blocks,
 )
-from effprof.mechanisms.sparse.core import (
-    NEG_INF,
-    KeyPart,
-    Plan,
-    SparseAttention,
-    attend,
-    from_groups,
-    pad_tokens,
-    padded,
-    part_scores,
-    pattern_lists,
-    static_plan,
-    static_tensor,
-    to_groups,
-    unique_sorted,
-)
 from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections, sparse_claims
+from effprof.mechanisms.sparse.layer import SparseAttention
+from effprof.mechanisms.sparse.layout import NEG_INF, KeyPart, Plan, from_groups, to_groups
+from effprof.mechanisms.sparse.pairs import pattern_lists, unique_sorted
 from effprof.mechanisms.sparse.sparse_transformer import fixed_plan
+from effprof.mechanisms.sparse.static import pad_tokens, padded, static_plan, static_tensor
 from effprof.registry import Cost, MechanismSpec, Paper, register
 
 IMPLS = ("masked", "gathered")

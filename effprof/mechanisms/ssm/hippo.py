@@ -51,3 +51,16 @@ def legs_dplr(N: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.T
     Vh = V.conj().T
     return Lambda, Vh @ P.to(torch.complex128), Vh @ B.to(torch.complex128), V
 
+
+
+def conjugate_half(Lambda: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """One mode of each conjugate pair (Im Λ > 0), in order of Im Λ: (Λ, *others) restricted to those N/2 modes.
+
+    HiPPO-LegS is real, so for even N its eigenvalues Λ = -½ ± iω pair up, and V*B (V*P) of the partner is the
+    conjugate: the other half of every vector is the conjugate of this one.
+    """
+    keep = torch.nonzero(Lambda.imag > 0).flatten()
+    if 2 * keep.numel() != Lambda.numel():
+        raise ValueError(f"HiPPO-LegS with N={Lambda.numel()} has no exact pairing into conjugates (N must be even)")
+    keep = keep[Lambda.imag[keep].argsort()]
+    return (Lambda[keep], *(t[keep] for t in others))

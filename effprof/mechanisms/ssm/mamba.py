@@ -17,11 +17,20 @@ projection, K d_conv, C chunk_size, c = ⌈n/C⌉ lanes.
 Forms (config `impl`), the same function (selective_scan.py):
 - sequential: the token loop over h_t, as in the paper's reference scan. n Python steps.
 - chunked: a three-phase parallel scan over c lanes of C tokens: 2C + c Python steps, each on c·D_in·N values.
-  Without autograd (forward, prefill) on CPU in float32 the three phases, and the output's D skip and gate,
-  run as one compiled kernel (effprof/kernels/selective_scan.c, the op effprof::selective_scan), the same
-  arithmetic; records list it under `custom_ops`. EFFPROF_KERNELS=0 keeps the torch form.
-Both are O(n·D_in·N) FLOPs; the chunked form does about twice the exponentials (each lane's incoming state
+  Always the torch form, in every mode, device and dtype.
+- chunked_c: the same three phases, and the output's D skip and gate, as one compiled kernel
+  (effprof/kernels/selective_scan.c, the op effprof::selective_scan; records list it under `custom_ops`), the
+  same arithmetic op for op. Forward and prefill only, on CPU in float32, d_state ≤ the kernel's STATE_MAX
+  (256): another device or dtype, or a larger d_state, is refused when the config is checked; a train point
+  raises KernelUnsupported (the kernel has no backward), and so does building it where the kernel is not
+  built (no C compiler, EFFPROF_KERNELS=0). It never falls back to another form.
+All are O(n·D_in·N) FLOPs; the chunked forms do about twice the exponentials (each lane's incoming state
 is decayed to every position) but no loop over tokens.
+
+The default impl is chunked_c where the kernel builds, else chunked: decided once, when effprof imports its
+mechanisms (`kernels.load`, which compiles on first use and caches the library), and shown by
+`effprof list` and `effprof explain mamba`. Records name the impl that ran, so series from different machines
+never mix forms.
 
 Decode keeps the conv window (the last K-1 inputs, D_in·(K-1)) and h (D_in·N) per sequence: constant in n.
 """
@@ -34,13 +43,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from effprof import kernels
+from effprof.config import ConfigError
 from effprof.mechanisms.base import Mechanism
 from effprof.mechanisms.ssm.conv import CausalConv1d, init_dt_bias
 from effprof.mechanisms.ssm.mamba_cost import dt_rank, mamba_cost
-from effprof.mechanisms.ssm.selective_scan import selective_scan
+from effprof.mechanisms.ssm.selective_scan import COMPILED, IMPLS, KernelUnsupported, selective_scan, state_max
 from effprof.registry import Claim, MechanismSpec, Paper, register
 
-IMPLS = ("sequential", "chunked")
+DEFAULT_IMPL = COMPILED if kernels.load("selective_scan") is not None else "chunked"
 
 
 class Mamba(Mechanism):
@@ -95,19 +106,36 @@ class Mamba(Mechanism):
         return self.out_proj(y), {"conv": window, "ssm": h}
 
 
+def _validate(config: dict[str, Any]) -> None:
+    """impl=chunked_c is the compiled CPU float32 kernel: refuse what it cannot run before anything is built."""
+    if config["impl"] != COMPILED:
+        return
+    if config["device"] != "cpu" or config["dtype"] != "float32":
+        raise ConfigError(
+            f"impl={COMPILED} runs on CPU in float32, not device={config['device']} dtype={config['dtype']}; "
+            "accepted there: sequential, chunked"
+        )
+    if kernels.load("selective_scan") is not None and config["d_state"] > state_max():
+        raise ConfigError(f"d_state={config['d_state']} is above impl={COMPILED}'s {state_max()}; accepted: up to {state_max()}, or impl=chunked")
+
+
 @register(
     MechanismSpec(
         name="mamba",
         complexity={"prefill": "O(N·E·d·N_s) + O(N·d²) projections", "train": "O(N·E·d·N_s) + O(N·d²)", "decode": "O(E·d·N_s + d²) per token", "state": "O(E·d·(N_s + d_conv)): SSM state + conv window"},
         family="ssm",
-        summary="Mamba selective SSM block (input-dependent Δ, B, C; conv; SiLU gate): token-loop or chunked parallel scan",
+        summary=(
+            "Mamba selective SSM block (input-dependent Δ, B, C; conv; SiLU gate): token-loop, chunked parallel scan, "
+            f"or that scan compiled (chunked_c; default impl where it builds, here {DEFAULT_IMPL})"
+        ),
         paper=Paper("Mamba: Linear-Time Sequence Modeling with Selective State Spaces", 2023, "2312.00752"),
         causal=True,
-        defaults={"d_state": 16, "expand": 2, "d_conv": 4, "impl": "chunked", "chunk_size": 64},
+        defaults={"d_state": 16, "expand": 2, "d_conv": 4, "impl": DEFAULT_IMPL, "chunk_size": 64},
         choices={"impl": IMPLS},
+        validate=_validate,
         cost=mamba_cost,
-        loop_impls=("sequential",),  # chunked loops 2C + c steps (or none, compiled), not n
-        kernels=("selective_scan",),
+        loop_impls=("sequential",),  # chunked loops 2C + c steps (chunked_c none), not n
+        kernels=("selective_scan",),  # impl chunked_c, and only it
         test_overrides={"chunk_size": 5},
         claims=(
             Claim("flops", "seq_len", 1.0, "forward", {"impl": "sequential"}),
@@ -115,10 +143,14 @@ class Mamba(Mechanism):
             Claim("flops", "seq_len", 1.0, "train", {"impl": "chunked"}),
             Claim("flops", "d_state", 1.0, "forward", {"impl": "sequential"}),
             Claim("flops", "d_state", 1.0, "forward", {"impl": "chunked"}),
+            Claim("flops", "seq_len", 1.0, "forward", {"impl": COMPILED}),
+            Claim("flops", "d_state", 1.0, "forward", {"impl": COMPILED}),
             Claim("state_bytes", "seq_len", 0.0, "decode"),
             Claim("flops", "seq_len", 0.0, "decode"),
         ),
     )
 )
 def build_mamba(config: dict[str, Any]) -> Mamba:
+    if config["impl"] == COMPILED and kernels.load("selective_scan") is None:
+        raise KernelUnsupported(f"impl={COMPILED} needs the compiled kernel selective_scan: {kernels.status('selective_scan')}")
     return Mamba(config["d_model"], config["d_state"], config["expand"], config["d_conv"], config["impl"], config["chunk_size"])

@@ -108,6 +108,10 @@ def mamba_cost(config: dict[str, Any], mode: str) -> Cost:
         return Cost(mean_over_decode(config, per_token), state_bytes)
     t = Tally()
     _block_in(t, config, b * n)
+    if config["impl"] == "chunked_c":  # the kernel: scan and gate in one op, forward only (no backward to count)
+        t.add(selective_scan_flops(b, n, d_inner, N, config["chunk_size"]), 0)
+        t.linear(b * n, d_inner, d)
+        return Cost(t.forward if mode == "forward" else math.nan, state_bytes)
     if config["impl"] == "sequential":
         _sequential_scan(t, b, n, d_inner, N)
     else:

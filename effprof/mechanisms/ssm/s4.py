@@ -13,8 +13,12 @@ and the layer is  out = GELU(y) Wᴼ.
 A starts as HiPPO-LegS (hippo.py) in the eigenbasis of its normal part, A = diag(Λ) - P P*; then
 - param=dplr (S4): A = diag(Λ) - P P*, Λ, P learned; bilinear transform only;
 - param=diag (S4D): A = diag(Λ), the low-rank term dropped; either discretisation.
-The state x ∈ ℂᴺ is complex; y_k = Re(C x_k) + D u_k. Every HiPPO mode is kept (N complex numbers per
-channel; S4D's halving of conjugate pairs is not used).
+The state x is complex; y_k = Re(C x_k) + D u_k. HiPPO-LegS's N eigenvalues come in conjugate pairs, and for a
+real input the modes of a pair carry conjugate states. S4D (param=diag) keeps one mode of each pair, as the
+authors' code does: N/2 complex numbers per channel, y_k = 2·Re(C x_k) + D u_k over them (half the state
+and half the kernel work of keeping all N, the same function: tests/test_ssm.py). d_state = N is even there.
+param=dplr keeps all N modes (its low-rank term P P* couples them; the authors' DPLR kernel expands the pairs
+back to N for its Cauchy sums as well): N complex numbers per channel, y_k = Re(C x_k) + D u_k.
 
 Glossary: b batch, L = n seq_len, H d_model (channels), N d_state, Δ per-channel step (learned, log-uniform
 in [10⁻³, 10⁻¹] at init), T ≈ √L the split of the Vandermonde index l = T·j + r.
@@ -40,7 +44,7 @@ from torch import nn
 
 from effprof.config import ConfigError, declare_key
 from effprof.mechanisms.base import Mechanism
-from effprof.mechanisms.ssm.hippo import legs_dplr
+from effprof.mechanisms.ssm.hippo import conjugate_half, legs_dplr
 from effprof.mechanisms.ssm.s4_cost import s4_cost
 from effprof.mechanisms.ssm.s4_kernel import DPLR, Diagonal, fft_conv
 from effprof.registry import Claim, MechanismSpec, Paper, register
@@ -53,23 +57,20 @@ declare_key("param", str, "SSM state-matrix parameterisation (S4: diag = S4D, dp
 declare_key("discretization", str, "continuous-to-discrete rule of an SSM: zoh (zero-order hold) or bilinear")
 
 
-def readout(C: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """y = Re(C x): C (H, N), x (b, H, N) -> (b, H)."""
-    return (C * x).real.sum(-1)
-
-
 class S4(Mechanism):
     def __init__(self, d_model: int, d_state: int, param: str, discretization: str, impl: str):
         super().__init__()
         H, N = d_model, d_state
         self.param, self.discretization, self.impl = param, discretization, impl
         Lambda, P, B, _ = legs_dplr(N)
+        if param == "diag":  # one mode of each conjugate pair: M = N/2 (the paper's S4D)
+            Lambda, B = conjugate_half(Lambda, B)
         # Λ = -exp(log_neg_real) + i·imag keeps Re Λ < 0 (a stable system) while learning.
         self.log_neg_real = nn.Parameter(torch.log(-Lambda.real).float().repeat(H, 1))  # (H, N)
         self.imag = nn.Parameter(Lambda.imag.float().repeat(H, 1))  # (H, N)
         self.B = nn.Parameter(torch.view_as_real(B).float().repeat(H, 1, 1))  # (H, N, 2): real pairs of ℂ
         self.P = nn.Parameter(torch.view_as_real(P).float().repeat(H, 1, 1)) if param == "dplr" else None
-        self.C = nn.Parameter(torch.randn(H, N, 2) * 0.5**0.5)  # C ~ CN(0, 1)
+        self.C = nn.Parameter(torch.randn(H, Lambda.shape[0], 2) * 0.5**0.5)  # C ~ CN(0, 1): (H, M, 2)
         self.D = nn.Parameter(torch.randn(H))
         self.log_dt = nn.Parameter(torch.empty(H).uniform_(math.log(1e-3), math.log(1e-1)))  # log Δ
         self.out_proj = nn.Linear(H, H, bias=False)  # Wᴼ
@@ -80,7 +81,7 @@ class S4(Mechanism):
         B, C = torch.view_as_complex(self.B.float()), torch.view_as_complex(self.C.float())
         dt = torch.exp(self.log_dt.float())  # Δ: (H,)
         if self.param == "diag":
-            return Diagonal(Lambda, B, C, dt, self.discretization)
+            return Diagonal(Lambda, B, C, dt, self.discretization, pairs=True)
         return DPLR(Lambda, torch.view_as_complex(self.P.float()), B, C, dt)
 
     def _mix(self, x: torch.Tensor, with_state: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -92,7 +93,7 @@ class S4(Mechanism):
             outputs = []
             for u_k in u.unbind(1):  # (b, H)
                 state = ssm.step(state, u_k)
-                outputs.append(readout(ssm.C, state))
+                outputs.append(ssm.readout(state))
             y = torch.stack(outputs, dim=1) + D * u  # + D u: (b, L, H)
         else:
             K = ssm.kernel(u.shape[1])  # (H, L)
@@ -114,11 +115,15 @@ class S4(Mechanism):
         u = x_t[:, 0].float()  # (b, H)
         ssm = self.ssm()
         state = ssm.step(state, u)
-        y = readout(ssm.C, state) + self.D.float() * u  # (b, H)
+        y = ssm.readout(state) + self.D.float() * u  # (b, H)
         return self.out_proj(F.gelu(y)[:, None].to(x_t.dtype)), state
 
 
 def _validate(config: dict[str, Any]) -> None:
+    if config["param"] == "diag" and config["d_state"] % 2:
+        raise ConfigError(
+            f"d_state={config['d_state']} is odd; param='diag' keeps N/2 conjugate pairs of HiPPO modes: accepted: an even d_state"
+        )
     if config["param"] == "dplr" and config["discretization"] != "bilinear":
         raise ConfigError(
             f"discretization={config['discretization']!r} is not accepted with param='dplr' (S4's DPLR kernel "

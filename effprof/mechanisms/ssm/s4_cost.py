@@ -3,7 +3,8 @@
 Complex arithmetic in the counter's convention: a complex multiply is 6 FLOPs, a complex add, subtract,
 divide, negation, log or sign 2, a complex matmul 8 per multiply-add, torch.polar 6 per output; a real
 FFT of length n costs 2.5·n·log2 n, a complex one 5·n·log2 n. Reductions over complex inputs count 1 per
-input element. Glossary as in s4.py: b batch, L seq_len, H d_model, N d_state, n = 2L the FFT length.
+input element. Glossary as in s4.py: b batch, L seq_len, H d_model, N d_state, n = 2L the FFT length,
+M the complex modes kept per channel: N/2 conjugate pairs for param=diag, all N for param=dplr.
 """
 
 from __future__ import annotations
@@ -147,8 +148,13 @@ def _layer(t: Tally, b: int, H: int, L: int, impl: str) -> None:
     t.linear(b * L, H, H)
 
 
+def modes(config: dict[str, Any]) -> int:
+    """M: complex modes per channel (s4.py): one of each conjugate pair for diag, every mode for dplr."""
+    return config["d_state"] // 2 if config["param"] == "diag" else config["d_state"]
+
+
 def _decode_step(config: dict[str, Any]) -> float:
-    b, H, N = config["batch"], config["d_model"], config["d_state"]
+    b, H, N = config["batch"], config["d_model"], modes(config)
     t = Tally()
     _parameters(t, H, N)
     if config["param"] == "dplr":
@@ -158,6 +164,8 @@ def _decode_step(config: dict[str, Any]) -> float:
         _diagonal_discretization(t, H, N, config["discretization"], uses_log=False)
         t.add((2 * COMPLEX_MUL + COMPLEX_ADD) * b * H * N)  # x = Āx + B̄u
     t.add((COMPLEX_MUL + 1) * b * H * N)  # Re(C x)
+    if config["param"] == "diag":
+        t.add(b * H)  # 2·Re over conjugate pairs
     t.add(2 * b * H)  # + D u
     t.add(b * H)  # GELU
     t.linear(b, H, H)
@@ -165,7 +173,7 @@ def _decode_step(config: dict[str, Any]) -> float:
 
 
 def s4_cost(config: dict[str, Any], mode: str) -> Cost:
-    b, L, H, N = config["batch"], config["seq_len"], config["d_model"], config["d_state"]
+    b, L, H, N = config["batch"], config["seq_len"], config["d_model"], modes(config)
     state_bytes = b * H * N * COMPLEX_STATE_BYTES
     if mode == "decode":
         return Cost(mean_over_decode(config, lambda context: _decode_step(config)), state_bytes)
@@ -181,9 +189,11 @@ def s4_cost(config: dict[str, Any], mode: str) -> Cost:
     elif config["impl"] == "fft":
         _diagonal_discretization(t, H, N, config["discretization"], uses_log=True)
         _vandermonde_kernel(t, H, N, L)
+        t.add(H * L, H * L)  # 2·Re over conjugate pairs; bwd: ×2
         _fft_conv(t, b, H, L)
     else:
         _diagonal_discretization(t, H, N, config["discretization"], uses_log=False)
         _diagonal_recurrence(t, b, H, N, L)
+        t.add(b * H * L, b * H * L)  # 2·Re over conjugate pairs, every step; bwd: ×2
     _layer(t, b, H, L, config["impl"])
     return Cost(t.total(mode), state_bytes)

@@ -7,7 +7,9 @@ Each of the H channels is its own SSM with a complex state x ∈ ℂᴺ (glossar
 
 `Diagonal` (S4D): A = diag(Λ). Both discretisations are elementwise and the kernel is a Vandermonde product,
 K_l = Re Σ_n (C_n B̄_n) Ā_n^l, evaluated as two small Vandermonde matrices (l = T·j + r, Ā^l = Ā^{Tj}·Ā^r) whose
-product is one batched matmul.
+product is one batched matmul. With `pairs` (the paper's form, s4.py's default) the N/2 modes given are one of
+each conjugate pair (Λ_n̄ = conj Λ_n, B_n̄ = conj B_n, C_n̄ = conj C_n): the partner's term is the conjugate of
+its own, so the sum over all N is 2·Re of the sum over the N/2 kept: half the state and half the work.
 
 `DPLR` (S4): A = diag(Λ) - P P*, bilinear transform only (S4's kernel algorithm exists for it alone):
 - step: (I - Δ/2·A)⁻¹ by the Woodbury identity, O(N) per step;
@@ -50,9 +52,14 @@ def split_length(L: int) -> tuple[int, int]:
 
 
 class Diagonal:
-    """S4D: Ā, B̄ elementwise from Λ, B and the step Δ; all tensors (H, N) complex."""
+    """S4D: Ā, B̄ elementwise from Λ, B and the step Δ; all tensors (H, M) complex: M = N modes, or with
+    `pairs` M = N/2 modes standing for themselves and their conjugates (outputs 2·Re instead of Re)."""
 
-    def __init__(self, Lambda: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor, discretization: str):
+    def __init__(
+        self, Lambda: torch.Tensor, B: torch.Tensor, C: torch.Tensor, dt: torch.Tensor, discretization: str,
+        pairs: bool = False,
+    ):
+        self.pairs = pairs
         dtA = dt[:, None] * Lambda  # ΔΛ: (H, N)
         if discretization == "zoh":
             self.log_Abar = dtA  # Ā = exp(ΔΛ)
@@ -66,8 +73,13 @@ class Diagonal:
         self.C = C
 
     def step(self, x: torch.Tensor, u_k: torch.Tensor) -> torch.Tensor:
-        """x_k = Ā x_{k-1} + B̄ u_k;  x: (b, H, N), u_k: (b, H)."""
+        """x_k = Ā x_{k-1} + B̄ u_k;  x: (b, H, M), u_k: (b, H)."""
         return self.Abar * x + self.Bbar * u_k[..., None]
+
+    def readout(self, x: torch.Tensor) -> torch.Tensor:
+        """y = Re(C x), or 2·Re(C x) over conjugate pairs: x (b, H, M) -> (b, H)."""
+        y = (self.C * x).real.sum(-1)
+        return y * 2 if self.pairs else y
 
     def _powers(self, L: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Ā^r for r < T: (H, N, T) and Ā^{Tj} for j < J: (H, J, N)."""
@@ -78,11 +90,13 @@ class Diagonal:
         return low, high
 
     def kernel(self, L: int) -> torch.Tensor:
-        """K_l = Re Σ_n C_n B̄_n Ā_n^l: the Vandermonde product, as (W Ā^{Tj}) @ Ā^r -> (H, L)."""
+        """K_l = Re Σ_n C_n B̄_n Ā_n^l (2·Re over conjugate pairs): the Vandermonde product, as (W Ā^{Tj}) @ Ā^r
+        -> (H, L)."""
         low, high = self._powers(L)
         H = low.shape[0]
         K = ((self.C * self.Bbar)[:, None, :] * high) @ low  # (H, J, T): entry (j, r) is l = T·j + r
-        return K.reshape(H, -1)[:, :L].real
+        K = K.reshape(H, -1)[:, :L].real
+        return K * 2 if self.pairs else K
 
     def final_state(self, u: torch.Tensor) -> torch.Tensor:
         """x_L = B̄ ⊙ Σ_l Ā^l u_{L-1-l}, the same two Vandermonde factors; u: (b, H, L) -> (b, H, N)."""
@@ -105,6 +119,10 @@ class DPLR:
         self.R0 = (self.half_dt.reciprocal() - Lambda).reciprocal()  # (H, N)
         self.R0P = self.R0 * P
         self.denominator = 1 + (P.conj() * self.R0P).sum(-1, keepdim=True)  # 1 + P*R₀P: (H, 1)
+
+    def readout(self, x: torch.Tensor) -> torch.Tensor:
+        """y = Re(C x): x (b, H, N) -> (b, H)."""
+        return (self.C * x).real.sum(-1)
 
     def _solve(self, v: torch.Tensor) -> torch.Tensor:
         """(I - Δ/2·A)⁻¹ v for v: (..., H, N)."""

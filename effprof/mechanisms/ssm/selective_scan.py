@@ -16,13 +16,16 @@ Both compute, for every channel d and state index s (A: (D_in, N) diagonal, Δ, 
   Python runs 2C + c steps instead of n; every decay is a product of factors ≤ 1 (exact, stable in fp32),
   and no step holds more than c·D_in·N values, never (n, D_in, N).
 
-- `selective_scan`: either scan and the block's output around it, (y + D ⊙ x) ⊙ SiLU(z). Without autograd
-  (forward, prefill), on CPU in float32, the chunked form runs as one compiled kernel that also finishes the
-  output, as Mamba's own kernel does (effprof/kernels/selective_scan.c: OpenMP over lanes × blocks of
-  channels, vectorised across channels), registered as the op `effprof::selective_scan` with its FLOP
-  formula. It does the torch form's arithmetic op for op; the torch form stays the readable version and the
-  one autograd differentiates. With EFFPROF_KERNELS=0, or no C compiler, the torch form runs everywhere;
-  records list the kernel under `custom_ops` when it ran.
+- `selective_scan`: the chosen form and the block's output around it, (y + D ⊙ x) ⊙ SiLU(z). Each `impl` runs
+  exactly one piece of code, in every mode:
+  - "sequential": `sequential_scan`; "chunked": `chunked_scan`, always the torch form (autograd
+    differentiates it; any device and dtype);
+  - "chunked_c": the same three phases and the output, as one compiled kernel, as Mamba's own kernel does
+    (effprof/kernels/selective_scan.c: OpenMP over lanes × blocks of channels, vectorised across channels),
+    registered as the op `effprof::selective_scan` with its FLOP formula, so records list it under
+    `custom_ops`. It does the torch form's arithmetic op for op, on CPU in float32, d_state ≤ the kernel's
+    STATE_MAX, and it has no backward: asked for a gradient it raises `KernelUnsupported` (a
+    NotImplementedError) instead of running another form.
 """
 
 from __future__ import annotations
@@ -37,7 +40,25 @@ from torch.utils.flop_counter import register_flop_formula
 from effprof import kernels
 from effprof.mechanisms.ssm.mamba_cost import selective_scan_flops
 
-STATE_MAX = 256  # the kernel keeps h on the stack (selective_scan.c)
+IMPLS = ("sequential", "chunked", "chunked_c")
+COMPILED = "chunked_c"  # the impl that is the compiled kernel
+
+
+class KernelUnsupported(NotImplementedError):
+    """impl=chunked_c asked for what the compiled kernel does not do (a gradient; another device or dtype)."""
+
+
+def state_max() -> int:
+    """The kernel's largest d_state (it keeps h on the stack), read from the built library: STATE_MAX is
+    defined once, in selective_scan.c."""
+    return ctypes.c_long.in_dll(_library(), "selective_scan_state_max").value
+
+
+def _library() -> ctypes.CDLL:
+    library = kernels.load("selective_scan")
+    if library is None:
+        raise KernelUnsupported(f"impl={COMPILED} needs the compiled kernel selective_scan: {kernels.status('selective_scan')}")
+    return library
 
 
 def sequential_scan(
@@ -58,18 +79,44 @@ def selective_scan(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The scan and the block's output around it: (scan(x) + D ⊙ x) ⊙ SiLU(z) -> (b, n, D_in), h_n.
 
-    impl "sequential" starts from state h (zeros when None); "chunked" from zeros, compiled where it applies.
+    impl "sequential" starts from state h (zeros when None); "chunked" and "chunked_c" from zeros.
     """
     if h is not None and impl != "sequential":
         raise ValueError("only the sequential scan continues from a given state (decode steps use it)")
-    if impl == "chunked" and kernel_applies(A, x, delta, B, C, D, z):
+    if impl == COMPILED:
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (x, delta, A, B, C, D, z)):
+            raise KernelUnsupported(f"impl={COMPILED} is a compiled forward with no backward; train with impl=chunked")
         out, last, _, _ = compiled_selective_scan(x, delta, A, B, C, D, z, chunk_size)
         return out, last
     if impl == "sequential":
         y, h = sequential_scan(x, delta, A, B, C, x.new_zeros(x.shape[0], x.shape[2], A.shape[1]) if h is None else h)
-    else:
+    elif impl == "chunked":
         y, h = chunked_scan(x, delta, A, B, C, chunk_size)
+    else:
+        raise ValueError(f"impl={impl!r} is not a selective scan; accepted: {', '.join(IMPLS)}")
     return (y + x * D) * F.silu(z), h
+
+
+def check_kernel_inputs(
+    x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor,
+    z: torch.Tensor,
+) -> None:
+    """The kernel's boundary: it reads raw float32 CPU memory with the shapes below, so anything else is an
+    error here, with the name of the tensor, rather than garbage there. (Strides are handled by the caller,
+    which copies x, Δ, Aᵀ, B, C, D to contiguous memory and z unless its channels are adjacent.)"""
+    tensors = {"x": x, "delta": delta, "A": A, "B": B, "C": C, "D": D, "z": z}
+    for name, t in tensors.items():
+        if t.dtype != torch.float32 or t.device.type != "cpu":
+            raise KernelUnsupported(
+                f"impl={COMPILED} runs on CPU in float32; {name} is {t.dtype} on {t.device.type}: use impl=chunked"
+            )
+    (b, n, d), N = x.shape, A.shape[1]
+    expected = {"delta": (b, n, d), "A": (d, N), "B": (b, n, N), "C": (b, n, N), "D": (d,), "z": (b, n, d)}
+    for name, shape in expected.items():
+        if tuple(tensors[name].shape) != shape:
+            raise ValueError(f"selective_scan kernel: {name} has shape {tuple(tensors[name].shape)}, expected {shape}")
+    if not 1 <= N <= state_max():
+        raise KernelUnsupported(f"impl={COMPILED} takes d_state up to {state_max()}; got {N}: use impl=chunked")
 
 
 @torch.library.custom_op("effprof::selective_scan", mutates_args=(), device_types="cpu")
@@ -77,12 +124,16 @@ def compiled_selective_scan(
     x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor,
     z: torch.Tensor, chunk_size: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """selective_scan(impl="chunked") by the compiled kernel -> output, h_n, and the kernel's scratch:
-    H_k (b, c, N, D_in) and ΣΔ (b, n, D_in).
+    """selective_scan(impl="chunked_c") -> output, h_n, and the kernel's scratch: H_k (b, c, N, D_in) and
+    ΣΔ (b, n, D_in).
 
     The scratch is returned (and dropped by the caller) so that memory accounting, which sees op outputs,
-    counts it. z may be a strided view (the in-projection's second half): only its channels must be adjacent.
+    counts it. Inputs are checked (check_kernel_inputs) and copied to contiguous memory where they are not;
+    z may stay a strided view (the in-projection's second half) when its channels are adjacent.
     """
+    check_kernel_inputs(x, delta, A, B, C, D, z)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size={chunk_size} must be ≥ 1")
     x, delta, At, B, C, D = (t.contiguous() for t in (x, delta, A.t(), B, C, D))
     if z.stride(-1) != 1:
         z = z.contiguous()
@@ -95,8 +146,10 @@ def compiled_selective_scan(
     outputs = [ctypes.c_void_p(t.data_ptr()) for t in (out, last, entering, cumulative)]
     strides = [ctypes.c_long(z.stride(0)), ctypes.c_long(z.stride(1))]
     sizes = [ctypes.c_long(v) for v in (b, n, d, N, size)]
-    library = kernels.load("selective_scan")
-    library.chunked_selective_scan(*inputs, *strides, *outputs, *sizes, ctypes.c_int(torch.get_num_threads()))
+    kernel = _library().chunked_selective_scan
+    kernel.restype = ctypes.c_int
+    if kernel(*inputs, *strides, *outputs, *sizes, ctypes.c_int(torch.get_num_threads())) != 0:
+        raise ValueError(f"selective_scan kernel refused d_state={N}, chunk size {size}")
     return out, last, entering, cumulative
 
 
@@ -112,16 +165,6 @@ def _(x, delta, A, B, C, D, z, chunk_size):
 def _(x_shape, delta_shape, A_shape, B_shape, C_shape, D_shape, z_shape, chunk_size, out_shape=None, **kwargs) -> float:
     (b, n, d), N = x_shape, A_shape[1]
     return selective_scan_flops(b, n, d, N, chunk_size)
-
-
-def kernel_applies(A: torch.Tensor, *others: torch.Tensor) -> bool:
-    """The compiled kernel runs when no gradient is needed, on CPU, in float32, for d_state ≤ STATE_MAX."""
-    tensors = (A, *others)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return False
-    if A.shape[1] > STATE_MAX or any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
-        return False
-    return kernels.load("selective_scan") is not None
 
 
 def chunked_scan(
