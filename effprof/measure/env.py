@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -30,10 +31,24 @@ def device_name(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_load() -> dict[str, Any]:
+    """The machine's 1-minute load average (runnable tasks) and its logical CPU count.
+
+    A load above the core count means other work competed for the cores while a point was
+    timed; renderers flag such points' timings. None where the OS has no load average.
+    """
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        load = None
+    return {"load_avg_1m": load, "cpu_count": os.cpu_count()}
+
+
 def environment(device: str, threads: int) -> dict[str, Any]:
     from effprof import __version__
 
     return {
+        **machine_load(),
         "torch": torch.__version__,
         "device_name": device_name(device),
         "threads": threads,
