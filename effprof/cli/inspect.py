@@ -55,7 +55,7 @@ def explain_command(
     """Equations, config, cost model at the defaults, and claims of one mechanism."""
     from effprof.config import resolve_config
     from effprof.registry import get_spec
-    from effprof.render.series import human
+    from effprof.metrics import human
 
     spec = get_spec(name)
     config = resolve_config(spec, {})
