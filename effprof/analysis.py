@@ -35,7 +35,7 @@ import pandas as pd
 
 from effprof.frames import add_labels, fmt_value, noisy_mask, ok_rows, swept_axis, varying_keys
 from effprof.metrics import CROSSED, METRICS, NOISE_THRESHOLD, is_noisy
-from effprof.records import is_missing, point_identity, to_frame, upgrade
+from effprof.records import ResultsError, is_missing, point_identity, to_frame, upgrade
 
 TIME_NOISE_FLOOR = 0.05
 COUNT_TOLERANCE = 0.005
@@ -319,7 +319,7 @@ class Session:
         return session
 
 
-class SessionError(ValueError):
+class SessionError(ResultsError):
     """A session file that cannot be read: the message names the file and why."""
 
 

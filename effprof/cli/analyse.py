@@ -1,4 +1,4 @@
-"""effprof fit, effprof report: analyse saved results without re-measuring."""
+"""effprof fit, report, merge: analyse saved results without re-measuring (and without torch)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import CsvOpt, FiguresOpt, JsonOpt, LatexOpt
-from effprof.cli.output import check_export_paths, command_line, err, frame_records, load_results, out, print_json, write_exports
+from effprof.cli.output import check_export_paths, command_line, err, frame_records, load_results, out, print_json
 
 
 @app.command("fit")
@@ -18,10 +18,12 @@ def fit_command(
     json_: JsonOpt = False,
 ) -> None:
     """Fit scaling exponents of saved results and check them against the mechanisms' claims."""
+    from effprof.analysis import mark_noisy_fits
     from effprof.fit import fit_frame
     from effprof.render.console import fits_table
 
-    fits = fit_frame(load_results(results))
+    frame = load_results(results)
+    fits = mark_noisy_fits(fit_frame(frame), frame)
     if json_:
         print_json(frame_records(fits))
         return
@@ -40,19 +42,29 @@ def report_command(
     csv: CsvOpt = None,
     figures: FiguresOpt = None,
 ) -> None:
-    """Write a self-contained HTML report (plots, claims, crossovers, records) of saved results."""
-    from effprof.api import pattern_panels
-    from effprof.fit import fit_frame
-    from effprof.render.html import write_report
+    """Write a self-contained HTML report (plots, claims, crossovers, records) of saved results.
+
+    Attention patterns measured with the results (by effprof compare, in RESULTS.session.json beside
+    them) are drawn; results without them are reported without, with a note.
+    """
+    from effprof.analysis import Session, analyse, session_path
+    from effprof.render import html
+    from effprof.render.export import ExportError, write_exports
 
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
     check_export_paths(latex, csv, figures)
     frame = load_results(results)
     old = load_results(baseline, "--baseline") if baseline is not None else None
-    fits = fit_frame(frame)
-    path = write_report(frame, fits, output, command=command_line(), baseline=old, pattern_panels=pattern_panels(frame))
-    write_exports(frame, fits, latex, csv, figures)
+    saved = session_path(results)
+    patterns = Session.load(saved).patterns if saved.exists() else None
+    session = analyse(frame, old, patterns=patterns, command=command_line())
+    path = html.write(session, output)
+    try:
+        for line in write_exports(session, latex, csv, figures):
+            err.print(line)
+    except ExportError as e:
+        raise BadInput(str(e)) from None
     err.print(f"report: {path}")
 
 

@@ -146,8 +146,9 @@ def point_label(record: dict[str, Any]) -> str:
 
 
 def crossovers_table(crossings: list[dict[str, Any]]) -> Table:
-    table = Table(title="crossovers: where one series becomes cheaper than the other (log-space interpolation; "
-                  f"{NOISY_MARK} uncertain: rests on noisy timings)", title_justify="left")
+    uncertain = any(c.get("uncertain") for c in crossings)
+    table = Table(title="crossovers: where one series becomes cheaper than the other (log-space interpolation"
+                  + (f"; {NOISY_MARK} uncertain: rests on noisy timings)" if uncertain else ")"), title_justify="left")
     for column in ("mode", "metric", "series A", "series B", "crossover", "cheaper below", "cheaper above"):
         table.add_column(column, justify="right" if column == "crossover" else "left")
     for c in crossings:
