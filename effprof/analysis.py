@@ -27,8 +27,9 @@ import dataclasses
 import itertools
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -163,9 +164,9 @@ def complexity_table(frame: pd.DataFrame, fits: pd.DataFrame) -> list[dict[str, 
     for mechanism, group in frame.groupby("mechanism", sort=False):
         theory = next((c for c in group["complexity"] if isinstance(c, dict)), {})
         measured = fits[fits["mechanism"] == mechanism] if fits is not None and not fits.empty else pd.DataFrame()
-        row = {"mechanism": mechanism, "family": group["family"].iloc[0] if "family" in group else "", **{
+        row = {"mechanism": mechanism, "family": group["family"].iloc[0] if "family" in group else "", 
             "prefill": theory.get("prefill", ""), "train": theory.get("train", ""),
-            "decode": theory.get("decode", ""), "state": theory.get("state", "")}}
+            "decode": theory.get("decode", ""), "state": theory.get("state", "")}
         for label, mode, metric in (("prefill_exponent", "forward", "flops"), ("train_exponent", "train", "flops"),
                                     ("decode_exponent", "decode", "flops"), ("state_exponent", None, "state_bytes")):
             match = measured[(measured["metric"] == metric) & (measured["axis"] == "seq_len")] if not measured.empty else measured
@@ -303,7 +304,7 @@ class Session:
         return str(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Session":
+    def load(cls, path: str | Path) -> Session:
         """A saved session; records of older schemas are converted."""
         path = Path(path)
         try:

@@ -77,7 +77,7 @@ def unit_of(name_or_column: str) -> str:
         return found.unit
     if name_or_column.startswith("time"):
         return "time"
-    if name_or_column.endswith("bytes") or name_or_column.endswith("bytes_per_s"):
+    if name_or_column.endswith(("bytes", "bytes_per_s")):
         return "bytes"
     return "flops"
 

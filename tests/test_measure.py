@@ -158,7 +158,7 @@ def test_naive_attention_peak_memory_grows_quadratically_tiled_linearly():
 
 def test_a_failing_point_becomes_a_record(monkeypatch):
     """An error inside a mechanism ends that point only: a record with status, message and the analytic figures."""
-    import effprof.measure.harness as harness
+    from effprof.measure import harness
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom inside the mechanism")

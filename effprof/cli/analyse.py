@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -37,7 +37,7 @@ def fit_command(
 def report_command(
     results: Annotated[Path, typer.Argument(help="results file from effprof sweep (JSON Lines)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")],
-    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="an earlier results file: ratio columns, changes beyond noise flagged")] = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="an earlier results file: ratio columns, changes beyond noise flagged")] = None,
     latex: LatexOpt = None,
     csv: CsvOpt = None,
     figures: FiguresOpt = None,

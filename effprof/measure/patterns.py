@@ -8,7 +8,8 @@ without torch.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 PATTERN_SEQ_LEN = 256
 
