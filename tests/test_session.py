@@ -136,8 +136,10 @@ def test_profile_table_flags_a_noisy_point_and_not_a_quiet_one():
         return console.export_text()
 
     noisy = shown({**_point("linear", 64, 1e-3, iqr=1.0), "load_avg_1m": 3.5})
-    assert "noisy timing" in noisy and "100%" in noisy and "3.50 on 2 cores" in noisy
-    assert "noisy" not in shown(_point("linear", 64, 1e-3))
+    assert "noisy timing" in noisy and "100%" in noisy and "machine busy: 1-minute load 3.50 on 2 cores" in noisy
+    quiet = shown(_point("linear", 64, 1e-3))
+    assert "noisy" not in quiet and "busy" not in quiet and "spread unknown" not in quiet
+    assert "spread unknown" in shown({**_point("linear", 64, 1e-3, iqr=0.0), "time_blocks": 1})
 
 
 def test_console_tables_mark_noisy_cells_only():

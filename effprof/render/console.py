@@ -97,13 +97,17 @@ def fits_table(fits: pd.DataFrame) -> Table:
     return table
 
 
-def noise_line(record: dict[str, Any]) -> str | None:
-    """Why a point's timing should not be quoted, or None when it can be."""
-    if not is_noisy(record):
-        return None
-    load = record.get("load_avg_1m")
-    machine = "" if is_missing(load) else f"; load {float(load):.2f} on {record.get('cpu_count')} cores"
-    return f"{NOISY_MARK} noisy timing: IQR/median {100 * relative_spread(record):.0f}% > {100 * NOISE_THRESHOLD:.0f}%{machine}"
+def noise_lines(record: dict[str, Any]) -> list[str]:
+    """Why a point's timing should not be quoted (noisy, spread unknown, busy machine); empty when it can be."""
+    lines = []
+    if is_noisy(record):
+        lines.append(f"{NOISY_MARK} noisy timing: IQR/median {100 * relative_spread(record):.0f}% > {100 * NOISE_THRESHOLD:.0f}%")
+    elif record.get("time_blocks") == 1:
+        lines.append("spread unknown: one timed block (a longer --max-time times more)")
+    load, cores = record.get("load_avg_1m"), record.get("cpu_count")
+    if not is_missing(load) and not is_missing(cores) and float(load) > float(cores):
+        lines.append(f"machine busy: 1-minute load {float(load):.2f} on {cores} cores")
+    return lines
 
 
 def record_table(record: dict[str, Any]) -> Table:
@@ -117,9 +121,8 @@ def record_table(record: dict[str, Any]) -> Table:
     ):
         if key in record:
             table.add_row(key, human(record[key], metric))
-    noise = noise_line(record)
-    if noise:
-        table.add_row("[bold yellow]timing[/]", f"[bold yellow]{escape(noise)}[/]")
+    for line in noise_lines(record):
+        table.add_row("[bold yellow]timing[/]", f"[bold yellow]{escape(line)}[/]")
     if not is_missing(record.get("load_avg_1m")):
         table.add_row("load_avg_1m", f"{float(record['load_avg_1m']):.2f} on {record.get('cpu_count')} cores")
     if record.get("flops_counted") and record.get("flops_analytic"):
