@@ -1,70 +1,87 @@
-"""Analysis for papers, on DataFrames of records (no torch): crossovers, baseline
-comparison, and the complexity comparison table.
+"""Analysis, done once (no torch): `analyse(records, baseline=None) -> Session`.
 
-Crossovers: for every pair of series measured in one mode, and each metric, the
-size on the swept axis where one becomes cheaper than the other, interpolated
-linearly in log(size)–log(value) between the two measured sizes that bracket the
-sign change; "none in range" when one stays cheaper throughout.
+A Session holds everything the renderers show — the records, the scaling fits and claim
+verdicts (effprof.fit), the crossovers, the complexity table, the baseline comparison, the
+attention-pattern data, and a noise summary — and saves as JSON beside the results file, so
+console, HTML, LaTeX and CSV outputs are each `render(session)` and never recompute.
 
-Baseline comparison: each point of a new run against the same point (same
-mechanism, mode and config) of an old run: the ratio new/old, and a flag when the
-change is beyond the noise — for time, beyond the two runs' combined relative IQR
-(at least 5%); for counted quantities (FLOPs, bytes), beyond 0.5%.
+Crossovers: for every pair of series measured in one mode, and each compared metric, the size
+on the swept axis where one becomes cheaper than the other, interpolated linearly in
+log(size)–log(value) between the two measured sizes that bracket the sign change; "none in
+range" when one stays cheaper throughout. A time crossover is `uncertain` when any of the
+points it rests on (the bracketing sizes of both series; every size for "none in range") is
+noisy: it is shown, marked, and never stated as a finding.
+
+Baseline comparison: each point of a new run against the same point (same mechanism, mode and
+config) of an old run, under one rule (`change`) that `effprof check` shares: a change counts
+only beyond the noise — for time, beyond the two runs' combined IQR (and at least 5%); for
+counted quantities (FLOPs, bytes), beyond 0.5% — and beyond the allowed ratio where one is given.
+
+Noise: a point whose timing has IQR / median > 10% is noisy (metrics.is_noisy); fits of a timed
+metric over a series with noisy points are `uncertain`, as are crossovers resting on them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import math
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from effprof.config import KEYS
-from effprof.frames import add_labels, fmt_value, swept_axis
-from effprof.records import is_missing, point_identity
+from effprof.frames import add_labels, fmt_value, noisy_mask, ok_rows, swept_axis, varying_keys
+from effprof.metrics import CROSSED, METRICS, NOISE_THRESHOLD, is_noisy
+from effprof.records import ResultsError, is_missing, point_identity, to_frame, upgrade
 
-CROSSOVER_METRICS = {"time": "time_s", "flops": "flops_counted", "peak_bytes": "peak_bytes", "state_bytes": "state_bytes"}
 TIME_NOISE_FLOOR = 0.05
 COUNT_TOLERANCE = 0.005
+SESSION_VERSION = 1
 
 
-def _ok(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["status"] == "ok"] if "status" in frame.columns else frame
+# ---- crossovers -------------------------------------------------------------------------
 
 
 def crossovers(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Every pair of series × metric in each mode: where (if anywhere in range) their order flips."""
-    ok = _ok(frame)
+    """Every pair of series × compared metric in each mode: where (if anywhere in range) their order flips."""
+    ok = ok_rows(frame)
     axis = swept_axis(ok)
     if ok.empty or axis is None:
         return []
     ok = add_labels(ok, axis)
+    ok = ok.assign(_noisy=noisy_mask(ok))
     out = []
     for mode, group in ok.groupby("mode", sort=False):
-        series = {name: rows for name, rows in group.groupby("series", sort=False)}
-        for metric, column in CROSSOVER_METRICS.items():
-            if column not in group.columns:
+        series = dict(iter(group.groupby("series", sort=False)))
+        for metric in CROSSED:
+            if metric.column not in group.columns:
                 continue
-            curves = {}
+            curves, noisy = {}, {}
             for name, rows in series.items():
-                values = rows.groupby(axis)[column].median().dropna()
+                values = rows.groupby(axis)[metric.column].median().dropna()
                 values = values[values > 0]
                 if len(values) >= 2:
                     curves[name] = values
+                    noisy[name] = set(rows.loc[rows["_noisy"], axis]) if metric.timed else set()
             for a, b in itertools.combinations(curves, 2):
                 crossing = _crossing(curves[a], curves[b])
+                rests_on = crossing.pop("rests_on")
                 names = {"a": a, "b": b, None: None}
                 crossing["cheaper_below"], crossing["cheaper_above"] = names[crossing["cheaper_below"]], names[crossing["cheaper_above"]]
-                out.append({"mode": mode, "metric": metric, "axis": axis, "a": a, "b": b, **crossing})
+                noisy_points = sum(size in noisy[a] for size in rests_on) + sum(size in noisy[b] for size in rests_on)
+                out.append({"mode": mode, "metric": metric.name, "axis": axis, "a": a, "b": b, **crossing,
+                            "noisy_points": noisy_points, "uncertain": noisy_points > 0})
     return out
 
 
 def _crossing(a: pd.Series, b: pd.Series) -> dict[str, Any]:
     sizes = sorted(set(a.index) & set(b.index))
     if len(sizes) < 2:
-        return {"at": None, "cheaper_below": None, "cheaper_above": None, "note": "too few common sizes"}
+        return {"at": None, "cheaper_below": None, "cheaper_above": None, "note": "too few common sizes", "rests_on": sizes}
     x = np.log(np.array(sizes, dtype=float))
     d = np.log(a[sizes].to_numpy(dtype=float)) - np.log(b[sizes].to_numpy(dtype=float))  # < 0: a cheaper
     for i in range(len(sizes) - 1):
@@ -72,35 +89,62 @@ def _crossing(a: pd.Series, b: pd.Series) -> dict[str, Any]:
             t = 0.0 if d[i] == 0 else d[i] / (d[i] - d[i + 1])
             at = float(math.exp(x[i] + t * (x[i + 1] - x[i])))
             below, above = ("a", "b") if d[i + 1] > 0 or (d[i] == 0 and d[i + 1] > 0) else ("b", "a")
-            return {"at": at, "cheaper_below": below, "cheaper_above": above, "note": ""}
+            return {"at": at, "cheaper_below": below, "cheaper_above": above, "note": "", "rests_on": sizes[i:i + 2]}
     cheaper = "a" if d.mean() < 0 else "b"
-    return {"at": None, "cheaper_below": cheaper, "cheaper_above": cheaper, "note": "none in range"}
+    return {"at": None, "cheaper_below": cheaper, "cheaper_above": cheaper, "note": "none in range", "rests_on": sizes}
+
+
+# ---- the baseline rule ------------------------------------------------------------------
+
+
+def noise_band(metric: str, old: float, iqr_new: Any = None, iqr_old: Any = None) -> float:
+    """Relative change (against `old`) that is still noise: for a timed metric the two runs' combined
+    IQR over the old value, at least 5%; for counted quantities 0.5%."""
+    if not METRICS[metric].timed:
+        return COUNT_TOLERANCE
+    spread = sum(float(v) for v in (iqr_new, iqr_old) if _positive(v))
+    return max(TIME_NOISE_FLOOR, spread / old)
+
+
+def change(metric: str, new: float, old: float, iqr_new: Any = None, iqr_old: Any = None, allowed: float = 1.0) -> tuple[str, float]:
+    """The one baseline rule: ("worse" | "better" | "same", the threshold ratio used).
+
+    worse  when new > old × max(allowed, 1 + noise band)
+    better when new < old / max(allowed, 1 + noise band)
+    `allowed` is a tolerated slowdown (check's `regression = 1.1`); the report uses 1 (any change
+    beyond noise). Time: the noise band makes new − old exceed the two runs' combined IQR.
+    """
+    threshold = max(allowed, 1.0 + noise_band(metric, old, iqr_new, iqr_old))
+    if new > old * threshold * (1 + 1e-9):
+        return "worse", threshold
+    if new * threshold * (1 + 1e-9) < old:
+        return "better", threshold
+    return "same", threshold
 
 
 def baseline_diff(new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
-    """Point-by-point ratios new/old for time, FLOPs and memory, with a flag beyond the noise."""
-    new, old = _ok(new), _ok(old)
+    """Point-by-point ratios new/old of each compared metric, judged by `change`."""
+    new, old = ok_rows(new), ok_rows(old)
     if new.empty or old.empty:
         return pd.DataFrame()
-    old_by_key = {point_identity(r.to_dict()): r for _, r in old.iterrows()}  # the latest record of a point wins
-    varying = [k for k in KEYS if k in new.columns and new[k].dropna().astype(str).nunique() > 1]
+    old_by_key = {point_identity(r): r for r in old.to_dict("records")}  # the latest record of a point wins
+    varying = varying_keys(new, within=None)
     rows = []
-    for _, r in new.iterrows():
-        o = old_by_key.get(point_identity(r.to_dict()))
+    for r in new.to_dict("records"):
+        o = old_by_key.get(point_identity(r))
         if o is None:
             continue
-        key = ", ".join(f"{k}={fmt_value(r[k])}" for k in varying if not is_missing(r[k])) or "defaults"
-        for metric in ("time_s", "flops_counted", "peak_bytes", "state_bytes"):
-            if metric not in r or metric not in o or not _positive(r[metric]) or not _positive(o[metric]):
+        key = ", ".join(f"{k}={fmt_value(r[k])}" for k in varying if not is_missing(r.get(k))) or "defaults"
+        for metric in CROSSED:
+            column = metric.column
+            if not _positive(r.get(column)) or not _positive(o.get(column)):
                 continue
-            ratio = float(r[metric]) / float(o[metric])
-            if metric == "time_s":
-                band = max(TIME_NOISE_FLOOR, _rel(r, "time_iqr_s", metric) + _rel(o, "time_iqr_s", metric))
-            else:
-                band = COUNT_TOLERANCE
-            change = "same" if abs(math.log(ratio)) <= math.log1p(band) else ("worse" if ratio > 1 else "better")
-            rows.append({"mechanism": r["mechanism"], "mode": r["mode"], "point": key, "metric": metric, "old": float(o[metric]),
-                         "new": float(r[metric]), "ratio": ratio, "noise_band": band, "change": change})
+            iqr = ("time_iqr_s" if metric.timed else None)
+            verdict, threshold = change(metric.name, float(r[column]), float(o[column]), r.get(iqr) if iqr else None, o.get(iqr) if iqr else None)
+            noisy = metric.timed and (is_noisy(r) or is_noisy(o))
+            rows.append({"mechanism": r["mechanism"], "mode": r["mode"], "point": key, "metric": column, "old": float(o[column]),
+                         "new": float(r[column]), "ratio": float(r[column]) / float(o[column]), "noise_band": threshold - 1.0,
+                         "change": verdict, "noisy": noisy})
     return pd.DataFrame(rows)
 
 
@@ -108,9 +152,7 @@ def _positive(value: Any) -> bool:
     return isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(float(value)) and float(value) > 0
 
 
-def _rel(row: pd.Series, iqr: str, metric: str) -> float:
-    value = row.get(iqr)
-    return float(value) / float(row[metric]) if _positive(value) else 0.0
+# ---- complexity -------------------------------------------------------------------------
 
 
 def complexity_table(frame: pd.DataFrame, fits: pd.DataFrame) -> list[dict[str, Any]]:
@@ -122,9 +164,9 @@ def complexity_table(frame: pd.DataFrame, fits: pd.DataFrame) -> list[dict[str, 
     for mechanism, group in frame.groupby("mechanism", sort=False):
         theory = next((c for c in group["complexity"] if isinstance(c, dict)), {})
         measured = fits[fits["mechanism"] == mechanism] if fits is not None and not fits.empty else pd.DataFrame()
-        row = {"mechanism": mechanism, "family": group["family"].iloc[0] if "family" in group else "", **{
+        row = {"mechanism": mechanism, "family": group["family"].iloc[0] if "family" in group else "", 
             "prefill": theory.get("prefill", ""), "train": theory.get("train", ""),
-            "decode": theory.get("decode", ""), "state": theory.get("state", "")}}
+            "decode": theory.get("decode", ""), "state": theory.get("state", "")}
         for label, mode, metric in (("prefill_exponent", "forward", "flops"), ("train_exponent", "train", "flops"),
                                     ("decode_exponent", "decode", "flops"), ("state_exponent", None, "state_bytes")):
             match = measured[(measured["metric"] == metric) & (measured["axis"] == "seq_len")] if not measured.empty else measured
@@ -138,3 +180,204 @@ def complexity_table(frame: pd.DataFrame, fits: pd.DataFrame) -> list[dict[str, 
             row[label.replace("exponent", "verdict")] = ",".join(sorted(set(match["verdict"])))
         rows.append(row)
     return rows
+
+
+# ---- noise ------------------------------------------------------------------------------
+
+
+def mark_noisy_fits(fits: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """Add `noisy_points` (noisy records in the fitted series of a timed metric) and `uncertain` to fits."""
+    fits = fits.copy()
+    if fits.empty:
+        return fits.assign(noisy_points=pd.Series(dtype=int), uncertain=pd.Series(dtype=bool))
+    ok = ok_rows(frame)
+    noisy = ok[noisy_mask(ok)]
+    counts = []
+    for f in fits.to_dict("records"):
+        if f["metric"] not in METRICS or not METRICS[f["metric"]].timed or noisy.empty:
+            counts.append(0)
+            continue
+        rows = noisy[(noisy["mechanism"] == f["mechanism"]) & (noisy["mode"] == f["mode"])]
+        for part in filter(None, str(f.get("variant") or "").split(",")):
+            key, _, value = part.partition("=")
+            rows = rows[rows[key].map(fmt_value) == value] if key in rows.columns else rows.iloc[0:0]
+        sizes = f.get("sizes")
+        if isinstance(sizes, (list, tuple)) and f["axis"] in rows.columns:
+            rows = rows[rows[f["axis"]].isin(sizes)]
+        counts.append(len(rows))
+    fits["noisy_points"] = counts
+    fits["uncertain"] = fits["noisy_points"] > 0
+    return fits
+
+
+def noise_summary(frame: pd.DataFrame) -> dict[str, Any]:
+    """How many timed points were noisy, and how busy the machine was (load above the core count)."""
+    ok = ok_rows(frame)
+    timed = ok[ok["time_s"].notna()] if "time_s" in ok.columns else ok.iloc[0:0]
+    loads = [(r.get("load_avg_1m"), r.get("cpu_count")) for r in timed.to_dict("records")]
+    loads = [(float(load), int(cores)) for load, cores in loads if not is_missing(load) and not is_missing(cores)]
+    return {
+        "threshold": NOISE_THRESHOLD,
+        "timed": len(timed),
+        "noisy": int(noisy_mask(timed).sum()) if len(timed) else 0,
+        "busy": sum(load > cores for load, cores in loads),
+        "max_load": max((load for load, _ in loads), default=None),
+        "cpu_count": max((cores for _, cores in loads), default=None),
+    }
+
+
+def load_warning(records: Iterable[dict[str, Any]]) -> str | None:
+    """One line when any point was measured on a busy machine (1-minute load above its core count), else None."""
+    busy = [r for r in records if not is_missing(r.get("load_avg_1m")) and not is_missing(r.get("cpu_count"))
+            and float(r["load_avg_1m"]) > int(r["cpu_count"])]
+    if not busy:
+        return None
+    worst = max(float(r["load_avg_1m"]) for r in busy)
+    return (f"the machine was busy for {len(busy)} point(s) (1-minute load up to {worst:.1f} on {int(busy[0]['cpu_count'])} cores): "
+            "their timings are less reliable; re-measure on an idle machine for figures to quote")
+
+
+# ---- the session ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Session:
+    """Everything the renderers show, computed once by `analyse`; saved and loaded as JSON.
+
+    records      the measured points (records.Record, current schema)
+    fits         effprof.fit rows, plus noisy_points / uncertain
+    crossovers   crossovers(), each with noisy_points / uncertain
+    complexity   complexity_table()
+    baseline     baseline_diff() rows, or None when no baseline was given
+    patterns     attention-pattern data of the sparse mechanisms ({name, n, rows, cols, pairs, density, ...}),
+                 or None when it was not measured (it needs torch: `effprof compare` measures it)
+    noise        noise_summary()
+    axis         the swept config key
+    """
+
+    records: list[dict[str, Any]]
+    fits: list[dict[str, Any]]
+    crossovers: list[dict[str, Any]]
+    complexity: list[dict[str, Any]]
+    baseline: list[dict[str, Any]] | None = None
+    patterns: list[dict[str, Any]] | None = None
+    noise: dict[str, Any] = dataclasses.field(default_factory=dict)
+    axis: str | None = None
+    title: str = "effprof report"
+    command: str = ""
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The records as a DataFrame (one row per record)."""
+        return to_frame(self.records)
+
+    @property
+    def fits_frame(self) -> pd.DataFrame:
+        from effprof.fit import FIT_COLUMNS
+
+        return pd.DataFrame(self.fits) if self.fits else pd.DataFrame(columns=[*FIT_COLUMNS, "noisy_points", "uncertain"])
+
+    @property
+    def baseline_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.baseline or [])
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Which claims hold (uncertain time verdicts apart), and the headline crossovers (certain ones only)."""
+        claimed = [f for f in self.fits if f.get("verdict") not in (None, "no-claim")]
+        uncertain = [f for f in claimed if f.get("uncertain")]
+        certain = [f for f in claimed if not f.get("uncertain")]
+        failing = [f for f in certain if f["verdict"] == "fail"]
+        headline = [c for c in self.crossovers if c["at"] is not None and c["metric"] in ("time", "flops")]
+        return {"claims": len(certain), "held": len(certain) - len(failing), "failing": failing, "uncertain": uncertain,
+                "crossovers": [c for c in headline if not c["uncertain"]][:12],
+                "uncertain_crossovers": [c for c in headline if c["uncertain"]][:12], "noise": self.noise}
+
+    def save(self, path: str | Path) -> str:
+        """Write the session as JSON (atomically); returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"session": SESSION_VERSION, **_plain(dataclasses.asdict(self))}
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(data, default=str), encoding="utf-8")
+        tmp.replace(path)
+        return str(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Session:
+        """A saved session; records of older schemas are converted."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise SessionError(f"session file {str(path)!r} cannot be read: {e}") from None
+        if not isinstance(data, dict) or data.get("session") != SESSION_VERSION:
+            raise SessionError(f"session file {str(path)!r} is not an effprof session of version {SESSION_VERSION}")
+        data.pop("session")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        session = cls(**{k: v for k, v in data.items() if k in fields})
+        session.records = [upgrade(r, str(path)) for r in session.records]
+        return session
+
+
+class SessionError(ResultsError):
+    """A session file that cannot be read: the message names the file and why."""
+
+
+def session_path(results: str | Path) -> Path:
+    """Where a results file's session lives: results.jsonl -> results.session.json."""
+    results = Path(results)
+    return results.with_name(results.stem + ".session.json")
+
+
+def analyse(records: Iterable[dict[str, Any]] | pd.DataFrame, baseline: Iterable[dict[str, Any]] | pd.DataFrame | None = None, *,
+            patterns: list[dict[str, Any]] | None = None, fits: pd.DataFrame | None = None,
+            title: str = "effprof report", command: str = "") -> Session:
+    """Fits, verdicts, crossovers, complexity, baseline diff and noise of `records`, computed once.
+
+    `patterns`: attention-pattern data measured beside the records (effprof.measure.patterns), kept as is.
+    `fits`: fits already computed for these records (effprof.fit.fit_frame), so they are not refitted.
+    """
+    from effprof.fit import fit_frame
+
+    records = _as_records(records)
+    frame = to_frame(records)
+    fitted = fit_frame(frame) if fits is None else fits
+    fitted = mark_noisy_fits(fitted, frame)
+    old = to_frame(_as_records(baseline)) if baseline is not None else None
+    return Session(
+        records=records,
+        fits=_plain(fitted.to_dict("records")),
+        crossovers=_plain(crossovers(frame)),
+        complexity=_plain(complexity_table(frame, fitted)),
+        baseline=_plain(baseline_diff(frame, old).to_dict("records")) if old is not None else None,
+        patterns=_plain(patterns) if patterns is not None else None,
+        noise=noise_summary(frame),
+        axis=swept_axis(ok_rows(frame)),
+        title=title,
+        command=command,
+    )
+
+
+def _as_records(records: Iterable[dict[str, Any]] | pd.DataFrame) -> list[dict[str, Any]]:
+    """Records in the current schema, JSON-ready; a DataFrame row's NaN (a key its record lacked) is dropped."""
+    if isinstance(records, pd.DataFrame):
+        rows = [{k: v for k, v in row.items() if not is_missing(v)} for row in records.to_dict("records")]
+    else:
+        rows = list(records)
+    return [_plain(upgrade(r)) for r in rows]
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: numpy scalars and arrays to Python, NaN/inf to None."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

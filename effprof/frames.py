@@ -1,13 +1,23 @@
-"""Series in a frame of records: which axis was swept and how series are labelled (no torch, no rendering)."""
+"""Series in a frame of records: which rows count, which axis was swept, how series are labelled,
+which points are noisy (no torch, no rendering). One helper per concept, used by analysis and
+every renderer."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
 
 from effprof.config import KEYS
+from effprof.metrics import is_noisy
+from effprof.records import is_missing
+
+__all__ = ["add_labels", "fmt_value", "is_missing", "noisy_mask", "ok_rows", "swept_axis", "varying_keys"]
+
+
+def ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of points measured successfully (status ok); a frame without a status column is all ok."""
+    return frame[frame["status"] == "ok"] if "status" in frame.columns else frame
 
 
 def swept_axis(frame: pd.DataFrame) -> str | None:
@@ -21,14 +31,14 @@ def swept_axis(frame: pd.DataFrame) -> str | None:
     return best
 
 
-def varying_keys(frame: pd.DataFrame, axis: str | None) -> list[str]:
-    keys = [k for k in KEYS if k in frame.columns and k != axis]
+def varying_keys(frame: pd.DataFrame, axis: str | None = None, within: str | None = "mechanism") -> list[str]:
+    """Config keys (other than `axis`) taking more than one value within some group of `within`
+    (each mechanism's own series by default; the whole frame when `within` is None)."""
     out = []
-    for k in keys:
-        for _, group in frame.groupby("mechanism"):
-            if group[k].dropna().astype(str).nunique() > 1:
-                out.append(k)
-                break
+    for key in (k for k in KEYS if k in frame.columns and k != axis):
+        groups = [frame] if within is None else [g for _, g in frame.groupby(within)]
+        if any(g[key].dropna().astype(str).nunique() > 1 for g in groups):
+            out.append(key)
     return out
 
 
@@ -38,18 +48,24 @@ def add_labels(frame: pd.DataFrame, axis: str | None) -> pd.DataFrame:
     keys = varying_keys(frame, axis)
 
     def label(row: pd.Series) -> str:
-        parts = [f"{k}={fmt_value(row[k])}" for k in keys if k in row and _present(row[k])]
+        parts = [f"{k}={fmt_value(row[k])}" for k in keys if k in row and not is_missing(row[k])]
         return row["mechanism"] + (f" [{', '.join(parts)}]" if parts else "")
 
     frame["series"] = frame.apply(label, axis=1) if len(frame) else []
     return frame
 
 
-def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
+def noisy_mask(frame: pd.DataFrame) -> pd.Series:
+    """True for each row whose timing is noisy (metrics.is_noisy: IQR / median > 10%)."""
+    if "time_s" not in frame.columns or "time_iqr_s" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return pd.Series([is_noisy(r) for r in frame[["time_s", "time_iqr_s"]].to_dict("records")], index=frame.index, dtype=bool)
 
 
 def fmt_value(value: Any) -> str:
+    """A config value as a user typed it: 2.0 from a DataFrame column is 2."""
+    if hasattr(value, "item") and not isinstance(value, (list, dict)):
+        value = value.item()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

@@ -1,8 +1,9 @@
-"""Records: one flat dict per measured point, stored as JSON Lines.
+"""Records: one typed dict per measured point (`Record`), stored as JSON Lines.
 
 The store is append-only: each record is written as one line, flushed and
 fsynced as soon as it is measured, so an interrupted sweep loses nothing that
-finished. Reading skips a truncated or corrupt line with a warning naming it.
+finished. Reading skips a truncated or corrupt line with a warning naming it,
+and converts records of older schemas to this one (`upgrade`).
 `to_frame` turns records into a pandas DataFrame for fitting and rendering.
 """
 
@@ -15,12 +16,116 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator
+from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, TypedDict
 
 if TYPE_CHECKING:
     import pandas
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-kind breakdowns nested in `layer_kinds`; time_samples_s, load_avg_1m, cpu_count added
+
+
+class LayerKind(TypedDict, total=False):
+    """One kind of layer of a stack (attention, ssm, moe, ffn, stack = the glue; attention_kv, conv ... for state)."""
+
+    flops_analytic: float  # FLOPs — the cost model's FLOPs of every layer of this kind (per generated token in decode)
+    state_bytes_analytic: float  # bytes — the cost model's decode state held by this kind
+    time_s: float  # seconds — median forward time spent in this kind (forward hooks, a separate pass; forward mode)
+    state_bytes: int  # bytes — measured decode state held by this kind (Mechanism.state_breakdown)
+
+
+class Record(TypedDict, total=False):
+    """One measured point. Every config key (config.KEYS: batch, seq_len, d_model, impl, ...) is also a
+    field, resolved to the value that ran. Figures of decode records are per generated token.
+    Absent or None: not measured (e.g. a failed point, or timing switched off)."""
+
+    schema: int  # SCHEMA_VERSION of the effprof that wrote it
+    mechanism: str  # registered name
+    family: str  # attention, linear_attention, ssm, sparse, moe, hybrid, diffusion
+    mode: str  # forward | train | decode
+    status: str  # ok | oom | timeout | error | unsupported
+    error: str  # one line: why the point failed ("" when ok)
+    seed: int  # seed of the weights and inputs
+    # FLOPs (a multiply-add is 2 FLOPs; DESIGN.md "Metrics")
+    flops_analytic: float  # FLOPs — the spec's cost model
+    flops_counted: float  # FLOPs — counted at the op dispatcher
+    flops_fvcore: float  # FLOPs — fvcore's count in this convention; None where fvcore cannot trace
+    fvcore_note: str  # why fvcore gave no figure or a partial one
+    uncounted_ops: str  # comma-separated ops with no FLOP formula (counted as 0)
+    custom_ops: str  # comma-separated compiled kernels that ran
+    bytes_moved: float  # bytes — read + written by the counted ops
+    arithmetic_intensity: float  # FLOP/byte — flops_counted / bytes_moved
+    # time (torch.utils.benchmark blocks after warm-up; per generated token in decode)
+    time_s: float  # seconds — median per call
+    time_iqr_s: float  # seconds — interquartile range per call
+    time_reps: int  # calls measured
+    time_blocks: int  # timed blocks (each a number of calls)
+    time_samples_s: list[float]  # seconds — per-call time of each timed block (the raw samples)
+    time_noisy: bool  # IQR / median > 10% (metrics.NOISE_THRESHOLD)
+    load_avg_1m: float  # runnable tasks — the machine's 1-minute load average when the point was measured
+    cpu_count: int  # cores — logical CPUs of the machine (load_avg_1m above this: busy)
+    achieved_flops_per_s: float  # FLOP/s — flops_counted / time_s
+    peak_flops_per_s: float  # FLOP/s — the machine's measured matmul peak
+    peak_bytes_per_s: float  # bytes/s — the machine's measured copy bandwidth
+    fraction_of_peak: float  # achieved_flops_per_s / peak_flops_per_s
+    # memory
+    peak_bytes: int  # bytes — highest memory held during the call above what was held before it
+    activation_bytes: int  # bytes — saved for backward (train)
+    state_bytes: int  # bytes — decode state after a prefill of seq_len tokens
+    state_bytes_analytic: float  # bytes — the cost model's decode state
+    params: int  # parameters
+    layer_kinds: dict[str, LayerKind]  # a stack's costs by kind of layer (hybrids)
+    analytic_peak_bytes: float  # bytes — the cost model's own memory estimate, where it gives one
+    # diagnostics (MoE routing, diffusion samplers), where the mechanism reports them
+    aux_loss: float  # load-balancing loss, 1 when balanced
+    z_loss: float  # router z-loss
+    dropped_fraction: float  # fraction of tokens dropped by capacity
+    expert_load: list[float]  # tokens routed to each expert
+    load_cv: float  # coefficient of variation of expert_load
+    forward_passes: int  # a sampler's denoiser passes per generation
+    tokens_per_pass: float  # gen_len / forward_passes
+    # what the spec said
+    claims: list[list[Any]]  # [metric, axis, exponent, log_power] of each claim applying here
+    complexity: dict[str, str]  # the spec's theoretical prefill/train/decode/state costs, as text
+    # environment
+    torch: str  # torch version
+    device_name: str  # CPU model or GPU name
+    threads: int  # torch threads used
+    effprof: str  # effprof version
+    git_sha: str  # effprof's commit, where run from a checkout
+    timestamp: str  # UTC, ISO 8601
+
+
+_KIND_PREFIXES = (  # schema 1 kept per-kind figures as prefixed flat keys
+    ("analytic_flops_", "flops_analytic"),
+    ("analytic_state_bytes_", "state_bytes_analytic"),
+    ("time_s_", "time_s"),
+    ("state_bytes_", "state_bytes"),
+)
+
+
+def upgrade(record: dict[str, Any], where: str = "record") -> dict[str, Any]:
+    """A record of any schema this effprof reads, converted to SCHEMA_VERSION (a new dict).
+
+    Schema 1 -> 2: the prefixed keys analytic_flops_<kind>, analytic_state_bytes_<kind>,
+    time_s_<kind> and state_bytes_<kind> move into layer_kinds[kind]; nothing else changes.
+    """
+    version = record.get("schema", 1)
+    if version == SCHEMA_VERSION:
+        return record
+    if version != 1:
+        raise ResultsError(f"{where}: record schema {version!r} is not supported; this effprof reads schemas 1 to {SCHEMA_VERSION}")
+    out: dict[str, Any] = {}
+    kinds: dict[str, dict[str, Any]] = {}
+    for key, value in record.items():
+        prefix = next((p for p in _KIND_PREFIXES if key.startswith(p[0]) and key != "state_bytes_analytic"), None)
+        if prefix is None:
+            out[key] = value
+        elif value is not None:
+            kinds.setdefault(key.removeprefix(prefix[0]), {})[prefix[1]] = value
+    if kinds:
+        out["layer_kinds"] = kinds
+    out["schema"] = SCHEMA_VERSION
+    return out
 
 
 class ResultsError(ValueError):
@@ -92,6 +197,23 @@ def validate_record(record: Any) -> str | None:
             return f"{key} is {_shown(value)}, not text"
         if info.type is int and info.positive and value <= 0:
             return f"{key} is {value!r}; it must be a positive integer"
+    for field in ("time_samples_s", "expert_load"):
+        values = record.get(field)
+        if values is not None and (not isinstance(values, list) or not all(_is_number(v) and v >= 0 for v in values)):
+            return f"{field} is {_shown(values)}, not a list of non-negative numbers"
+    for field in ("layer_kinds", "breakdown"):  # nested figures: {name: {figure: number}}
+        nested = record.get(field)
+        if nested is None:
+            continue
+        if not isinstance(nested, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in nested.items()):
+            return f"{field} is {_shown(nested)}, not a table of tables"
+        for inner in nested.values():
+            for name, value in inner.items():
+                if value is not None and not isinstance(value, str) and not (_is_number(value) and value >= 0):
+                    return f"{field} holds {name} = {_shown(value)}, not a non-negative number"
+    complexity = record.get("complexity")
+    if complexity is not None and (not isinstance(complexity, dict) or not all(isinstance(v, str) for v in complexity.values())):
+        return f"complexity is {_shown(complexity)}, not a table of texts"
     claims = record.get("claims")
     if claims is not None:
         if not isinstance(claims, list):
@@ -224,11 +346,12 @@ def read(path: str | Path) -> list[dict[str, Any]]:
         if not isinstance(record, dict) or "mechanism" not in record or "mode" not in record:
             warnings.warn(f"{path}:{number}: skipped a line that is not an effprof record", stacklevel=2)
             continue
-        version = record.get("schema", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
-            warnings.warn(f"{path}:{number}: skipped a record of schema {_shown(version)}; this effprof reads schema "
-                          f"{SCHEMA_VERSION}", stacklevel=2)
+        version = record.get("schema", 1)
+        if version not in (1, SCHEMA_VERSION):
+            warnings.warn(f"{path}:{number}: skipped a record of schema {_shown(version)}; this effprof reads schemas "
+                          f"1 to {SCHEMA_VERSION}", stacklevel=2)
             continue
+        record = upgrade(record, f"{path}:{number}")
         reason = validate_record(record)
         if reason is not None:
             warnings.warn(f"{path}:{number}: skipped a record whose {reason}", stacklevel=2)

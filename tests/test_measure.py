@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from effprof.measure.flops import FORMULAS, FlopCounter, causal_pairs
 from effprof.measure.harness import Options, measure_point
 from effprof.measure.memory import LiveTensorTracker, activation_bytes, peak_bytes
 from effprof.measure.timing import time_call
+from effprof.records import SCHEMA_VERSION
 
 
 def count(fn) -> FlopCounter:
@@ -125,6 +127,22 @@ def test_measure_point_fills_the_record(mode):
         assert record["activation_bytes"] > 0
     for field in ("torch", "device_name", "threads", "effprof", "timestamp", "seq_len", "impl", "mechanism", "family"):
         assert field in record
+    # the raw samples are kept, and the median is theirs; the machine's load is recorded beside them
+    assert len(record["time_samples_s"]) == record["time_blocks"] >= 1
+    assert statistics.median(record["time_samples_s"]) == pytest.approx(record["time_s"], rel=1e-9)
+    assert record["time_noisy"] == (record["time_iqr_s"] / record["time_s"] > 0.10)
+    assert record["load_avg_1m"] >= 0 and record["cpu_count"] >= 1
+    assert record["schema"] == SCHEMA_VERSION
+
+
+def test_a_stack_records_its_layer_kinds_nested():
+    record = measure_point("jamba", "forward", {"seq_len": 16, "d_model": 32, "batch": 1}, Options(max_time_s=0.02, roofline=False, fvcore=False))
+    assert record["status"] == "ok", record["error"]
+    kinds = record["layer_kinds"]
+    assert {"attention", "ssm"} <= set(kinds) and kinds["attention"]["flops_analytic"] > 0 and kinds["attention"]["time_s"] > 0
+    assert sum(k.get("state_bytes", 0) for k in kinds.values()) == record["state_bytes"]
+    assert sum(k.get("flops_analytic", 0) for k in kinds.values()) == pytest.approx(record["flops_analytic"])
+    assert not any(key.startswith(("time_s_", "analytic_flops_", "state_bytes_a")) for key in record if key != "state_bytes_analytic")
 
 
 def test_naive_attention_peak_memory_grows_quadratically_tiled_linearly():
@@ -140,7 +158,7 @@ def test_naive_attention_peak_memory_grows_quadratically_tiled_linearly():
 
 def test_a_failing_point_becomes_a_record(monkeypatch):
     """An error inside a mechanism ends that point only: a record with status, message and the analytic figures."""
-    import effprof.measure.harness as harness
+    from effprof.measure import harness
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom inside the mechanism")

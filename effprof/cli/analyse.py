@@ -1,15 +1,15 @@
-"""effprof fit, effprof report: analyse saved results without re-measuring."""
+"""effprof fit, report, merge: analyse saved results without re-measuring (and without torch)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import CsvOpt, FiguresOpt, JsonOpt, LatexOpt
-from effprof.cli.output import check_export_paths, check_output_file, command_line, err, frame_records, load_results, out, print_json, read_records, write_exports
+from effprof.cli.output import check_export_paths, check_output_file, command_line, err, frame_records, load_results, out, print_json, read_records
 
 
 @app.command("fit")
@@ -18,10 +18,12 @@ def fit_command(
     json_: JsonOpt = False,
 ) -> None:
     """Fit scaling exponents of saved results and check them against the mechanisms' claims."""
+    from effprof.analysis import mark_noisy_fits
     from effprof.fit import fit_frame
     from effprof.render.console import fits_table
 
-    fits = fit_frame(load_results(results))
+    frame = load_results(results)
+    fits = mark_noisy_fits(fit_frame(frame), frame)
     if json_:
         print_json(frame_records(fits))
         return
@@ -35,15 +37,19 @@ def fit_command(
 def report_command(
     results: Annotated[Path, typer.Argument(help="results file from effprof sweep (JSON Lines)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")],
-    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="an earlier results file: ratio columns, changes beyond noise flagged")] = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="an earlier results file: ratio columns, changes beyond noise flagged")] = None,
     latex: LatexOpt = None,
     csv: CsvOpt = None,
     figures: FiguresOpt = None,
 ) -> None:
-    """Write a self-contained HTML report (plots, claims, crossovers, records) of saved results."""
-    from effprof.api import pattern_panels
-    from effprof.fit import fit_frame
-    from effprof.render.html import write_report
+    """Write a self-contained HTML report (plots, claims, crossovers, records) of saved results.
+
+    Attention patterns measured with the results (by effprof compare, in RESULTS.session.json beside
+    them) are drawn; results without them are reported without, with a note.
+    """
+    from effprof.analysis import Session, analyse, session_path
+    from effprof.render import html
+    from effprof.render.export import ExportError, write_exports
 
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
@@ -51,9 +57,15 @@ def report_command(
     check_export_paths(latex, csv, figures)
     frame = load_results(results)
     old = load_results(baseline, "--baseline") if baseline is not None else None
-    fits = fit_frame(frame)
-    path = write_report(frame, fits, output, command=command_line(), baseline=old, pattern_panels=pattern_panels(frame))
-    write_exports(frame, fits, latex, csv, figures)
+    saved = session_path(results)
+    patterns = Session.load(saved).patterns if saved.exists() else None
+    session = analyse(frame, old, patterns=patterns, command=command_line())
+    path = html.write(session, output)
+    try:
+        for line in write_exports(session, latex, csv, figures):
+            err.print(line)
+    except ExportError as e:
+        raise BadInput(str(e)) from None
     err.print(f"report: {path}")
 
 

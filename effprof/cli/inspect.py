@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect as pyinspect
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -17,7 +17,7 @@ from effprof.cli.output import out, print_json
 
 @app.command("list")
 def list_command(
-    family: Annotated[Optional[str], typer.Option("--family", "-f", help="only this family")] = None,
+    family: Annotated[str | None, typer.Option("--family", "-f", help="only this family")] = None,
     keys: Annotated[bool, typer.Option("--keys", help="also list every config key with its meaning")] = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -64,8 +64,8 @@ def explain_command(
 ) -> None:
     """Equations, config, cost model at the defaults, and claims of one mechanism."""
     from effprof.config import resolve_config
+    from effprof.metrics import human
     from effprof.registry import get_spec
-    from effprof.render.series import human
 
     spec = get_spec(name)
     config = resolve_config(spec, {})
@@ -110,7 +110,7 @@ def patterns_command(
     name: Annotated[str, typer.Argument(help="a sparse mechanism (see effprof list --family sparse)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")],
     param: ParamOpt = None,
-    seq_len: Annotated[Optional[str], typer.Option("--seq-len", help="tokens (at most 32768); default 256")] = None,
+    seq_len: Annotated[str | None, typer.Option("--seq-len", help="tokens (at most 32768); default 256")] = None,
 ) -> None:
     """Render a sparse mechanism's attention pattern (which keys each query attends) as a heatmap with its density."""
     from effprof.cli.options import parse_params

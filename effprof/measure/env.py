@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import os
 import platform
 import socket
 import subprocess
@@ -17,7 +18,7 @@ import torch
 def git_sha() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True, timeout=5,
             cwd=Path(__file__).resolve().parent,
         )
         return out.stdout.strip() if out.returncode == 0 else ""
@@ -47,12 +48,24 @@ def cpu_model() -> str:
 def machine(device: str) -> dict[str, Any]:
     """Where a point runs: the host, its CPU and the device (an executor adds the cluster's node_id)."""
     return {"hostname": socket.gethostname(), "cpu_model": cpu_model(), "device_name": device_name(device)}
+def machine_load() -> dict[str, Any]:
+    """The machine's 1-minute load average (runnable tasks) and its logical CPU count.
+
+    A load above the core count means other work competed for the cores while a point was
+    timed; renderers flag such points' timings. None where the OS has no load average.
+    """
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        load = None
+    return {"load_avg_1m": load, "cpu_count": os.cpu_count()}
 
 
 def environment(device: str, threads: int) -> dict[str, Any]:
     from effprof import __version__
 
     return {
+        **machine_load(),
         "torch": torch.__version__,
         **machine(device),
         "threads": threads,

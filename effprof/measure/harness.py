@@ -1,9 +1,11 @@
-"""One point -> one Record (a flat dict, DESIGN.md "Metrics").
+"""One point -> one Record (records.Record: the fields, their units and meaning).
 
 Order of work for a point, so that nothing is timed under instrumentation:
   build (fixed seed) -> analytic cost -> counted FLOPs (FlopCounter) -> fvcore
   -> peak memory (tracker) -> activation bytes (train) -> decode state bytes
   -> diagnostics -> wall time (no dispatch mode active).
+The machine's load (1-minute load average, core count) is read as the point starts,
+so a noisy timing can be told apart from a busy machine.
 A failure (out of memory, an error in the mechanism) becomes a record with its
 status and message; config errors are raised before anything is measured.
 """
@@ -24,10 +26,9 @@ from effprof.measure.memory import activation_bytes, peak_bytes
 from effprof.measure.roofline import machine_roofline
 from effprof.measure.timing import time_call
 from effprof.measure.workload import make_workload
-from effprof.mechanisms.base import state_nbytes
+from effprof.mechanisms.base import provides, state_nbytes
+from effprof.records import SCHEMA_VERSION, Record
 from effprof.registry import MODES, build, get_spec
-
-SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def applicable_claims(spec, config: dict[str, Any], mode: str) -> list[list[Any]
     ]
 
 
-def measure_point(name: str, mode: str, config: dict[str, Any], options: Options = Options()) -> dict[str, Any]:
+def measure_point(name: str, mode: str, config: dict[str, Any], options: Options = Options()) -> Record:
     """Measure mechanism `name` in `mode` at `config` (overrides of its defaults)."""
     spec, resolved = check_point(name, mode, config)
     threads = options.threads or torch.get_num_threads()
@@ -91,7 +92,7 @@ def check_point(name: str, mode: str, config: dict[str, Any]):
     return spec, resolved
 
 
-def failed_record(name: str, mode: str, config: dict[str, Any], options: Options, status: str, error: str) -> dict[str, Any]:
+def failed_record(name: str, mode: str, config: dict[str, Any], options: Options, status: str, error: str) -> Record:
     """The record of a point that produced no measurement (timed out, killed)."""
     spec, resolved = check_point(name, mode, config)
     record = _base_record(spec, resolved, mode, options.threads or torch.get_num_threads(), options)
@@ -99,11 +100,20 @@ def failed_record(name: str, mode: str, config: dict[str, Any], options: Options
     return record
 
 
-def _base_record(spec, resolved: dict[str, Any], mode: str, threads: int, options: Options) -> dict[str, Any]:
+def _base_record(spec, resolved: dict[str, Any], mode: str, threads: int, options: Options) -> Record:
     cost = spec.cost(resolved, mode)
-    breakdown = {f"analytic_{k}": float(v) for k, v in cost.extra.items()}  # e.g. a stack's FLOPs by layer kind
+    analytic: dict[str, Any] = {}  # the cost model's extras: a stack's figures by layer kind, a memory estimate, ...
+    kinds: dict[str, dict[str, Any]] = {}
+    for key, value in cost.extra.items():
+        for prefix, field in (("flops_", "flops_analytic"), ("state_bytes_", "state_bytes_analytic")):
+            if key.startswith(prefix):
+                kinds.setdefault(key.removeprefix(prefix), {})[field] = float(value)
+                break
+        else:
+            analytic[f"analytic_{key}"] = float(value)
     return {
-        **breakdown,
+        **analytic,
+        **({"layer_kinds": kinds} if kinds else {}),
         "schema": SCHEMA_VERSION,
         "mechanism": spec.name,
         "family": spec.family,
@@ -155,7 +165,7 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
         if mode == "train":
             x = work.inputs[0]
             exclude = [*module.parameters(), *module.buffers(), *work.inputs]
-            forward = getattr(module, "training_loss", module)
+            forward = module.training_loss if provides(module, "training_loss") else module
             record["activation_bytes"] = activation_bytes(lambda: forward(x), exclude)
     if work.info:  # a sampler's own figures: forward passes for the whole generation, ...
         record.update({k: v for k, v in work.info.items() if k != "state" and isinstance(v, (int, float, str))})
@@ -170,19 +180,21 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
         record["state_bytes"] = state_nbytes(state)
         _state_breakdown(module, state, record)
         del state
-    if hasattr(module, "diagnostics"):
+    if provides(module, "diagnostics"):
         if mode != "forward":
             with torch.no_grad():
                 module(work.inputs[0].detach())
         record.update(module.diagnostics())
-    if options.timing and hasattr(module, "layer_kinds") and mode == "forward":
-        record.update({f"time_s_{kind}": t for kind, t in time_by_layer_kind(module, work.run).items()})
+    if options.timing and provides(module, "layer_kinds") and mode == "forward":
+        for kind, t in time_by_layer_kind(module, work.run).items():
+            record.setdefault("layer_kinds", {}).setdefault(kind, {})["time_s"] = t
     if options.timing:
         timing = time_call(work.run, config["device"], threads, options.max_time_s)
         record["time_s"] = timing.median_s / work.per_call
         record["time_iqr_s"] = timing.iqr_s / work.per_call
         record["time_reps"] = timing.reps
         record["time_blocks"] = len(timing.samples_s)
+        record["time_samples_s"] = [t / work.per_call for t in timing.samples_s]
         record["time_noisy"] = timing.noisy
     if record.get("time_s") and record.get("flops_counted"):
         record["achieved_flops_per_s"] = record["flops_counted"] / record["time_s"]
@@ -192,10 +204,11 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
                           fraction_of_peak=record["achieved_flops_per_s"] / peak)
 
 
-def _state_breakdown(module, state, record: dict[str, Any]) -> None:
-    """A stack's decode state by layer kind (KV cache, SSM state, ...) as state_bytes_<kind> fields."""
-    if hasattr(module, "state_breakdown"):
-        record.update({f"state_bytes_{kind}": int(n) for kind, n in module.state_breakdown(state).items()})
+def _state_breakdown(module, state, record: Record) -> None:
+    """A stack's decode state by layer kind (KV cache, SSM state, ...) into layer_kinds[kind]["state_bytes"]."""
+    if provides(module, "state_breakdown"):
+        for kind, n in module.state_breakdown(state).items():
+            record.setdefault("layer_kinds", {}).setdefault(kind, {})["state_bytes"] = int(n)
 
 
 def time_by_layer_kind(module, run, repeats: int = 5) -> dict[str, float]:

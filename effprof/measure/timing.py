@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 import torch.utils.benchmark as benchmark
 
-NOISE_THRESHOLD = 0.10  # IQR / median above this is flagged as noisy
+from effprof.metrics import NOISE_THRESHOLD  # IQR / median above this is flagged as noisy
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,13 @@ Inputs are drawn with a fixed seed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
+
+from effprof.mechanisms.base import provides
 
 
 @dataclass
@@ -55,18 +58,18 @@ def make_workload(module: torch.nn.Module, config: dict[str, Any], mode: str, se
         def run_train() -> None:
             module.zero_grad(set_to_none=True)
             x.grad = None
-            if hasattr(module, "training_loss"):
+            if provides(module, "training_loss"):
                 torch.manual_seed(seed)
                 module.training_loss(x).backward()
             else:
                 module(x).backward(grad)
 
         return Workload(run_train, 1, inputs=(x, grad))
-    if mode == "decode" and hasattr(module, "generate"):
+    if mode == "decode" and provides(module, "generate"):
         module.eval()
         steps = config["gen_len"]
         with torch.no_grad():  # the prompt's prefill (KV cache, prompt ids) is made once and not measured
-            context = module.prepare(x) if hasattr(module, "prepare") else x
+            context = module.prepare(x) if provides(module, "prepare") else x
 
         def run_generate() -> Any:
             torch.manual_seed(seed)

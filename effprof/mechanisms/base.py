@@ -8,6 +8,16 @@
 `step` is functional: it returns a new state and leaves the one it was given
 untouched, so a decode can be replayed from the same prefill state.
 `state` is a tensor or a (nested) tuple/dict of tensors.
+
+Optional hooks (declared on `Mechanism` below, each with what it must return): a
+mechanism overrides the ones it has; the harness asks `provides(module, hook)`.
+
+    training_loss(x)       its own training objective, backpropagated in train mode
+    prepare(x)             the prompt's prefill for its own sampler (made once, not timed)
+    generate(context, n)   its own sampler for decode mode: -> dict of figures
+    diagnostics()          figures about the last forward call (MoE routing, ...)
+    layer_kinds()          [(kind, submodule)]: the stack's layers by kind, for time by kind
+    state_breakdown(state) {kind: bytes} of a decode state
 """
 
 from __future__ import annotations
@@ -31,6 +41,50 @@ class Mechanism(nn.Module):
 
     def step(self, x_t: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         raise NotImplementedError(f"{type(self).__name__} does not decode")
+
+    # ---- optional hooks: override the ones the mechanism has; `provides` says which ----
+
+    def training_loss(self, x: torch.Tensor) -> torch.Tensor:
+        """A scalar loss of its own objective on x (batch, seq_len, d_model), e.g. the masked-diffusion
+        loss. Train mode backpropagates it instead of forward(x) against a random output gradient.
+        It may draw random numbers: the harness reseeds before each call."""
+        raise NotImplementedError(f"{type(self).__name__} has no training_loss")
+
+    def prepare(self, x: torch.Tensor) -> Any:
+        """The context `generate` starts from (the prompt's KV cache, its token ids, ...), built from the
+        prompt x (batch, seq_len, d_model) once and not timed. Without it, generate gets x itself."""
+        raise NotImplementedError(f"{type(self).__name__} has no prepare")
+
+    def generate(self, context: Any, gen_len: int) -> dict[str, Any]:
+        """Its own sampler (diffusion LMs): generate gen_len tokens from `context`; decode mode times this
+        instead of gen_len step() calls. Returns figures of the generation ({"forward_passes": ...});
+        a "state" entry is measured as the decode state. Reseeded before each call."""
+        raise NotImplementedError(f"{type(self).__name__} has no generate")
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Figures about the last forward call, copied into the record (e.g. MoE aux_loss, expert_load):
+        numbers, strings or lists of numbers."""
+        raise NotImplementedError(f"{type(self).__name__} has no diagnostics")
+
+    def layer_kinds(self) -> list[tuple[str, nn.Module]]:
+        """(kind, sub-layer) for each layer of a stack, each module once; forward time is measured per kind."""
+        raise NotImplementedError(f"{type(self).__name__} has no layer_kinds")
+
+    def state_breakdown(self, state: State) -> dict[str, int]:
+        """Bytes of a decode state by kind (attention_kv, ssm, conv, ...), summing to state_nbytes(state)."""
+        raise NotImplementedError(f"{type(self).__name__} has no state_breakdown")
+
+
+HOOKS = ("training_loss", "prepare", "generate", "diagnostics", "layer_kinds", "state_breakdown")
+
+
+def provides(module: nn.Module, hook: str) -> bool:
+    """Whether `module` implements optional hook `hook` (one of HOOKS): its class, or a mixin before
+    Mechanism in its method order, defines it. A plain nn.Module (a plugin's) provides what it defines."""
+    if hook not in HOOKS:
+        raise ValueError(f"{hook!r} is not an optional hook; hooks: {', '.join(HOOKS)}")
+    found = getattr(type(module), hook, None)
+    return callable(found) and found is not getattr(Mechanism, hook)
 
 
 def state_tensors(state: State) -> list[torch.Tensor]:

@@ -1,55 +1,68 @@
 """Terminal tables (rich): rows are mechanisms/variants, columns the swept sizes, best value in bold green.
 
 Like torch.utils.benchmark's Compare: one table per mode and metric; with a
-baseline series, each cell also shows its ratio to the baseline.
+baseline series, each cell also shows its ratio to the baseline. Every table renders
+a Session (effprof.analysis); a noisy timing (IQR/median > 10%) carries a †, and
+crossovers or time verdicts resting on noisy points say "uncertain".
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
-from effprof.render.series import METRIC_LABELS, TABLE_METRICS, add_labels, fmt_value, human, swept_axis
+from effprof.analysis import Session
+from effprof.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, swept_axis
+from effprof.metrics import COMPARED, NOISE_THRESHOLD, NOISY_MARK, human, is_noisy, relative_spread
 
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "no-claim": "dim"}
+NOISE_NOTE = f"{NOISY_MARK} noisy: IQR/median > {100 * NOISE_THRESHOLD:.0f}%"
 
 
-def comparison_tables(frame: pd.DataFrame, baseline: str | None = None) -> list[Table]:
-    ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame
+def comparison_tables(data: Session | pd.DataFrame, baseline: str | None = None) -> list[Table]:
+    """One table per mode × compared metric; `baseline` names a series to show ratios against."""
+    frame = data.frame if isinstance(data, Session) else data
+    ok = ok_rows(frame)
     if ok.empty:
         return []
     axis = swept_axis(ok)
     ok = add_labels(ok, axis)
+    ok = ok.assign(_noisy=noisy_mask(ok))
     tables = []
     for mode, group in ok.groupby("mode", sort=False):
         sizes = sorted(group[axis].dropna().unique()) if axis else [None]
-        for metric in TABLE_METRICS:
-            if metric not in group.columns or group[metric].isna().all():
+        for metric in COMPARED:
+            if metric.column not in group.columns or group[metric.column].isna().all():
                 continue
-            tables.append(_metric_table(group, mode, metric, axis, sizes, baseline))
+            tables.append(_metric_table(group, mode, metric.column, axis, sizes, baseline))
     return tables
 
 
 def _metric_table(group: pd.DataFrame, mode: str, metric: str, axis: str | None, sizes: list, baseline: str | None) -> Table:
-    title = f"{METRIC_LABELS[metric]} — {mode}" + (" — per generated token" if mode == "decode" and metric in ("flops_counted", "time_s") else "")
+    entry = next(m for m in COMPARED if m.column == metric)
+    title = f"{entry.label} — {mode}" + (" — per generated token" if mode == "decode" and entry.name in ("flops", "time") else "")
+    cells: dict[str, dict[Any, float]] = {}
+    noisy: dict[str, dict[Any, bool]] = {}
+    for series, rows in group.groupby("series", sort=False):
+        at = {size: (rows[rows[axis] == size] if axis else rows) for size in sizes}
+        cells[series] = {size: r[metric].median() for size, r in at.items()}
+        noisy[series] = {size: entry.timed and bool(r["_noisy"].any()) for size, r in at.items()}
+    if any(any(v.values()) for v in noisy.values()):
+        title += f" ({NOISE_NOTE})"
     table = Table(title=title, title_justify="left")
     table.add_column("mechanism")
     for size in sizes:
         table.add_column(f"{axis}={fmt_value(size)}" if axis else "value", justify="right")
-    cells: dict[str, dict[Any, float]] = {}
-    for series, rows in group.groupby("series", sort=False):
-        cells[series] = {size: (rows[rows[axis] == size][metric].median() if axis else rows[metric].median()) for size in sizes}
     best = {size: min((v[size] for v in cells.values() if _number(v[size])), default=None) for size in sizes}
     base = cells.get(baseline) if baseline else None
     for series, values in cells.items():
         row = [escape(series)]
         for size in sizes:
             value = values[size]
-            text = human(value, metric)
+            text = human(value, metric) + (f" {NOISY_MARK}" if noisy[series][size] else "")
             if base is not None and _number(value) and _number(base[size]) and base[size] > 0 and series != baseline:
                 text += f" ({value / base[size]:.2f}×)"
             if _number(value) and best[size] is not None and value == best[size] and len(cells) > 1:
@@ -60,7 +73,7 @@ def _metric_table(group: pd.DataFrame, mode: str, metric: str, axis: str | None,
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not math.isnan(value)
+    return isinstance(value, (int, float)) and not is_missing(value)
 
 
 def fits_table(fits: pd.DataFrame) -> Table:
@@ -70,7 +83,9 @@ def fits_table(fits: pd.DataFrame) -> Table:
     for column in ("mechanism", "variant", "mode", "metric", "axis", *numeric, "verdict"):
         table.add_column(column, justify="right" if column in numeric else "left")
     for row in fits.itertuples():
-        verdict = f"[{VERDICT_STYLE[row.verdict]}]{row.verdict}[/]"
+        verdict = f"[{VERDICT_STYLE.get(row.verdict, '')}]{row.verdict}[/]"
+        if getattr(row, "uncertain", False) in (True,):  # True or numpy's True; never a NaN of a frame without the column
+            verdict = f"[dim]{row.verdict} (uncertain: {row.noisy_points} noisy {NOISY_MARK})[/]"
         ci = f"[{row.ci_low:.2f}, {row.ci_high:.2f}]" if _number(row.ci_low) else "–"
         claimed = "–" if not _number(row.claimed) else f"{row.claimed:g}"
         analytic = "–" if not _number(row.analytic_exponent) else f"{row.analytic_exponent:.2f}"
@@ -80,6 +95,19 @@ def fits_table(fits: pd.DataFrame) -> Table:
         table.add_row(escape(row.mechanism), escape(row.variant or ""), row.mode, row.metric, row.axis, f"{row.exponent:.3f}", ci,
                       f"{row.r2:.3f}", leading, analytic, claimed, verdict)
     return table
+
+
+def noise_lines(record: dict[str, Any]) -> list[str]:
+    """Why a point's timing should not be quoted (noisy, spread unknown, busy machine); empty when it can be."""
+    lines = []
+    if is_noisy(record):
+        lines.append(f"{NOISY_MARK} noisy timing: IQR/median {100 * relative_spread(record):.0f}% > {100 * NOISE_THRESHOLD:.0f}%")
+    elif record.get("time_blocks") == 1:
+        lines.append("spread unknown: one timed block (a longer --max-time times more)")
+    load, cores = record.get("load_avg_1m"), record.get("cpu_count")
+    if not is_missing(load) and not is_missing(cores) and float(load) > float(cores):
+        lines.append(f"machine busy: 1-minute load {float(load):.2f} on {cores} cores")
+    return lines
 
 
 def record_table(record: dict[str, Any]) -> Table:
@@ -93,6 +121,10 @@ def record_table(record: dict[str, Any]) -> Table:
     ):
         if key in record:
             table.add_row(key, human(record[key], metric))
+    for line in noise_lines(record):
+        table.add_row("[bold yellow]timing[/]", f"[bold yellow]{escape(line)}[/]")
+    if not is_missing(record.get("load_avg_1m")):
+        table.add_row("load_avg_1m", f"{float(record['load_avg_1m']):.2f} on {record.get('cpu_count')} cores")
     if record.get("flops_counted") and record.get("flops_analytic"):
         table.add_row("counted / analytic", f"{record['flops_counted'] / record['flops_analytic']:.4f}")
     for key in ("fvcore_note", "uncounted_ops", "custom_ops", "error"):
@@ -117,11 +149,15 @@ def point_label(record: dict[str, Any]) -> str:
 
 
 def crossovers_table(crossings: list[dict[str, Any]]) -> Table:
-    table = Table(title="crossovers: where one series becomes cheaper than the other (log-space interpolation)", title_justify="left")
+    uncertain = any(c.get("uncertain") for c in crossings)
+    table = Table(title="crossovers: where one series becomes cheaper than the other (log-space interpolation"
+                  + (f"; {NOISY_MARK} uncertain: rests on noisy timings)" if uncertain else ")"), title_justify="left")
     for column in ("mode", "metric", "series A", "series B", "crossover", "cheaper below", "cheaper above"):
         table.add_column(column, justify="right" if column == "crossover" else "left")
     for c in crossings:
         where = f"{c['axis']} ≈ {c['at']:.0f}" if c["at"] is not None else c["note"]
+        if c.get("uncertain"):
+            where = f"[dim]{where} {NOISY_MARK} uncertain[/]"
         table.add_row(c["mode"], c["metric"], escape(c["a"]), escape(c["b"]), where, escape(str(c["cheaper_below"] or "")), escape(str(c["cheaper_above"] or "")))
     return table
 
@@ -152,5 +188,39 @@ def baseline_table(diff) -> Table:
     for r in diff.to_dict("records"):
         unit = "time" if r["metric"].startswith("time") else ("bytes" if r["metric"].endswith("bytes") else "flops")
         table.add_row(escape(r["mechanism"]), r["mode"], escape(r["point"]), r["metric"], human(r["old"], unit), human(r["new"], unit),
-                      f"{r['ratio']:.3f}", f"[{style[r['change']]}]{r['change']}[/]")
+                      f"{r['ratio']:.3f}", f"[{style[r['change']]}]{r['change']}[/]" + (f" {NOISY_MARK} noisy" if r.get("noisy") else ""))
     return table
+
+
+def session_tables(session: Session, baseline_series: str | None = None) -> list[Table]:
+    """Everything `effprof compare` prints for a session, in order: the comparison tables, fits,
+    crossovers, complexity, the baseline comparison."""
+    tables = comparison_tables(session, baseline_series)
+    if session.fits:
+        tables.append(fits_table(session.fits_frame))
+    if session.crossovers:
+        tables.append(crossovers_table(session.crossovers))
+    if session.complexity:
+        tables.append(complexity_table(session.complexity))
+    if session.baseline is not None:
+        tables.append(baseline_table(session.baseline_frame))
+    return tables
+
+
+def summary_lines(session: Session) -> list[str]:
+    """The summary as lines of rich markup: claims held, uncertain verdicts and crossovers, timing noise."""
+    s = session.summary
+    lines = [f"[bold]{s['held']} of {s['claims']} claims hold[/]"]
+    for f in s["failing"]:
+        lines.append(f"[bold red]fail[/] {escape(f['mechanism'])} {escape(f.get('variant') or '')} {f['mode']} {f['metric']}: "
+                     f"claimed {f['claimed']:g}, measured {f['exponent']:.2f}")
+    if s["uncertain"]:
+        lines.append(f"[dim]{len(s['uncertain'])} time verdict(s) uncertain ({NOISE_NOTE}): not counted[/]")
+    for c in s["crossovers"]:
+        lines.append(f"{c['mode']} {c['metric']}: {escape(c['cheaper_above'])} is cheaper than {escape(c['cheaper_below'])} above {c['axis']} ≈ {c['at']:.0f}")
+    for c in s["uncertain_crossovers"]:
+        lines.append(f"[dim]{c['mode']} {c['metric']}: {escape(c['a'])} / {escape(c['b'])} near {c['axis']} ≈ {c['at']:.0f}: uncertain ({NOISY_MARK} noisy points)[/]")
+    noise = s["noise"]
+    if noise.get("noisy"):
+        lines.append(f"[yellow]{noise['noisy']} of {noise['timed']} timed points are noisy ({NOISE_NOTE})[/]")
+    return lines

@@ -45,7 +45,7 @@ def expert_choice_capacity(tokens: int, n_experts: int, capacity_factor: float) 
     return min(tokens, math.ceil(tokens * capacity_factor / n_experts))
 
 
-class ExpertChoiceMoE(Mechanism, RoutingDiagnostics):
+class ExpertChoiceMoE(RoutingDiagnostics, Mechanism):
     def __init__(self, d_model: int, n_experts: int, d_ff: int, activation: str, capacity_factor: float,
                  n_shared_experts: int, impl: str):
         super().__init__()

@@ -54,7 +54,7 @@ from effprof.registry import Claim, MechanismSpec, Paper, register
 IMPLS = ("sorted", "loop")
 
 
-class TokenChoiceMoE(PerTokenMechanism, RoutingDiagnostics):
+class TokenChoiceMoE(RoutingDiagnostics, PerTokenMechanism):
     def __init__(self, d_model: int, n_experts: int, top_k: int, d_ff: int, activation: str, capacity_factor: float,
                  n_shared_experts: int, impl: str):
         super().__init__()
