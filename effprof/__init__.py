@@ -48,10 +48,10 @@ def fit(frame: "pandas.DataFrame") -> "pandas.DataFrame":
 
 def report(frame: "pandas.DataFrame", path: str, command: str = "") -> str:
     """Write a self-contained HTML report of `frame` to `path`."""
-    from effprof.fit import fit_frame
-    from effprof.render.html import write_report
+    from effprof.analysis import analyse
+    from effprof.render import html
 
-    return write_report(frame, fit_frame(frame), path, command=command)
+    return html.write(analyse(frame, command=command), path)
 
 
 __all__ = ["build", "fit", "get_spec", "list_mechanisms", "profile", "report", "sweep"]

@@ -26,26 +26,6 @@ DEFAULT_VARY = {"seq_len": [256, 512, 1024, 2048]}
 DEFAULT_MODES = ("forward", "decode")  # prefill cost and the per-token decode cost beside it
 
 
-def pattern_panels(frame: "pandas.DataFrame") -> list[dict[str, Any]]:
-    """Attention-pattern heatmaps (as HTML divs) for the sparse mechanisms in `frame`, at small n."""
-    try:
-        from effprof.mechanisms.sparse.pattern import pattern_data
-        from effprof.render.patterns import pattern_figure
-    except ImportError:
-        return []
-    panels = []
-    sparse = frame[frame["family"] == "sparse"] if "family" in frame.columns else frame.iloc[0:0]
-    for name in dict.fromkeys(sparse["mechanism"]):
-        if name not in list_mechanisms():
-            continue  # results from a plugin or another effprof version
-        data = pattern_data(name, seq_len=PATTERN_SEQ_LEN)
-        div = pattern_figure(data).to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
-        panels.append({"name": name, "n": data["n"], "density": data["density"], "div": div})
-    return panels
-
-
-PATTERN_SEQ_LEN = 256
-
 # The largest sweep planned without --force: each point is validated before anything runs, and ten thousand
 # points are already hours of measuring.
 MAX_POINTS = 10_000

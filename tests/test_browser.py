@@ -11,8 +11,8 @@ import tempfile
 
 import pytest
 
-from effprof.fit import fit_frame
-from effprof.render.html import write_report
+from effprof.analysis import analyse
+from effprof.render.html import write
 from tests.test_report import _frame
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -32,7 +32,6 @@ def _dom(path: str) -> str:
 
 
 def _noisy_session():
-    from effprof.analysis import analyse
     from tests.test_session import _crossing_records
 
     return analyse(_crossing_records(noisy_at=32))
@@ -43,12 +42,10 @@ def test_report_renders_without_errors(tmp_path, noisy):
     """Both pages draw every plot without a JavaScript error; the noisy one with open markers and IQR bars."""
     assert CHROMIUM, "Chromium is missing: .ci/run installs it (apt-get install chromium)"
     if noisy:
-        from effprof.render.html import write
-
         path = write(_noisy_session(), tmp_path / "report.html")
     else:
         frame = _frame()
-        path = write_report(frame, fit_frame(frame), tmp_path / "report.html", command="effprof compare m")
+        path = write(analyse(frame, command="effprof compare m"), tmp_path / "report.html")
     dom = _dom(str(path))
     body = re.search(r"<body([^>]*)>", dom).group(1)
     errors = json.loads(re.search(r'data-errors="([^"]*)"', body).group(1).replace("&quot;", '"'))

@@ -197,7 +197,7 @@ def test_compare_never_replaces_an_existing_results_file_without_overwrite(tmp_p
     replaced = runner.invoke(app, [*args, "-o", str(tmp_path / "x.html"), "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
     assert [r["seq_len"] for r in read(results)] == [16, 32]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.html", "x.jsonl"]  # no partial file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.html", "x.jsonl", "x.session.json"]  # no partial file left
 
 
 def test_the_default_compare_output_is_not_a_committed_example_and_is_ignored_by_git():

@@ -10,7 +10,8 @@ import pytest
 
 from effprof import records
 from effprof.fit import fit_frame
-from effprof.render.html import render_report
+from effprof.analysis import analyse
+from effprof.render.html import render
 
 
 def _frame(label: str = "m") -> pd.DataFrame:
@@ -26,7 +27,7 @@ def _frame(label: str = "m") -> pd.DataFrame:
 
 def test_report_is_self_contained_with_plots():
     frame = _frame()
-    html = render_report(frame, fit_frame(frame), command="effprof compare m")
+    html = render(analyse(frame, command="effprof compare m"))
     assert "<script src" not in html.lower()  # plotly.js is inlined, nothing loads from the network
     from plotly.offline import get_plotlyjs
 
@@ -42,7 +43,7 @@ def test_report_is_self_contained_with_plots():
 def test_user_strings_are_escaped():
     evil = '"><img src=x onerror=alert(1)></script><script>alert(2)</script>'
     frame = _frame(label=evil)
-    html = render_report(frame, fit_frame(frame), command=f"effprof compare {evil}")
+    html = render(analyse(frame, command=f"effprof compare {evil}"))
     assert "<img src=x" not in html and "<script>alert(2)" not in html
 
 
@@ -74,7 +75,6 @@ EVIL = ['<script>alert(1)</script>', '"><img src=x onerror=alert(2)>', "</script
 def test_every_user_string_path_is_escaped():
     """Mechanism / plugin names, config values (variants), error messages of failed points, baseline points,
     MoE diagnostics and the command line: none reaches the page raw."""
-    from effprof.render.html import render_report
 
     frames = []
     for i, evil in enumerate(EVIL):
@@ -87,14 +87,13 @@ def test_every_user_string_path_is_escaped():
         f.loc[0, "error"] = f"RuntimeError: {evil}"
         frames.append(f)
     frame = pd.concat(frames, ignore_index=True)
-    html = render_report(frame, fit_frame(frame), command="effprof compare " + " ".join(EVIL), baseline=frame.copy())
+    html = render(analyse(frame, frame.copy(), command="effprof compare " + " ".join(EVIL)))
     for raw in ("<script>alert", "<img src=x", "</script><script>"):
         assert raw not in html, raw
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, escaped
 
 
 def test_hybrid_layer_breakdown_table():
-    from effprof.render.html import render_report
 
     frame = _frame(label="jamba")
     frame["family"] = "hybrid"
@@ -102,7 +101,7 @@ def test_hybrid_layer_breakdown_table():
     frame["analytic_flops_ssm"] = 1000.0 * frame["seq_len"]
     frame["state_bytes_attention_kv"] = 64.0 * frame["seq_len"]
     frame["time_s_ssm"] = 1e-3
-    html = render_report(frame, fit_frame(frame))
+    html = render(analyse(frame))
     assert "Cost by layer kind" in html
     shares = [int(x) for x in re.findall(r"\((\d+)%\)", html.split("Cost by layer kind")[1].split("</table>")[0])]
     assert shares[0] < shares[-2]  # the attention share grows with seq_len (64 → 512)

@@ -60,11 +60,12 @@ def test_committed_schema_1_reports_still_load(name):
     assert loaded and all(r["schema"] == records.SCHEMA_VERSION for r in loaded)
 
 
-def test_a_future_schema_is_refused(tmp_path):
+def test_a_future_schema_record_is_skipped_with_its_line(tmp_path):
     path = tmp_path / "r.jsonl"
-    path.write_text(json.dumps({"mechanism": "m", "mode": "forward", "schema": records.SCHEMA_VERSION + 1}) + "\n")
-    with pytest.raises(records.ResultsError, match=f"schema {records.SCHEMA_VERSION + 1}"):
-        records.read(path)
+    good = {"mechanism": "m", "mode": "forward", "schema": records.SCHEMA_VERSION}
+    path.write_text(json.dumps({**good, "schema": records.SCHEMA_VERSION + 1}) + "\n" + json.dumps(good) + "\n")
+    with pytest.warns(UserWarning, match=f"r.jsonl:1: skipped a record of schema {records.SCHEMA_VERSION + 1}"):
+        assert records.read(path) == [good]
 
 
 def test_record_type_documents_every_field_the_harness_writes():

@@ -527,3 +527,23 @@ def test_ssd_chunked_error_is_within_the_stated_bound(scale):
     error = float((y.double() - expected).abs().max() / expected.abs().max())
     bound = 2**-24 * (1 + float(a.reshape(b, H, -1, Q).sum(-1).abs().max()))
     assert error <= 4 * bound, (error, bound)
+
+
+def test_loading_the_kernel_keeps_subnormal_floats():
+    """Linking with -ffast-math adds crtfastmath.o, which turns on flush-to-zero for the whole process at load:
+    every later computation (torch's, numpy's) would lose its subnormal numbers. The kernel must not do that."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, torch\n"
+        "from effprof import kernels\n"
+        "assert kernels.load('selective_scan') is not None, kernels.status('selective_scan')\n"
+        "tiny = np.float32(1e-40)\n"
+        "assert tiny * np.float32(1.0) > 0, 'numpy flushes subnormals to zero'\n"
+        "assert (torch.tensor(1e-40) * 1.0).item() > 0, 'torch flushes subnormals to zero'\n"
+    )
+    if kernels.load("selective_scan") is None:
+        pytest.skip(f"kernel not built here: {kernels.status('selective_scan')}")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

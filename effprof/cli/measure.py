@@ -14,7 +14,7 @@ from effprof.cli.options import (
 )
 from effprof.cli.output import (
     check_export_paths, check_output_file, command_line, err, frame_records, load_results, measure_with_progress, new_partial_file, out,
-    print_json, read_records, warn_mixed_machines, write_exports,
+    print_json, read_records, warn_mixed_machines,
 )
 
 
@@ -31,6 +31,15 @@ def _writable(path: Path, what: str) -> None:
 # Where `effprof compare` writes when no -o is given: a scratch folder git ignores, never the committed
 # example reports in reports/.
 DEFAULT_COMPARE_OUTPUT = Path("effprof-out/compare.html")
+
+
+def _fresh_default(output: Path) -> Path:
+    """The default report path, or compare-2.html, compare-3.html ... when an earlier run's results are there."""
+    candidate, n = output, 1
+    while candidate.with_suffix(".jsonl").exists():
+        n += 1
+        candidate = output.with_name(f"{output.stem}-{n}{output.suffix}")
+    return candidate
 
 
 def _compare_results_path(output: Path, baseline: Optional[str], overwrite: bool) -> Path:
@@ -149,12 +158,11 @@ def compare_command(
 
     The records are saved next to the report (same name, .jsonl) so it can be re-rendered without re-measuring.
     """
-    from effprof.analysis import baseline_diff, complexity_table, crossovers
-    from effprof.api import DEFAULT_MODES, DEFAULT_VARY, default_compare, pattern_panels, plan
-    from effprof.fit import fit_frame
-    from effprof.records import to_frame
-    from effprof.render import console
-    from effprof.render.html import write_report
+    from effprof.analysis import analyse, load_warning, session_path
+    from effprof.api import DEFAULT_MODES, DEFAULT_VARY, default_compare, plan
+    from effprof.measure.patterns import sparse_patterns
+    from effprof.render import console, html
+    from effprof.render.export import ExportError, write_exports
 
     names = names or default_compare()
     varied = parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}
@@ -163,6 +171,8 @@ def compare_command(
         raise BadInput(f"--output {str(output)!r} must end in .html")
     check_export_paths(latex, csv, figures)
     check_output_file(output, "--output")
+    if output == DEFAULT_COMPARE_OUTPUT and not overwrite:
+        output = _fresh_default(output)  # the main job, run again, keeps the earlier run's files
     results = _compare_results_path(output, baseline, overwrite)
     old = None
     if baseline is not None and (baseline.endswith(".jsonl") or Path(baseline).exists()):
@@ -183,27 +193,26 @@ def compare_command(
             partial.unlink()  # nothing measured: leave nothing behind
     partial.replace(results)
     warn_mixed_machines(records)
-    frame = to_frame(records)
-    fits = fit_frame(frame)
-    crossings = crossovers(frame)
-    path = write_report(frame, fits, output, command=command_line(), title="effprof compare: " + ", ".join(names),
-                        baseline=old, pattern_panels=pattern_panels(frame))
-    write_exports(frame, fits, latex, csv, figures)
+    session = analyse(records, old, patterns=sparse_patterns(records), title="effprof compare: " + ", ".join(names),
+                      command=command_line())
+    session.save(session_path(results))
+    path = html.write(session, output)
+    try:
+        for line in write_exports(session, latex, csv, figures):
+            err.print(line, markup=False)
+    except ExportError as e:
+        raise BadInput(str(e)) from None
+    warning = load_warning(records)
+    if warning:
+        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
     if json_:
-        data = {"records": frame_records(frame), "fits": frame_records(fits), "report": path, "crossovers": crossings}
-        if old is not None:
-            data["baseline"] = frame_records(baseline_diff(frame, old))
+        data = {"records": session.records, "fits": session.fits, "report": path, "crossovers": session.crossovers}
+        if session.baseline is not None:
+            data["baseline"] = session.baseline
         print_json(data)
         return
-    for table in console.comparison_tables(frame, baseline):
+    for table in console.session_tables(session, baseline):
         out.print(table)
-    if not fits.empty:
-        out.print(console.fits_table(fits))
-    if crossings:
-        out.print(console.crossovers_table(crossings))
-    complexity = complexity_table(frame, fits)
-    if complexity:
-        out.print(console.complexity_table(complexity))
-    if old is not None:
-        out.print(console.baseline_table(baseline_diff(frame, old)))
-    err.print(f"report: {path}  (records: {results})")
+    for line in console.summary_lines(session):
+        out.print(line)
+    err.print(f"report: {path}  (records: {results}; analysis: {session_path(results)})", markup=False, soft_wrap=True)

@@ -222,23 +222,3 @@ def check_export_paths(latex, csv, figures) -> None:
             import kaleido  # noqa: F401
         except ImportError:
             raise BadInput("--figures needs the kaleido package and Chrome or Chromium: pip install 'effprof[figures]' (and e.g. apt-get install chromium)") from None
-
-
-def write_exports(frame, fits, latex, csv, figures) -> None:
-    from effprof.cli import BadInput
-    from effprof.render.export import ExportError, write_csv, write_figures
-    from effprof.render.export import latex as latex_tables
-
-    if latex is not None:
-        latex.parent.mkdir(parents=True, exist_ok=True)
-        latex.write_text(latex_tables(frame, fits), encoding="utf-8")
-        err.print(f"LaTeX: {latex}")
-    if csv is not None:
-        csv.parent.mkdir(parents=True, exist_ok=True)
-        err.print("CSV: " + ", ".join(write_csv(frame, fits, csv)))
-    if figures is not None:
-        try:
-            written = write_figures(frame, fits, figures)
-        except ExportError as e:
-            raise BadInput(str(e)) from None
-        err.print(f"figures: {len(written)} files in {figures}")

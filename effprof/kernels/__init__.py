@@ -21,7 +21,11 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
-FLAGS = ("-O3", "-ffast-math", "-march=native", "-fopenmp", "-shared", "-fPIC")
+FLAGS = ("-O3", "-ffast-math", "-march=native", "-fopenmp", "-fPIC")  # compiling the object
+# Linking is a separate step WITHOUT -ffast-math: given it, gcc links crtfastmath.o into the library, whose
+# constructor sets flush-to-zero / denormals-are-zero for the whole process the moment the kernel is loaded,
+# silently changing every other computation in it (numpy's, torch's, the tests').
+LINK_FLAGS = ("-shared", "-fopenmp")
 LIBRARIES = ("-lm",)  # libm with libmvec: the vectorised expf that -ffast-math lets the loops call
 _why: dict[str, str] = {}
 
@@ -50,7 +54,7 @@ def load(name: str) -> ctypes.CDLL | None:
         _why[name] = "no C compiler (cc or gcc) on PATH"
         return None
     source = (Path(__file__).parent / f"{name}.c").read_bytes()
-    key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS + LIBRARIES).encode(), compiler.encode(), _cpu().encode()]))
+    key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS + LINK_FLAGS + LIBRARIES).encode(), compiler.encode(), _cpu().encode()]))
     target = cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
     if not target.exists():
         try:
@@ -60,8 +64,10 @@ def load(name: str) -> ctypes.CDLL | None:
                 built = Path(tmp) / target.name
                 src = Path(tmp) / f"{name}.c"
                 src.write_bytes(source)
-                command = [compiler, *FLAGS, str(src), "-o", str(built), *LIBRARIES]
-                subprocess.run(command, check=True, capture_output=True, timeout=120)
+                obj = Path(tmp) / f"{name}.o"
+                subprocess.run([compiler, *FLAGS, "-c", str(src), "-o", str(obj)], check=True, capture_output=True, timeout=120)
+                subprocess.run([compiler, *LINK_FLAGS, str(obj), "-o", str(built), *LIBRARIES], check=True, capture_output=True,
+                               timeout=120)
                 os.replace(built, target)
         except (OSError, subprocess.SubprocessError) as error:
             stderr = getattr(error, "stderr", b"") or b""

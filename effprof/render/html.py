@@ -161,14 +161,3 @@ def write(session: Session, path: str | Path) -> str:
     with atomic_writer(path) as f:
         f.write(page)
     return str(path)
-
-
-# Kept for callers not yet switched to sessions (effprof.report, cli/measure.py compare); delete once they are.
-def render_report(frame: pd.DataFrame, fits: pd.DataFrame, command: str = "", title: str = "effprof report",
-                  baseline: pd.DataFrame | None = None, pattern_panels: list[dict[str, Any]] | None = None) -> str:
-    return render(analyse(frame, baseline, fits=fits, patterns=pattern_panels, title=title, command=command))
-
-
-def write_report(frame: pd.DataFrame, fits: pd.DataFrame, path: str | Path, command: str = "", title: str = "effprof report",
-                 baseline: pd.DataFrame | None = None, pattern_panels: list[dict[str, Any]] | None = None) -> str:
-    return write(analyse(frame, baseline, fits=fits, patterns=pattern_panels, title=title, command=command), path)
