@@ -51,6 +51,22 @@ HALF = ("bfloat16", "float16")
 
 CASES = impl_cases()
 CAUSAL_CASES = [c for c in CASES if get_spec(c[0]).causal]
+HEAVY_FAMILIES = ("hybrid",)  # whole stacks: their CPU variants run with -m slow
+
+
+def on_devices(cases: list, dtypes: tuple[str, ...] = ("float32",)) -> list:
+    """(case, device, dtype) for every case on CPU and CUDA. The CPU variants that run by default are the
+    cheap ones that show the check can fail: bfloat16 stands for both half types, and a whole stack (one more
+    copy of what its layers' own variants check) runs with -m slow. Every CUDA variant runs with -m cuda."""
+    params = []
+    for case in cases:
+        heavy = get_spec(case[0]).family in HEAVY_FAMILIES
+        for dtype in dtypes:
+            slow = heavy or dtype == "float16"
+            cpu_marks = [pytest.mark.slow] if slow else []
+            params.append(pytest.param(case, "cpu", dtype, marks=cpu_marks, id=f"{case_id(case)}-cpu-{dtype}"))
+            params.append(pytest.param(case, "cuda", dtype, marks=CUDA_ONLY, id=f"{case_id(case)}-cuda-{dtype}"))
+    return params
 
 
 def _cuda_test(function):
@@ -111,9 +127,7 @@ def test_cuda_output_equals_cpu(case):
             torch.testing.assert_close(y_cuda.cpu(), y_cpu, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("dtype", HALF)
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("case", CASES, ids=case_id)
+@pytest.mark.parametrize(("case", "device", "dtype"), on_devices(CASES, HALF))
 def test_half_precision_output_is_close_to_fp32(case, device, dtype):
     """bf16 / fp16 on `device` stays within half precision's error of the CPU's fp32 output (relative L2 error:
     bf16 keeps 8 mantissa bits, fp16 11; a layer's sums and exponentials grow that to a few 1e-3)."""
@@ -142,10 +156,12 @@ def _count(name: str, config: dict[str, Any], mode: str) -> tuple[FlopCounter, f
 @_cuda_test
 @pytest.mark.parametrize("dtype", ("float32", "bfloat16"))
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("case", CASES, ids=case_id)
+@pytest.mark.parametrize("case", [*CASES, ("softmax_attention", {"impl": "sdpa", "n_heads": 4, "n_kv_heads": 2})], ids=case_id)
 def test_cuda_counted_flops_equal_analytic(case, mode, dtype):
     """On CUDA the dispatcher's count equals the cost model in every mode, with no op uncounted; fp32 sends
-    sdpa to the memory-efficient kernel, bf16 to flash. The CPU-only compiled kernels never run there."""
+    sdpa to the memory-efficient kernel, bf16 to flash (grouped-query sdpa in fp32 is the case to watch: the
+    memory-efficient kernel takes no GQA, and torch's fallback is its unfused math path, which computes every
+    (query, key) pair). The CPU-only compiled kernels never run there."""
     name, overrides = case
     spec = get_spec(name)
     if mode not in spec.modes:
@@ -200,6 +216,7 @@ def test_cuda_fused_attention_kernels_are_counted(name, overrides, backend, kern
 def test_compiled_scan_is_refused_off_the_cpu():
     """The selective-scan kernel reads CPU pointers: tensors on any other device (meta stands in for CUDA
     here) or in half precision go to the torch form; CPU float32 is the one case it takes."""
+
     def inputs(device: str, dtype: torch.dtype) -> list[torch.Tensor]:
         return [torch.zeros(shape, device=device, dtype=dtype) for shape in ((8, 4), (1, 6, 8), (1, 6, 8))]
 
@@ -214,13 +231,12 @@ def test_compiled_scan_is_refused_off_the_cpu():
 
 
 @pytest.mark.parametrize("mode", ("forward", "train"))
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_peak_bytes_above_baseline(case, device, mode):
+@pytest.mark.parametrize(("case", "device", "dtype"), on_devices(CASES))
+def test_peak_bytes_above_baseline(case, device, dtype, mode):
     """The peak is above what was held before the call (parameters, inputs), and at least what the call must
     allocate: its output in forward, the parameters' gradients in train."""
     name, overrides = case
-    config = _config(name, overrides, device)
+    config = _config(name, overrides, device, dtype)
     module = effprof.build(name, **config)
     work = make_workload(module, config, mode)
     peak = peak_bytes(work.run, device)
@@ -237,8 +253,9 @@ def test_naive_attention_peaks_above_fused_and_tiled(device, dtype):
     """At n = 1024 the naive form holds the (b, h, n, n) score matrix; sdpa and tiled hold O(n) per head."""
     peaks = {}
     for impl in ("naive", "sdpa", "tiled"):
-        config = _config("softmax_attention", {"impl": impl, "batch": 1, "seq_len": 1024, "d_model": 64,
-                                               "block_size": 128}, device, dtype)
+        config = _config(
+            "softmax_attention", {"impl": impl, "batch": 1, "seq_len": 1024, "d_model": 64, "block_size": 128}, device, dtype
+        )
         work = make_workload(effprof.build("softmax_attention", **config), config, "forward")
         peaks[impl] = peak_bytes(work.run, device)
     scores = config["n_heads"] * 1024 * 1024 * torch.tensor([], dtype=getattr(torch, dtype)).element_size()
@@ -257,9 +274,7 @@ def _bytes_by_kind(state) -> tuple[int, int]:
     return floating, other
 
 
-@pytest.mark.parametrize("dtype", HALF)
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("case", CAUSAL_CASES, ids=case_id)
+@pytest.mark.parametrize(("case", "device", "dtype"), on_devices(CAUSAL_CASES, HALF))
 def test_half_precision_halves_state_bytes(case, device, dtype):
     """In bf16 / fp16 the floating-point decode state is half its fp32 size; integer positions and counts and
     complex SSM states (s4 computes in complex64 whatever the model dtype) keep theirs. The total is the cost
@@ -271,7 +286,7 @@ def test_half_precision_halves_state_bytes(case, device, dtype):
         with torch.no_grad():
             _, state = effprof.build(name, **config).prefill(_input(config))
         sizes[d] = (state_nbytes(state), _bytes_by_kind(state))
-    (total32, (float32, other32)), (total16, (float16, other16)) = sizes["float32"], sizes[dtype]
+    (_, (float32, other32)), (total16, (float16, other16)) = sizes["float32"], sizes[dtype]
     assert float16 * 2 == float32 and other16 == other32
     assert total16 == pytest.approx(get_spec(name).cost(config, "decode").state_bytes, rel=0.02)
 
@@ -279,9 +294,7 @@ def test_half_precision_halves_state_bytes(case, device, dtype):
 FLOAT32_INSIDE = {"s4": "computes its SSM in float32 / complex64 whatever the model dtype"}
 
 
-@pytest.mark.parametrize("dtype", HALF)
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("case", CASES, ids=case_id)
+@pytest.mark.parametrize(("case", "device", "dtype"), on_devices(CASES, HALF))
 def test_half_precision_halves_activation_bytes(case, device, dtype):
     """Bytes saved for backward halve in bf16 / fp16, up to the few tensors kept in their own types
     (integer indices and masks, fp32 log-sum-exps): the ratio lies in [0.5, 0.6]."""
@@ -293,7 +306,7 @@ def test_half_precision_halves_activation_bytes(case, device, dtype):
         work = make_workload(module, config, "train")
         forward = getattr(module, "training_loss", module)
         exclude = [*module.parameters(), *module.buffers(), *work.inputs]
-        saved[d] = activation_bytes(lambda: forward(work.inputs[0]), exclude)
+        saved[d] = activation_bytes(lambda forward=forward, x=work.inputs[0]: forward(x), exclude)
     ratio = saved[dtype] / saved["float32"]
     if name in FLOAT32_INSIDE:
         assert ratio > 0.9, f"{name} {FLOAT32_INSIDE[name]}: expected no halving, got {ratio:.3f}"
@@ -361,3 +374,35 @@ def test_timer_waits_for_the_work(device):
     timing = time_call(fn, device, threads=torch.get_num_threads(), max_time_s=0.3)
     assert timing.median_s >= 0.5 * work, f"{timing.median_s=:.2e} s for work of {work:.2e} s"
     assert statistics.median(timing.samples_s) >= 0.5 * work
+
+
+def test_cuda_figures_are_read_from_the_device_measured(monkeypatch):
+    """cuda:N is measured on GPU N: the allocator statistics and the synchronisation name it, and the timer
+    (which synchronises the current GPU only) runs with it current. Recorded with stand-ins, so it runs here."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(name: str, result: Any = 0):
+        def stand_in(device: Any = None) -> Any:
+            seen.append((name, device))
+            return result
+
+        return stand_in
+
+    @contextmanager
+    def current(device: Any) -> Iterator[None]:
+        seen.append(("current", device))
+        yield
+
+    for name in ("synchronize", "memory_allocated", "reset_peak_memory_stats", "max_memory_allocated"):
+        monkeypatch.setattr(torch.cuda, name, record(name))
+    monkeypatch.setattr(torch.cuda, "device", current)
+    peak_bytes(lambda: None, "cuda:1")
+    time_call(lambda: None, "cuda:1", threads=1, max_time_s=0.01, warmup=1)
+    assert seen and all(device == "cuda:1" for _, device in seen), seen
+    assert {name for name, _ in seen} == {
+        "synchronize",
+        "memory_allocated",
+        "reset_peak_memory_stats",
+        "max_memory_allocated",
+        "current",
+    }
