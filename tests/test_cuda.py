@@ -56,11 +56,13 @@ HEAVY_FAMILIES = ("hybrid",)  # whole stacks: their CPU variants run with -m slo
 
 def on_devices(cases: list, dtypes: tuple[str, ...] = ("float32",)) -> list:
     """(case, device, dtype) for every case on CPU and CUDA. The CPU variants that run by default are the
-    cheap ones that show the check can fail: bfloat16 stands for both half types, and a whole stack (one more
-    copy of what its layers' own variants check) runs with -m slow. Every CUDA variant runs with -m cuda."""
+    cheap ones that show the check can fail: each mechanism's default impl, with bfloat16 standing for both
+    half types; the other impls, float16 and whole stacks (one more copy of what their layers' variants
+    check) run with -m slow. Every CUDA variant runs with -m cuda."""
     params = []
     for case in cases:
-        heavy = get_spec(case[0]).family in HEAVY_FAMILIES
+        spec = get_spec(case[0])
+        heavy = spec.family in HEAVY_FAMILIES or case[1].get("impl", spec.defaults.get("impl")) != spec.defaults.get("impl")
         for dtype in dtypes:
             slow = heavy or dtype == "float16"
             cpu_marks = [pytest.mark.slow] if slow else []
