@@ -111,8 +111,8 @@ export device OUT
 main() {
     echo "effprof device check on $device, $(date -u +%Y-%m-%dT%H:%M:%SZ), git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
     export PYTHONPATH="$PWD"
-    step install 30 install && [ "$device" = cuda ] && export PYTHONPATH="$PWD:/tmp/site"
-    step facts 20 facts
+    step install 20 install && [ "$device" = cuda ] && export PYTHONPATH="$PWD:/tmp/site"
+    step facts 30 facts
     step tests-cuda 100 python3 -m pytest tests/test_cuda.py -q -rfEs -p no:cacheprovider -m cuda --durations=5 \
         --junitxml "$OUT/cuda-tests.xml"
     [ "$device" = cuda ] && step tests-cpu-variants 30 python3 -m pytest tests/test_cuda.py -q -rfE -p no:cacheprovider \
