@@ -51,13 +51,13 @@ class LiveTensorTracker(TorchDispatchMode):
 
 def peak_bytes(fn: Callable[[], Any], device: str) -> int:
     """Highest memory held during fn() above what was held before it (fn's result dropped after)."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        baseline = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
+    if device.startswith("cuda"):  # the statistics of `device` (cuda:N), not of whichever GPU is current
+        torch.cuda.synchronize(device)
+        baseline = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
         fn()
-        torch.cuda.synchronize()
-        return int(torch.cuda.max_memory_allocated() - baseline)
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device) - baseline)
     with LiveTensorTracker() as tracker:
         fn()
     return int(tracker.peak)

@@ -7,6 +7,7 @@ memory tracker: the harness times last, with no dispatch mode active.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -30,19 +31,24 @@ class Timing:
 
 def synchronize(device: str) -> None:
     if device.startswith("cuda"):
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
 def time_call(fn: Callable[[], Any], device: str, threads: int, max_time_s: float = 1.0, warmup: int = 2) -> Timing:
-    """Median time of fn() over repeated blocks; stops once IQR/median < 10% or max_time_s is spent."""
+    """Median time of fn() over repeated blocks; stops once IQR/median < 10% or max_time_s is spent.
+
+    On CUDA `device` is the current GPU while timing: the benchmark timer synchronises the current GPU only,
+    so work left running on another (cuda:1 while cuda:0 is current) would be timed as its launch.
+    """
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        for _ in range(warmup):
-            fn()
-        synchronize(device)
-        timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
-        m = timer.adaptive_autorange(threshold=NOISE_THRESHOLD, min_run_time=min(0.1, max_time_s), max_run_time=max_time_s)
-        return Timing(float(m.median), float(m.iqr), int(len(m.times) * m.number_per_run), tuple(float(t) for t in m.times))
+        with torch.cuda.device(device) if device.startswith("cuda") else nullcontext():
+            for _ in range(warmup):
+                fn()
+            synchronize(device)
+            timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+            m = timer.adaptive_autorange(threshold=NOISE_THRESHOLD, min_run_time=min(0.1, max_time_s), max_run_time=max_time_s)
+            return Timing(float(m.median), float(m.iqr), int(len(m.times) * m.number_per_run), tuple(float(t) for t in m.times))
     finally:
         torch.set_num_threads(previous)
