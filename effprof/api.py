@@ -94,13 +94,13 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
             raise ConfigError(f"mode={mode!r} is not a mode; accepted: {', '.join(MODES)}")
     points = []
     keys = list(vary)
-    for scoped in (k for k in config if "." in k):
-        if scoped.partition(".")[0] not in names:
-            raise ConfigError(f"--param {scoped!r} names {scoped.partition('.')[0]!r}, which is not measured here; accepted prefixes: {', '.join(names)}")
+    for scoped in (k for k in config if "." in k):  # NAME.key; NAME may hold dots (hf:llama.attention.window)
+        if scoped.rpartition(".")[0] not in names:
+            raise ConfigError(f"--param {scoped!r} names {scoped.rpartition('.')[0]!r}, which is not measured here; accepted prefixes: {', '.join(names)}")
     for name in names:
         spec = get_spec(name)
         own = {k: v for k, v in config.items() if "." not in k}
-        own.update({k.partition(".")[2]: v for k, v in config.items() if k.partition(".")[0] == name and "." in k})
+        own.update({k.rpartition(".")[2]: v for k, v in config.items() if k.rpartition(".")[0] == name and "." in k})
         for mode in modes:
             if mode not in spec.modes:
                 continue  # e.g. decode of a non-causal mechanism: not applicable, not an error

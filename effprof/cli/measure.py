@@ -9,7 +9,7 @@ import typer
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import (
-    CsvOpt, FiguresOpt, ForceOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt, ParamOpt, ThreadsOpt, TimeoutOpt, VaryOpt,
+    ClaimOpt, CsvOpt, FiguresOpt, ForceOpt, ModuleOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt, ParamOpt, ThreadsOpt, TimeoutOpt, VaryOpt,
     isolation, parse_modes, parse_params, parse_vary,
 )
 from effprof.cli.output import (
@@ -17,10 +17,17 @@ from effprof.cli.output import (
 )
 
 
-def _options(max_time: float, threads: int):
+def _options(max_time: float, threads: int, breakdown: bool = False, depth: int | None = None):
     from effprof.measure.harness import Options
 
-    return Options(threads=threads, max_time_s=max_time)
+    return Options(threads=threads, max_time_s=max_time, breakdown=breakdown, breakdown_depth=depth)
+
+
+def _targets(names: list[str] | None, module: list[str] | None, claim: list[str] | None) -> list[str]:
+    """Mechanism names plus --module factories (registered, with the --claim claims)."""
+    from effprof.modules import resolve_targets
+
+    return resolve_targets(list(names or []), list(module or []), list(claim or []))
 
 
 def _writable(path: Path, what: str) -> None:
@@ -37,7 +44,7 @@ def _writable(path: Path, what: str) -> None:
 
 @app.command("profile")
 def profile_command(
-    name: Annotated[str, typer.Argument(help="a registered mechanism (see effprof list)")],
+    name: Annotated[Optional[str], typer.Argument(help="a registered mechanism (see effprof list), or pkg.mod:factory")] = None,
     mode: Annotated[str, typer.Option("--mode", "-m", help="forward, train or decode")] = "forward",
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N")] = None,
     dtype: Annotated[Optional[str], typer.Option("--dtype", help="float32, float16 or bfloat16")] = None,
@@ -45,6 +52,10 @@ def profile_command(
     d_model: Annotated[Optional[str], typer.Option("--d-model", help="model width")] = None,
     batch: Annotated[Optional[str], typer.Option("--batch", help="sequences per call")] = None,
     param: ParamOpt = None,
+    module: ModuleOpt = None,
+    claim: ClaimOpt = None,
+    breakdown: Annotated[bool, typer.Option("--breakdown", help="also measure FLOPs, time and peak memory per submodule, as a tree")] = False,
+    depth: Annotated[Optional[int], typer.Option("--depth", help="levels of submodules in the --breakdown tree (default: all)", min=1)] = None,
     max_time: MaxTimeOpt = 1.0,
     threads: ThreadsOpt = 0,
     json_: JsonOpt = False,
@@ -53,26 +64,38 @@ def profile_command(
     from effprof.api import profile
     from effprof.render.console import record_table
 
-    config = parse_params(param)
+    targets = _targets([name] if name else [], module, claim)
+    if len(targets) != 1:
+        raise BadInput(f"profile measures one mechanism or --module, {len(targets)} given: {', '.join(targets) or 'none'}")
+    name = targets[0]
+    config = parse_params(param, open_keys=":" in name)
     for key, value in (("device", device), ("dtype", dtype), ("seq_len", seq_len), ("d_model", d_model), ("batch", batch)):
         if value is not None:
             config[key] = value
     parse_modes([mode])
-    record = profile(name, mode=mode, options=_options(max_time, threads), **config)
+    record = profile(name, mode=mode, options=_options(max_time, threads, breakdown, depth), **config)
     if json_:
         print_json(record)
     else:
         out.print(record_table(record))
+        if record.get("breakdown"):
+            from effprof.render.breakdown import breakdown_tree
+
+            out.print(breakdown_tree(record))
     if record["status"] != "ok":
         raise typer.Exit(1)
 
 
 @app.command("sweep")
 def sweep_command(
-    names: Annotated[list[str], typer.Argument(help="mechanisms to measure")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="results file (JSON Lines, appended)")],
+    names: Annotated[Optional[list[str]], typer.Argument(help="mechanisms to measure")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="results file (JSON Lines, appended)")] = ...,
     vary: VaryOpt = None,
     param: ParamOpt = None,
+    module: ModuleOpt = None,
+    claim: ClaimOpt = None,
+    breakdown: Annotated[bool, typer.Option("--breakdown", help="also store FLOPs, time and peak memory per submodule in each record")] = False,
+    depth: Annotated[Optional[int], typer.Option("--depth", help="levels of submodules kept with --breakdown (default: all)", min=1)] = None,
     mode: ModeOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="skip points already in -o with status ok; retry the rest")] = False,
     isolate: IsolateOpt = False,
@@ -92,7 +115,8 @@ def sweep_command(
         raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
     isolated = isolation(isolate, timeout, max_memory)
     _writable(output, "--output")
-    points = plan(names, varied, parse_modes(mode), parse_params(param), force=force)
+    names = _targets(names, module, claim)
+    points = plan(names, varied, parse_modes(mode), parse_params(param, open_keys=any(":" in n for n in names)), force=force)
     if resume and output.exists():
         total = len(points)
         points = pending(points, read(output))
@@ -100,7 +124,7 @@ def sweep_command(
     elif output.exists() and output.stat().st_size:
         err.print(f"appending to {output}, which already holds records (--resume skips the points measured ok)")
     hint = command_line() if resume else command_line() + " --resume"
-    records = measure_with_progress(points, _options(max_time, threads), str(output), isolated, hint)
+    records = measure_with_progress(points, _options(max_time, threads, breakdown, depth), str(output), isolated, hint)
     if records:
         for table in comparison_tables(to_frame(records)):
             out.print(table)
@@ -112,6 +136,10 @@ def compare_command(
     names: Annotated[Optional[list[str]], typer.Argument(help="mechanisms (default: one per family)")] = None,
     vary: VaryOpt = None,
     param: ParamOpt = None,
+    module: ModuleOpt = None,
+    claim: ClaimOpt = None,
+    breakdown: Annotated[bool, typer.Option("--breakdown/--no-breakdown", help="store FLOPs, time and peak memory per submodule in each record")] = True,
+    depth: Annotated[Optional[int], typer.Option("--depth", help="levels of submodules kept in the breakdown (default: 2)", min=1)] = 2,
     mode: ModeOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML report to write")] = Path("reports/compare.html"),
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="an earlier results file (.jsonl) to compare against, or a series name to show ratios to")] = None,
@@ -137,7 +165,7 @@ def compare_command(
     from effprof.render import console
     from effprof.render.html import write_report
 
-    names = names or default_compare()
+    names = _targets(names, module, claim) if names or module else default_compare()
     varied = parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}
     isolated = isolation(isolate, timeout, max_memory)
     if output.suffix.lower() not in (".html", ".htm"):
@@ -148,11 +176,12 @@ def compare_command(
         old, baseline = load_results(Path(baseline), "--baseline"), None
     _writable(output, "--output")
     results = output.with_suffix(".jsonl")
-    points = plan(names, varied, parse_modes(mode) if mode else list(DEFAULT_MODES), parse_params(param), force=force)
+    points = plan(names, varied, parse_modes(mode) if mode else list(DEFAULT_MODES), parse_params(param, open_keys=any(":" in n for n in names)),
+                  force=force)
     if results.exists():
         results.unlink()  # a compare writes its own fresh results beside its report
     hint = f"effprof sweep {' '.join(names)} ... -o {results} --resume, then effprof report {results}"
-    records = measure_with_progress(points, _options(max_time, threads), str(results), isolated, hint)
+    records = measure_with_progress(points, _options(max_time, threads, breakdown, depth), str(results), isolated, hint)
     frame = to_frame(records)
     fits = fit_frame(frame)
     if baseline is not None and baseline not in set(frame["mechanism"]):

@@ -22,11 +22,16 @@ MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="addre
 LatexOpt = Annotated[Optional[Path], typer.Option("--latex", help="also write booktabs LaTeX tables (fits, crossovers, complexity) to this .tex file")]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="also write the records (and <stem>_fits.csv) as CSV")]
 FiguresOpt = Annotated[Optional[Path], typer.Option("--figures", help="also export every figure as SVG and PDF into this folder (needs kaleido)")]
+ModuleOpt = Annotated[Optional[list[str]], typer.Option("--module", help="also measure a module from a factory: pkg.mod:factory or hf:model_type.layer (repeatable)")]
+ClaimOpt = Annotated[Optional[list[str]], typer.Option("--claim", help="a claim for the --module targets: metric:axis=exponent[@mode], e.g. flops:seq_len=2 (repeatable)")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's")]
 
 
-def parse_params(params: list[str] | None) -> dict[str, Any]:
-    """['impl=tiled', 'window=64'] -> {'impl': 'tiled', 'window': '64'} (values typed later, per key)."""
+def parse_params(params: list[str] | None, open_keys: bool = False) -> dict[str, Any]:
+    """['impl=tiled', 'window=64'] -> {'impl': 'tiled', 'window': '64'} (values typed later, per key).
+
+    open_keys: a module factory is measured, whose own keys are checked against its signature later.
+    """
     out: dict[str, Any] = {}
     for item in params or []:
         key, sep, value = item.partition("=")
@@ -34,7 +39,7 @@ def parse_params(params: list[str] | None) -> dict[str, Any]:
         if not sep or not key or not value.strip():
             raise BadInput(f"--param {item!r} is not key=value; e.g. --param impl=tiled")
         bare = key.rpartition(".")[2]  # NAME.key scopes a value to one mechanism
-        if bare not in KEYS:
+        if bare not in KEYS and not open_keys:
             raise BadInput(f"--param {key!r} is not a config key; accepted: {', '.join(KEYS)}")
         out[key] = value.strip()
     return out
