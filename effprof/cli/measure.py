@@ -23,11 +23,15 @@ def _options(max_time: float, threads: int, breakdown: bool = False, depth: int 
     return Options(threads=threads, max_time_s=max_time, breakdown=breakdown, breakdown_depth=depth)
 
 
-def _targets(names: list[str] | None, module: list[str] | None, claim: list[str] | None) -> list[str]:
-    """Mechanism names plus --module factories (registered, with the --claim claims)."""
+def _targets(names: list[str] | None, module: list[str] | None, claim: list[str] | None,
+             param: list[str] | None) -> tuple[list[str], dict]:
+    """Mechanism names plus --module factories (registered with the --claim claims, probed with the --param values),
+    and the parsed --param values."""
     from effprof.modules import resolve_targets
 
-    return resolve_targets(list(names or []), list(module or []), list(claim or []))
+    names = [*(names or []), *(m for m in module or [] if m not in (names or []))]
+    config = parse_params(param, open_keys=any(":" in n for n in names))
+    return resolve_targets(names, [], list(claim or []), config), config
 
 
 def _writable(path: Path, what: str) -> None:
@@ -64,14 +68,12 @@ def profile_command(
     from effprof.api import profile
     from effprof.render.console import record_table
 
-    targets = _targets([name] if name else [], module, claim)
+    targets = [*([name] if name else []), *(module or [])]
     if len(targets) != 1:
         raise BadInput(f"profile measures one mechanism or --module, {len(targets)} given: {', '.join(targets) or 'none'}")
-    name = targets[0]
-    config = parse_params(param, open_keys=":" in name)
-    for key, value in (("device", device), ("dtype", dtype), ("seq_len", seq_len), ("d_model", d_model), ("batch", batch)):
-        if value is not None:
-            config[key] = value
+    sizes = [f"{key}={value}" for key, value in (("device", device), ("dtype", dtype), ("seq_len", seq_len), ("d_model", d_model),
+                                                  ("batch", batch)) if value is not None]
+    (name,), config = _targets(targets, [], claim, [*(param or []), *sizes])
     parse_modes([mode])
     record = profile(name, mode=mode, options=_options(max_time, threads, breakdown, depth), **config)
     if json_:
@@ -115,8 +117,8 @@ def sweep_command(
         raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
     isolated = isolation(isolate, timeout, max_memory)
     _writable(output, "--output")
-    names = _targets(names, module, claim)
-    points = plan(names, varied, parse_modes(mode), parse_params(param, open_keys=any(":" in n for n in names)), force=force)
+    names, config = _targets(names, module, claim, param)
+    points = plan(names, varied, parse_modes(mode), config, force=force)
     if resume and output.exists():
         total = len(points)
         points = pending(points, read(output))
@@ -165,7 +167,7 @@ def compare_command(
     from effprof.render import console
     from effprof.render.html import write_report
 
-    names = _targets(names, module, claim) if names or module else default_compare()
+    names, config = _targets(names, module, claim, param) if names or module else (default_compare(), parse_params(param))
     varied = parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}
     isolated = isolation(isolate, timeout, max_memory)
     if output.suffix.lower() not in (".html", ".htm"):
@@ -176,8 +178,7 @@ def compare_command(
         old, baseline = load_results(Path(baseline), "--baseline"), None
     _writable(output, "--output")
     results = output.with_suffix(".jsonl")
-    points = plan(names, varied, parse_modes(mode) if mode else list(DEFAULT_MODES), parse_params(param, open_keys=any(":" in n for n in names)),
-                  force=force)
+    points = plan(names, varied, parse_modes(mode) if mode else list(DEFAULT_MODES), config, force=force)
     if results.exists():
         results.unlink()  # a compare writes its own fresh results beside its report
     hint = f"effprof sweep {' '.join(names)} ... -o {results} --resume, then effprof report {results}"

@@ -69,10 +69,12 @@ class ModuleSpec(MechanismSpec):
         return MODES if self.decodes else ("forward", "train")
 
 
-def module_spec(target: str, claims: tuple[Claim, ...] = ()) -> ModuleSpec:
+def module_spec(target: str, claims: tuple[Claim, ...] = (), config: dict[str, Any] | None = None) -> ModuleSpec:
     """The registered spec of a factory target, created, probed and registered on first use.
 
     `claims` are added to the spec's own (a second call may add more, e.g. from --claim).
+    `config`: the user's values (--param), which the probe uses where the factory accepts them;
+    `NAME.key` entries count for this target only.
     Raises ConfigError (one line) when the target cannot be imported, is not callable,
     or its module fails the probe at small sizes.
     """
@@ -90,16 +92,16 @@ def module_spec(target: str, claims: tuple[Claim, ...] = ()) -> ModuleSpec:
         factory=factory, extra_keys=extra, equations=inspect.getdoc(factory) or "",
     )
     spec.builder = _make_builder(spec)
-    _probe(spec)
+    _probe(spec, _own_values(target, spec, config or {}))
     add(spec)
     return spec
 
 
-def resolve_targets(names: list[str], modules: list[str], claims: list[str]) -> list[str]:
+def resolve_targets(names: list[str], modules: list[str], claims: list[str], config: dict[str, Any] | None = None) -> list[str]:
     """The names to measure: `names` then the --module targets, each module registered with the --claim claims.
 
-    A name with a colon among `names` is a module target too. Claims apply to every module
-    target (registered mechanisms carry their own); --claim without one is refused.
+    A name with a colon among `names` is a module target too; `config` (the --param values) is
+    what each new module is probed with. Claims apply to every module target (registered mechanisms carry their own); --claim without one is refused.
     """
     parsed = tuple(parse_claim(c) for c in claims)
     targets = [*names, *(m for m in modules if m not in names)]
@@ -107,8 +109,16 @@ def resolve_targets(names: list[str], modules: list[str], claims: list[str]) -> 
     if parsed and not factories:
         raise ConfigError("--claim applies to --module targets, and none is given; registered mechanisms carry their own claims")
     for target in factories:
-        module_spec(target, parsed)
+        module_spec(target, parsed, config)
     return targets
+
+
+def _own_values(target: str, spec: ModuleSpec, config: dict[str, Any]) -> dict[str, Any]:
+    """The values of `config` that `spec` accepts: unscoped keys it has, and `target.key` ones."""
+    accepted = {**RUN_DEFAULTS, **spec.defaults}
+    own = {k: v for k, v in config.items() if "." not in k and k in accepted}
+    own.update({k.rpartition(".")[2]: v for k, v in config.items() if k.rpartition(".")[0] == target})
+    return own
 
 
 def parse_claim(text: str) -> Claim:
@@ -241,8 +251,8 @@ def _make_builder(spec: ModuleSpec) -> Callable[[dict[str, Any]], Any]:
     return build_module
 
 
-def _probe(spec: ModuleSpec) -> None:
-    """Build and run the module at seq_len 16: one-line ConfigError for what would fail every point.
+def _probe(spec: ModuleSpec, values: dict[str, Any]) -> None:
+    """Build and run the module at the user's `values` but seq_len 16: one-line ConfigError for what would fail every point.
 
     Sets spec.decodes (decode mode applies) when the module is causal and has init_state, prefill, step.
     """
@@ -250,9 +260,9 @@ def _probe(spec: ModuleSpec) -> None:
 
     target = spec.target
     try:
-        config = resolve_config(spec, {"seq_len": PROBE_SEQ_LEN})
+        config = resolve_config(spec, {**values, "seq_len": PROBE_SEQ_LEN})
     except ConfigError as e:
-        raise ConfigError(f"--module {target!r}: its defaults do not validate: {e}") from None
+        raise ConfigError(f"--module {target!r}: {e}") from None
     try:
         module = build_with_spec(spec, config).eval()
         x = torch.randn(config["batch"], config["seq_len"], config["d_model"], generator=torch.Generator().manual_seed(0))
