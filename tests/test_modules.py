@@ -110,6 +110,7 @@ def test_sweep_keeps_every_point_when_one_size_fails(tmp_path):
     assert "at most 32 tokens" in records[2]["error"]
 
 
+@pytest.mark.slow
 def test_compare_fits_modules_beside_mechanisms_with_given_claims(tmp_path):
     report = tmp_path / "c.html"
     result = runner.invoke(app, ["compare", "softmax_attention", "--module", f"{F}:mlp", "--claim", "flops:seq_len=1",

@@ -59,7 +59,7 @@ def share_figure(frame: pd.DataFrame, mechanism: str, metric: str = "flops", mod
     if "" not in by_size.columns or len(by_size) < 1:
         return None
     total = by_size[""]
-    children = [p for p in by_size.columns if p and "." not in p]
+    children = [p for p in dict.fromkeys(long["path"]) if p and "." not in p]  # the module's own order
     shares = pd.DataFrame({p: by_size[p] / total for p in children})
     shares[REST] = (1.0 - shares.sum(axis=1)).clip(lower=0.0)
     fig = go.Figure()
