@@ -84,6 +84,10 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
     A point whose estimated memory exceeds the device's is refused unless `force`.
     """
     names, modes = list(names), list(modes)
+    if any(":" in name for name in names):  # module factories: registered and probed with these values first
+        from effprof.modules import resolve_targets
+
+        names = resolve_targets(names, [], [], config)
     if not names:
         raise ConfigError("no mechanism to measure; accepted: " + ", ".join(list_mechanisms()))
     for key, values in vary.items():

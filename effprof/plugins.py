@@ -30,10 +30,11 @@ import math
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from effprof.config import KEYS, ConfigError
 from effprof.registry import MODES, Claim, MechanismSpec, add, get_spec, list_mechanisms, unregister

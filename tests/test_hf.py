@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from effprof.analytic import SOFTMAX_FLOPS  # noqa: E402
-from effprof.config import ConfigError  # noqa: E402
-from effprof.modules import module_spec  # noqa: E402
-from effprof.modules.crosscheck import crosscheck  # noqa: E402
-from effprof.modules.hf import LAYERS  # noqa: E402
+from effprof.analytic import SOFTMAX_FLOPS
+from effprof.config import ConfigError
+from effprof.modules import module_spec
+from effprof.modules.crosscheck import crosscheck
+from effprof.modules.hf import LAYERS
 
 N, D = 64, 64
 

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import statistics
 import time as clock
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn

@@ -37,10 +37,11 @@ so records, fits and reports name it as the user did.
 
 from __future__ import annotations
 
-import importlib
 import inspect
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from effprof.config import KEYS, RUN_DEFAULTS, ConfigError, resolve_config
 from effprof.registry import MODES, Claim, Cost, MechanismSpec, Paper, add, get_spec, list_mechanisms
@@ -143,7 +144,7 @@ def parse_claim(text: str) -> Claim:
         exponent = float(exponent_text)
     except ValueError:
         raise ConfigError(f"--claim {text!r}: exponent {exponent_text!r} is not a number; {example}") from None
-    if exponent != exponent or abs(exponent) > 10:
+    if not math.isfinite(exponent) or abs(exponent) > 10:
         raise ConfigError(f"--claim {text!r}: exponent {exponent_text!r} must be a number between -10 and 10")
     if mode not in MODES:
         raise ConfigError(f"--claim {text!r}: mode {mode!r} is not one of {', '.join(MODES)}")
@@ -165,8 +166,10 @@ def _resolve(target: str) -> tuple[Callable[..., Any], str, str]:
         return factory, summary, "huggingface"
     if not prefix or not attr:
         raise ConfigError(f"--module {target!r} is not pkg.module:factory or hf:model_type.layer")
+    from effprof.plugins import import_module
+
     try:
-        module = importlib.import_module(prefix)
+        module = import_module(prefix)
     except Exception as e:  # the factory's own import error, in one line
         raise ConfigError(f"--module {target!r}: cannot import {prefix!r}: {type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
     factory = module

@@ -96,9 +96,9 @@ def _m(value: float) -> str:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The README's side-by-side table."""
-    lines = ["| effprof | Hugging Face | shape | params (effprof / HF) | shared projections (effprof / HF) | conv (effprof / HF) "
-             "| total counted (effprof / HF) | HF / effprof |",
-             "|---|---|---|---|---|---|---|---|"]
+    header = ("| effprof | Hugging Face | shape | params (effprof / HF) | shared projections (effprof / HF) | conv (effprof / HF) "
+              "| total counted (effprof / HF) | HF / effprof |")
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         config = ", ".join(f"{k}={v}" for k, v in r["effprof_config"].items())
         same = "same" if r["shape_effprof"] == r["shape_hf"] else f"{r['shape_effprof']} vs {r['shape_hf']}"

@@ -29,7 +29,8 @@ CUDA kernels of mamba-ssm / causal-conv1d are used by transformers only when ins
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from effprof.config import ConfigError
 
