@@ -107,6 +107,7 @@ def test_per_module_fits_separate_the_quadratic_core_from_linear_projections():
     assert fits[("out", "peak_bytes")]["exponent"] == pytest.approx(1.0, abs=1e-6)
     assert fits[("", "peak_bytes")]["exponent"] == pytest.approx(2.0, abs=1e-6)
     assert 1.5 < fits[("", "flops")]["exponent"] < 2.0  # the whole: the core takes over as n grows
+    assert fits[(REST, "flops")]["exponent"] == pytest.approx(2.0, abs=1e-6)  # the core: the whole minus the projections
 
 
 def test_fits_skip_records_without_breakdown_and_failed_points():
@@ -145,3 +146,4 @@ def test_a_real_sweep_fits_per_module():
     fits = {(f["path"], f["metric"]): f["exponent"] for f in fit_breakdown(frame)}
     assert fits[("q_proj", "flops")] == pytest.approx(1.0, abs=0.01)
     assert fits[("", "flops")] > 1.2
+    assert fits[(REST, "flops")] > 1.8  # the attention core between the projections

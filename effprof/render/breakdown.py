@@ -15,11 +15,10 @@ import plotly.graph_objects as go
 from rich.markup import escape
 from rich.table import Table
 
-from effprof.fit_breakdown import breakdown_frame
+from effprof.fit_breakdown import REST, breakdown_frame
 from effprof.render.console import human
 from effprof.render.figures import PALETTE
 
-REST = "(rest)"
 METRIC_UNITS = {"flops": "flops", "time_s": "time", "peak_bytes": "bytes"}
 METRIC_TITLES = {"flops": "FLOPs", "time_s": "forward time", "peak_bytes": "peak memory"}
 
