@@ -74,6 +74,10 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
     from effprof.records import point_identity
 
     names, modes = list(names), list(modes)
+    if any(":" in name for name in names):  # module factories: registered and probed with these values first
+        from effprof.modules import resolve_targets
+
+        names = resolve_targets(names, [], [], config)
     if not names:
         raise ConfigError("no mechanism to measure; accepted: " + ", ".join(list_mechanisms()))
     for key, values in vary.items():
@@ -90,14 +94,14 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
         raise ConfigError(f"the sweep has {size} points, more than {MAX_POINTS}; vary fewer values, or pass --force to plan them all")
     points = []
     keys = list(vary)
-    for scoped in (k for k in config if "." in k):
-        if scoped.partition(".")[0] not in names:
-            raise ConfigError(f"--param {scoped!r} names {scoped.partition('.')[0]!r}, which is not measured here; accepted prefixes: {', '.join(names)}")
+    for scoped in (k for k in config if "." in k):  # NAME.key; NAME may hold dots (hf:llama.attention.window)
+        if scoped.rpartition(".")[0] not in names:
+            raise ConfigError(f"--param {scoped!r} names {scoped.rpartition('.')[0]!r}, which is not measured here; accepted prefixes: {', '.join(names)}")
     seen: set[str] = set()
     for name in names:
         spec = get_spec(name)
         own = {k: v for k, v in config.items() if "." not in k}
-        own.update({k.partition(".")[2]: v for k, v in config.items() if k.partition(".")[0] == name and "." in k})
+        own.update({k.rpartition(".")[2]: v for k, v in config.items() if k.rpartition(".")[0] == name and "." in k})
         for mode in modes:
             if mode not in spec.modes:
                 continue  # e.g. decode of a non-causal mechanism: not applicable, not an error

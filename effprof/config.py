@@ -159,7 +159,7 @@ def resolve_config(spec: Any, overrides: dict[str, Any]) -> dict[str, Any]:
             known = ", ".join(sorted(accepted))
             hint = " (a config key of other mechanisms)" if key in KEYS else ""
             raise ConfigError(f"unknown config key {key!r} for {spec.name}{hint}; accepted: {known}")
-        config[key] = _coerce(key, value)
+        config[key] = _coerce(key, value) if key in KEYS else value  # a module factory's own key: its spec types it
     for key, value in config.items():
         if key in KEYS:
             config[key] = _coerce(key, value)

@@ -48,11 +48,12 @@ class Claim(NamedTuple):
 class Cost:
     """What the analytic model predicts for one point.
 
-    flops: total for the mode (forward; forward+backward; decode: per generated token).
+    flops: total for the mode (forward; forward+backward; decode: per generated token);
+        None where there is no analytic model (a module profiled with --module), never 0.
     state_bytes: decode state after a prefill of seq_len tokens (0 where there is none).
     """
 
-    flops: float
+    flops: float | None
     state_bytes: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -162,6 +163,10 @@ def families() -> list[str]:
 
 def get_spec(name: str) -> MechanismSpec:
     _load()
+    if name not in _REGISTRY and ":" in name:  # a module factory, pkg.mod:factory or hf:model_type.layer
+        from effprof.modules import module_spec
+
+        return module_spec(name)
     if name not in _REGISTRY:
         raise ConfigError(f"unknown mechanism {name!r}; accepted: {', '.join(_REGISTRY)}")
     return _REGISTRY[name]

@@ -12,12 +12,13 @@ from effprof.registry import list_mechanisms, unregister
 
 runner = CliRunner()
 PLUGIN = "tests.plugins.short_conv"
+BAD = ("step_off", "cost_2x", "decode_cost_not_per_token", "claim_metric", "claim_axis", "claim_exponent", "claim_mode", "claim_tuple")
 
 
 @pytest.fixture(autouse=True)
 def _clean_registry():
     yield
-    for name in ("short_conv", "acausal_conv", "wrong_shape_conv", "no_cost_conv"):
+    for name in ("short_conv", "acausal_conv", "wrong_shape_conv", "no_cost_conv", "my_mixer", *BAD):
         unregister(name)
 
 
@@ -39,7 +40,7 @@ def test_valid_plugin_is_listed_and_profiled():
     "attr, fragment",
     [
         ("acausal_conv", "declares causal=True"),
-        ("wrong_shape_conv", "forward returned (1, 11, 16)"),
+        ("wrong_shape_conv", "forward returned (2, 23, 32)"),
         ("no_cost_conv", "no cost model"),
         ("nothing_here", "has no attribute 'nothing_here'"),
     ],
@@ -56,3 +57,113 @@ def test_unknown_module_and_entry_point():
     for target in ("no_such_module_xyz:thing", "no-such-entry-point"):
         result = runner.invoke(app, ["--plugin", target, "list"])
         assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def _one_line_error(result, fragment: str) -> None:
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and fragment in lines[0], result.output
+
+
+def test_plugin_option_after_the_command():
+    result = runner.invoke(app, ["list", "--plugin", f"{PLUGIN}:short_conv", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "short_conv" in {spec["name"] for spec in json.loads(result.stdout)}
+
+
+def test_hoisting_keeps_everything_after_a_double_dash():
+    from effprof.cli import hoist_plugins
+
+    assert hoist_plugins(["list", "--plugin", "a:b", "--plugin=c:d", "--json"]) == ["--plugin", "a:b", "--plugin=c:d", "list", "--json"]
+    assert hoist_plugins(["x", "--", "--plugin", "a:b"]) == ["x", "--", "--plugin", "a:b"]
+
+
+@pytest.mark.parametrize(
+    "attr, fragment",
+    [
+        ("builtin_named", "'softmax_attention' is named like an already registered mechanism"),
+        ("empty_name", "plugin mechanism name '' is not accepted"),
+        ("escape_name", "is not accepted; a name is a letter"),
+        ("claim_metric", "names metric 'speed'; accepted: flops"),
+        ("claim_axis", "names axis 'colour', which is not a numeric config key"),
+        ("claim_exponent", "has exponent nan; accepted: a finite number"),
+        ("claim_mode", "has mode 'sideways'; accepted: forward, train, decode"),
+        ("claim_tuple", "is not an effprof.registry.Claim"),
+        ("step_off", "prefill of 19 tokens then 5 steps disagrees with forward"),
+    ],
+)
+def test_bad_specs_are_refused_in_one_line(attr, fragment):
+    from effprof.registry import get_spec
+
+    before = get_spec("softmax_attention")
+    _one_line_error(runner.invoke(app, ["--plugin", f"tests.plugins.bad:{attr}", "list"]), fragment)
+    assert get_spec("softmax_attention") is before  # the built-in is untouched
+    assert attr not in list_mechanisms()
+
+
+@pytest.mark.parametrize(
+    "attr, failing",
+    [
+        ("cost_2x", {"flops: counted = analytic in forward (±2%)", "flops: counted = analytic in train (±2%)",
+                     "decode: cost per generated token = counted"}),
+        ("decode_cost_not_per_token", {"decode: cost per generated token = counted"}),
+        ("step_off", {"decode: prefill + steps = forward", "decode: init_state + steps = forward"}),
+    ],
+)
+def test_validate_reports_what_fails(attr, failing):
+    result = runner.invoke(app, ["validate", f"tests.plugins.bad:{attr}", "--json"])
+    assert result.exit_code == 1, result.output
+    (report,) = json.loads(result.stdout)
+    assert {c["name"] for c in report["checks"] if not c["passed"]} == failing
+    assert all(c["detail"] for c in report["checks"] if not c["passed"])
+
+
+def test_validate_points_a_prefill_cost_for_decode_at_the_per_token_rule():
+    result = runner.invoke(app, ["validate", "tests.plugins.bad:decode_cost_not_per_token"])
+    assert result.exit_code == 1
+    assert "decode cost is per generated token" in " ".join(result.output.split())
+
+
+def test_readme_template_passes_every_check_and_profiles_decode_per_token():
+    result = runner.invoke(app, ["validate", "tests.plugins.my_mixer:build_my_mixer", "--json"])
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.stdout)
+    assert len(report["checks"]) == 11 and all(c["passed"] for c in report["checks"])
+    result = runner.invoke(app, ["profile", "my_mixer", "--plugin", "tests.plugins.my_mixer:build_my_mixer", "--mode", "decode",
+                                 "--seq-len", "64", "--json", "--max-time", "0.02"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["flops_counted"] == pytest.approx(record["flops_analytic"], rel=0.02)
+
+
+def test_pyproject_plugins_load_for_every_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text(f"""
+[tool.effprof]
+plugins = ["{PLUGIN}:short_conv"]
+
+[[tool.effprof.check.claims]]
+name = "short conv is linear"
+mechanism = "short_conv"
+axis = "seq_len"
+values = [32, 64, 128]
+metric = "flops"
+exponent = 1.0
+tolerance = 0.1
+""")
+    result = runner.invoke(app, ["list", "--json"])
+    assert result.exit_code == 0 and "short_conv" in result.stdout, result.output
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("value, fragment", [('"x:y"', "must be a list"), ('[""]', "must be a list"), ("[1", "cannot read")])
+def test_bad_pyproject_plugins_are_one_line_errors(tmp_path, monkeypatch, value, fragment):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text(f"[tool.effprof]\nplugins = {value}\n")
+    _one_line_error(runner.invoke(app, ["list"]), fragment)
+
+
+def test_a_pyproject_without_effprof_is_not_read(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("this is [not toml")
+    assert runner.invoke(app, ["list", "--json"]).exit_code == 0

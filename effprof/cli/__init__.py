@@ -25,12 +25,36 @@ class BadInput(Exception):
     """Raised by commands for input they refuse; printed as one line, exit 2."""
 
 
+def hoist_plugins(args: list[str]) -> list[str]:
+    """Move every `--plugin X` / `--plugin=X` to the front, so plugins load before any command runs
+    wherever they are written (`effprof list --plugin X` = `effprof --plugin X list`); after `--`, nothing moves."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg == "--plugin" and i + 1 < len(args):
+            front += args[i : i + 2]
+            i += 2
+            continue
+        if arg.startswith("--plugin="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 class EffprofGroup(TyperGroup):
     """Runs a command and turns every expected failure into one line and an exit code."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         from effprof.records import ResultsError
 
+        args = hoist_plugins(sys.argv[1:] if args is None else list(args))
         try:
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
         except USAGE_ERRORS as e:
@@ -101,13 +125,13 @@ def _load_plugins(
     plugin: list[str] = typer.Option(None, "--plugin", help="load mechanisms from module:attr or an effprof.mechanisms entry point (repeatable)"),
     version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="print effprof's version and exit"),
 ) -> None:
-    from effprof.plugins import load_plugin
+    from effprof.plugins import configured_plugins, load_plugin
 
-    for target in plugin or []:
+    for target in [*configured_plugins(), *(plugin or [])]:  # [tool.effprof] plugins of ./pyproject.toml first
         load_plugin(target)
 
 
-from effprof.cli import analyse, check, inspect, measure  # noqa: E402,F401  (register the commands)
+from effprof.cli import analyse, check, inspect, measure, validate  # noqa: E402,F401  (register the commands)
 
 
 def main() -> None:

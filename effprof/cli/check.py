@@ -16,6 +16,7 @@ from effprof.cli.output import err, out, print_json
 
 @app.command("check")
 def check_command(
+    ctx: typer.Context,
     file: Annotated[Path | None, typer.Argument(help="check file (TOML); default: [tool.effprof.check] of ./pyproject.toml")] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="write JUnit XML here: one testcase per check")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="append the measured records here (a baseline for later runs)")] = None,
@@ -34,7 +35,7 @@ def check_command(
     from effprof.check import github_annotations, junit_xml, load_checks, run_suite
 
     suite = load_checks(file)
-    runner = choose_executor(executor, isolate, timeout, None, address)
+    runner = choose_executor(executor, isolate, timeout, None, address, ctx)
     for path, what in ((junit, "--junit"), (output, "--output")):
         if path is not None:
             _writable(path, what)

@@ -9,8 +9,8 @@ import typer
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import (
-    AddressOpt, CsvOpt, ExecutorOpt, FiguresOpt, ForceOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt, ParamOpt,
-    ThreadsOpt, TimeoutOpt, VaryOpt, choose_executor, parse_modes, parse_params, parse_vary,
+    AddressOpt, ClaimOpt, CsvOpt, ExecutorOpt, FiguresOpt, ForceOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt,
+    ModuleOpt, ParamOpt, ThreadsOpt, TimeoutOpt, VaryOpt, choose_executor, parse_modes, parse_params, parse_vary,
 )
 from effprof.cli.output import (
     check_export_paths, check_output_file, command_line, err, frame_records, load_results, measure_with_progress, new_partial_file, out,
@@ -18,10 +18,21 @@ from effprof.cli.output import (
 )
 
 
-def _options(max_time: float, threads: int):
+def _options(max_time: float, threads: int, breakdown: bool = False, depth: int | None = None):
     from effprof.measure.harness import Options
 
-    return Options(threads=threads, max_time_s=max_time)
+    return Options(threads=threads, max_time_s=max_time, breakdown=breakdown, breakdown_depth=depth)
+
+
+def _targets(names: list[str] | None, module: list[str] | None, claim: list[str] | None,
+             param: list[str] | None) -> tuple[list[str], dict]:
+    """Mechanism names plus --module factories (registered with the --claim claims, probed with the --param values),
+    and the parsed --param values."""
+    from effprof.modules import resolve_targets
+
+    names = [*(names or []), *(m for m in module or [] if m not in (names or []))]
+    config = parse_params(param, open_keys=any(":" in n for n in names))
+    return resolve_targets(names, [], list(claim or []), config), config
 
 
 def _writable(path: Path, what: str) -> None:
@@ -56,7 +67,7 @@ def _compare_results_path(output: Path, baseline: Optional[str], overwrite: bool
 
 @app.command("profile")
 def profile_command(
-    name: Annotated[str, typer.Argument(help="a registered mechanism (see effprof list)")],
+    name: Annotated[Optional[str], typer.Argument(help="a registered mechanism (see effprof list), or pkg.mod:factory")] = None,
     mode: Annotated[str, typer.Option("--mode", "-m", help="forward, train or decode")] = "forward",
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N")] = None,
     dtype: Annotated[Optional[str], typer.Option("--dtype", help="float32, float16 or bfloat16")] = None,
@@ -64,6 +75,10 @@ def profile_command(
     d_model: Annotated[Optional[str], typer.Option("--d-model", help="model width")] = None,
     batch: Annotated[Optional[str], typer.Option("--batch", help="sequences per call")] = None,
     param: ParamOpt = None,
+    module: ModuleOpt = None,
+    claim: ClaimOpt = None,
+    breakdown: Annotated[bool, typer.Option("--breakdown", help="also measure FLOPs, time and peak memory per submodule, as a tree")] = False,
+    depth: Annotated[Optional[int], typer.Option("--depth", help="levels of submodules in the --breakdown tree (default: all)", min=1)] = None,
     max_time: MaxTimeOpt = 1.0,
     threads: ThreadsOpt = 0,
     json_: JsonOpt = False,
@@ -72,16 +87,22 @@ def profile_command(
     from effprof.api import profile
     from effprof.render.console import record_table
 
-    config = parse_params(param)
-    for key, value in (("device", device), ("dtype", dtype), ("seq_len", seq_len), ("d_model", d_model), ("batch", batch)):
-        if value is not None:
-            config[key] = value
+    targets = [*([name] if name else []), *(module or [])]
+    if len(targets) != 1:
+        raise BadInput(f"profile measures one mechanism or --module, {len(targets)} given: {', '.join(targets) or 'none'}")
+    sizes = [f"{key}={value}" for key, value in (("device", device), ("dtype", dtype), ("seq_len", seq_len), ("d_model", d_model),
+                                                  ("batch", batch)) if value is not None]
+    (name,), config = _targets(targets, [], claim, [*(param or []), *sizes])
     parse_modes([mode])
-    record = profile(name, mode=mode, options=_options(max_time, threads), **config)
+    record = profile(name, mode=mode, options=_options(max_time, threads, breakdown, depth), **config)
     if json_:
         print_json(record)
     else:
         out.print(record_table(record))
+        if record.get("breakdown"):
+            from effprof.render.breakdown import breakdown_tree
+
+            out.print(breakdown_tree(record))
     if record["status"] != "ok":
         raise typer.Exit(1)
 
@@ -89,10 +110,14 @@ def profile_command(
 @app.command("sweep")
 def sweep_command(
     ctx: typer.Context,
-    names: Annotated[list[str], typer.Argument(help="mechanisms to measure")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="results file (JSON Lines, appended)")],
+    names: Annotated[Optional[list[str]], typer.Argument(help="mechanisms to measure")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="results file (JSON Lines, appended)")] = ...,
     vary: VaryOpt = None,
     param: ParamOpt = None,
+    module: ModuleOpt = None,
+    claim: ClaimOpt = None,
+    breakdown: Annotated[bool, typer.Option("--breakdown", help="also store FLOPs, time and peak memory per submodule in each record")] = False,
+    depth: Annotated[Optional[int], typer.Option("--depth", help="levels of submodules kept with --breakdown (default: all)", min=1)] = None,
     mode: ModeOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="skip points already in -o with status ok; retry the rest")] = False,
     isolate: IsolateOpt = False,
@@ -114,7 +139,8 @@ def sweep_command(
         raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
     _writable(output, "--output")
-    points = plan(names, varied, parse_modes(mode), parse_params(param), force=force)
+    names, config = _targets(names, module, claim, param)
+    points = plan(names, varied, parse_modes(mode), config, force=force)
     if resume and output.exists():
         total = len(points)
         points = pending(points, read_records(output))
@@ -123,7 +149,7 @@ def sweep_command(
         err.print(f"appending to {output}, which already holds records (--resume skips the points measured ok)")
     hint = command_line() if resume else command_line() + " --resume"
     with runner:
-        records = measure_with_progress(points, _options(max_time, threads), str(output), runner, hint)
+        records = measure_with_progress(points, _options(max_time, threads, breakdown, depth), str(output), runner, hint)
     warn_mixed_machines(records)
     if records:
         for table in comparison_tables(to_frame(records)):
@@ -137,6 +163,10 @@ def compare_command(
     names: Annotated[Optional[list[str]], typer.Argument(help="mechanisms (default: one per family)")] = None,
     vary: VaryOpt = None,
     param: ParamOpt = None,
+    module: ModuleOpt = None,
+    claim: ClaimOpt = None,
+    breakdown: Annotated[bool, typer.Option("--breakdown/--no-breakdown", help="store FLOPs, time and peak memory per submodule in each record")] = True,
+    depth: Annotated[Optional[int], typer.Option("--depth", help="levels of submodules kept in the breakdown (default: 2)", min=1)] = 2,
     mode: ModeOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML report to write; its records go beside it (.jsonl)")] = DEFAULT_COMPARE_OUTPUT,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the .jsonl beside -o when it exists (only once the new sweep has finished)")] = False,
@@ -164,7 +194,7 @@ def compare_command(
     from effprof.render import console, html
     from effprof.render.export import ExportError, write_exports
 
-    names = names or default_compare()
+    names, config = _targets(names, module, claim, param) if names or module else (default_compare(), parse_params(param))
     varied = parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
     if output.suffix.lower() not in (".html", ".htm"):
@@ -180,14 +210,14 @@ def compare_command(
     if baseline is not None and baseline not in names:
         raise BadInput(f"--baseline {baseline!r} is neither a results file nor among the compared mechanisms; accepted: "
                        f"a .jsonl file or one of {', '.join(names)}")
-    points = plan(names, varied, parse_modes(mode) if mode else list(DEFAULT_MODES), parse_params(param), force=force)
+    points = plan(names, varied, parse_modes(mode) if mode else list(DEFAULT_MODES), config, force=force)
     # Measure into a fresh file of its own; it takes the results' name only when the sweep has finished,
     # so an interrupted compare leaves an existing results file as it was.
     partial = Path(new_partial_file(results))
     hint = f"effprof sweep {' '.join(names)} ... -o {partial} --resume, then effprof report {partial} -o {output}"
     try:
         with runner:
-            records = measure_with_progress(points, _options(max_time, threads), str(partial), runner, hint)
+            records = measure_with_progress(points, _options(max_time, threads, breakdown, depth), str(partial), runner, hint)
     finally:
         if partial.exists() and not partial.stat().st_size:
             partial.unlink()  # nothing measured: leave nothing behind

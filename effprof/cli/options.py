@@ -24,11 +24,16 @@ AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Ray cluste
 LatexOpt = Annotated[Optional[Path], typer.Option("--latex", help="also write booktabs LaTeX tables (fits, crossovers, complexity) to this .tex file")]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="also write the records (and <stem>_fits.csv) as CSV")]
 FiguresOpt = Annotated[Optional[Path], typer.Option("--figures", help="also export every figure as SVG and PDF into this folder (needs kaleido)")]
+ModuleOpt = Annotated[Optional[list[str]], typer.Option("--module", help="also measure a module from a factory: pkg.mod:factory or hf:model_type.layer (repeatable)")]
+ClaimOpt = Annotated[Optional[list[str]], typer.Option("--claim", help="a claim for the --module targets: metric:axis=exponent[@mode], e.g. flops:seq_len=2 (repeatable)")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's, and grids above 10000 points")]
 
 
-def parse_params(params: list[str] | None) -> dict[str, Any]:
-    """['impl=tiled', 'window=64'] -> {'impl': 'tiled', 'window': '64'} (values typed later, per key)."""
+def parse_params(params: list[str] | None, open_keys: bool = False) -> dict[str, Any]:
+    """['impl=tiled', 'window=64'] -> {'impl': 'tiled', 'window': '64'} (values typed later, per key).
+
+    open_keys: a module factory is measured, whose own keys are checked against its signature later.
+    """
     out: dict[str, Any] = {}
     for item in params or []:
         key, sep, value = item.partition("=")
@@ -36,7 +41,7 @@ def parse_params(params: list[str] | None) -> dict[str, Any]:
         if not sep or not key or not value.strip():
             raise BadInput(f"--param {item!r} is not key=value; e.g. --param impl=tiled")
         bare = key.rpartition(".")[2]  # NAME.key scopes a value to one mechanism
-        if bare not in KEYS:
+        if bare not in KEYS and not open_keys:
             raise BadInput(f"--param {key!r} is not a config key; accepted: {', '.join(KEYS)}")
         if key in out:
             raise BadInput(f"--param {key} is given twice ({out[key]!r} and {value.strip()!r}); give it once")
@@ -120,5 +125,9 @@ def choose_executor(executor: str | None, isolate: bool, timeout: float | None, 
     name = executor or ("process" if isolate else "local")
     if name == "local" and (timeout is not None or limit is not None):
         raise BadInput("--timeout and --max-memory need --isolate or --executor process|ray (a point can only be stopped in a worker)")
-    plugins = tuple(context.find_root().params.get("plugin") or ()) if context is not None else ()
+    plugins: tuple[str, ...] = ()
+    if context is not None:  # the same plugins as this process: [tool.effprof] plugins, then --plugin
+        from effprof.plugins import configured_plugins
+
+        plugins = (*configured_plugins(), *(context.find_root().params.get("plugin") or ()))
     return make_executor(name, address, timeout, limit, plugins)

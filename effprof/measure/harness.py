@@ -43,6 +43,8 @@ class Options:
     timing: bool = True
     roofline: bool = True  # measure the machine's peak FLOP/s and bandwidth (once per process)
     seed: int = 0
+    breakdown: bool = False  # forward mode: FLOPs, time, peak memory per submodule (measure/breakdown.py)
+    breakdown_depth: int | None = None  # levels of submodules kept; None: all
 
 
 MODE_FREE_METRICS = ("state_bytes", "params")  # the same quantity whatever the mode measured
@@ -185,6 +187,11 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
             with torch.no_grad():
                 module(work.inputs[0].detach())
         record.update(module.diagnostics())
+    if options.breakdown and mode == "forward":
+        from effprof.measure.breakdown import measure_breakdown
+
+        record["breakdown"] = measure_breakdown(module, work.run, options.breakdown_depth)
+        record["breakdown"][""]["flops_analytic"] = record["flops_analytic"]  # the spec's model, beside the count
     if options.timing and provides(module, "layer_kinds") and mode == "forward":
         for kind, t in time_by_layer_kind(module, work.run).items():
             record.setdefault("layer_kinds", {}).setdefault(kind, {})["time_s"] = t

@@ -36,13 +36,13 @@ class ShortConv(Mechanism):
         u = self.in_proj(x).transpose(1, 2)  # (b, d, n)
         padded = F.pad(u, (KERNEL - 1, 0))
         y = F.conv1d(padded, self.weight, groups=u.shape[1])  # (b, d, n)
-        return self.out_proj(y.transpose(1, 2)), padded[:, :, -(KERNEL - 1):]
+        return self.out_proj(y.transpose(1, 2)), padded[:, :, -(KERNEL - 1):].clone()  # its own storage: the state is k-1 taps
 
     def step(self, x_t: torch.Tensor, state: torch.Tensor):
         u = self.in_proj(x_t).transpose(1, 2)  # (b, d, 1)
         window = torch.cat([state, u], dim=2)  # (b, d, k)
         y = (window * self.weight[:, 0]).sum(dim=2, keepdim=True)
-        return self.out_proj(y.transpose(1, 2)), window[:, :, 1:]
+        return self.out_proj(y.transpose(1, 2)), window[:, :, 1:].clone()
 
 
 def short_conv_cost(config: dict, mode: str) -> Cost:

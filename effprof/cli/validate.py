@@ -1,0 +1,42 @@
+"""effprof validate PLUGIN: run effprof's contract tests on a plugin's mechanisms, one line per test."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from effprof.cli import app
+from effprof.cli.options import JsonOpt
+from effprof.cli.output import out, print_json
+
+
+@app.command("validate")
+def validate_command(
+    target: Annotated[str, typer.Argument(help="the plugin: module:attr or an effprof.mechanisms entry point")],
+    json_: JsonOpt = False,
+) -> None:
+    """Check a plugin's mechanisms as effprof checks its own: shapes, causality, prefill + steps = forward,
+    counted FLOPs against the cost model in every mode, decode cost per token. Exit 1 when any test fails."""
+    from rich.markup import escape
+
+    from effprof.plugins import contract_checks, load_plugin
+    from effprof.registry import get_spec
+
+    failed = 0
+    report = []
+    for name in load_plugin(target, check=False):
+        results = contract_checks(get_spec(name))
+        failed += sum(not r.passed for r in results)
+        report.append({"mechanism": name, "checks": [{"name": r.name, "passed": r.passed, "detail": r.detail} for r in results]})
+        if not json_:
+            out.print(f"{escape(name)}:")
+            for r in results:
+                mark = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
+                out.print(f"  {mark}  {escape(r.name)}" + (f" — {escape(r.detail)}" if r.detail else ""))
+    if json_:
+        print_json(report)
+    elif failed:
+        out.print(f"{failed} check(s) failed")
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,306 @@
+"""Any PyTorch module as an effprof mechanism: `--module pkg.mod:factory` or `--module hf:llama.attention`.
+
+A factory is a function (or class) whose keyword parameters are config keys:
+
+    def my_layer(d_model: int, seq_len: int, n_heads: int = 4, rope: bool = True) -> nn.Module: ...
+    def my_layer(d_model: int, batch: int, seq_len: int) -> tuple[nn.Module, dict]: ...   # (module, inputs)
+
+`factory(**config)` returns either a module whose `forward(x)` maps effprof's input
+x: (batch, seq_len, d_model) to the same shape, or `(module, inputs)` where `inputs`
+are the other arguments the module needs beside x (a dict of keyword arguments, or a
+tuple of positional arguments after x): masks, position embeddings, ids. x is always
+passed first; the output (or its first element, for modules returning tuples) must
+have x's shape.
+
+Config keys. The factory receives the keys it names (every key when it takes
+**kwargs). A key of DESIGN.md's table (d_model, n_heads, window, ...) is typed as
+declared there; any other parameter is typed by its default (int, float, bool or
+str), so `--param rope=false` arrives as False. Every parameter needs a default,
+except the run keys batch, seq_len, d_model, gen_len, dtype and device, which
+effprof always supplies. A key the factory does not name is refused with the list
+of those it accepts.
+
+What is measured. Everything that needs no spec: counted FLOPs (and fvcore beside
+them), time, peak and activation memory, params, in modes forward and train; decode
+too when the module follows effprof's step contract (init_state, prefill, step; see
+effprof.mechanisms.base) and is causal. Analytic FLOPs are empty (None, never 0) and
+claims are those given with `--claim flops:seq_len=2` (effprof.modules.parse_claim).
+
+When a factory is first named, it is built once at small sizes (seq_len 16) and run:
+a factory that raises, a module whose output has the wrong shape, inputs that do
+not fit end the command with one line (exit 2) before anything is measured. At the
+measured sizes, the same failures become `error` records of the sweep.
+
+The mechanism's name is the target itself ("pkg.mod:factory", "hf:llama.attention"),
+so records, fits and reports name it as the user did.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from effprof.config import KEYS, RUN_DEFAULTS, ConfigError, resolve_config
+from effprof.registry import MODES, Claim, Cost, MechanismSpec, Paper, add, get_spec, list_mechanisms
+
+PROBE_SEQ_LEN = 16  # the size a factory is first built and checked at
+DECODE_METHODS = ("init_state", "prefill", "step")
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def is_module_target(name: str) -> bool:
+    """A name that names a factory rather than a registered mechanism: it has a colon."""
+    return ":" in name
+
+
+@dataclass
+class ModuleSpec(MechanismSpec):
+    """A MechanismSpec made from a factory: no analytic cost, claims only as given."""
+
+    target: str = ""
+    factory: Callable[..., Any] | None = None
+    decodes: bool = False  # follows the step contract (and is causal): decode mode applies
+    extra_keys: dict[str, type] = field(default_factory=dict)  # factory parameters outside DESIGN.md's keys
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return MODES if self.decodes else ("forward", "train")
+
+
+def module_spec(target: str, claims: tuple[Claim, ...] = (), config: dict[str, Any] | None = None) -> ModuleSpec:
+    """The registered spec of a factory target, created, probed and registered on first use.
+
+    `claims` are added to the spec's own (a second call may add more, e.g. from --claim).
+    `config`: the user's values (--param), which the probe uses where the factory accepts them;
+    `NAME.key` entries count for this target only.
+    Raises ConfigError (one line) when the target cannot be imported, is not callable,
+    or its module fails the probe at small sizes.
+    """
+    if target in list_mechanisms():
+        existing = get_spec(target)
+        if not isinstance(existing, ModuleSpec):
+            raise ConfigError(f"{target!r} is a registered mechanism, not a module factory")
+        existing.claims = tuple(dict.fromkeys((*existing.claims, *claims)))
+        return existing
+    factory, summary, family = _resolve(target)
+    defaults, extra = _signature_defaults(target, factory)
+    spec = ModuleSpec(
+        name=target, family=family, summary=summary, paper=Paper("", 0, ""), causal=False, defaults=defaults,
+        cost=_no_analytic_cost, claims=tuple(claims), validate=_make_validate(target, extra), target=target,
+        factory=factory, extra_keys=extra, equations=inspect.getdoc(factory) or "",
+    )
+    spec.builder = _make_builder(spec)
+    _probe(spec, _own_values(target, spec, config or {}))
+    add(spec)
+    return spec
+
+
+def resolve_targets(names: list[str], modules: list[str], claims: list[str], config: dict[str, Any] | None = None) -> list[str]:
+    """The names to measure: `names` then the --module targets, each module registered with the --claim claims.
+
+    A name with a colon among `names` is a module target too; `config` (the --param values) is
+    what each new module is probed with. Claims apply to every module target (registered mechanisms carry their own); --claim without one is refused.
+    """
+    parsed = tuple(parse_claim(c) for c in claims)
+    targets = [*names, *(m for m in modules if m not in names)]
+    factories = [t for t in targets if is_module_target(t)]
+    if parsed and not factories:
+        raise ConfigError("--claim applies to --module targets, and none is given; registered mechanisms carry their own claims")
+    for target in factories:
+        module_spec(target, parsed, config)
+    return targets
+
+
+def _own_values(target: str, spec: ModuleSpec, config: dict[str, Any]) -> dict[str, Any]:
+    """The values of `config` that `spec` accepts: unscoped keys it has, and `target.key` ones."""
+    accepted = {**RUN_DEFAULTS, **spec.defaults}
+    own = {k: v for k, v in config.items() if "." not in k and k in accepted}
+    own.update({k.rpartition(".")[2]: v for k, v in config.items() if k.rpartition(".")[0] == target})
+    return own
+
+
+def parse_claim(text: str) -> Claim:
+    """`metric:axis=exponent[@mode]` -> Claim, e.g. 'flops:seq_len=2' or 'time:seq_len=1@decode'.
+
+    The mode defaults to forward. Raises ConfigError naming the bad part.
+    """
+    from effprof.fit import METRICS
+
+    head, _, rest = text.partition(":")
+    axis, _, value = rest.partition("=")
+    exponent_text, _, mode = value.partition("@")
+    mode = mode or "forward"
+    example = "e.g. flops:seq_len=2 or time:seq_len=1@decode"
+    if not head or not axis or not exponent_text:
+        raise ConfigError(f"--claim {text!r} is not metric:axis=exponent[@mode]; {example}")
+    if head not in METRICS:
+        raise ConfigError(f"--claim {text!r}: metric {head!r} is not one of {', '.join(METRICS)}")
+    if axis not in KEYS:
+        raise ConfigError(f"--claim {text!r}: axis {axis!r} is not a config key; e.g. seq_len, d_model, batch")
+    try:
+        exponent = float(exponent_text)
+    except ValueError:
+        raise ConfigError(f"--claim {text!r}: exponent {exponent_text!r} is not a number; {example}") from None
+    if not math.isfinite(exponent) or abs(exponent) > 10:
+        raise ConfigError(f"--claim {text!r}: exponent {exponent_text!r} must be a number between -10 and 10")
+    if mode not in MODES:
+        raise ConfigError(f"--claim {text!r}: mode {mode!r} is not one of {', '.join(MODES)}")
+    return Claim(head, axis, exponent, mode)
+
+
+def _no_analytic_cost(config: dict[str, Any], mode: str) -> Cost:
+    """A module has no analytic model: FLOPs unknown (None), no declared state."""
+    return Cost(flops=None)
+
+
+def _resolve(target: str) -> tuple[Callable[..., Any], str, str]:
+    """(factory, one-line summary, family) of `pkg.mod:attr` or `hf:model_type.layer`."""
+    prefix, _, attr = target.partition(":")
+    if prefix == "hf":
+        from effprof.modules.hf import hf_factory
+
+        factory, summary = hf_factory(attr)
+        return factory, summary, "huggingface"
+    if not prefix or not attr:
+        raise ConfigError(f"--module {target!r} is not pkg.module:factory or hf:model_type.layer")
+    from effprof.plugins import import_module
+
+    try:
+        module = import_module(prefix)
+    except Exception as e:  # the factory's own import error, in one line
+        raise ConfigError(f"--module {target!r}: cannot import {prefix!r}: {type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise ConfigError(f"--module {target!r}: module {prefix!r} has no attribute {attr!r}")
+    if not callable(factory):
+        raise ConfigError(f"--module {target!r}: {attr!r} is a {type(factory).__name__}, not a callable factory")
+    doc = (inspect.getdoc(factory) or "").strip().splitlines()
+    return factory, doc[0] if doc else f"module from {target}", "module"
+
+
+def _signature_defaults(target: str, factory: Callable[..., Any]) -> tuple[dict[str, Any], dict[str, type]]:
+    """The factory's parameters as spec defaults, and the types of those outside DESIGN.md's keys."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        raise ConfigError(f"--module {target!r}: cannot read the factory's signature; give it keyword parameters") from None
+    defaults: dict[str, Any] = {}
+    extra: dict[str, type] = {}
+    for name, p in parameters.items():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.kind is p.POSITIONAL_ONLY:
+            raise ConfigError(f"--module {target!r}: parameter {name!r} is positional-only; a factory takes config keys by name")
+        if name in RUN_DEFAULTS:
+            continue  # effprof supplies these
+        if p.default is p.empty:
+            raise ConfigError(f"--module {target!r}: parameter {name!r} has no default; give it one "
+                              f"(only {', '.join(RUN_DEFAULTS)} may go without)")
+        defaults[name] = p.default
+        if name not in KEYS:
+            if p.default is not None and not isinstance(p.default, (bool, int, float, str)):
+                raise ConfigError(f"--module {target!r}: parameter {name!r} defaults to a {type(p.default).__name__}; "
+                                  "config values are int, float, bool or str")
+            extra[name] = type(p.default) if p.default is not None else str
+    return defaults, extra
+
+
+def _make_validate(target: str, extra: dict[str, type]) -> Callable[[dict[str, Any]], None]:
+    def validate(config: dict[str, Any]) -> None:
+        """Type the factory's own keys (CLI strings arrive as text) by their defaults' types."""
+        for key, type_ in extra.items():
+            config[key] = _coerce_extra(target, key, config[key], type_)
+
+    return validate
+
+
+def _coerce_extra(target: str, key: str, value: Any, type_: type) -> Any:
+    if value is None or (isinstance(value, type_) and not (type_ is int and isinstance(value, bool))):
+        return value
+    text = str(value).strip()
+    if type_ is bool:
+        if text.lower() in _BOOLS:
+            return _BOOLS[text.lower()]
+        raise ConfigError(f"{key}={value!r} is not a boolean for {target}; accepted: true, false")
+    try:
+        return type_(text)
+    except ValueError:
+        raise ConfigError(f"{key}={value!r} is not a {type_.__name__}, as {target}'s default for {key} is") from None
+
+
+def _make_builder(spec: ModuleSpec) -> Callable[[dict[str, Any]], Any]:
+    factory = spec.factory
+    parameters = inspect.signature(factory).parameters
+    takes_all = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+    def build_module(config: dict[str, Any]):
+        import torch
+
+        from effprof.modules.wrap import ModuleWithInputs
+
+        kwargs = dict(config) if takes_all else {k: config[k] for k in parameters if k in config}
+        made = factory(**kwargs)
+        if isinstance(made, tuple) and len(made) == 2 and isinstance(made[0], torch.nn.Module):
+            return ModuleWithInputs(*made)
+        if not isinstance(made, torch.nn.Module):
+            raise TypeError(f"{spec.target} returned a {type(made).__name__}; a factory returns an nn.Module or (module, inputs)")
+        return made
+
+    return build_module
+
+
+def _probe(spec: ModuleSpec, values: dict[str, Any]) -> None:
+    """Build and run the module at the user's `values` but seq_len 16: one-line ConfigError for what would fail every point.
+
+    Sets spec.decodes (decode mode applies) when the module is causal and has init_state, prefill, step.
+    """
+    import torch
+
+    target = spec.target
+    try:
+        config = resolve_config(spec, {**values, "seq_len": PROBE_SEQ_LEN})
+    except ConfigError as e:
+        raise ConfigError(f"--module {target!r}: {e}") from None
+    try:
+        module = build_with_spec(spec, config).eval()
+        x = torch.randn(config["batch"], config["seq_len"], config["d_model"], generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            y = module(x)
+    except Exception as e:  # the factory's or the module's error, in one line
+        raise ConfigError(f"--module {target!r} fails at d_model={config['d_model']}, seq_len={PROBE_SEQ_LEN}: "
+                          f"{type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ConfigError(f"--module {target!r}: its forward returned {shape}, expected {tuple(x.shape)} (batch, seq_len, d_model); "
+                          "a module that needs other inputs or returns a tuple: have the factory return (module, inputs)")
+    has_steps = all(callable(getattr(module, m, None)) for m in DECODE_METHODS)
+    spec.decodes = has_steps and _is_causal(module, x, y)
+    spec.causal = spec.decodes  # DESIGN.md: causal mechanisms decode; the harness reads their prefill state
+
+
+def build_with_spec(spec: MechanismSpec, config: dict[str, Any]):
+    """Build from a spec not (yet) registered, as registry.build does, with seed 0."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        module = spec.builder(config)
+    module.config = config
+    return module.to(device=config["device"], dtype=getattr(torch, config["dtype"]))
+
+
+def _is_causal(module: Any, x: Any, y: Any) -> bool:
+    """Outputs up to t are unchanged when the tokens after t change."""
+    import torch
+
+    t = x.shape[1] // 2
+    x2 = x.clone()
+    x2[:, t + 1:] += 1.0
+    with torch.no_grad():
+        y2 = module(x2)
+    return bool(torch.allclose(y[:, : t + 1], y2[:, : t + 1], atol=1e-5))

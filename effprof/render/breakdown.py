@@ -1,0 +1,92 @@
+"""The per-module breakdown, rendered: a console tree for one record, a stacked share chart across a sweep.
+
+Both read the record field `breakdown: {path: {type, calls, flops, time_s, peak_bytes}}`
+(effprof.measure.breakdown); figures are inclusive per module, so a parent's own work is
+what its children leave: the chart stacks the root's direct children plus "(rest)",
+the root's cost that none of them accounts for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from rich.markup import escape
+from rich.table import Table
+
+from effprof.fit_breakdown import REST, breakdown_frame
+from effprof.render.console import human
+from effprof.render.figures import PALETTE
+
+METRIC_UNITS = {"flops": "flops", "time_s": "time", "peak_bytes": "bytes"}
+METRIC_TITLES = {"flops": "FLOPs", "time_s": "forward time", "peak_bytes": "peak memory"}
+
+
+def breakdown_tree(record: dict[str, Any]) -> Table:
+    """`effprof profile --breakdown`: submodules indented by depth, with FLOPs, share, time and peak memory."""
+    tree = record["breakdown"]
+    root = tree.get("", {})
+    total = root.get("flops") or 0.0
+    table = Table(title=escape(f"{record['mechanism']}: cost per submodule (inclusive: a module includes its children)"),
+                  title_justify="left")
+    for column in ("module", "type", "calls", "FLOPs", "share", "time", "peak memory"):
+        table.add_column(column, justify="left" if column in ("module", "type") else "right")
+    for path in tree:  # named_modules() order: parents before children, layers in order
+        row = tree[path]
+        depth = 0 if path == "" else path.count(".") + 1
+        label = record["mechanism"] if path == "" else "  " * depth + path.rpartition(".")[2]
+        share = f"{100 * row['flops'] / total:.1f}%" if total and row.get("flops") is not None else "–"
+        table.add_row(escape(label), escape(str(row.get("type", ""))), str(row.get("calls", "")), human(row.get("flops"), "flops"),
+                      share, human(row.get("time_s"), "time"), human(row.get("peak_bytes"), "bytes"))
+    if root.get("flops_analytic"):
+        table.caption = f"analytic (the spec's cost model): {human(root['flops_analytic'], 'flops')} FLOPs"
+    return table
+
+
+def share_figure(frame: pd.DataFrame, mechanism: str, metric: str = "flops", mode: str = "forward") -> go.Figure | None:
+    """Stacked share of `metric` per top-level submodule of `mechanism` against the swept size (None: no data).
+
+    Each band is a direct child of the module ("(rest)": the module's own work between them), as a percentage of
+    the whole at that size: the picture of where a layer becomes attention-bound as the sequence grows.
+    """
+    long = breakdown_frame(frame)
+    long = long[(long["mechanism"] == mechanism) & (long["mode"] == mode) & long[metric].notna()]
+    if long.empty or long["size"].isna().all():
+        return None
+    by_size = long.groupby(["size", "path"], sort=True)[metric].median().unstack("path")
+    if "" not in by_size.columns or len(by_size) < 1:
+        return None
+    total = by_size[""]
+    children = [p for p in dict.fromkeys(long["path"]) if p and "." not in p]  # the module's own order
+    shares = pd.DataFrame({p: by_size[p] / total for p in children})
+    shares[REST] = (1.0 - shares.sum(axis=1)).clip(lower=0.0)
+    fig = go.Figure()
+    for i, path in enumerate(shares.columns):
+        kind = long.loc[long["path"] == path, "type"].iloc[0] if path != REST else "the module's own ops"
+        fig.add_trace(go.Scatter(x=shares.index, y=100 * shares[path], name=f"{path} ({kind})", mode="lines", stackgroup="share",
+                                 line={"color": PALETTE[i % len(PALETTE)]},
+                                 hovertemplate=f"{path}: %{{y:.1f}}%<extra></extra>"))
+    axis = _axis_name(frame)
+    fig.update_layout(title=f"{mechanism} ({mode}): share of {METRIC_TITLES[metric]} per submodule", template="plotly_white",
+                      xaxis={"title": axis, "type": "log"}, yaxis={"title": "% of the module", "range": [0, 100]},
+                      legend={"orientation": "h"})
+    return fig
+
+
+def share_figures(frame: pd.DataFrame, metric: str = "flops") -> list[tuple[str, go.Figure]]:
+    """(mechanism, figure) for every mechanism of `frame` whose records carry a breakdown in forward mode."""
+    if "breakdown" not in frame.columns:
+        return []
+    out = []
+    for mechanism in dict.fromkeys(frame["mechanism"]):
+        fig = share_figure(frame, mechanism, metric)
+        if fig is not None:
+            out.append((mechanism, fig))
+    return out
+
+
+def _axis_name(frame: pd.DataFrame) -> str:
+    from effprof.frames import swept_axis
+
+    return swept_axis(frame) or "size"
