@@ -1,10 +1,10 @@
-"""Exports for papers: LaTeX tables (booktabs, siunitx numbers), CSV, static figures (SVG, PDF)."""
+"""Exports for papers: LaTeX tables (booktabs, siunitx numbers), CSV, static figures (SVG, PDF, PNG)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pandas as pd
 
@@ -70,30 +70,20 @@ def write_csv(frame: pd.DataFrame, fits: pd.DataFrame, path: str | Path) -> list
     return [str(path), str(fits_path)]
 
 
-def write_figures(frame: pd.DataFrame, fits: pd.DataFrame, folder: str | Path) -> list[str]:
-    """Every report figure as SVG and PDF (plotly static export: needs kaleido and a Chrome/Chromium)."""
-    try:
-        import kaleido  # noqa: F401
-    except ImportError:
-        raise ExportError("--figures needs the kaleido package and Chrome or Chromium: pip install 'effprof[figures]' "
-                          "(and e.g. apt-get install chromium)") from None
+def write_figures(frame: pd.DataFrame, fits: pd.DataFrame, folder: str | Path, size: str = "single",
+                  patterns: Iterable[dict[str, Any]] = ()) -> list[str]:
+    """Every report figure as SVG, PDF and PNG at a column-width preset (effprof.render.static; needs kaleido
+    and a Chrome/Chromium), named <mode>-<metric> (forward-time.pdf), roofline, expert-load and
+    pattern-<mechanism> for each pattern_data dict in `patterns`."""
     from effprof.render.figures import expert_load_figure, metric_figures, roofline_figure
+    from effprof.render.patterns import pattern_figure
+    from effprof.render.static import StaticExportError, export_figures
+    from effprof.render.style import figure_name
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    figures = [(f"{mode}-{title.split(' — ')[0]}", fig) for mode, title, fig in metric_figures(frame, fits)]
-    for name, fig in (("roofline", roofline_figure(frame)), ("expert-load", expert_load_figure(frame))):
-        if fig is not None:
-            figures.append((name, fig))
-    written = []
-    for name, fig in figures:
-        stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name).strip("_")
-        for suffix in ("svg", "pdf"):
-            target = folder / f"{stem}.{suffix}"
-            try:
-                fig.write_image(str(target), format=suffix)
-            except Exception as e:  # kaleido without a browser, or a browser it cannot start
-                raise ExportError(f"--figures could not export with kaleido ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
-                                  "it needs Chrome or Chromium installed (e.g. apt-get install chromium)") from None
-            written.append(str(target))
-    return written
+    figures = [fig for _, _, fig in metric_figures(frame, fits)] + [roofline_figure(frame), expert_load_figure(frame)]
+    named = [(fig.layout.meta["name"], fig) for fig in figures if fig is not None]
+    named += [(figure_name("pattern", data["name"]), pattern_figure(data)) for data in patterns]
+    try:
+        return export_figures(named, folder, size)
+    except StaticExportError as e:
+        raise ExportError(str(e)) from None

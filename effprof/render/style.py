@@ -1,0 +1,457 @@
+"""How every effprof figure looks: units on the axes, ticks at the measured sizes, series styles, print presets.
+
+One place decides what a reader of the report or of a paper sees, so that the HTML report and the
+static exports (``--figures``) agree:
+
+- **Units.** Each axis shows one unit, picked from its data range (``unit_for``): seconds with SI
+  prefixes (ns, µs, ms, s), bytes in binary units (B, KiB, MiB, GiB, TiB, as the tables print them),
+  FLOPs as kFLOP … TFLOP. The data are divided by the unit's scale, so the ticks, the hover text
+  and the axis title ("time per forward pass (ms)") all read in that unit.
+- **Ticks.** The swept axis is ticked at the measured sizes (``size_ticks``): 256, 512, 1024, … or
+  2⁸, 2⁹, 2¹⁰, … when a powers-of-two sweep would need labels of five digits or more. The value axis
+  is ticked on the 1-2-5 ladder (``value_ticks``), never plotly's "5 6 7 8 9 1000 2".
+- **Series.** One colour and one marker symbol per series (``series_styles``), computed once per
+  report from its frame (``report_styles``), so a mechanism keeps its colour in every figure. The
+  colours are the Okabe–Ito palette (distinguishable with the common colour-vision deficiencies);
+  the markers and line dashes keep the figure readable in greyscale: measured points are markers
+  on a solid line, the analytic cost a dotted line (``ANALYTIC_DASH``), the fitted slope a dashed
+  one (``FIT_DASH``).
+- **Spread.** Time carries error bars from its measured spread (``time_error_bars``): the
+  interquartile range of the per-call block times where a record keeps them (``time_samples_s``),
+  else ± half its ``time_iqr_s``. Noisy points (``time_noisy``) are ringed with ``noisy_marker()``.
+- **Layouts.** ``screen_layout`` for the HTML report (title left, below plotly's toolbar);
+  ``print_layout`` for a paper: the ``single`` (3.5 in) or ``double`` (7 in) column preset, fonts
+  in points to match, no title (the caption is the paper's), the legend above the plot.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from effprof.frames import add_labels, swept_axis
+
+# Okabe & Ito (2008), "Color Universal Design": safe for protanopia, deuteranopia and tritanopia.
+# Yellow and black come last: yellow is faint on white, black is the colour of the style-key lines.
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+# Filled symbols that stay apart in greyscale; a series keeps its symbol in every figure.
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "triangle-down", "pentagon", "hexagon", "star", "cross", "x")
+MEASURED_DASH = "solid"
+ANALYTIC_DASH = "dot"
+FIT_DASH = "dash"
+KEY_COLOR = "#444444"  # the legend entries that explain line styles, and the roof of the roofline
+FONT_FAMILY = "Arial, 'Liberation Sans', Helvetica, sans-serif"
+CSS_PX_PER_INCH = 96  # plotly sizes are CSS pixels; Chromium prints 96 of them per inch
+PT_PER_INCH = 72
+
+# (symbol, size of one symbol in base units), largest first.
+TIME_UNITS = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
+BYTE_UNITS = (("TiB", 2.0**40), ("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10), ("B", 1.0))
+FLOP_UNITS = (("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6), ("kFLOP", 1e3), ("FLOP", 1.0))
+LADDERS = {"time": TIME_UNITS, "bytes": BYTE_UNITS, "flops": FLOP_UNITS}
+
+# Axis titles of the swept config keys: what the number counts, in its unit.
+SIZE_TITLES = {
+    "seq_len": "sequence length (tokens)", "batch": "batch size (sequences)", "d_model": "model width d_model (features)",
+    "n_heads": "attention heads", "head_dim": "head dimension (features)", "d_state": "state size d_state",
+    "window": "window (tokens)", "block_size": "block size (tokens)", "chunk_size": "chunk size (tokens)",
+    "n_experts": "experts", "top_k": "top-k", "d_ff": "feed-forward width d_ff (features)", "n_layers": "layers",
+    "gen_len": "generated length (tokens)", "n_features": "random features", "diffusion_steps": "diffusion steps",
+    "block_len": "block length (tokens)", "n_buckets": "LSH buckets", "n_hashes": "LSH rounds", "n_clusters": "clusters",
+}
+# What one measurement of a metric covers, by mode (decode figures are per generated token).
+PER_MODE = {"forward": "per forward pass", "train": "per training step", "decode": "per generated token"}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A display unit: values in base units (s, bytes, FLOPs) divided by `scale` read in `symbol`."""
+
+    symbol: str
+    scale: float
+
+    def scaled(self, values: Iterable[float]) -> list[float]:
+        return [float(v) / self.scale for v in values]
+
+
+@dataclass(frozen=True)
+class SeriesStyle:
+    """The colour and marker symbol of one series, the same in every figure of a report."""
+
+    color: str
+    symbol: str
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A print size: the figure's width and height in inches and its font size in points."""
+
+    name: str
+    width_in: float
+    height_in: float
+    font_pt: float
+
+    @property
+    def width_px(self) -> int:
+        return round(self.width_in * CSS_PX_PER_INCH)
+
+    @property
+    def height_px(self) -> int:
+        return round(self.height_in * CSS_PX_PER_INCH)
+
+    @property
+    def font_px(self) -> float:
+        return self.font_pt * CSS_PX_PER_INCH / PT_PER_INCH
+
+
+# A journal column is about 3.3-3.5 in wide, a full page width about 7 in; body text at 8-10 pt.
+PRESETS = {
+    "single": Preset("single", 3.5, 2.7, 8.0),
+    "double": Preset("double", 7.0, 3.6, 9.0),
+}
+PNG_DPI = 300  # raster exports at print resolution
+
+
+def metric_kind(metric: str) -> str:
+    """'time', 'bytes' or 'flops': which unit ladder a record field is shown in."""
+    if metric.startswith("time"):
+        return "time"
+    if metric.endswith("bytes"):
+        return "bytes"
+    if "flops" in metric:
+        return "flops"
+    raise ValueError(f"no unit for metric {metric!r}; known kinds: time_*, *_bytes, *flops*")
+
+
+def unit_for(kind: str, values: Iterable[float]) -> Unit:
+    """One unit for an axis, from its data range: the unit in which the values read as plain numbers
+    (0.001 … 9999, no powers of ten), preferring the one that puts their geometric middle in 1 … 1000.
+
+    A time axis from 40 µs to 300 ms reads in ms (0.04 … 300); FLOPs from 1 MFLOP to 65 GFLOP in GFLOP
+    (0.001 … 65), not 10⁴ MFLOP.
+    """
+    ladder = LADDERS[kind]
+    positive = [float(v) for v in values if v is not None and math.isfinite(float(v)) and float(v) > 0]
+    if not positive:
+        return Unit(*ladder[-1])
+    low, high = min(positive), max(positive)
+
+    def cost(scale: float) -> tuple[float, float]:
+        outside = max(0.0, math.log10(1e-3 * scale / low)) + max(0.0, math.log10(high / scale / 1e4))
+        middle = math.log10(math.sqrt(low * high) / scale)  # 0 … 3 is best
+        return round(outside, 9), max(0.0, -middle, middle - 3)
+
+    symbol, scale = min(ladder, key=lambda unit: cost(unit[1]))
+    return Unit(symbol, scale)
+
+
+def axis_title(label: str, unit: Unit | str | None) -> str:
+    """'time per forward pass' + ms -> 'time per forward pass (ms)'."""
+    symbol = unit.symbol if isinstance(unit, Unit) else unit
+    return f"{label} ({symbol})" if symbol else label
+
+
+def metric_label(metric: str, mode: str) -> str:
+    """The quantity a metric figure plots, in words: 'time per generated token', 'peak memory'."""
+    per = PER_MODE.get(mode, "per call")
+    return {
+        "time_s": f"time {per}",
+        "flops_counted": f"FLOPs {per}",
+        "peak_bytes": "peak memory",
+        "activation_bytes": "activations saved for backward",
+        "state_bytes": "decode state (KV cache or recurrent state)",
+    }.get(metric, metric.replace("_", " "))
+
+
+# File names of the metric figures: <mode>-<this>.pdf, e.g. forward-time.pdf, decode-state.pdf.
+FILE_NAMES = {"flops_counted": "flops", "time_s": "time", "peak_bytes": "peak-memory", "activation_bytes": "activations",
+              "state_bytes": "state"}
+
+
+def figure_name(*parts: str) -> str:
+    """A file name that reads: ('forward', 'time_s') -> 'forward-time'; ('pattern', 'sliding_window') -> 'pattern-sliding-window'."""
+    words = [FILE_NAMES.get(part, part) for part in parts]
+    name = "-".join("".join(ch if ch.isalnum() else "-" for ch in w.lower()) for w in words)
+    return "-".join(filter(None, name.split("-")))
+
+
+def size_title(axis: str | None) -> str:
+    return SIZE_TITLES.get(axis or "", (axis or "").replace("_", " "))
+
+
+def series_colors(series_names: Iterable[str]) -> dict[str, str]:
+    """One Okabe–Ito colour per series, in order of first appearance (cycling beyond eight)."""
+    return {name: style.color for name, style in series_styles(series_names).items()}
+
+
+def series_styles(series_names: Iterable[str]) -> dict[str, SeriesStyle]:
+    """Colour and marker symbol per series, in order of first appearance.
+
+    Colours cycle every 8 and symbols every 10, so the first 40 series differ in at least one of the two.
+    """
+    names = list(dict.fromkeys(series_names))
+    return {name: SeriesStyle(OKABE_ITO[i % len(OKABE_ITO)], SYMBOLS[i % len(SYMBOLS)]) for i, name in enumerate(names)}
+
+
+def report_styles(frame: pd.DataFrame) -> dict[str, SeriesStyle]:
+    """The series styles of a whole report: labelled as every figure labels them (frames.add_labels on the
+    ok records, by the swept axis), so the same series gets the same colour in all of them."""
+    ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame
+    if ok.empty or "mechanism" not in ok.columns:
+        return {}
+    return series_styles(add_labels(ok, swept_axis(ok))["series"])
+
+
+def noisy_marker() -> dict[str, Any]:
+    """The marker ringing a point whose timing is noisy (IQR above 10% of the median): an open circle
+    larger than any series marker, in the key colour, so it reads the same in colour and in greyscale."""
+    return {"symbol": "circle-open", "size": 15, "color": KEY_COLOR, "line": {"width": 1.2, "color": KEY_COLOR}}
+
+
+NOISY_NAME = "noisy (IQR > 10% of median)"
+
+
+def noisy_trace(x: Sequence[float], y: Sequence[float], show_legend: bool = True) -> go.Scatter:
+    """Rings around the noisy points at (x, y) (y already in the axis unit); one legend entry per figure."""
+    return go.Scatter(x=list(x), y=list(y), mode="markers", name=NOISY_NAME, legendgroup="noisy", showlegend=show_legend,
+                      marker=noisy_marker(), hoverinfo="skip")
+
+
+def noisy_mask(rows: pd.DataFrame) -> list[bool]:
+    """Which rows were measured with noisy timing (the record's time_noisy flag)."""
+    if "time_noisy" not in rows.columns:
+        return [False] * len(rows)
+    return [isinstance(v, (bool, np.bool_)) and bool(v) for v in rows["time_noisy"]]
+
+
+def time_error_bars(rows: pd.DataFrame, unit: Unit) -> dict[str, Any] | None:
+    """Asymmetric error bars spanning the interquartile range of each point's time, in `unit`.
+
+    From the record's per-call block times (``time_samples_s``) where present: the bar runs from
+    their 25th to 75th percentile around the median ``time_s``. Else ± half of ``time_iqr_s``. A
+    point with neither gets no bar; with no spread anywhere there are no bars at all (None).
+    """
+    plus, minus, any_bar = [], [], False
+    samples = rows["time_samples_s"] if "time_samples_s" in rows.columns else [None] * len(rows)
+    iqrs = rows["time_iqr_s"] if "time_iqr_s" in rows.columns else [None] * len(rows)
+    for median, sample, iqr in zip(rows["time_s"], samples, iqrs):
+        up = down = float("nan")
+        values = [float(s) for s in sample if s is not None and math.isfinite(float(s))] if isinstance(sample, (list, tuple)) else []
+        if len(values) >= 2:
+            q25, q75 = _quantile(values, 0.25), _quantile(values, 0.75)
+            up, down = max(q75 - float(median), 0.0), max(float(median) - q25, 0.0)
+        elif iqr is not None and isinstance(iqr, (int, float)) and math.isfinite(float(iqr)) and iqr >= 0:
+            up = down = float(iqr) / 2
+        if up == up:
+            any_bar = True
+        plus.append(up / unit.scale if up == up else None)
+        minus.append(down / unit.scale if down == down else None)
+    if not any_bar:
+        return None
+    return {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus, "thickness": 1, "width": 3}
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    """The q-quantile with linear interpolation (numpy's default), without numpy."""
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _is_power_of_two(value: float) -> bool:
+    return value >= 1 and float(value).is_integer() and (int(value) & (int(value) - 1)) == 0
+
+
+SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def size_ticks(sizes: Iterable[float], max_labels: int = 8) -> tuple[list[float], list[str]]:
+    """Ticks at the measured sizes of the swept axis and their labels.
+
+    Powers of two are written as such (2¹⁰) when plain numbers would need five digits or more; otherwise
+    the numbers themselves (256, 512, 1024), large ones in k (10k, 25k). Beyond `max_labels` sizes every
+    other label is left blank (the tick stays), so labels never overlap on a narrow figure.
+    """
+    values = sorted({float(s) for s in sizes if s is not None and math.isfinite(float(s)) and float(s) > 0})
+    if not values:
+        return [], []
+    powers = all(_is_power_of_two(v) for v in values) and len(values) >= 2
+    if powers and max(values) >= 10_000:
+        labels = [f"2{str(int(math.log2(v))).translate(SUPERSCRIPT)}" for v in values]
+    else:
+        labels = [_plain(v) for v in values]
+    stride = math.ceil(len(values) / max_labels)
+    labels = [label if (len(values) - 1 - i) % stride == 0 else "" for i, label in enumerate(labels)]  # keep the largest
+    return values, labels
+
+
+def _plain(value: float) -> str:
+    if value >= 10_000 and value % 1000 == 0:
+        return f"{value / 1000:g}k"
+    return f"{value:g}" if value < 1e6 else f"{value:.3g}"
+
+
+def log_range(values: Iterable[float], pad: float = 0.06) -> tuple[float, float] | None:
+    """A log10 axis range around the positive values, padded by a fraction of its span (at least 0.04 decades)."""
+    positive = [float(v) for v in values if v is not None and math.isfinite(float(v)) and float(v) > 0]
+    if not positive:
+        return None
+    low, high = math.log10(min(positive)), math.log10(max(positive))
+    margin = max((high - low) * pad, 0.04)
+    return low - margin, high + margin
+
+
+def value_ticks(log_lo: float, log_hi: float, max_ticks: int = 7) -> tuple[list[float], list[str]]:
+    """Ticks on a log value axis spanning 10**log_lo .. 10**log_hi: the densest of the ladders
+    1-2-5, 1-3, 1 (per decade; then every other or third decade) that gives at most `max_ticks`,
+    with at least two ticks (a finer 1..9 ladder for a narrow range)."""
+    ladders: list[tuple[tuple[float, ...], int]] = [((1, 2, 5), 1), ((1, 3), 1), ((1,), 1), ((1,), 2), ((1,), 3), ((1,), 5)]
+    best: list[float] = []
+    for mantissas, every in ladders:
+        ticks = _ladder(log_lo, log_hi, mantissas, every)
+        if len(ticks) <= max_ticks:
+            best = ticks
+            break
+    if len(best) < 2:
+        best = [t for t in _ladder(log_lo, log_hi, (1, 2, 3, 4, 5, 6, 7, 8, 9), 1)]
+        if len(best) > max_ticks:
+            best = best[:: math.ceil(len(best) / max_ticks)]
+    return best, [tick_label(t) for t in best]
+
+
+def _ladder(log_lo: float, log_hi: float, mantissas: Sequence[float], every: int) -> list[float]:
+    ticks = []
+    for exponent in range(math.floor(log_lo) - 1, math.ceil(log_hi) + 1):
+        if exponent % every:
+            continue
+        for m in mantissas:
+            value = m * 10.0**exponent
+            if log_lo - 1e-9 <= math.log10(value) <= log_hi + 1e-9:
+                ticks.append(float(f"{value:.12g}"))
+    return ticks
+
+
+def tick_label(value: float) -> str:
+    """0.05, 2, 300, 2000; beyond 10⁴ or below 10⁻³ as powers of ten (5×10⁻⁴)."""
+    if 1e-3 <= abs(value) < 1e4:
+        return f"{value:g}"
+    exponent = math.floor(math.log10(abs(value)) + 1e-9)
+    mantissa = value / 10.0**exponent
+    power = f"10{str(exponent).translate(SUPERSCRIPT)}"
+    return power if abs(mantissa - 1) < 1e-9 else f"{mantissa:g}×{power}"
+
+
+def log_axis(title: str, values: Iterable[float], max_ticks: int = 7) -> dict[str, Any]:
+    """A log value axis over `values` (in their display unit): 1-2-5 ticks, padded range, title with unit."""
+    span = log_range(values)
+    axis: dict[str, Any] = {"type": "log", "title": {"text": title}}
+    if span is None:
+        return axis
+    ticks, labels = value_ticks(*span, max_ticks=max_ticks)
+    if len(ticks) < 2:  # a flat series: widen to the neighbouring ladder ticks so the axis is still labelled
+        center = (span[0] + span[1]) / 2
+        span = (min(span[0], math.floor(center)), max(span[1], math.floor(center) + 1))
+        ticks, labels = value_ticks(*span, max_ticks=max_ticks)
+    axis.update(range=list(span), tickmode="array", tickvals=ticks, ticktext=labels)
+    return axis
+
+
+def size_axis(axis: str | None, sizes: Iterable[float], max_labels: int = 8) -> dict[str, Any]:
+    """The swept axis: log scale ticked at the measured sizes, titled with its unit."""
+    values = list(sizes)
+    ticks, labels = size_ticks(values, max_labels)
+    out: dict[str, Any] = {"type": "log", "title": {"text": size_title(axis)}, "tickmode": "array", "tickvals": ticks, "ticktext": labels}
+    span = log_range(values, pad=0.08)
+    if span is not None:
+        out["range"] = list(span)
+    return out
+
+
+def style_key_traces(analytic: bool, fit: bool) -> list[go.Scatter]:
+    """Legend entries that say what the line styles mean (one each, in the key colour): the colours name
+    the series, these name the kinds of line."""
+    out = []
+    if analytic:
+        out.append(go.Scatter(x=[None], y=[None], mode="lines", name="analytic cost", legendgroup="key",
+                              line={"color": KEY_COLOR, "dash": ANALYTIC_DASH, "width": 1.5}, hoverinfo="skip"))
+    if fit:
+        out.append(go.Scatter(x=[None], y=[None], mode="lines", name="fitted slope", legendgroup="key",
+                              line={"color": KEY_COLOR, "dash": FIT_DASH, "width": 1.5}, hoverinfo="skip"))
+    return out
+
+
+SCREEN_MARGIN = {"l": 70, "r": 20, "t": 72, "b": 55}
+
+
+def screen_layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
+    """The report's look: white template, the title left-aligned below plotly's toolbar (which sits at
+    the top right of the figure, in the top margin), the legend to the right of the plot."""
+    fig.update_layout(
+        template="plotly_white", height=height, font={"family": FONT_FAMILY},
+        title={"text": title, "x": 0, "xref": "paper", "xanchor": "left", "y": 1, "yref": "paper", "yanchor": "bottom",
+               "pad": {"b": 12}, "font": {"size": 15}},
+        margin=SCREEN_MARGIN, legend={"font": {"size": 11}},
+    )
+    return fig
+
+
+def print_layout(fig: go.Figure, preset: Preset | str = "single") -> go.Figure:
+    """A copy of `fig` sized for a paper: the preset's width, height and font, no title, thin lines,
+    the legend in rows above the plot (never over the data), axes framed, a light grid."""
+    preset = PRESETS[preset] if isinstance(preset, str) else preset
+    out = copy.deepcopy(fig)
+    small = preset.font_px
+    out.update_layout(
+        template="simple_white", width=preset.width_px, height=preset.height_px + _legend_rows(out, preset) * small * 1.35,
+        title={"text": ""}, font={"family": FONT_FAMILY, "size": small, "color": "#000000"},
+        margin={"l": 4, "r": 6, "t": 4, "b": 4, "pad": 0},
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom", "font": {"size": small * 0.9},
+                "itemwidth": 30, "tracegroupgap": 0, "bgcolor": "rgba(0,0,0,0)", "entrywidthmode": "pixels"},
+        showlegend=any(t.showlegend is not False for t in out.data) and len(out.data) > 1,
+    )
+    frame = {"showline": True, "mirror": True, "linewidth": 0.75, "ticks": "outside", "ticklen": 3, "tickwidth": 0.75,
+             "showgrid": True, "gridcolor": "#e5e5e5", "gridwidth": 0.5, "automargin": True,
+             "title": {"font": {"size": small}, "standoff": 4}, "tickfont": {"size": small}}
+    out.update_xaxes(**frame)
+    out.update_yaxes(**frame)
+    for trace in out.data:
+        if isinstance(trace, go.Scatter):
+            if trace.marker is not None and trace.marker.size is not None and trace.marker.symbol != noisy_marker()["symbol"]:
+                trace.marker.size = min(trace.marker.size, 5)
+            if trace.marker is not None and trace.marker.symbol == noisy_marker()["symbol"]:
+                trace.marker.size = 9
+                trace.marker.line.width = 0.8
+            if trace.line is not None and trace.line.width is not None:
+                trace.line.width = min(trace.line.width, 1.2)
+            elif trace.line is not None:
+                trace.line.width = 1.2
+            if trace.error_y is not None and trace.error_y.array is not None:
+                trace.error_y.thickness, trace.error_y.width = 0.75, 2
+        elif isinstance(trace, go.Heatmap):  # a square map: as tall as it is wide, a slim colour bar
+            out.update_layout(height=round(preset.width_px * 0.92))
+            trace.colorbar.update(thickness=8, outlinewidth=0, title={"font": {"size": small}}, tickfont={"size": small})
+    return out
+
+
+def _legend_rows(fig: go.Figure, preset: Preset) -> int:
+    """Rows the horizontal legend takes at this width, estimated from the entries' text (about 0.55 em a
+    character, plus the symbol), so the plot area keeps its height whatever the number of series."""
+    names = [t.name or "" for t in fig.data if t.showlegend is not False and (t.name or "")]
+    if len(names) < 2:
+        return 0
+    char = preset.font_px * 0.9 * 0.55
+    rows, used = 1, 0.0
+    for name in names:
+        width = 40 + len(name) * char
+        if used and used + width > preset.width_px - 10:
+            rows, used = rows + 1, 0.0
+        used += width
+    return rows
