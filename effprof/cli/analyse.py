@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from effprof.cli import BadInput, app
-from effprof.cli.options import CsvOpt, FiguresOpt, JsonOpt, LatexOpt
+from effprof.cli.options import CsvOpt, FiguresOpt, FigureSizeOpt, JsonOpt, LatexOpt
 from effprof.cli.output import check_export_paths, command_line, err, frame_records, load_results, out, print_json, write_exports
 
 
@@ -39,6 +39,7 @@ def report_command(
     latex: LatexOpt = None,
     csv: CsvOpt = None,
     figures: FiguresOpt = None,
+    figure_size: FigureSizeOpt = "single",
 ) -> None:
     """Write a self-contained HTML report (plots, claims, crossovers, records) of saved results."""
     from effprof.api import pattern_panels
@@ -47,12 +48,12 @@ def report_command(
 
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
-    check_export_paths(latex, csv, figures)
+    check_export_paths(latex, csv, figures, figure_size)
     frame = load_results(results)
     old = load_results(baseline, "--baseline") if baseline is not None else None
     fits = fit_frame(frame)
     path = write_report(frame, fits, output, command=command_line(), baseline=old, pattern_panels=pattern_panels(frame))
-    write_exports(frame, fits, latex, csv, figures)
+    write_exports(frame, fits, latex, csv, figures, figure_size)
     err.print(f"report: {path}")
 
 

@@ -9,7 +9,7 @@ import typer
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import (
-    CsvOpt, FiguresOpt, ForceOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt, ParamOpt, ThreadsOpt, TimeoutOpt, VaryOpt,
+    CsvOpt, FiguresOpt, FigureSizeOpt, ForceOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt, ParamOpt, ThreadsOpt, TimeoutOpt, VaryOpt,
     isolation, parse_modes, parse_params, parse_vary,
 )
 from effprof.cli.output import (
@@ -118,6 +118,7 @@ def compare_command(
     latex: LatexOpt = None,
     csv: CsvOpt = None,
     figures: FiguresOpt = None,
+    figure_size: FigureSizeOpt = "single",
     isolate: IsolateOpt = False,
     timeout: TimeoutOpt = None,
     max_memory: MaxMemoryOpt = None,
@@ -142,7 +143,7 @@ def compare_command(
     isolated = isolation(isolate, timeout, max_memory)
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
-    check_export_paths(latex, csv, figures)
+    check_export_paths(latex, csv, figures, figure_size)
     old = None
     if baseline is not None and (baseline.endswith(".jsonl") or Path(baseline).exists()):
         old, baseline = load_results(Path(baseline), "--baseline"), None
@@ -160,7 +161,7 @@ def compare_command(
     crossings = crossovers(frame)
     path = write_report(frame, fits, output, command=command_line(), title="effprof compare: " + ", ".join(names),
                         baseline=old, pattern_panels=pattern_panels(frame))
-    write_exports(frame, fits, latex, csv, figures)
+    write_exports(frame, fits, latex, csv, figures, figure_size)
     if json_:
         data = {"records": frame_records(frame), "fits": frame_records(fits), "report": path, "crossovers": crossings}
         if old is not None:

@@ -21,7 +21,8 @@ TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="seconds 
 MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="address-space limit per point, e.g. 8G (with --isolate, CPU)")]
 LatexOpt = Annotated[Optional[Path], typer.Option("--latex", help="also write booktabs LaTeX tables (fits, crossovers, complexity) to this .tex file")]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="also write the records (and <stem>_fits.csv) as CSV")]
-FiguresOpt = Annotated[Optional[Path], typer.Option("--figures", help="also export every figure as SVG and PDF into this folder (needs kaleido)")]
+FiguresOpt = Annotated[Optional[Path], typer.Option("--figures", help="also export every figure as SVG, PDF and PNG (300 dpi) into this folder, sized for a paper (needs effprof[figures] and Chromium)")]
+FigureSizeOpt = Annotated[str, typer.Option("--figure-size", help="width preset of the --figures exports: single (3.5 in column, 8 pt text) or double (7 in page width, 9 pt)")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's")]
 
 

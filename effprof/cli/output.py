@@ -97,9 +97,10 @@ def load_results(path, what: str = "results file"):
     return to_frame(records)
 
 
-def check_export_paths(latex, csv, figures) -> None:
+def check_export_paths(latex, csv, figures, figure_size: str = "single") -> None:
     """Refuse unusable export paths before anything is measured."""
     from effprof.cli import BadInput
+    from effprof.render.style import PRESETS
 
     for flag, path, suffix in (("--latex", latex, ".tex"), ("--csv", csv, ".csv")):
         if path is not None and path.suffix.lower() != suffix:
@@ -108,14 +109,16 @@ def check_export_paths(latex, csv, figures) -> None:
             raise BadInput(f"{flag} {str(path)!r} is a directory; give a file path")
     if figures is not None and figures.exists() and not figures.is_dir():
         raise BadInput(f"--figures {str(figures)!r} is a file; give a folder")
+    if figure_size not in PRESETS:
+        raise BadInput(f"--figure-size {figure_size!r} is not a preset; accepted: {', '.join(PRESETS)}")
     if figures is not None:
-        try:
-            import kaleido  # noqa: F401
-        except ImportError:
-            raise BadInput("--figures needs the kaleido package and Chrome or Chromium: pip install 'effprof[figures]' (and e.g. apt-get install chromium)") from None
+        from effprof.render.static import missing_requirement
+
+        if (reason := missing_requirement()) is not None:
+            raise BadInput(f"--figures: {reason}")
 
 
-def write_exports(frame, fits, latex, csv, figures) -> None:
+def write_exports(frame, fits, latex, csv, figures, figure_size: str = "single") -> None:
     from effprof.cli import BadInput
     from effprof.render.export import ExportError, latex as latex_tables, write_csv, write_figures
 
@@ -128,7 +131,7 @@ def write_exports(frame, fits, latex, csv, figures) -> None:
         err.print("CSV: " + ", ".join(write_csv(frame, fits, csv)))
     if figures is not None:
         try:
-            written = write_figures(frame, fits, figures)
+            written = write_figures(frame, fits, figures, figure_size)
         except ExportError as e:
             raise BadInput(str(e)) from None
         err.print(f"figures: {len(written)} files in {figures}")

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 from effprof.frames import add_labels, fmt_value, swept_axis
 from effprof.render import style
+from effprof.render.series import METRIC_LABELS
 
 PLOT_METRICS = ["flops_counted", "time_s", "peak_bytes", "activation_bytes", "state_bytes"]
 FIT_METRIC = {"flops_counted": "flops", "time_s": "time", "peak_bytes": "peak_bytes", "activation_bytes": "activation_bytes", "state_bytes": "state_bytes"}
@@ -52,12 +53,13 @@ def metric_figures(frame: pd.DataFrame, fits: pd.DataFrame | None) -> list[tuple
                 if rows.empty:
                     continue
                 ys = unit.scaled(rows[metric])
-                shown += ys
+                bars = style.time_error_bars(rows, unit) if metric == "time_s" else None
+                shown += ys + (style.bar_ends(ys, bars) if bars else [])
                 fig.add_trace(go.Scatter(
                     x=rows[axis], y=ys, mode="lines+markers", name=series, legendgroup=series,
                     line={"color": look.color, "dash": style.MEASURED_DASH, "width": 1.5},
                     marker={"color": look.color, "symbol": look.symbol, "size": 7},
-                    error_y=style.time_error_bars(rows, unit) if metric == "time_s" else None,
+                    error_y=bars,
                     customdata=_hover(rows, axis),
                     hovertemplate=f"{axis}=%{{x}}<br>%{{y:.4g}} {unit.symbol}<br>%{{customdata}}<extra>%{{fullData.name}}</extra>",
                 ))
@@ -72,7 +74,7 @@ def metric_figures(frame: pd.DataFrame, fits: pd.DataFrame | None) -> list[tuple
                                                     show_legend=not any(t.name == style.NOISY_NAME for t in fig.data)))
             for key in style.style_key_traces(analytic, fitted):
                 fig.add_trace(key)
-            title = f"{label} — {mode}"
+            title = f"{METRIC_LABELS[metric]} — {mode}"
             fig.update_layout(xaxis=style.size_axis(axis, group[axis]),
                               yaxis=style.log_axis(style.axis_title(label, unit), shown))
             style.screen_layout(fig, title).update_layout(meta={"name": style.figure_name(mode, metric)})

@@ -45,6 +45,7 @@ SYMBOLS = ("circle", "square", "diamond", "triangle-up", "triangle-down", "penta
 MEASURED_DASH = "solid"
 ANALYTIC_DASH = "dot"
 FIT_DASH = "dash"
+KEY_RANK = 2000  # legend order: the series first (plotly's default rank is 1000), then what line styles and rings mean
 KEY_COLOR = "#444444"  # the legend entries that explain line styles, and the roof of the roofline
 FONT_FAMILY = "Arial, 'Liberation Sans', Helvetica, sans-serif"
 CSS_PX_PER_INCH = 96  # plotly sizes are CSS pixels; Chromium prints 96 of them per inch
@@ -165,7 +166,7 @@ def metric_label(metric: str, mode: str) -> str:
         "flops_counted": f"FLOPs {per}",
         "peak_bytes": "peak memory",
         "activation_bytes": "activations saved for backward",
-        "state_bytes": "decode state (KV cache or recurrent state)",
+        "state_bytes": "decode state",
     }.get(metric, metric.replace("_", " "))
 
 
@@ -220,7 +221,7 @@ NOISY_NAME = "noisy (IQR > 10% of median)"
 def noisy_trace(x: Sequence[float], y: Sequence[float], show_legend: bool = True) -> go.Scatter:
     """Rings around the noisy points at (x, y) (y already in the axis unit); one legend entry per figure."""
     return go.Scatter(x=list(x), y=list(y), mode="markers", name=NOISY_NAME, legendgroup="noisy", showlegend=show_legend,
-                      marker=noisy_marker(), hoverinfo="skip")
+                      legendrank=KEY_RANK + 2, marker=noisy_marker(), hoverinfo="skip")
 
 
 def noisy_mask(rows: pd.DataFrame) -> list[bool]:
@@ -255,6 +256,15 @@ def time_error_bars(rows: pd.DataFrame, unit: Unit) -> dict[str, Any] | None:
     if not any_bar:
         return None
     return {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus, "thickness": 1, "width": 3}
+
+
+def bar_ends(ys: Sequence[float], bars: dict[str, Any]) -> list[float]:
+    """The tops and bottoms of the error bars on `ys`, so an axis range can include them."""
+    ends = []
+    for y, up, down in zip(ys, bars["array"], bars["arrayminus"]):
+        ends += [y + up] if up is not None else []
+        ends += [y - down] if down is not None and y - down > 0 else []
+    return ends
 
 
 def _quantile(values: Sequence[float], q: float) -> float:
@@ -380,10 +390,10 @@ def style_key_traces(analytic: bool, fit: bool) -> list[go.Scatter]:
     the series, these name the kinds of line."""
     out = []
     if analytic:
-        out.append(go.Scatter(x=[None], y=[None], mode="lines", name="analytic cost", legendgroup="key",
+        out.append(go.Scatter(x=[None], y=[None], mode="lines", name="analytic cost", legendgroup="key", legendrank=KEY_RANK,
                               line={"color": KEY_COLOR, "dash": ANALYTIC_DASH, "width": 1.5}, hoverinfo="skip"))
     if fit:
-        out.append(go.Scatter(x=[None], y=[None], mode="lines", name="fitted slope", legendgroup="key",
+        out.append(go.Scatter(x=[None], y=[None], mode="lines", name="fitted slope", legendgroup="key", legendrank=KEY_RANK + 1,
                               line={"color": KEY_COLOR, "dash": FIT_DASH, "width": 1.5}, hoverinfo="skip"))
     return out
 
