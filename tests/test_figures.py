@@ -102,7 +102,7 @@ def test_sizes_ticked_where_measured_powers_of_two_written_as_such():
 
 def test_value_ticks_are_a_short_1_2_5_ladder_never_every_digit():
     for lo, hi in ((-4.3, 0.2), (0.1, 0.9), (-1, 6), (2.01, 2.05)):
-        ticks, labels = style.value_ticks(lo, hi, max_ticks=7)
+        ticks, _ = style.value_ticks(lo, hi, max_ticks=7)
         assert 2 <= len(ticks) <= 7 or hi - lo < 0.1, (lo, hi, ticks)
         mantissas = {round(t / 10 ** math.floor(math.log10(t) + 1e-9), 6) for t in ticks}
         assert mantissas <= {1, 2, 3, 5} or hi - lo < 0.1, ticks  # no "5 6 7 8 9 1000 2"
@@ -294,3 +294,14 @@ def test_exported_pdf_is_a_column_wide_and_keeps_its_units(exported):
 def test_pattern_heatmap_axes_name_their_unit():
     fig = pattern_figure(_pattern())
     assert fig.layout.xaxis.title.text == "key position (token index)" and fig.layout.title.xanchor == "left"
+
+
+def test_browser_search_falls_back_to_the_path(monkeypatch):
+    """Without choreographer's search (not installed, or another API), the usual browser names on the PATH."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "choreographer.browsers.chromium", None)  # importing it now raises ImportError
+    monkeypatch.setattr(static.shutil, "which", lambda name: f"/opt/bin/{name}" if name == "google-chrome" else None)
+    assert static.browser_path() == "/opt/bin/google-chrome"
+    monkeypatch.setattr(static.shutil, "which", lambda name: None)
+    assert static.browser_path() is None and "Chrome or Chromium" in static.missing_requirement()

@@ -12,8 +12,9 @@ at 300 dpi.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import plotly.graph_objects as go
 
@@ -29,16 +30,18 @@ class StaticExportError(RuntimeError):
 INSTALL_HINT = "pip install 'effprof[figures]' and install Chrome or Chromium (e.g. apt-get install chromium)"
 
 
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+
+
 def browser_path() -> str | None:
-    """The Chrome or Chromium kaleido would start (BROWSER_PATH, the PATH, or kaleido's own download), or None."""
+    """The Chrome or Chromium kaleido would start, or None: choreographer's own search (BROWSER_PATH, the PATH,
+    kaleido's downloaded Chrome), or where that API is not there, the usual names on the PATH."""
     try:
         from choreographer.browsers.chromium import Chromium
-    except ImportError:
-        return None
-    try:
+
         return Chromium.find_browser(skip_local=False)
-    except Exception:  # an unexpected layout of choreographer's search: treat as not found
-        return None
+    except (ImportError, AttributeError, TypeError):  # no choreographer, or another version of its API
+        return next((path for path in map(shutil.which, BROWSER_NAMES) if path), None)
 
 
 def missing_requirement() -> str | None:
@@ -91,7 +94,7 @@ def export_figures(figures: Iterable[tuple[str, go.Figure]], folder: str | Path,
         return []
     try:
         pio.write_images(sized, paths, format=kinds, scale=scales, width=widths, height=heights)
-    except Exception as e:  # a browser kaleido cannot start, or one that crashes mid-export
+    except Exception as e:  # noqa: BLE001  (a browser kaleido cannot start, or one that crashes mid-export)
         raise StaticExportError(f"static figures could not be exported with kaleido ({type(e).__name__}: "
                                 f"{' '.join(str(e).split())[:200]}); {INSTALL_HINT}") from None
     return [str(p) for p in paths]

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -249,10 +250,10 @@ def time_error_bars(rows: pd.DataFrame, unit: Unit) -> dict[str, Any] | None:
             up, down = max(q75 - float(median), 0.0), max(float(median) - q25, 0.0)
         elif iqr is not None and isinstance(iqr, (int, float)) and math.isfinite(float(iqr)) and iqr >= 0:
             up = down = float(iqr) / 2
-        if up == up:
+        if not math.isnan(up):
             any_bar = True
-        plus.append(up / unit.scale if up == up else None)
-        minus.append(down / unit.scale if down == down else None)
+        plus.append(None if math.isnan(up) else up / unit.scale)
+        minus.append(None if math.isnan(down) else down / unit.scale)
     if not any_bar:
         return None
     return {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus, "thickness": 1, "width": 3}
@@ -445,8 +446,10 @@ def print_layout(fig: go.Figure, preset: Preset | str = "single") -> go.Figure:
                 trace.line.width = 1.2
             if trace.error_y is not None and trace.error_y.array is not None:
                 trace.error_y.thickness, trace.error_y.width = 0.75, 2
-        elif isinstance(trace, go.Heatmap):  # a square map: as tall as it is wide, a slim colour bar
+        elif isinstance(trace, go.Heatmap):  # a square map: as tall as it is wide, a slim colour bar, no grid over it
             out.update_layout(height=round(preset.width_px * 0.92))
+            out.update_xaxes(showgrid=False)
+            out.update_yaxes(showgrid=False)
             trace.colorbar.update(thickness=8, outlinewidth=0, title={"font": {"size": small}}, tickfont={"size": small})
     return out
 
