@@ -160,12 +160,13 @@ def test_one_colour_per_series_in_every_figure_of_a_report(frame, figures):
 
 
 def test_time_error_bars_span_the_measured_quartiles():
-    rows = pd.DataFrame({"time_s": [2e-3, 1e-3, 5e-3], "time_iqr_s": [9.0, 4e-4, None],
-                         "time_samples_s": [[1e-3, 2e-3, 3e-3, 4e-3, 2e-3], None, None]})
+    rows = pd.DataFrame({"time_s": [2e-3, 1e-3, 1e-3, 5e-3], "time_iqr_s": [9.0, 4e-4, 3e-3, None],
+                         "time_samples_s": [[1e-3, 2e-3, 3e-3, 4e-3, 2e-3], None, None, None]})
     bars = style.time_error_bars(rows, style.Unit("ms", 1e-3))
-    # samples: quartiles 2 and 3 ms around the 2 ms median (samples win over time_iqr_s); then ± half the IQR; then none
-    assert bars["array"][:2] == pytest.approx([1.0, 0.2]) and bars["arrayminus"][:2] == pytest.approx([0.0, 0.2])
-    assert bars["array"][2] is None
+    # samples: quartiles 2 and 3 ms around the 2 ms median (samples win over time_iqr_s); then ± half the IQR;
+    # an IQR of 3 ms on a 1 ms median: down to half the median, up by the rest (never below zero); then none
+    assert bars["array"][:3] == pytest.approx([1.0, 0.2, 2.5]) and bars["arrayminus"][:3] == pytest.approx([0.0, 0.2, 0.5])
+    assert bars["array"][3] is None and bars["arrayminus"][3] is None
     assert style.time_error_bars(rows.assign(time_iqr_s=None, time_samples_s=None), style.Unit("ms", 1e-3)) is None
 
 

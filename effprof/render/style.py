@@ -18,7 +18,7 @@ static exports (``--figures``) agree:
   one (``FIT_DASH``).
 - **Spread.** Time carries error bars from its measured spread (``time_error_bars``): the
   interquartile range of the per-call block times where a record keeps them (``time_samples_s``),
-  else ± half its ``time_iqr_s``. Noisy points (``time_noisy``) are ringed with ``noisy_marker()``.
+  else its ``time_iqr_s`` about the median. Noisy points (``time_noisy``) are ringed with ``noisy_marker()``.
 - **Layouts.** ``screen_layout`` for the HTML report (title left, below plotly's toolbar);
   ``print_layout`` for a paper: the ``single`` (3.5 in) or ``double`` (7 in) column preset, fonts
   in points to match, no title (the caption is the paper's), the legend above the plot.
@@ -216,7 +216,7 @@ def noisy_marker() -> dict[str, Any]:
     return {"symbol": "circle-open", "size": 15, "color": KEY_COLOR, "line": {"width": 1.2, "color": KEY_COLOR}}
 
 
-NOISY_NAME = "noisy (IQR > 10% of median)"
+NOISY_NAME = "noisy (IQR > 10%)"
 
 
 def noisy_trace(x: Sequence[float], y: Sequence[float], show_legend: bool = True) -> go.Scatter:
@@ -236,7 +236,9 @@ def time_error_bars(rows: pd.DataFrame, unit: Unit) -> dict[str, Any] | None:
     """Asymmetric error bars spanning the interquartile range of each point's time, in `unit`.
 
     From the record's per-call block times (``time_samples_s``) where present: the bar runs from
-    their 25th to 75th percentile around the median ``time_s``. Else ± half of ``time_iqr_s``. A
+    their 25th to 75th percentile around the median ``time_s``. Else ± half of ``time_iqr_s``, except that the
+    lower side stops at half the median and the upper side takes the rest (a noisy point's IQR can exceed
+    its median; a bar below zero would leave a log axis). A
     point with neither gets no bar; with no spread anywhere there are no bars at all (None).
     """
     plus, minus, any_bar = [], [], False
@@ -249,7 +251,8 @@ def time_error_bars(rows: pd.DataFrame, unit: Unit) -> dict[str, Any] | None:
             q25, q75 = _quantile(values, 0.25), _quantile(values, 0.75)
             up, down = max(q75 - float(median), 0.0), max(float(median) - q25, 0.0)
         elif iqr is not None and isinstance(iqr, (int, float)) and math.isfinite(float(iqr)) and iqr >= 0:
-            up = down = float(iqr) / 2
+            down = min(float(iqr) / 2, float(median) / 2)  # a time is positive (and its spread skews slow):
+            up = float(iqr) - down  # the bar keeps the IQR's length but never reaches below half the median
         if not math.isnan(up):
             any_bar = True
         plus.append(None if math.isnan(up) else up / unit.scale)
