@@ -167,6 +167,8 @@ def test_time_error_bars_span_the_measured_quartiles():
     # an IQR of 3 ms on a 1 ms median: down to half the median, up by the rest (never below zero); then none
     assert bars["array"][:3] == pytest.approx([1.0, 0.2, 2.5]) and bars["arrayminus"][:3] == pytest.approx([0.0, 0.2, 0.5])
     assert bars["array"][3] is None and bars["arrayminus"][3] is None
+    per_block = rows.assign(time_samples_s=[[8 * s for s in rows["time_samples_s"][0]], None, None, None])
+    assert style.time_error_bars(per_block, style.Unit("ms", 1e-3))["array"][0] == pytest.approx(1.0)  # relative spread
     assert style.time_error_bars(rows.assign(time_iqr_s=None, time_samples_s=None), style.Unit("ms", 1e-3)) is None
 
 

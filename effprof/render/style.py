@@ -236,7 +236,8 @@ def time_error_bars(rows: pd.DataFrame, unit: Unit) -> dict[str, Any] | None:
     """Asymmetric error bars spanning the interquartile range of each point's time, in `unit`.
 
     From the record's per-call block times (``time_samples_s``) where present: the bar runs from
-    their 25th to 75th percentile around the median ``time_s``. Else ± half of ``time_iqr_s``, except that the
+    their 25th to 75th percentile, taken relative to their median and applied to ``time_s`` (so a
+    decode record's per-token time gets its samples' spread whatever unit they are kept in). Else ± half of ``time_iqr_s``, except that the
     lower side stops at half the median and the upper side takes the rest (a noisy point's IQR can exceed
     its median; a bar below zero would leave a log axis). A
     point with neither gets no bar; with no spread anywhere there are no bars at all (None).
@@ -247,9 +248,11 @@ def time_error_bars(rows: pd.DataFrame, unit: Unit) -> dict[str, Any] | None:
     for median, sample, iqr in zip(rows["time_s"], samples, iqrs):
         up = down = float("nan")
         values = [float(s) for s in sample if s is not None and math.isfinite(float(s))] if isinstance(sample, (list, tuple)) else []
-        if len(values) >= 2:
-            q25, q75 = _quantile(values, 0.25), _quantile(values, 0.75)
-            up, down = max(q75 - float(median), 0.0), max(float(median) - q25, 0.0)
+        center = _quantile(values, 0.5) if len(values) >= 2 else 0.0
+        if center > 0:  # quartiles relative to the samples' median, applied to time_s: the same whether the
+            # samples are per call or per block of calls (decode divides time_s by the tokens generated)
+            q25, q75 = _quantile(values, 0.25) / center, _quantile(values, 0.75) / center
+            up, down = float(median) * max(q75 - 1, 0.0), float(median) * max(1 - q25, 0.0)
         elif iqr is not None and isinstance(iqr, (int, float)) and math.isfinite(float(iqr)) and iqr >= 0:
             down = min(float(iqr) / 2, float(median) / 2)  # a time is positive (and its spread skews slow):
             up = float(iqr) - down  # the bar keeps the IQR's length but never reaches below half the median
