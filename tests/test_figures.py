@@ -240,6 +240,7 @@ def test_unknown_figure_size_is_one_line_exit_2(tmp_path, frame):
     result = CliRunner().invoke(app, ["report", str(_results(tmp_path, frame)), "-o", str(tmp_path / "r.html"),
                                       "--figures", str(tmp_path / "fig"), "--figure-size", "poster"])
     assert result.exit_code == 2 and "--figure-size 'poster'" in result.output and "single, double" in result.output
+    assert len(result.output.strip().splitlines()) == 1
     assert "Traceback" not in result.output and not (tmp_path / "r.html").exists()
 
 
@@ -250,6 +251,7 @@ def test_missing_browser_is_one_line_exit_2_before_any_work(tmp_path, frame, mon
         static.export_figures([("a", go.Figure())], tmp_path)
     result = CliRunner().invoke(app, ["report", str(_results(tmp_path, frame)), "-o", str(tmp_path / "r.html"), "--figures", str(tmp_path / "fig")])
     assert result.exit_code == 2 and "Chromium" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "r.html").exists() and not (tmp_path / "fig").exists()
 
 

@@ -22,7 +22,7 @@ MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="addre
 LatexOpt = Annotated[Optional[Path], typer.Option("--latex", help="also write booktabs LaTeX tables (fits, crossovers, complexity) to this .tex file")]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="also write the records (and <stem>_fits.csv) as CSV")]
 FiguresOpt = Annotated[Optional[Path], typer.Option("--figures", help="also export every figure as SVG, PDF and PNG (300 dpi) into this folder, sized for a paper (needs effprof[figures] and Chromium)")]
-FigureSizeOpt = Annotated[str, typer.Option("--figure-size", help="width preset of the --figures exports: single (3.5 in column, 8 pt text) or double (7 in page width, 9 pt)")]
+FigureSizeOpt = Annotated[str, typer.Option("--figure-size", metavar="single|double", help="width preset of the --figures exports: single (3.5 in column, 8 pt text) or double (7 in page width, 9 pt)")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's")]
 
 
