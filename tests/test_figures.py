@@ -287,6 +287,36 @@ def test_every_figure_kind_exports_files_that_parse(exported, name):
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     width, _height = struct.unpack(">II", head[16:24])
     assert width == round(3.5 * style.PNG_DPI)  # single column at 300 dpi
+    assert _png_dpi(png.read_bytes()) == pytest.approx(style.PNG_DPI, abs=0.01)  # and says so, for \\includegraphics
+
+
+def _png_dpi(data: bytes) -> float | None:
+    """The resolution a PNG records (its pHYs chunk, in pixels per metre), in dots per inch."""
+    at = data.find(b"pHYs")
+    if at < 0:
+        return None
+    x, _y, unit = struct.unpack(">IIB", data[at + 4:at + 13])
+    return x * 0.0254 if unit == 1 else None
+
+
+def test_png_resolution_is_recorded_once_and_non_png_refused(tmp_path):
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+           + chunk(b"pHYs", struct.pack(">IIB", 2835, 2835, 1)) + chunk(b"IDAT", zlib.compress(b"\x00\x00")) + chunk(b"IEND", b""))
+    path = tmp_path / "a.png"
+    path.write_bytes(png)
+    assert _png_dpi(png) == pytest.approx(72, abs=0.1)
+    static.set_png_dpi(path, 300)
+    static.set_png_dpi(path, 300)
+    data = path.read_bytes()
+    assert data.count(b"pHYs") == 1 and _png_dpi(data) == pytest.approx(300, abs=0.01) and data.endswith(chunk(b"IEND", b""))
+    (tmp_path / "b.png").write_bytes(b"GIF89a")
+    with pytest.raises(static.StaticExportError, match="not a PNG"):
+        static.set_png_dpi(tmp_path / "b.png", 300)
 
 
 def test_exported_pdf_is_a_column_wide_and_keeps_its_units(exported):

@@ -13,6 +13,8 @@ at 300 dpi.
 from __future__ import annotations
 
 import shutil
+import struct
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -97,4 +99,33 @@ def export_figures(figures: Iterable[tuple[str, go.Figure]], folder: str | Path,
     except Exception as e:  # noqa: BLE001  (a browser kaleido cannot start, or one that crashes mid-export)
         raise StaticExportError(f"static figures could not be exported with kaleido ({type(e).__name__}: "
                                 f"{' '.join(str(e).split())[:200]}); {INSTALL_HINT}") from None
+    for path, kind in zip(paths, kinds):
+        if kind == "png":
+            set_png_dpi(path, PNG_DPI)
     return [str(p) for p in paths]
+
+
+def set_png_dpi(path: str | Path, dpi: int) -> None:
+    """Record the resolution in the PNG (a pHYs chunk after the header), so that LaTeX's \\includegraphics
+    and word processors place it at its print size (3.5 in) rather than at 72 dpi (14.6 in)."""
+    path = Path(path)
+    data = path.read_bytes()
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise StaticExportError(f"{path} is not a PNG file")
+    per_metre = round(dpi / 0.0254)
+    body = b"pHYs" + struct.pack(">IIB", per_metre, per_metre, 1)  # unit 1: pixels per metre
+    chunk = struct.pack(">I", 9) + body + struct.pack(">I", zlib.crc32(body))
+    header_end = 8 + 8 + 13 + 4  # signature, IHDR length and type, its 13 bytes, its CRC
+    rest = _without_chunk(data[header_end:], b"pHYs")
+    path.write_bytes(data[:header_end] + chunk + rest)
+
+
+def _without_chunk(chunks: bytes, kind: bytes) -> bytes:
+    out, at = [], 0
+    while at < len(chunks):
+        length = struct.unpack(">I", chunks[at:at + 4])[0]
+        end = at + 12 + length
+        if chunks[at + 4:at + 8] != kind:
+            out.append(chunks[at:end])
+        at = end
+    return b"".join(out)
