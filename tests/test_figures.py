@@ -287,7 +287,7 @@ def test_every_figure_kind_exports_files_that_parse(exported, name):
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     width, _height = struct.unpack(">II", head[16:24])
     assert width == round(3.5 * style.PNG_DPI)  # single column at 300 dpi
-    assert _png_dpi(png.read_bytes()) == pytest.approx(style.PNG_DPI, abs=0.01)  # and says so, for \\includegraphics
+    assert _png_dpi(png.read_bytes()) == pytest.approx(style.PNG_DPI, abs=0.01)  # and says so, for LaTeX's includegraphics
 
 
 def _png_dpi(data: bytes) -> float | None:
@@ -322,6 +322,7 @@ def test_png_resolution_is_recorded_once_and_non_png_refused(tmp_path):
 def test_exported_pdf_is_a_column_wide_and_keeps_its_units(exported):
     box = re.search(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)", (exported / "forward-time.pdf").read_bytes())
     assert box and float(box.group(1)) == pytest.approx(3.5 * 72, abs=1)
+    assert b"/FontFile" in (exported / "forward-time.pdf").read_bytes()  # fonts embedded, as journals require
     text = (exported / "forward-time.svg").read_text(encoding="utf-8")
     assert "sequence length (tokens)" in text and re.search(r"time per forward pass \((ms|µs|s)\)", text)
 
