@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from effprof.cli import app
 from effprof.fit import fit_frame
-from effprof.render import static, style
+from effprof.render import axes, static, style
 from effprof.render.export import write_figures
 from effprof.render.figures import expert_load_figure, metric_figures, roofline_figure
 from effprof.render.patterns import pattern_figure
@@ -77,37 +77,37 @@ def figures(frame, fits) -> list[tuple[str, str, go.Figure]]:
 
 
 def test_one_unit_per_axis_picked_from_the_range():
-    assert style.unit_for("time", [4e-5, 3e-1]).symbol == "ms"  # 0.04 … 300 ms, not µs and ms mixed
-    assert style.unit_for("time", [2e-6, 9e-6]).symbol == "µs"
-    assert style.unit_for("flops", [1e6, 6.5e10]).symbol == "GFLOP"  # 0.001 … 65, not 10⁴ MFLOP
-    assert style.unit_for("bytes", [3 * 2**20, 700 * 2**20]).symbol == "MiB"
-    assert style.unit_for("bytes", [2**30, 5 * 2**30]).scale == 2**30  # binary units, as the tables print them
-    assert style.unit_for("time", []).symbol == "ns"  # nothing positive: the base of the ladder, no crash
-    assert style.axis_title(style.metric_label("time_s", "decode"), style.Unit("ms", 1e-3)) == "time per generated token (ms)"
+    assert axes.unit_for("time", [4e-5, 3e-1]).symbol == "ms"  # 0.04 … 300 ms, not µs and ms mixed
+    assert axes.unit_for("time", [2e-6, 9e-6]).symbol == "µs"
+    assert axes.unit_for("flops", [1e6, 6.5e10]).symbol == "GFLOP"  # 0.001 … 65, not 10⁴ MFLOP
+    assert axes.unit_for("bytes", [3 * 2**20, 700 * 2**20]).symbol == "MiB"
+    assert axes.unit_for("bytes", [2**30, 5 * 2**30]).scale == 2**30  # binary units, as the tables print them
+    assert axes.unit_for("time", []).symbol == "ns"  # nothing positive: the base of the ladder, no crash
+    assert axes.axis_title(axes.metric_label("time_s", "decode"), axes.Unit("ms", 1e-3)) == "time per generated token (ms)"
 
 
 def test_a_metric_without_a_unit_is_refused():
     with pytest.raises(ValueError, match="no unit for metric 'params'"):
-        style.metric_kind("params")
+        axes.metric_kind("params")
 
 
 def test_sizes_ticked_where_measured_powers_of_two_written_as_such():
-    assert style.size_ticks([256, 512, 1024, 2048]) == ([256.0, 512.0, 1024.0, 2048.0], ["256", "512", "1024", "2048"])
-    ticks, labels = style.size_ticks([2**k for k in range(8, 17)])
+    assert axes.size_ticks([256, 512, 1024, 2048]) == ([256.0, 512.0, 1024.0, 2048.0], ["256", "512", "1024", "2048"])
+    ticks, labels = axes.size_ticks([2**k for k in range(8, 17)])
     assert ticks == [2.0**k for k in range(8, 17)] and labels[-1] == "2¹⁶" and labels[-3] == "2¹⁴"
-    assert style.size_ticks([1000, 3000, 10000, 30000])[1] == ["1000", "3000", "10k", "30k"]  # not powers of two: plain
-    _, thinned = style.size_ticks([2**k for k in range(4, 16)], max_labels=6)
+    assert axes.size_ticks([1000, 3000, 10000, 30000])[1] == ["1000", "3000", "10k", "30k"]  # not powers of two: plain
+    _, thinned = axes.size_ticks([2**k for k in range(4, 16)], max_labels=6)
     assert thinned[-1] == "2¹⁵" and sum(1 for t in thinned if t) <= 6 and "" in thinned  # labels never crowd
 
 
 def test_value_ticks_are_a_short_1_2_5_ladder_never_every_digit():
     for lo, hi in ((-4.3, 0.2), (0.1, 0.9), (-1, 6), (2.01, 2.05)):
-        ticks, _ = style.value_ticks(lo, hi, max_ticks=7)
+        ticks, _ = axes.value_ticks(lo, hi, max_ticks=7)
         assert 2 <= len(ticks) <= 7 or hi - lo < 0.1, (lo, hi, ticks)
         mantissas = {round(t / 10 ** math.floor(math.log10(t) + 1e-9), 6) for t in ticks}
         assert mantissas <= {1, 2, 3, 5} or hi - lo < 0.1, ticks  # no "5 6 7 8 9 1000 2"
-    assert style.tick_label(1e-5) == "10⁻⁵" and style.tick_label(2e4) == "2×10⁴" and style.tick_label(0.05) == "0.05"
-    flat = style.log_axis("decode state (KiB)", [64.0, 64.0])  # a constant series still gets two labelled ticks
+    assert axes.tick_label(1e-5) == "10⁻⁵" and axes.tick_label(2e4) == "2×10⁴" and axes.tick_label(0.05) == "0.05"
+    flat = axes.log_axis("decode state (KiB)", [64.0, 64.0])  # a constant series still gets two labelled ticks
     assert len(flat["tickvals"]) >= 2 and flat["range"][0] <= math.log10(64) <= flat["range"][1]
 
 
@@ -127,7 +127,7 @@ def test_every_metric_figure_has_units_and_measured_size_ticks(figures):
 def test_plotted_values_are_scaled_to_the_axis_unit(frame, figures):
     fig = next(f for _, _, f in figures if f.layout.meta["name"] == "forward-time")
     unit = fig.layout.yaxis.title.text.rsplit("(", 1)[1].rstrip(")")
-    scale = dict(style.TIME_UNITS)[unit]
+    scale = dict(axes.TIME_UNITS)[unit]
     trace = next(t for t in fig.data if t.name == "softmax_attention")
     expected = frame[(frame["mechanism"] == "softmax_attention") & (frame["mode"] == "forward")]["time_s"] / scale
     assert np.allclose(trace.y, expected.to_numpy())
@@ -162,14 +162,14 @@ def test_one_colour_per_series_in_every_figure_of_a_report(frame, figures):
 def test_time_error_bars_span_the_measured_quartiles():
     rows = pd.DataFrame({"time_s": [2e-3, 1e-3, 1e-3, 5e-3], "time_iqr_s": [9.0, 4e-4, 3e-3, None],
                          "time_samples_s": [[1e-3, 2e-3, 3e-3, 4e-3, 2e-3], None, None, None]})
-    bars = style.time_error_bars(rows, style.Unit("ms", 1e-3))
+    bars = style.time_error_bars(rows, axes.Unit("ms", 1e-3))
     # samples: quartiles 2 and 3 ms around the 2 ms median (samples win over time_iqr_s); then ± half the IQR;
     # an IQR of 3 ms on a 1 ms median: down to half the median, up by the rest (never below zero); then none
     assert bars["array"][:3] == pytest.approx([1.0, 0.2, 2.5]) and bars["arrayminus"][:3] == pytest.approx([0.0, 0.2, 0.5])
     assert bars["array"][3] is None and bars["arrayminus"][3] is None
     per_block = rows.assign(time_samples_s=[[8 * s for s in rows["time_samples_s"][0]], None, None, None])
-    assert style.time_error_bars(per_block, style.Unit("ms", 1e-3))["array"][0] == pytest.approx(1.0)  # relative spread
-    assert style.time_error_bars(rows.assign(time_iqr_s=None, time_samples_s=None), style.Unit("ms", 1e-3)) is None
+    assert style.time_error_bars(per_block, axes.Unit("ms", 1e-3))["array"][0] == pytest.approx(1.0)  # relative spread
+    assert style.time_error_bars(rows.assign(time_iqr_s=None, time_samples_s=None), axes.Unit("ms", 1e-3)) is None
 
 
 def test_noisy_points_are_ringed_and_only_those(frame, figures):
@@ -207,9 +207,9 @@ def test_print_presets_size_fonts_and_drop_the_title(figures):
 
 
 def test_figure_names_read():
-    assert style.figure_name("forward", "time_s") == "forward-time"
-    assert style.figure_name("decode", "state_bytes") == "decode-state"
-    assert style.figure_name("pattern", "Sliding_Window [x]") == "pattern-sliding-window-x"
+    assert axes.figure_name("forward", "time_s") == "forward-time"
+    assert axes.figure_name("decode", "state_bytes") == "decode-state"
+    assert axes.figure_name("pattern", "Sliding_Window [x]") == "pattern-sliding-window-x"
 
 
 def test_export_refuses_bad_names_sizes_and_formats(tmp_path):

@@ -76,10 +76,10 @@ def write_figures(frame: pd.DataFrame, fits: pd.DataFrame, folder: str | Path, s
     """Every report figure as SVG, PDF and PNG at a column-width preset (effprof.render.static; needs kaleido
     and a Chrome/Chromium), named <mode>-<metric> (forward-time.pdf), roofline, expert-load and
     pattern-<mechanism> for each pattern_data dict in `patterns`."""
+    from effprof.render.axes import figure_name
     from effprof.render.figures import expert_load_figure, metric_figures, roofline_figure
     from effprof.render.patterns import pattern_figure
     from effprof.render.static import StaticExportError, export_figures
-    from effprof.render.style import figure_name
 
     figures = [fig for _, _, fig in metric_figures(frame, fits)] + [roofline_figure(frame), expert_load_figure(frame)]
     named = [(fig.layout.meta["name"], fig) for fig in figures if fig is not None]

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from effprof.frames import add_labels, fmt_value, swept_axis
-from effprof.render import style
+from effprof.render import axes, style
 from effprof.render.series import METRIC_LABELS
 
 PLOT_METRICS = ["flops_counted", "time_s", "peak_bytes", "activation_bytes", "state_bytes"]
@@ -44,8 +44,8 @@ def metric_figures(frame: pd.DataFrame, fits: pd.DataFrame | None) -> list[tuple
             if metric not in group.columns or not (group[metric].dropna() > 0).any():
                 continue
             values = group.loc[group[metric] > 0, metric]
-            unit = style.unit_for(style.metric_kind(metric), values)
-            label = style.metric_label(metric, mode)
+            unit = axes.unit_for(axes.metric_kind(metric), values)
+            label = axes.metric_label(metric, mode)
             fig, shown, analytic, fitted = go.Figure(), [], False, False
             for series, rows in group.groupby("series", sort=False):
                 look = styles[series]
@@ -75,15 +75,15 @@ def metric_figures(frame: pd.DataFrame, fits: pd.DataFrame | None) -> list[tuple
             for key in style.style_key_traces(analytic, fitted):
                 fig.add_trace(key)
             title = f"{METRIC_LABELS[metric]} — {mode}"
-            fig.update_layout(xaxis=style.size_axis(axis, group[axis]),
-                              yaxis=style.log_axis(style.axis_title(label, unit), shown))
-            style.screen_layout(fig, title).update_layout(meta={"name": style.figure_name(mode, metric)})
+            fig.update_layout(xaxis=axes.size_axis(axis, group[axis]),
+                              yaxis=axes.log_axis(axes.axis_title(label, unit), shown))
+            style.screen_layout(fig, title).update_layout(meta={"name": axes.figure_name(mode, metric)})
             out.append((mode, title, fig))
     return out
 
 
 def _add_fit_line(fig: go.Figure, fits: pd.DataFrame | None, rows: pd.DataFrame, mode: str, metric: str, axis: str, color: str,
-                  unit: style.Unit) -> bool:
+                  unit: axes.Unit) -> bool:
     """The fitted slope through the largest measured size, over the upper half of the sizes; True when drawn."""
     if fits is None or fits.empty:
         return False
@@ -121,7 +121,7 @@ def roofline_figure(frame: pd.DataFrame) -> go.Figure | None:
         return None
     styles = style.report_styles(frame)
     peak, bandwidth = float(ok["peak_flops_per_s"].median()), float(ok["peak_bytes_per_s"].median())
-    unit = style.unit_for("flops", list(ok["achieved_flops_per_s"]) + [peak])
+    unit = axes.unit_for("flops", list(ok["achieved_flops_per_s"]) + [peak])
     fig = go.Figure()
     for series, rows in ok.groupby("series", sort=False):
         look = styles[series]
@@ -136,8 +136,8 @@ def roofline_figure(frame: pd.DataFrame) -> go.Figure | None:
     fig.add_trace(go.Scatter(x=xs, y=roof, mode="lines", name="roof (measured peak)",
                              line={"color": style.KEY_COLOR, "width": 2},
                              hovertemplate=f"peak {peak / unit.scale:.3g} {unit.symbol}/s, bandwidth {bandwidth / 2**30:.3g} GiB/s<extra></extra>"))
-    fig.update_layout(xaxis=style.log_axis("arithmetic intensity (FLOP/byte)", xs),
-                      yaxis=style.log_axis(style.axis_title("achieved throughput", unit.symbol + "/s"),
+    fig.update_layout(xaxis=axes.log_axis("arithmetic intensity (FLOP/byte)", xs),
+                      yaxis=axes.log_axis(axes.axis_title("achieved throughput", unit.symbol + "/s"),
                                            unit.scaled(ok["achieved_flops_per_s"]) + roof))
     return style.screen_layout(fig, "roofline (measured peak matmul FLOP/s and copy bandwidth)", height=440).update_layout(meta={"name": "roofline"})
 
