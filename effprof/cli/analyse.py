@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from effprof.cli import BadInput, app
-from effprof.cli.options import CsvOpt, FiguresOpt, JsonOpt, LatexOpt
+from effprof.cli.options import CsvOpt, FiguresOpt, FigureSizeOpt, JsonOpt, LatexOpt
 from effprof.cli.output import check_export_paths, check_output_file, command_line, err, frame_records, load_results, out, print_json, read_records
 
 
@@ -41,6 +41,7 @@ def report_command(
     latex: LatexOpt = None,
     csv: CsvOpt = None,
     figures: FiguresOpt = None,
+    figure_size: FigureSizeOpt = "single",
 ) -> None:
     """Write a self-contained HTML report (plots, claims, crossovers, records) of saved results.
 
@@ -54,7 +55,7 @@ def report_command(
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
     check_output_file(output, "--output")
-    check_export_paths(latex, csv, figures)
+    check_export_paths(latex, csv, figures, figure_size)
     frame = load_results(results)
     old = load_results(baseline, "--baseline") if baseline is not None else None
     saved = session_path(results)
@@ -62,7 +63,7 @@ def report_command(
     session = analyse(frame, old, patterns=patterns, command=command_line())
     path = html.write(session, output)
     try:
-        for line in write_exports(session, latex, csv, figures):
+        for line in write_exports(session, latex, csv, figures, figure_size):
             err.print(line)
     except ExportError as e:
         raise BadInput(str(e)) from None

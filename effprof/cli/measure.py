@@ -9,7 +9,7 @@ import typer
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import (
-    AddressOpt, ClaimOpt, CsvOpt, ExecutorOpt, FiguresOpt, ForceOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt,
+    AddressOpt, ClaimOpt, CsvOpt, ExecutorOpt, FiguresOpt, FigureSizeOpt, ForceOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt,
     ModuleOpt, ParamOpt, ThreadsOpt, TimeoutOpt, VaryOpt, choose_executor, parse_modes, parse_params, parse_vary,
 )
 from effprof.cli.output import (
@@ -174,6 +174,7 @@ def compare_command(
     latex: LatexOpt = None,
     csv: CsvOpt = None,
     figures: FiguresOpt = None,
+    figure_size: FigureSizeOpt = "single",
     isolate: IsolateOpt = False,
     executor: ExecutorOpt = None,
     address: AddressOpt = None,
@@ -199,7 +200,7 @@ def compare_command(
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
-    check_export_paths(latex, csv, figures)
+    check_export_paths(latex, csv, figures, figure_size)
     check_output_file(output, "--output")
     if output == DEFAULT_COMPARE_OUTPUT and not overwrite:
         output = _fresh_default(output)  # the main job, run again, keeps the earlier run's files
@@ -228,7 +229,7 @@ def compare_command(
     session.save(session_path(results))
     path = html.write(session, output)
     try:
-        for line in write_exports(session, latex, csv, figures):
+        for line in write_exports(session, latex, csv, figures, figure_size):
             err.print(line, markup=False)
     except ExportError as e:
         raise BadInput(str(e)) from None

@@ -206,9 +206,10 @@ def load_results(path, what: str = "results file"):
     return to_frame(records)
 
 
-def check_export_paths(latex, csv, figures) -> None:
+def check_export_paths(latex, csv, figures, figure_size: str = "single") -> None:
     """Refuse unusable export paths before anything is measured."""
     from effprof.cli import BadInput
+    from effprof.render.style import PRESETS
 
     for flag, path, suffix in (("--latex", latex, ".tex"), ("--csv", csv, ".csv")):
         if path is not None and path.suffix.lower() != suffix:
@@ -217,8 +218,10 @@ def check_export_paths(latex, csv, figures) -> None:
             check_output_file(path, flag)
     if figures is not None and figures.exists() and not figures.is_dir():
         raise BadInput(f"--figures {str(figures)!r} is a file; give a folder")
+    if figure_size not in PRESETS:
+        raise BadInput(f"--figure-size {figure_size!r} is not a preset; accepted: {', '.join(PRESETS)}")
     if figures is not None:
-        try:
-            import kaleido  # noqa: F401
-        except ImportError:
-            raise BadInput("--figures needs the kaleido package and Chrome or Chromium: pip install 'effprof[figures]' (and e.g. apt-get install chromium)") from None
+        from effprof.render.static import missing_requirement
+
+        if (reason := missing_requirement()) is not None:
+            raise BadInput(f"--figures: {reason}")

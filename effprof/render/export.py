@@ -1,7 +1,7 @@
 """Exports for papers, each rendering a Session: LaTeX tables (booktabs, siunitx numbers), CSV,
-static figures (SVG, PDF). Noisy timings are flagged here too: a † (LaTeX \\dag) and "uncertain" on time
-verdicts and crossovers resting on them in LaTeX; `time_noisy` and `time_iqr_over_median`
-columns in the records CSV, `noisy_points` / `uncertain` in the fits and crossovers CSVs.
+static figures (SVG, PDF, PNG at a column-width preset). Noisy timings are flagged here too: a † (LaTeX \\dag)
+and "uncertain" on time verdicts and crossovers resting on them in LaTeX; `time_noisy` and
+`time_iqr_over_median` columns in the records CSV, `noisy_points` / `uncertain` in the fits and crossovers CSVs.
 """
 
 from __future__ import annotations
@@ -105,44 +105,27 @@ def write_csv(data: Session | pd.DataFrame, fits_or_path: pd.DataFrame | str | P
     return [str(path), str(fits_path), str(cross_path)]
 
 
-def write_figures(data: Session | pd.DataFrame, fits_or_folder: pd.DataFrame | str | Path, folder: str | Path | None = None) -> list[str]:
-    """Every report figure as SVG and PDF (plotly static export: needs kaleido and a Chrome/Chromium).
-
-    write_figures(session, folder); the older write_figures(frame, fits, folder) still works until its callers switch."""
-    if folder is None:
-        session, folder = _session(data, None), fits_or_folder
-    else:
-        session = _session(data, fits_or_folder)
-    frame, fits = session.frame, session.fits_frame
-    try:
-        import kaleido  # noqa: F401
-    except ImportError:
-        raise ExportError("--figures needs the kaleido package and Chrome or Chromium: pip install 'effprof[figures]' "
-                          "(and e.g. apt-get install chromium)") from None
+def write_figures(session: Session, folder: str | Path, size: str = "single") -> list[str]:
+    """Every report figure as SVG, PDF and PNG at a column-width preset (effprof.render.static; needs kaleido
+    and a Chrome/Chromium), named <mode>-<metric> (forward-time.pdf), roofline, expert-load and
+    pattern-<mechanism> for each attention pattern the session holds."""
+    from effprof.render.axes import figure_name
     from effprof.render.figures import expert_load_figure, metric_figures, roofline_figure
+    from effprof.render.patterns import pattern_figure
+    from effprof.render.static import StaticExportError, export_figures
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    figures = [(f"{mode}-{title.split(' — ')[0]}", fig) for mode, title, fig in metric_figures(frame, fits)]
-    for name, fig in (("roofline", roofline_figure(frame)), ("expert-load", expert_load_figure(frame))):
-        if fig is not None:
-            figures.append((name, fig))
-    written = []
-    for name, fig in figures:
-        stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name).strip("_")
-        for suffix in ("svg", "pdf"):
-            target = folder / f"{stem}.{suffix}"
-            try:
-                fig.write_image(str(target), format=suffix)
-            except Exception as e:  # kaleido without a browser, or a browser it cannot start
-                raise ExportError(f"--figures could not export with kaleido ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
-                                  "it needs Chrome or Chromium installed (e.g. apt-get install chromium)") from None
-            written.append(str(target))
-    return written
+    frame, fits = session.frame, session.fits_frame
+    figures = [fig for _, _, fig in metric_figures(frame, fits)] + [roofline_figure(frame), expert_load_figure(frame)]
+    named = [(fig.layout.meta["name"], fig) for fig in figures if fig is not None]
+    named += [(figure_name("pattern", data["name"]), pattern_figure(data)) for data in session.patterns or ()]
+    try:
+        return export_figures(named, folder, size)
+    except StaticExportError as e:
+        raise ExportError(str(e)) from None
 
 
 def write_exports(session: Session, latex_path: str | Path | None = None, csv_path: str | Path | None = None,
-                  figures_folder: str | Path | None = None) -> list[str]:
+                  figures_folder: str | Path | None = None, figure_size: str = "single") -> list[str]:
     """Write whichever of the LaTeX tables, CSVs and static figures were asked for; one line per export
     saying what was written (for the command to print). ExportError where figures cannot be made here."""
     done = []
@@ -155,5 +138,5 @@ def write_exports(session: Session, latex_path: str | Path | None = None, csv_pa
         Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
         done.append("CSV: " + ", ".join(write_csv(session, csv_path)))
     if figures_folder is not None:
-        done.append(f"figures: {len(write_figures(session, figures_folder))} files in {figures_folder}")
+        done.append(f"figures: {len(write_figures(session, figures_folder, figure_size))} files in {figures_folder}")
     return done

@@ -58,10 +58,11 @@ def pattern_figure(data: dict[str, Any], max_cells: int = MAX_CELLS) -> go.Figur
     ))
     fig.update_layout(
         title=f"{data['name']}: {data['pairs']:,} pairs, density {data['density']:.2%}",
-        xaxis={"title": "key position", "constrain": "domain"},
-        yaxis={"title": "query position", "autorange": "reversed", "scaleanchor": "x"},
+        xaxis={"title": "key position (token index)", "constrain": "domain"},
+        yaxis={"title": "query position (token index)", "autorange": "reversed", "scaleanchor": "x"},
         width=760, height=720, margin={"l": 70, "r": 30, "t": 60, "b": 60},
     )
+    fig.update_layout(title={"x": 0, "xref": "paper", "xanchor": "left"}, margin={"t": 72})  # clear of plotly's toolbar
     fig.data[0].name = label
     return fig
 

@@ -1,0 +1,266 @@
+"""How every effprof figure looks: one style per series, spread and noise marks, screen and print layouts.
+
+One place decides what a reader of the report or of a paper sees, so that the HTML report and the
+static exports (``--figures``) agree:
+
+- **Axes** are in effprof.render.axes: one unit per axis, ticks at the measured sizes, titles with units.
+- **Series.** One colour and one marker symbol per series (``series_styles``), computed once per
+  report from its frame (``report_styles``), so a mechanism keeps its colour in every figure. The
+  colours are the Okabe–Ito palette (distinguishable with the common colour-vision deficiencies);
+  the markers and line dashes keep the figure readable in greyscale: measured points are markers
+  on a solid line, the analytic cost a dotted line (``ANALYTIC_DASH``), the fitted slope a dashed
+  one (``FIT_DASH``).
+- **Spread.** Time carries error bars from its measured spread (``time_error_bars``): the
+  interquartile range of the per-call block times where a record keeps them (``time_samples_s``),
+  else its ``time_iqr_s`` about the median. Noisy points (``time_noisy``) are ringed with ``noisy_marker()``.
+- **Layouts.** ``screen_layout`` for the HTML report (title left, below plotly's toolbar);
+  ``print_layout`` for a paper: the ``single`` (3.5 in) or ``double`` (7 in) column preset, fonts
+  in points to match, no title (the caption is the paper's), the legend above the plot.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from effprof.frames import add_labels, swept_axis
+from effprof.render.axes import Unit
+
+# Okabe & Ito (2008), "Color Universal Design": safe for protanopia, deuteranopia and tritanopia.
+# Yellow and black come last: yellow is faint on white, black is the colour of the style-key lines.
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+# Filled symbols that stay apart in greyscale; a series keeps its symbol in every figure.
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "triangle-down", "pentagon", "hexagon", "star", "cross", "x")
+MEASURED_DASH = "solid"
+ANALYTIC_DASH = "dot"
+FIT_DASH = "dash"
+KEY_RANK = 2000  # legend order: the series first (plotly's default rank is 1000), then what line styles and rings mean
+KEY_COLOR = "#444444"  # the legend entries that explain line styles, and the roof of the roofline
+FONT_FAMILY = "Arial, 'Liberation Sans', Helvetica, sans-serif"
+CSS_PX_PER_INCH = 96  # plotly sizes are CSS pixels; Chromium prints 96 of them per inch
+PT_PER_INCH = 72
+
+
+@dataclass(frozen=True)
+class SeriesStyle:
+    """The colour and marker symbol of one series, the same in every figure of a report."""
+
+    color: str
+    symbol: str
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A print size: the figure's width and height in inches and its font size in points."""
+
+    name: str
+    width_in: float
+    height_in: float
+    font_pt: float
+
+    @property
+    def width_px(self) -> int:
+        return round(self.width_in * CSS_PX_PER_INCH)
+
+    @property
+    def height_px(self) -> int:
+        return round(self.height_in * CSS_PX_PER_INCH)
+
+    @property
+    def font_px(self) -> float:
+        return self.font_pt * CSS_PX_PER_INCH / PT_PER_INCH
+
+
+# A journal column is about 3.3-3.5 in wide, a full page width about 7 in; body text at 8-10 pt.
+PRESETS = {
+    "single": Preset("single", 3.5, 2.7, 8.0),
+    "double": Preset("double", 7.0, 3.6, 9.0),
+}
+PNG_DPI = 300  # raster exports at print resolution
+
+
+def series_colors(series_names: Iterable[str]) -> dict[str, str]:
+    """One Okabe–Ito colour per series, in order of first appearance (cycling beyond eight)."""
+    return {name: style.color for name, style in series_styles(series_names).items()}
+
+
+def series_styles(series_names: Iterable[str]) -> dict[str, SeriesStyle]:
+    """Colour and marker symbol per series, in order of first appearance.
+
+    Colours cycle every 8 and symbols every 10, so the first 40 series differ in at least one of the two.
+    """
+    names = list(dict.fromkeys(series_names))
+    return {name: SeriesStyle(OKABE_ITO[i % len(OKABE_ITO)], SYMBOLS[i % len(SYMBOLS)]) for i, name in enumerate(names)}
+
+
+def report_styles(frame: pd.DataFrame) -> dict[str, SeriesStyle]:
+    """The series styles of a whole report: labelled as every figure labels them (frames.add_labels on the
+    ok records, by the swept axis), so the same series gets the same colour in all of them."""
+    ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame
+    if ok.empty or "mechanism" not in ok.columns:
+        return {}
+    return series_styles(add_labels(ok, swept_axis(ok))["series"])
+
+
+def noisy_marker() -> dict[str, Any]:
+    """The marker ringing a point whose timing is noisy (IQR above 10% of the median): an open circle
+    larger than any series marker, in the key colour, so it reads the same in colour and in greyscale."""
+    return {"symbol": "circle-open", "size": 15, "color": KEY_COLOR, "line": {"width": 1.2, "color": KEY_COLOR}}
+
+
+NOISY_NAME = "noisy (IQR > 10%)"
+
+
+def noisy_trace(x: Sequence[float], y: Sequence[float], show_legend: bool = True) -> go.Scatter:
+    """Rings around the noisy points at (x, y) (y already in the axis unit); one legend entry per figure."""
+    return go.Scatter(x=list(x), y=list(y), mode="markers", name=NOISY_NAME, legendgroup="noisy", showlegend=show_legend,
+                      legendrank=KEY_RANK + 2, marker=noisy_marker(), hoverinfo="skip")
+
+
+def noisy_mask(rows: pd.DataFrame) -> list[bool]:
+    """Which rows were measured with noisy timing (the record's time_noisy flag)."""
+    if "time_noisy" not in rows.columns:
+        return [False] * len(rows)
+    return [isinstance(v, (bool, np.bool_)) and bool(v) for v in rows["time_noisy"]]
+
+
+def time_error_bars(rows: pd.DataFrame, unit: Unit) -> dict[str, Any] | None:
+    """Asymmetric error bars spanning the interquartile range of each point's time, in `unit`.
+
+    From the record's per-call block times (``time_samples_s``) where present: the bar runs from
+    their 25th to 75th percentile, taken relative to their median and applied to ``time_s`` (so a
+    decode record's per-token time gets its samples' spread whatever unit they are kept in). Else ± half of ``time_iqr_s``, except that the
+    lower side stops at half the median and the upper side takes the rest (a noisy point's IQR can exceed
+    its median; a bar below zero would leave a log axis). A
+    point with neither gets no bar; with no spread anywhere there are no bars at all (None).
+    """
+    plus, minus, any_bar = [], [], False
+    samples = rows["time_samples_s"] if "time_samples_s" in rows.columns else [None] * len(rows)
+    iqrs = rows["time_iqr_s"] if "time_iqr_s" in rows.columns else [None] * len(rows)
+    for median, sample, iqr in zip(rows["time_s"], samples, iqrs):
+        up = down = float("nan")
+        values = [float(s) for s in sample if s is not None and math.isfinite(float(s))] if isinstance(sample, (list, tuple)) else []
+        center = _quantile(values, 0.5) if len(values) >= 2 else 0.0
+        if center > 0:  # quartiles relative to the samples' median, applied to time_s: the same whether the
+            # samples are per call or per block of calls (decode divides time_s by the tokens generated)
+            q25, q75 = _quantile(values, 0.25) / center, _quantile(values, 0.75) / center
+            up, down = float(median) * max(q75 - 1, 0.0), float(median) * max(1 - q25, 0.0)
+        elif iqr is not None and isinstance(iqr, (int, float)) and math.isfinite(float(iqr)) and iqr >= 0:
+            down = min(float(iqr) / 2, float(median) / 2)  # a time is positive (and its spread skews slow):
+            up = float(iqr) - down  # the bar keeps the IQR's length but never reaches below half the median
+        if not math.isnan(up):
+            any_bar = True
+        plus.append(None if math.isnan(up) else up / unit.scale)
+        minus.append(None if math.isnan(down) else down / unit.scale)
+    if not any_bar:
+        return None
+    return {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus, "thickness": 1, "width": 3}
+
+
+def bar_ends(ys: Sequence[float], bars: dict[str, Any]) -> list[float]:
+    """The tops and bottoms of the error bars on `ys`, so an axis range can include them."""
+    ends = []
+    for y, up, down in zip(ys, bars["array"], bars["arrayminus"]):
+        ends += [y + up] if up is not None else []
+        ends += [y - down] if down is not None and y - down > 0 else []
+    return ends
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    """The q-quantile with linear interpolation (numpy's default), without numpy."""
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def style_key_traces(analytic: bool, fit: bool) -> list[go.Scatter]:
+    """Legend entries that say what the line styles mean (one each, in the key colour): the colours name
+    the series, these name the kinds of line."""
+    out = []
+    if analytic:
+        out.append(go.Scatter(x=[None], y=[None], mode="lines", name="analytic cost", legendgroup="key", legendrank=KEY_RANK,
+                              line={"color": KEY_COLOR, "dash": ANALYTIC_DASH, "width": 1.5}, hoverinfo="skip"))
+    if fit:
+        out.append(go.Scatter(x=[None], y=[None], mode="lines", name="fitted slope", legendgroup="key", legendrank=KEY_RANK + 1,
+                              line={"color": KEY_COLOR, "dash": FIT_DASH, "width": 1.5}, hoverinfo="skip"))
+    return out
+
+
+SCREEN_MARGIN = {"l": 70, "r": 20, "t": 72, "b": 55}
+
+
+def screen_layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
+    """The report's look: white template, the title left-aligned below plotly's toolbar (which sits at
+    the top right of the figure, in the top margin), the legend to the right of the plot."""
+    fig.update_layout(
+        template="plotly_white", height=height, font={"family": FONT_FAMILY},
+        title={"text": title, "x": 0, "xref": "paper", "xanchor": "left", "y": 1, "yref": "paper", "yanchor": "bottom",
+               "pad": {"b": 12}, "font": {"size": 15}},
+        margin=SCREEN_MARGIN, legend={"font": {"size": 11}},
+    )
+    return fig
+
+
+def print_layout(fig: go.Figure, preset: Preset | str = "single") -> go.Figure:
+    """A copy of `fig` sized for a paper: the preset's width, height and font, no title, thin lines,
+    the legend in rows above the plot (never over the data), axes framed, a light grid."""
+    preset = PRESETS[preset] if isinstance(preset, str) else preset
+    out = copy.deepcopy(fig)
+    small = preset.font_px
+    out.update_layout(
+        template="simple_white", width=preset.width_px, height=preset.height_px + _legend_rows(out, preset) * small * 1.35,
+        title={"text": ""}, font={"family": FONT_FAMILY, "size": small, "color": "#000000"},
+        margin={"l": 4, "r": 6, "t": 4, "b": 4, "pad": 0},
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom", "font": {"size": small * 0.9},
+                "itemwidth": 30, "tracegroupgap": 0, "bgcolor": "rgba(0,0,0,0)", "entrywidthmode": "pixels"},
+        showlegend=any(t.showlegend is not False for t in out.data) and len(out.data) > 1,
+    )
+    frame = {"showline": True, "mirror": True, "linewidth": 0.75, "ticks": "outside", "ticklen": 3, "tickwidth": 0.75,
+             "showgrid": True, "gridcolor": "#e5e5e5", "gridwidth": 0.5, "automargin": True,
+             "title": {"font": {"size": small}, "standoff": 4}, "tickfont": {"size": small}}
+    out.update_xaxes(**frame)
+    out.update_yaxes(**frame)
+    for trace in out.data:
+        if isinstance(trace, go.Scatter):
+            if trace.marker is not None and trace.marker.size is not None and trace.marker.symbol != noisy_marker()["symbol"]:
+                trace.marker.size = min(trace.marker.size, 5)
+            if trace.marker is not None and trace.marker.symbol == noisy_marker()["symbol"]:
+                trace.marker.size = 9
+                trace.marker.line.width = 0.8
+            if trace.line is not None and trace.line.width is not None:
+                trace.line.width = min(trace.line.width, 1.2)
+            elif trace.line is not None:
+                trace.line.width = 1.2
+            if trace.error_y is not None and trace.error_y.array is not None:
+                trace.error_y.thickness, trace.error_y.width = 0.75, 2
+        elif isinstance(trace, go.Heatmap):  # a square map: as tall as it is wide, a slim colour bar, no grid over it
+            out.update_layout(height=round(preset.width_px * 0.92))
+            out.update_xaxes(showgrid=False)
+            out.update_yaxes(showgrid=False)
+            trace.colorbar.update(thickness=8, outlinewidth=0, title={"font": {"size": small}}, tickfont={"size": small})
+    return out
+
+
+def _legend_rows(fig: go.Figure, preset: Preset) -> int:
+    """Rows the horizontal legend takes at this width, estimated from the entries' text (about 0.55 em a
+    character, plus the symbol), so the plot area keeps its height whatever the number of series."""
+    names = [t.name or "" for t in fig.data if t.showlegend is not False and (t.name or "")]
+    if len(names) < 2:
+        return 0
+    char = preset.font_px * 0.9 * 0.55
+    rows, used = 1, 0.0
+    for name in names:
+        width = 40 + len(name) * char
+        if used and used + width > preset.width_px - 10:
+            rows, used = rows + 1, 0.0
+        used += width
+    return rows
