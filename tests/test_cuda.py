@@ -31,7 +31,7 @@ from effprof.measure.memory import activation_bytes, peak_bytes
 from effprof.measure.timing import time_call
 from effprof.measure.workload import make_workload
 from effprof.mechanisms.base import state_nbytes, state_tensors
-from effprof.mechanisms.ssm.selective_scan import kernel_applies
+from effprof.mechanisms.ssm.selective_scan import KernelUnsupported, check_kernel_inputs
 from effprof.registry import MODES, get_spec
 from tests.helpers import case_id, impl_cases, tiny
 
@@ -216,17 +216,19 @@ def test_cuda_fused_attention_kernels_are_counted(name, overrides, backend, kern
 
 
 def test_compiled_scan_is_refused_off_the_cpu():
-    """The selective-scan kernel reads CPU pointers: tensors on any other device (meta stands in for CUDA
-    here) or in half precision go to the torch form; CPU float32 is the one case it takes."""
+    """The selective-scan kernel reads CPU float32 pointers: tensors on any other device (meta stands in for
+    CUDA here) or in half precision are refused at its boundary (use impl=chunked); CPU float32 passes."""
+    b, n, d, N = 1, 6, 8, 4
 
     def inputs(device: str, dtype: torch.dtype) -> list[torch.Tensor]:
-        return [torch.zeros(shape, device=device, dtype=dtype) for shape in ((8, 4), (1, 6, 8), (1, 6, 8))]
+        shapes = ((b, n, d), (b, n, d), (d, N), (b, n, N), (b, n, N), (d,), (b, n, d))
+        return [torch.zeros(shape, device=device, dtype=dtype) for shape in shapes]
 
-    assert not kernel_applies(*inputs("meta", torch.float32))
-    assert not kernel_applies(*inputs("cpu", torch.bfloat16))
-    from effprof import kernels
-
-    assert kernel_applies(*inputs("cpu", torch.float32)) == (kernels.load("selective_scan") is not None)
+    with pytest.raises(KernelUnsupported, match="CPU in float32"):
+        check_kernel_inputs(*inputs("meta", torch.float32))
+    with pytest.raises(KernelUnsupported, match="CPU in float32"):
+        check_kernel_inputs(*inputs("cpu", torch.bfloat16))
+    check_kernel_inputs(*inputs("cpu", torch.float32))
 
 
 # --- memory --------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from effprof.fit_breakdown import REST, breakdown_frame
 from effprof.render.console import human
-from effprof.render.figures import PALETTE
+from effprof.render.style import OKABE_ITO
 
 METRIC_UNITS = {"flops": "flops", "time_s": "time", "peak_bytes": "bytes"}
 METRIC_TITLES = {"flops": "FLOPs", "time_s": "forward time", "peak_bytes": "peak memory"}
@@ -65,7 +65,7 @@ def share_figure(frame: pd.DataFrame, mechanism: str, metric: str = "flops", mod
     for i, path in enumerate(shares.columns):
         kind = long.loc[long["path"] == path, "type"].iloc[0] if path != REST else "the module's own ops"
         fig.add_trace(go.Scatter(x=shares.index, y=100 * shares[path], name=f"{path} ({kind})", mode="lines", stackgroup="share",
-                                 line={"color": PALETTE[i % len(PALETTE)]},
+                                 line={"color": OKABE_ITO[i % len(OKABE_ITO)]},
                                  hovertemplate=f"{path}: %{{y:.1f}}%<extra></extra>"))
     axis = _axis_name(frame)
     fig.update_layout(title=f"{mechanism} ({mode}): share of {METRIC_TITLES[metric]} per submodule", template="plotly_white",
