@@ -41,15 +41,17 @@ def check_command(
     for r in results:
         for note in r.notes:
             err.print(f"note: {r.check.label}: {note}", markup=False, soft_wrap=True)
-        if r.verdict != "pass":
+        if r.failed:
             err.print(f"FAILED {r.check.source}: {r.message}", markup=False, soft_wrap=True)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for line in github_annotations(results):
             (err if json_ else out).print(line, markup=False, highlight=False, soft_wrap=True)
     if junit is not None:
         junit.write_text(junit_xml(results), encoding="utf-8")
-    failed = sum(r.verdict != "pass" for r in results)
-    err.print(f"{len(results) - failed} of {len(results)} checks hold" + (f"; {failed} failed" if failed else ""))
+    failed = sum(r.failed for r in results)
+    allowed = sum(r.verdict == "inconclusive" and not r.failed for r in results)
+    err.print(f"{len(results) - failed} of {len(results)} checks hold" + (f"; {failed} failed" if failed else "")
+              + (f"; {allowed} inconclusive (allowed)" if allowed else ""))
     if failed:
         raise typer.Exit(1)
 

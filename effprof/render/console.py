@@ -15,7 +15,7 @@ from rich.table import Table
 
 from effprof.render.series import METRIC_LABELS, TABLE_METRICS, add_labels, fmt_value, human, swept_axis
 
-VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "no-claim": "dim"}
+VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow", "no-claim": "dim"}
 
 
 def comparison_tables(frame: pd.DataFrame, baseline: str | None = None) -> list[Table]:
