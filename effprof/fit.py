@@ -70,7 +70,7 @@ METRICS = {  # metric name in claims -> record column
 }
 TOLERANCE = {"time": 0.25}  # default 0.1 for flops, bytes and params
 DEFAULT_TOLERANCE = 0.1
-BOOTSTRAP = 200  # bootstrap replicates per series
+BOOTSTRAP = 200  # bootstrap replicates of a size's median from its raw timing samples
 NUMERIC_AXES = [k for k, info in KEYS.items() if info.type in (int, float)]
 FIT_COLUMNS = [
     "mechanism", "variant", "mode", "metric", "axis", "exponent", "ci_low", "ci_high", "r2", "claimed",
@@ -79,9 +79,7 @@ FIT_COLUMNS = [
 ]
 SPAN = 3.0  # p is sought in [q, q + SPAN]
 AT_BOUND = 0.01  # a fit within this of a bound of its search interval hit it
-WINDOW = 0.75  # bootstrap refits look for p within ± WINDOW of the point estimate
-MAX_BOUNDED = 0.05  # more bootstrap refits than this at a bound: unidentified
-MIN_REPLICATES = 20  # fewer usable bootstrap refits than this: no interval
+Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
 MIN_RESOLUTION = 0.1  # an interval wider than max(2·tolerance, this) does not resolve a claim
 NEGLIGIBLE = 0.01  # a second term below this share of the metric at the smallest size is absent
 EXACT = 1e-9  # largest relative residual of a fit that is exact
@@ -211,87 +209,67 @@ def lower_term(raw_slope: float) -> float | None:
 # ---- one batch: S series with the same number k of sizes -------------------------------------
 
 
-def _replicates(rng: np.random.Generator, ly: np.ndarray, spread: np.ndarray | None,
-                samples: list[list[np.ndarray | None]] | None) -> np.ndarray | None:
-    """(S, B, k) log values of the bootstrap replicates' medians, or None for an exact metric.
+def _interval(p: np.ndarray, by_weight: np.ndarray, by_value: np.ndarray, sigma: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """95% interval of an estimate from its influence on each size (infinitesimal jackknife + delta method).
 
-    A size with raw samples redraws its median as a bootstrap of the samples would: the median
-    of n draws is the sample quantile at a Beta((n+1)/2, (n+1)/2) level. A size without them
-    redraws log y within its spread (standard error of the median, log units).
+    by_weight[j] = ∂p/∂w_j (a bootstrap reweights sizes: w_j − 1 has variance 1), by_value[j] =
+    ∂p/∂log y_j (each size's log value has standard error sigma_j). This is the normal
+    approximation of the bootstrap of `p` over sizes and noise, without drawing replicates.
     """
-    if spread is None and samples is None:
-        return None
-    s, k = ly.shape
-    out = ly[:, None, :] + (rng.normal(0.0, 1.0, (s, BOOTSTRAP, k)) * spread[:, None, :] if spread is not None else 0.0)
-    for i, row in enumerate(samples or []):
-        for j, values in enumerate(row):
-            if values is None or len(values) < 2:
-                continue
-            n = len(values)
-            levels = rng.beta((n + 1) / 2, (n + 1) / 2, BOOTSTRAP)
-            # the point's value times (a bootstrap median / the samples' median): centred on the point
-            out[i, :, j] = ly[i, j] + np.log(np.quantile(values, levels) / np.median(values))
-    return out
+    se = np.sqrt((by_weight**2).sum(-1) + (by_value**2 * sigma**2).sum(-1))
+    return p - Z95 * se, p + Z95 * se
 
 
-def _fit_batch(x: np.ndarray, y: np.ndarray, spread: np.ndarray | None, samples: list | None,
-               tol: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
-    """Describe and judge S series at once. x, y: (S, k), sizes ascending, y > 0."""
-    rng = np.random.default_rng(seed)
+def _line_influence(lx: np.ndarray, ly: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(slope, r2, ∂slope/∂w_j, ∂slope/∂ly_j) of the weighted log-log line, in closed form."""
+    slope, r2 = _weighted_line(lx, ly, w)
+    total = w.sum(-1, keepdims=True)
+    dx = lx - (w * lx).sum(-1, keepdims=True) / np.where(total > 0, total, 1.0)
+    dy = ly - (w * ly).sum(-1, keepdims=True) / np.where(total > 0, total, 1.0)
+    sxx = (w * dx * dx).sum(-1, keepdims=True)
+    sxx = np.where(sxx > 0, sxx, np.inf)
+    residual = dy - np.nan_to_num(slope)[..., None] * dx
+    return slope, r2, w * dx * residual / sxx, w * dx / sxx
+
+
+def _fit_batch(x: np.ndarray, y: np.ndarray, sigma: np.ndarray, tol: np.ndarray) -> dict[str, np.ndarray]:
+    """Describe and judge S series at once. x, y: (S, k), sizes ascending, y > 0; sigma: (S, k) standard
+    error of each log value (0 for an exact metric); tol: (S,) the claims' tolerances."""
     s, k = x.shape
-    lx = np.log(x)
-    ly = np.log(y)
-    ly_n = ly - ly.max(-1, keepdims=True)
+    lx, ly = np.log(x), np.log(y)
+    ly_n = ly - ly.max(-1, keepdims=True)  # relative error is scale-free: keep the numbers near 1
     ls = lx - lx[:, -1:]
-    reps = _replicates(rng, ly_n, spread, samples)
     upper = _upper_mask(lx).astype(float)
-    slope, r2 = _weighted_line(lx, ly, upper)
-    weights = rng.poisson(1.0, (s, BOOTSTRAP, k)).astype(float)
-    rep_ly = reps if reps is not None else np.broadcast_to(ly_n[:, None, :], (s, BOOTSTRAP, k))
-    raw = _weighted_line(lx[:, None, :], rep_ly, weights * upper[:, None, :])[0]
-    with np.errstate(all="ignore"):
-        ci_low, ci_high = _percentiles(raw)
+    slope, r2, by_weight, by_value = _line_influence(lx, ly, upper)
+    ci_low, ci_high = _interval(slope, by_weight, by_value, sigma)
     local = np.diff(ly, axis=-1) / np.diff(lx, axis=-1)
 
     lead, lead_low, lead_high = np.full(s, np.nan), np.full(s, np.nan), np.full(s, np.nan)
     lower = np.full(s, np.nan)
-    reasons: list[str] = [""] * s
+    reasons = np.full(s, "", dtype=object)
     terms = np.array([lower_term(v) if np.isfinite(v) else None for v in slope], dtype=object)
     for q in (None, 0.0, 1.0):
-        rows = np.array([t == q if q is not None else t is None for t in terms])
-        if not rows.any():
+        index = np.flatnonzero([t is None if q is None else t == q for t in terms])
+        if not len(index):
             continue
-        index = np.flatnonzero(rows)
-        sub = {name: arr[index] for name, arr in (("lx", lx), ("ls", ls), ("ly", ly_n))}
-        sub_reps = rep_ly[index]
-        sub_w = weights[index]
         if q is None:
-            p, low, high, why = _judge_one_term(sub, sub_reps, sub_w, reps is None)
+            p, p_r2, w_inf, v_inf = _line_influence(lx[index], ly_n[index], np.ones((len(index), k)))
+            low, high = _interval(p, w_inf, v_inf, sigma[index])
+            why = [""] * len(index)
         else:
-            p, low, high, why = _judge_two_term(sub, sub_reps, sub_w, q, reps is None, x[index])
+            p, low, high, why = _judge_two_term(ls[index], ly_n[index], sigma[index], q, x[index])
             lower[index] = q
         lead[index], lead_low[index], lead_high[index] = p, low, high
-        for position, reason in zip(index, why):
-            reasons[position] = reason
+        reasons[index] = why
     resolution = np.maximum(2 * tol, MIN_RESOLUTION)
-    for i in range(s):
-        if not reasons[i] and not (np.isfinite(lead_low[i]) and np.isfinite(lead_high[i])):
-            reasons[i] = (f"no interval: too few bootstrap refits had enough sizes; {_more_sizes(x[i])}")
-        elif not reasons[i] and lead_high[i] - lead_low[i] > resolution[i]:
-            reasons[i] = (f"noise: the dominant exponent's interval [{lead_low[i]:.2f}, {lead_high[i]:.2f}] is wider than "
-                          f"{resolution[i]:.2g}, too wide to judge a claim; add repeats, sizes, or larger sizes "
-                          f"({_more_sizes(x[i])})")
+    wide = (reasons == "") & (lead_high - lead_low > resolution)
+    for i in np.flatnonzero(wide):
+        reasons[i] = (f"noise: the dominant exponent's interval [{lead_low[i]:.2f}, {lead_high[i]:.2f}] is wider than "
+                      f"{resolution[i]:.2g}, too wide to judge a claim; add repeats or larger sizes ({_more_sizes(x[i])})")
     return {"exponent": slope, "ci_low": ci_low, "ci_high": ci_high, "r2": r2, "local": local,
             "leading_exponent": lead, "leading_ci_low": lead_low, "leading_ci_high": lead_high,
-            "lower_exponent": lower, "reason": np.array(reasons, dtype=object)}
-
-
-def _percentiles(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per series (rows) 2.5th and 97.5th percentiles of the finite bootstrap values; NaN when fewer than MIN_REPLICATES."""
-    count = np.isfinite(values).sum(-1)
-    low, high = np.nanpercentile(np.where(count[:, None] > 0, values, 0.0), [2.5, 97.5], axis=-1)
-    enough = count >= MIN_REPLICATES
-    return np.where(enough, low, np.nan), np.where(enough, high, np.nan)
+            "lower_exponent": lower, "reason": reasons}
 
 
 def _more_sizes(x: np.ndarray) -> str:
@@ -299,66 +277,58 @@ def _more_sizes(x: np.ndarray) -> str:
     return f"e.g. add sizes {_fmt(largest * 2)} and {_fmt(largest * 4)}"
 
 
-def _judge_one_term(sub: dict[str, np.ndarray], reps: np.ndarray, w: np.ndarray, exact: bool
+def _two_term_influence(ls: np.ndarray, ly: np.ndarray, p: np.ndarray, q: float
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(∂p/∂w_j, ∂p/∂ly_j, curvature) of the two-term fit's minimiser, by the implicit function theorem:
+    dp/dθ = −(∂²L/∂p∂θ)/(∂²L/∂p²), the second derivatives of the loss L by central differences."""
+    s, k = ly.shape
+    h, e = 1e-3, 1e-3
+    eye = np.eye(k)
+    # the data, unperturbed and with each weight and each log value moved by ±e: (S, 1 + 4k, k)
+    w = np.concatenate([np.ones((1, k)), 1 + e * eye, 1 - e * eye, np.ones((2 * k, k))])
+    dly = np.concatenate([np.zeros((1 + 2 * k, k)), e * eye, -e * eye])
+    lys = ly[:, None, :] + dly[None]
+    ws = np.broadcast_to(w[None], lys.shape)
+    steps = np.array([-h, 0.0, h])
+    loss = _two_term(np.broadcast_to(ls[:, None, :], lys.shape), lys, ws, p[:, None, None] + steps, q)[0]  # (S, 1+4k, 3)
+    slope = (loss[..., 2] - loss[..., 0]) / (2 * h)  # ∂L/∂p at p, for each perturbation
+    curvature = (loss[:, 0, 2] - 2 * loss[:, 0, 1] + loss[:, 0, 0]) / h**2
+    safe = np.where(curvature > 0, curvature, np.inf)
+    by_weight = -(slope[:, 1:1 + k] - slope[:, 1 + k:1 + 2 * k]) / (2 * e) / safe[:, None]
+    by_value = -(slope[:, 1 + 2 * k:1 + 3 * k] - slope[:, 1 + 3 * k:]) / (2 * e) / safe[:, None]
+    return by_weight, by_value, curvature
+
+
+def _judge_two_term(ls: np.ndarray, ly: np.ndarray, sigma: np.ndarray, q: float, x: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """A pure power law (slope ≤ 0.05): p is the log-log slope over all sizes."""
-    lx, ly = sub["lx"], sub["ly"]
-    p = _weighted_line(lx, ly, np.ones_like(lx))[0]
-    residual = np.abs(ly - (ly.mean(-1, keepdims=True) + p[:, None] * (lx - lx.mean(-1, keepdims=True)))).max(-1)
-    with np.errstate(all="ignore"):
-        low, high = _percentiles(_weighted_line(lx[:, None, :], reps, w)[0])
-    point = exact & (residual < EXACT)
-    low = np.where(point, p, np.where(np.isfinite(low), np.fmin(low, p), np.nan))
-    high = np.where(point, p, np.where(np.isfinite(high), np.fmax(high, p), np.nan))
-    return p, low, high, [""] * len(p)
-
-
-def _judge_two_term(sub: dict[str, np.ndarray], reps: np.ndarray, w: np.ndarray, q: float, exact: bool,
-                    x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """The dominant term's exponent p of a·x^p + b·x^q, its interval, and why it cannot judge (or '')."""
-    ls, ly = sub["ls"], sub["ly"]
     s, k = ls.shape
     ones = np.ones_like(ls)
     p = _leading_point(ls, ly, ones, q)
-    loss, a, b = (v[..., 0] for v in _two_term(ls, ly, ones, p[:, None], q))
-    fitted = a[:, None] * np.exp(p[:, None] * ls - ly) + b[:, None] * np.exp(q * ls - ly)  # fit / y
-    residual = np.abs(fitted - 1).max(-1)
-    lead_share_top = a / np.maximum(a + b * 1.0, 1e-300) * 1.0  # at the largest size s = 1 (in units of y_max)
-    second_share_bottom = b * np.exp(q * ls[:, 0]) / np.maximum(b * np.exp(q * ls[:, 0]) + a * np.exp(p * ls[:, 0]), 1e-300)
-    point = exact & (residual < EXACT)  # an exact fit of a deterministic metric: every refit gives p
-    low, high, bounded_share = p.copy(), p.copy(), np.zeros(s)
-    refit_rows = np.flatnonzero(~point)
-    if len(refit_rows):  # bootstrap refits in a window around p
-        r = refit_rows
-        low_edge, high_edge = np.maximum(p[r] - WINDOW, q), np.minimum(p[r] + WINDOW, q + SPAN)
-        usable = (w[r] > 0).sum(-1) >= 3
-        shape = w[r].shape[:2]
-        refit = _golden(ls[r][:, None, :], reps[r], w[r], q, np.broadcast_to(low_edge[:, None], shape),
-                        np.broadcast_to(high_edge[:, None], shape))
-        bounded = usable & ((refit - low_edge[:, None] < AT_BOUND) | (high_edge[:, None] - refit < AT_BOUND))
-        bounded_share[r] = bounded.sum(-1) / np.maximum(usable.sum(-1), 1)
-        with np.errstate(all="ignore"):
-            rep_low, rep_high = _percentiles(np.where(usable & ~bounded, refit, np.nan))
-        low[r], high[r] = np.fmin(rep_low, p[r]), np.fmax(rep_high, p[r])
-        low[r] = np.where(np.isfinite(rep_low), low[r], np.nan)
-        high[r] = np.where(np.isfinite(rep_high), high[r], np.nan)
+    a, b = (v[..., 0] for v in _two_term(ls, ly, ones, p[:, None], q)[1:])
+    lead_share_top = a / np.maximum(a + b, 1e-300)  # at the largest size s = 1 both terms are in units of y
+    bottom_a, bottom_b = a * np.exp(p * ls[:, 0]), b * np.exp(q * ls[:, 0])
+    second_share_bottom = bottom_b / np.maximum(bottom_a + bottom_b, 1e-300)
+    by_weight, by_value, curvature = _two_term_influence(ls, ly, p, q)
+    low, high = _interval(p, by_weight, by_value, sigma)
     reasons = []
     for i in range(s):
-        pure = second_share_bottom[i] < NEGLIGIBLE
         crossing = float(x[i, -1] * (b[i] / a[i]) ** (1 / (p[i] - q))) if a[i] > 0 and b[i] > 0 and p[i] > q else math.inf
-        if p[i] - q < AT_BOUND or q + SPAN - p[i] < AT_BOUND:
-            reasons.append(f"unidentified: the dominant term's fit hit its bound (p = {p[i]:.2f} of [{q:g}, {q + SPAN:g}] "
-                           f"in a·x^p + b·x^{q:g}): the points bend more than two power terms explain; "
+        if p[i] - q < AT_BOUND or q + SPAN - p[i] < AT_BOUND or not curvature[i] > 0:
+            where = f"p = {p[i]:.2f}, at a bound of [{q:g}, {q + SPAN:g}]" if curvature[i] > 0 else "the loss is flat in p"
+            reasons.append(f"unidentified: the dominant term's fit in a·x^p + b·x^{q:g} is not determined ({where}); "
+                           f"the points bend more than two power terms explain: noise, or a different law; "
                            f"add repeats or sizes ({_more_sizes(x[i])})")
-        elif bounded_share[i] > MAX_BOUNDED:
-            reasons.append(f"unidentified: {bounded_share[i]:.0%} of the bootstrap refits of the dominant exponent hit "
-                           f"their bounds; add repeats or sizes ({_more_sizes(x[i])})")
+        elif low[i] < q or high[i] > q + SPAN:
+            reasons.append(f"unidentified: the dominant exponent's interval [{low[i]:.2f}, {high[i]:.2f}] reaches past "
+                           f"the bounds [{q:g}, {q + SPAN:g}] of a·x^p + b·x^{q:g}; add repeats or sizes "
+                           f"({_more_sizes(x[i])})")
         elif lead_share_top[i] < 0.5:
-            suggestion = (f"measure up to {_fmt(4 * crossing)} (the x^{p[i]:.2f} term passes the x^{q:g} term near "
-                          f"{_fmt(crossing)})") if math.isfinite(crossing) else _more_sizes(x[i])
+            suggestion = (f"measure up to {_fmt(round(4 * crossing))} (the x^{p[i]:.2f} term passes the x^{q:g} term "
+                          f"near {_fmt(round(crossing))})") if math.isfinite(crossing) else _more_sizes(x[i])
             reasons.append(f"second term dominates: at every size measured the x^{q:g} term carries more than the "
                            f"dominant one; {suggestion}")
-        elif k < 4 and not pure:
+        elif k < 4 and second_share_bottom[i] >= NEGLIGIBLE:
             reasons.append(f"too few sizes: {k} sizes fit the three parameters of a·x^p + b·x^{q:g} exactly and test "
                            f"nothing; {_more_sizes(x[i])}")
         else:
@@ -372,12 +342,13 @@ def _judge_two_term(sub: dict[str, np.ndarray], reps: np.ndarray, w: np.ndarray,
 
 
 def fit_series(x: np.ndarray, y: np.ndarray, spread: np.ndarray | None, log_power: float = 0.0,
-               samples: list[np.ndarray | None] | None = None, tol: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
-    """Fit one series (x sorted ascending, y > 0): the columns fit_frame gives, without the claim."""
+               tol: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
+    """Fit one series (x sorted ascending, y > 0; spread: each value's log-unit standard error, or None
+    when exact): the columns fit_frame gives, and `reason` (why a claim could not be judged, or '')."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     y_fit = y / np.log(x) ** log_power if log_power else y
-    batch = _fit_batch(x[None], y_fit[None], None if spread is None else np.asarray(spread, float)[None],
-                       None if samples is None else [samples], np.array([tol]))
+    sigma = np.zeros_like(x) if spread is None else np.asarray(spread, float)
+    batch = _fit_batch(x[None], y_fit[None], sigma[None], np.array([tol]))
     return _row_of(batch, 0)
 
 
@@ -477,15 +448,22 @@ def _fit_axis(part: pd.DataFrame, axis: str, others: list[str], tolerances: dict
     ids = part.groupby(["mechanism", "mode", *others], sort=False, dropna=False).ngroup().to_numpy()
     sizes = pd.to_numeric(part[axis]).to_numpy(dtype=float)
     info = pd.DataFrame({"series": ids, "size": sizes})
-    first = part.assign(series=ids).drop_duplicates("series").set_index("series").sort_index()
-    claim_sets = part.assign(series=ids).groupby("series")["_claims"].nunique()
+    first = part.assign(series=ids).drop_duplicates("series").sort_values("series")
+    unanimous = (part.assign(series=ids).groupby("series")["_claims"].nunique() == 1).sort_index().to_numpy()
+    meta = {  # per series id: what its rows print, and its claims when all its records agree
+        "mechanism": first["mechanism"].tolist(), "mode": first["mode"].tolist(),
+        "variant": [_variant(dict(zip(others, values))) for values in zip(*(first[k].tolist() for k in others))]
+        if others else [""] * len(first),
+        "claims": [c if ok else None for c, ok in zip(first["_claims"].tolist(), unanimous)],
+    }
     columns = [c for c in set(METRICS.values()) | {"flops_analytic", "time_iqr_s", "time_blocks"} if c in part.columns]
     medians = info
     if columns:
         medians = pd.concat([info, part[columns].apply(pd.to_numeric, errors="coerce").reset_index(drop=True)], axis=1)
     per_size = medians.groupby(["series", "size"], sort=True).median()
+    if "time_samples_s" in part.columns:
+        per_size["sample_se"] = _sample_noise(info, part["time_samples_s"].tolist()).reindex(per_size.index)
     n_sizes = per_size.groupby(level=0).size()
-    samples = _samples_by_size(part, ids, sizes) if "time_samples_s" in part.columns else {}
     out = []
     for metric, column in METRICS.items():
         if column not in per_size.columns:
@@ -502,45 +480,68 @@ def _fit_axis(part: pd.DataFrame, axis: str, others: list[str], tolerances: dict
             series = chunk["series"].to_numpy()[::k]
             x = chunk["size"].to_numpy(dtype=float).reshape(-1, k)
             y = chunk[column].to_numpy(dtype=float).reshape(-1, k)
-            out.extend(_fit_chunk(metric, axis, others, series, x, y, first, claim_sets, per_size, samples, tolerances))
+            out.extend(_fit_chunk(metric, axis, series, x, y, meta, per_size, tolerances))
     return out
 
 
-def _samples_by_size(part: pd.DataFrame, ids: np.ndarray, sizes: np.ndarray) -> dict[tuple[int, float], np.ndarray]:
-    """(series, size) -> the pooled raw timing samples of its records, where records carry them."""
-    pooled: dict[tuple[int, float], list] = {}
-    for series, size, values in zip(ids, sizes, part["time_samples_s"]):
-        if isinstance(values, (list, tuple, np.ndarray)) and len(values):
-            pooled.setdefault((int(series), float(size)), []).append(np.asarray(values, dtype=float))
-    return {key: np.concatenate(v) for key, v in pooled.items()}
+def _sample_noise(info: pd.DataFrame, samples: list[Any], seed: int = 0, chunk: int = 8192) -> pd.Series:
+    """Per (series, size): the standard error, in log units, of the median of the pooled raw timing samples.
+
+    A bootstrap of the samples, without drawing resamples: the median of n draws with replacement
+    is the sample quantile at a Beta((n+1)/2, (n+1)/2) level, so each replicate is one quantile.
+    Sizes whose records carry fewer than two samples get NaN (their IQR is used instead).
+    """
+    lengths = np.fromiter((len(v) if isinstance(v, (list, tuple, np.ndarray)) else 0 for v in samples),
+                          dtype=np.int64, count=len(samples))
+    if not lengths.any():
+        return pd.Series(dtype=float)
+    flat = np.concatenate([np.asarray(v, dtype=float) for v, n in zip(samples, lengths) if n])
+    keys = pd.MultiIndex.from_frame(info[lengths > 0])
+    codes, groups = pd.factorize(keys)
+    group = np.repeat(codes, lengths[lengths > 0])
+    order = np.lexsort((flat, group))
+    flat, count = flat[order], np.bincount(group, minlength=len(groups))
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    rng = np.random.default_rng(seed)
+    se = np.full(len(groups), np.nan)
+
+    def quantile(g: np.ndarray, level: np.ndarray) -> np.ndarray:  # linear interpolation, as np.quantile
+        position = level * (count[g, None] - 1)
+        below = np.floor(position).astype(np.int64)
+        above = np.minimum(below + 1, count[g, None] - 1)
+        frac = position - below
+        return flat[start[g, None] + below] * (1 - frac) + flat[start[g, None] + above] * frac
+
+    for first in range(0, len(groups), chunk):
+        g = np.arange(first, min(first + chunk, len(groups)))
+        g = g[count[g] >= 2]
+        if not len(g):
+            continue
+        half = (count[g, None] + 1) / 2
+        medians = quantile(g, rng.beta(half, half, (len(g), BOOTSTRAP)))
+        centre = quantile(g, np.full((len(g), 1), 0.5))
+        with np.errstate(all="ignore"):
+            se[g] = np.log(medians / centre).std(axis=1)
+    return pd.Series(se, index=pd.MultiIndex.from_tuples(list(groups), names=["series", "size"]))
 
 
-def _fit_chunk(metric: str, axis: str, others: list[str], series: np.ndarray, x: np.ndarray, y: np.ndarray,
-               first: pd.DataFrame, claim_sets: pd.Series, per_size: pd.DataFrame,
-               samples: dict[tuple[int, float], np.ndarray], tolerances: dict[str, float]) -> list[dict[str, Any]]:
+def _fit_chunk(metric: str, axis: str, series: np.ndarray, x: np.ndarray, y: np.ndarray, meta: dict[str, list],
+               per_size: pd.DataFrame, tolerances: dict[str, float]) -> list[dict[str, Any]]:
     """Fit S series of k sizes of one metric and build their rows."""
     tol = tolerances.get(metric, tolerance(metric))
-    claims = [(_claim_in(first.at[s, "_claims"], metric, axis) if claim_sets.get(s, 0) == 1 else None) for s in series]
+    claims = [_claim_in(meta["claims"][s], metric, axis) if meta["claims"][s] is not None else None for s in series]
     constant = (np.abs(y - y[:, :1]) <= 1e-9 * np.abs(y[:, :1])).all(-1) & (metric != "time")
     keep = ~constant | np.array([c is not None for c in claims])  # a constant nobody claims teaches nothing
+    log_power = np.array([c[1] if c else 0.0 for c in claims], dtype=float)
+    with np.errstate(all="ignore"):
+        y_fit = np.where(log_power[:, None] != 0, y / np.log(x) ** log_power[:, None], y)
+    keep &= (y_fit > 0).all(-1) & np.isfinite(y_fit).all(-1)  # log(1) = 0 makes a log factor infinite
     if not keep.any():
         return []
-    series, x, y, constant = series[keep], x[keep], y[keep], constant[keep]
+    series, x, y, y_fit, constant, log_power = (v[keep] for v in (series, x, y, y_fit, constant, log_power))
     claims = [c for c, k in zip(claims, keep) if k]
-    log_power = np.array([c[1] if c else 0.0 for c in claims], dtype=float)
-    y_fit = np.where(log_power[:, None] != 0, y / np.log(x) ** log_power[:, None], y)
-    positive = (y_fit > 0).all(-1) & np.isfinite(y_fit).all(-1)  # log(1) = 0 makes a log factor infinite
-    if not positive.all():
-        series, x, y, y_fit, constant, log_power = (v[positive] for v in (series, x, y, y_fit, constant, log_power))
-        claims = [c for c, k in zip(claims, positive) if k]
-        if not len(series):
-            return []
-    spread, pooled = None, None
-    if metric == "time":
-        spread = _iqr_spread(series, x, y, per_size)
-        if samples:
-            pooled = [[samples.get((int(s), float(v))) for v in row] for s, row in zip(series, x)]
-    batch = _fit_batch(x, y_fit, spread, pooled, np.full(len(series), tol))
+    sigma = _time_noise(series, x, y, per_size) if metric == "time" else np.zeros_like(x)
+    batch = _fit_batch(x, y_fit, sigma, np.full(len(series), tol))
     analytic = _analytic(series, x, per_size, log_power) if metric == "flops" else None
     rows = []
     for i, s in enumerate(series):
@@ -551,27 +552,31 @@ def _fit_chunk(metric: str, axis: str, others: list[str], series: np.ndarray, x:
         claim = claims[i]
         verdict, reason = judge(None if claim is None else float(claim[0]), fit, tol)
         fit.pop("reason")
-        record = first.loc[s]
         rows.append({
-            "mechanism": record["mechanism"], "variant": _variant({k: record[k] for k in others}), "mode": record["mode"],
+            "mechanism": meta["mechanism"][s], "variant": meta["variant"][s], "mode": meta["mode"][s],
             "metric": metric, "axis": axis, **fit, "claimed": None if claim is None else claim[0], "tolerance": tol,
             "verdict": verdict, "verdict_reason": reason,
             "analytic_exponent": None if analytic is None or not np.isfinite(analytic[i]) else float(analytic[i]),
-            "sizes": [float(v) for v in x[i]], "n_points": x.shape[1],
+            "sizes": x[i].tolist(), "n_points": x.shape[1],
         })
     return rows
 
 
-def _iqr_spread(series: np.ndarray, x: np.ndarray, y: np.ndarray, per_size: pd.DataFrame) -> np.ndarray | None:
-    """Log-unit standard error of each size's median time, from its IQR: 1.253·(IQR/1.349)/median/√blocks."""
-    if "time_iqr_s" not in per_size.columns:
-        return None
+def _time_noise(series: np.ndarray, x: np.ndarray, y: np.ndarray, per_size: pd.DataFrame) -> np.ndarray:
+    """(S, k) log-unit standard error of each size's median time: from the raw samples where records
+    carry them (`time_samples_s`), else from the IQR: 1.253·(IQR/1.349)/median/√blocks; else 0."""
     index = pd.MultiIndex.from_arrays([np.repeat(series, x.shape[1]), x.ravel()])
-    iqr = per_size["time_iqr_s"].reindex(index).to_numpy(dtype=float).reshape(x.shape)
-    blocks = (per_size["time_blocks"].reindex(index).to_numpy(dtype=float).reshape(x.shape)
-              if "time_blocks" in per_size.columns else np.ones_like(y))
-    blocks = np.maximum(np.nan_to_num(blocks, nan=1.0), 1.0)
-    return np.nan_to_num(1.253 * iqr / y / 1.349 / np.sqrt(blocks), nan=0.0, posinf=0.0)
+
+    def column(name: str) -> np.ndarray:
+        if name not in per_size.columns:
+            return np.full(x.shape, np.nan)
+        return per_size[name].reindex(index).to_numpy(dtype=float).reshape(x.shape)
+
+    blocks = np.maximum(np.nan_to_num(column("time_blocks"), nan=1.0), 1.0)
+    with np.errstate(all="ignore"):
+        from_iqr = np.nan_to_num(1.253 * column("time_iqr_s") / y / 1.349 / np.sqrt(blocks), nan=0.0, posinf=0.0)
+    from_samples = column("sample_se")
+    return np.where(np.isfinite(from_samples), from_samples, from_iqr)
 
 
 def _analytic(series: np.ndarray, x: np.ndarray, per_size: pd.DataFrame, log_power: np.ndarray) -> np.ndarray | None:
@@ -580,8 +585,8 @@ def _analytic(series: np.ndarray, x: np.ndarray, per_size: pd.DataFrame, log_pow
         return None
     index = pd.MultiIndex.from_arrays([np.repeat(series, x.shape[1]), x.ravel()])
     a = per_size["flops_analytic"].reindex(index).to_numpy(dtype=float).reshape(x.shape)
-    a = np.where(log_power[:, None] != 0, a / np.log(x) ** log_power[:, None], a)
-    valid = (a > 0).all(-1)
     with np.errstate(all="ignore"):
+        a = np.where(log_power[:, None] != 0, a / np.log(x) ** log_power[:, None], a)
+        valid = (a > 0).all(-1)
         slope = _weighted_line(np.log(x), np.log(np.where(a > 0, a, 1.0)), _upper_mask(np.log(x)).astype(float))[0]
     return np.where(valid, slope, np.nan)
