@@ -8,24 +8,26 @@ Description (printed, never used to pass or fail a claim):
     exponent  = slope of log(metric) against log(axis) over the upper half of the range
                 (the three largest sizes when the upper half holds fewer); a claimed log
                 factor log(axis)^q is divided out first
-    ci_low/high = its 95% bootstrap interval
+    ci_low/high = its 95% interval (influence of each size and its noise, as for the leading exponent)
     r2        = R² of that line
     local     = slope between each pair of consecutive sizes
     analytic_exponent = the same slope of the cost model's FLOPs (flops only)
 
 The judged estimator: the exponent p of the dominant term.
 
-    leading_exponent = p of y = a·x^p + b·x^q (a, b ≥ 0), least squares in relative error over
-                all sizes, with q the next lower term a sequence mixer pays: q = 1 (projections,
-                linear in seq_len, beside an n² mixing term) when the raw slope exceeds 1.05,
-                q = 0 (a constant, e.g. a decode step's projections beside attention over n
-                cached keys) when it lies in (0.05, 1.05]. Below, the series is a constant-like
-                pure power law and p is the plain log-log slope over all sizes. When b = 0 fits
-                best, the two-term fit is a pure power law and p is its plain exponent.
-    leading_ci_low/high = 95% bootstrap interval of p: sizes reweighted (Poisson bootstrap) and,
-                for time, each size's median redrawn from its raw samples (`time_samples_s`) or,
-                in records without samples, within the spread its IQR implies. An exact fit of a
-                deterministic metric has no spread: its interval is the point.
+    leading_exponent = p of y = a·x^p + b·x^q (a, b ≥ 0, p in [q, 5]), least squares in relative
+                error over all sizes. q is the next lower term a sequence mixer pays: q = 1
+                (projections, linear in seq_len, beside an n² mixing term) where that model fits
+                clearly better than q = 0 (a constant, e.g. a decode step's projections beside
+                attention over n cached keys) with both terms present; q = 0 otherwise. When b = 0
+                fits best the model is a pure power law and p its plain exponent; below a raw slope
+                of 0.05 (constants) p is the plain log-log slope over all sizes.
+    leading_ci_low/high = p ± 1.96·se, se from each size's influence on p (the infinitesimal
+                jackknife of reweighting sizes, as a bootstrap over points does, plus the delta
+                method for noise): ∂p/∂w_j and ∂p/∂log y_j by the implicit function theorem on the
+                loss. Noise is each size's standard error of its median time: from a bootstrap of the
+                raw samples (`time_samples_s`) where records carry them, else from the IQR. An exact
+                fit of a deterministic metric has no spread: its interval is (nearly) the point.
     lower_exponent = q (NaN when no second term was fitted)
 
 The rule: a claim passes iff the claimed exponent lies in
@@ -33,14 +35,14 @@ The rule: a claim passes iff the claimed exponent lies in
 interval. It fails otherwise, unless the data cannot identify the dominant term, when the
 verdict is `inconclusive` and `verdict_reason` says why and which sizes would decide:
 
-    - the fit of p hits its bounds q or q + 3, or more than 5% of the bootstrap refits do
-      (the data bend more than two power terms allow: noise, or a different law): unidentified,
-      and the leading columns are left empty rather than printing the bounds as an interval;
-    - the x^q term carries more than half of the metric even at the largest size (the
-      dominant term is not yet dominant): the message names the size where the terms cross;
-    - three sizes and a non-negligible second term: three parameters through three points
-      test nothing;
-    - the interval is wider than max(2·tolerance, 0.1): the data do not resolve the claim.
+    - unidentified: the fit of p hits its bounds q or 5, the loss is flat in p, or the interval
+      reaches past them (the data bend more than two power terms explain: noise, or another
+      law); the leading columns are then left empty rather than printing the bounds as an interval;
+    - second term dominates: the x^q term carries more than half of the metric even at the
+      largest size; the message names the size where the terms cross and how far to measure;
+    - too few sizes: three sizes and a non-negligible second term (three parameters through
+      three points test nothing);
+    - noise: the interval is wider than max(2·tolerance, 0.1), too wide to judge a claim.
 
 A series is the set of records that differ only in the axis; `variant` names the other
 config keys that vary between series of one mechanism (e.g. "impl=chunked"). Fits run
@@ -77,8 +79,9 @@ FIT_COLUMNS = [
     "tolerance", "verdict", "analytic_exponent", "leading_exponent", "leading_ci_low", "leading_ci_high",
     "local", "sizes", "n_points", "lower_exponent", "verdict_reason",
 ]
-SPAN = 3.0  # p is sought in [q, q + SPAN]
+P_MAX = 5.0  # p is sought in [q, P_MAX]
 AT_BOUND = 0.01  # a fit within this of a bound of its search interval hit it
+MAX_LOG_RANGE = math.log(1e100)  # a series spanning more is not fitted (its powers would overflow)
 Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
 MIN_RESOLUTION = 0.1  # an interval wider than max(2·tolerance, this) does not resolve a claim
 NEGLIGIBLE = 0.01  # a second term below this share of the metric at the smallest size is absent
@@ -134,28 +137,31 @@ def _two_term(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, p: np.ndarray, q: f
 
     ls, ly, w: (..., k) log sizes (largest 0), log values, weights; p: (..., P). Returns (..., P).
     """
-    u = np.exp(p[..., :, None] * ls[..., None, :] - ly[..., None, :])  # column of a, in units of y
-    v = np.exp(q * ls - ly)[..., None, :]  # column of b
-    wk = w[..., None, :]
-    uu, vv, uv = (wk * u * u).sum(-1), (wk * v * v).sum(-1), (wk * u * v).sum(-1)
-    uy, vy = (wk * u).sum(-1), (wk * v).sum(-1)  # the target is all ones
-    vv, uv, vy = np.broadcast_arrays(vv, uv, vy)  # the b column is the same for every p
-    vv, vy = vv * np.ones_like(uu), vy * np.ones_like(uu)
-    n = w.sum(-1)[..., None]
-    det = uu * vv - uv * uv
-    both_ok = det > 1e-10 * uu * vv
-    safe_det = np.where(both_ok, det, 1.0)
-    a = (uy * vv - vy * uv) / safe_det
-    b = (vy * uu - uy * uv) / safe_det
-    both_ok &= (a >= 0) & (b >= 0)
-    only_a = np.maximum(uy, 0) / np.where(uu > 0, uu, 1.0)
-    only_b = np.maximum(vy, 0) / np.where(vv > 0, vv, 1.0)
-    loss_a, loss_b = n - only_a * uy, n - only_b * vy
-    loss_both = np.where(both_ok, n - (a * uy + b * vy), np.inf)
-    best = np.argmin(np.stack([loss_both, loss_a, loss_b]), axis=0)
-    loss = np.choose(best, [loss_both, loss_a, loss_b])
-    a_out = np.choose(best, [np.where(both_ok, a, 0.0), only_a, np.zeros_like(a)])
-    b_out = np.choose(best, [np.where(both_ok, b, 0.0), np.zeros_like(b), only_b])
+    # values spanning more than ~1e±150 overflow: their loss is inf (never chosen), not a warning
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        u = np.exp(p[..., :, None] * ls[..., None, :] - ly[..., None, :])  # column of a, in units of y
+        v = np.exp(q * ls - ly)[..., None, :]  # column of b
+        wk = w[..., None, :]
+        uu, vv, uv = (wk * u * u).sum(-1), (wk * v * v).sum(-1), (wk * u * v).sum(-1)
+        uy, vy = (wk * u).sum(-1), (wk * v).sum(-1)  # the target is all ones
+        vv, uv, vy = np.broadcast_arrays(vv, uv, vy)  # the b column is the same for every p
+        vv, vy = vv * np.ones_like(uu), vy * np.ones_like(uu)
+        n = w.sum(-1)[..., None]
+        det = uu * vv - uv * uv
+        both_ok = det > 1e-10 * uu * vv
+        safe_det = np.where(both_ok, det, 1.0)
+        a = (uy * vv - vy * uv) / safe_det
+        b = (vy * uu - uy * uv) / safe_det
+        both_ok &= (a >= 0) & (b >= 0)
+        only_a = np.maximum(uy, 0) / np.where(uu > 0, uu, 1.0)
+        only_b = np.maximum(vy, 0) / np.where(vv > 0, vv, 1.0)
+        loss_a, loss_b = n - only_a * uy, n - only_b * vy
+        loss_both = np.where(both_ok, n - (a * uy + b * vy), np.inf)
+        best = np.argmin(np.stack([loss_both, loss_a, loss_b]), axis=0)
+        loss = np.choose(best, [loss_both, loss_a, loss_b])
+        a_out = np.choose(best, [np.where(both_ok, a, 0.0), only_a, np.zeros_like(a)])
+        b_out = np.choose(best, [np.where(both_ok, b, 0.0), np.zeros_like(b), only_b])
+        loss = np.where(np.isnan(loss), np.inf, loss)
     return loss, a_out, b_out
 
 
@@ -163,7 +169,7 @@ def _golden(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, q: float, low: np.nda
             tol: float = 5e-4) -> np.ndarray:
     """p minimising the two-term loss in [low, high] (per element), by golden-section search."""
     low, high = low.astype(float), high.astype(float)
-    steps = int(math.ceil(math.log(tol / max(float(np.max(high - low, initial=tol)), tol)) / math.log(GOLDEN))) + 1
+    steps = math.ceil(math.log(tol / max(float(np.max(high - low, initial=tol)), tol)) / math.log(GOLDEN)) + 1
 
     def loss(p: np.ndarray) -> np.ndarray:
         return _two_term(ls, ly, w, p[..., None], q)[0][..., 0]
@@ -182,16 +188,16 @@ def _golden(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, q: float, low: np.nda
 
 
 def _leading_point(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, q: float) -> np.ndarray:
-    """p of the two-term fit for each series: a grid over [q, q + SPAN], then golden section."""
-    grid = np.linspace(q, q + SPAN, 61)
+    """p of the two-term fit for each series: a grid over [q, P_MAX], then golden section."""
+    grid = np.linspace(q, P_MAX, 81)
     losses = _two_term(ls, ly, w, np.broadcast_to(grid, ls.shape[:-1] + grid.shape), q)[0]
     best = grid[np.argmin(losses, axis=-1)]
     step = grid[1] - grid[0]
-    return _golden(ls, ly, w, q, np.maximum(best - step, q), np.minimum(best + step, q + SPAN))
+    return _golden(ls, ly, w, q, np.maximum(best - step, q), np.minimum(best + step, P_MAX))
 
 
 def leading_exponent(x: np.ndarray, y: np.ndarray, q: float = 1.0) -> float:
-    """p of y ≈ a·x^p + b·x^q with a, b ≥ 0, least squares in relative error, p in [q, q + 3]."""
+    """p of y ≈ a·x^p + b·x^q with a, b ≥ 0, least squares in relative error, p in [q, 5]."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     ls, ly = np.log(x / x.max()), np.log(y / y.max())
     return float(_leading_point(ls[None], ly[None], np.ones((1, len(x))), q)[0])
@@ -248,17 +254,34 @@ def _fit_batch(x: np.ndarray, y: np.ndarray, sigma: np.ndarray, tol: np.ndarray)
     lead, lead_low, lead_high = np.full(s, np.nan), np.full(s, np.nan), np.full(s, np.nan)
     lower = np.full(s, np.nan)
     reasons = np.full(s, "", dtype=object)
-    terms = np.array([lower_term(v) if np.isfinite(v) else None for v in slope], dtype=object)
+    # the lower term: a constant (q = 0) or linear (q = 1), whichever two-term model fits all sizes
+    # better (q = 0 on a tie); none below a raw slope of 0.05, where the series is constant-like
+    terms = np.full(s, np.nan)
+    two = np.flatnonzero(np.isfinite(slope) & (slope > 0.05))
+    points: dict[float, np.ndarray] = {}
+    if len(two):
+        ones = np.ones((len(two), k))
+        fits = {q: _leading_point(ls[two], ly_n[two], ones, q) for q in (0.0, 1.0)}
+        solved = {q: [v[:, 0] for v in _two_term(ls[two], ly_n[two], ones, p[:, None], q)] for q, p in fits.items()}
+        losses = {q: v[0] for q, v in solved.items()}
+        # q = 1 only where the constant model visibly misfits (rms relative residual above 1e-4, beyond
+        # the search's precision) and the linear one fits at least 4× better with both terms present
+        # and p off its bound; elsewhere (a pure power law, b·x alone) q = 0 judges the same law
+        linear = ((losses[0.0] > 1e-8 * k) & (losses[1.0] < 0.25 * losses[0.0]) & (fits[1.0] - 1.0 >= AT_BOUND)
+                  & (solved[1.0][1] > 0) & (solved[1.0][2] > 0))
+        terms[two] = np.where(linear, 1.0, 0.0)
+        points = fits
     for q in (None, 0.0, 1.0):
-        index = np.flatnonzero([t is None if q is None else t == q for t in terms])
+        index = np.flatnonzero(np.isnan(terms) if q is None else terms == q)
         if not len(index):
             continue
         if q is None:
-            p, p_r2, w_inf, v_inf = _line_influence(lx[index], ly_n[index], np.ones((len(index), k)))
+            p, _, w_inf, v_inf = _line_influence(lx[index], ly_n[index], np.ones((len(index), k)))
             low, high = _interval(p, w_inf, v_inf, sigma[index])
             why = [""] * len(index)
         else:
-            p, low, high, why = _judge_two_term(ls[index], ly_n[index], sigma[index], q, x[index])
+            chosen = points[q][np.searchsorted(two, index)]
+            p, low, high, why = _judge_two_term(ls[index], ly_n[index], sigma[index], q, x[index], chosen)
             lower[index] = q
         lead[index], lead_low[index], lead_high[index] = p, low, high
         reasons[index] = why
@@ -281,7 +304,7 @@ def _two_term_influence(ls: np.ndarray, ly: np.ndarray, p: np.ndarray, q: float
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(∂p/∂w_j, ∂p/∂ly_j, curvature) of the two-term fit's minimiser, by the implicit function theorem:
     dp/dθ = −(∂²L/∂p∂θ)/(∂²L/∂p²), the second derivatives of the loss L by central differences."""
-    s, k = ly.shape
+    k = ly.shape[-1]
     h, e = 1e-3, 1e-3
     eye = np.eye(k)
     # the data, unperturbed and with each weight and each log value moved by ±e: (S, 1 + 4k, k)
@@ -299,12 +322,12 @@ def _two_term_influence(ls: np.ndarray, ly: np.ndarray, p: np.ndarray, q: float
     return by_weight, by_value, curvature
 
 
-def _judge_two_term(ls: np.ndarray, ly: np.ndarray, sigma: np.ndarray, q: float, x: np.ndarray
+def _judge_two_term(ls: np.ndarray, ly: np.ndarray, sigma: np.ndarray, q: float, x: np.ndarray, p: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """The dominant term's exponent p of a·x^p + b·x^q, its interval, and why it cannot judge (or '')."""
+    """The dominant term's exponent p (fitted: `p`) of a·x^p + b·x^q, its interval, and why it cannot judge (or '')."""
     s, k = ls.shape
     ones = np.ones_like(ls)
-    p = _leading_point(ls, ly, ones, q)
+    p = p.copy()
     a, b = (v[..., 0] for v in _two_term(ls, ly, ones, p[:, None], q)[1:])
     lead_share_top = a / np.maximum(a + b, 1e-300)  # at the largest size s = 1 both terms are in units of y
     bottom_a, bottom_b = a * np.exp(p * ls[:, 0]), b * np.exp(q * ls[:, 0])
@@ -313,15 +336,17 @@ def _judge_two_term(ls: np.ndarray, ly: np.ndarray, sigma: np.ndarray, q: float,
     low, high = _interval(p, by_weight, by_value, sigma)
     reasons = []
     for i in range(s):
-        crossing = float(x[i, -1] * (b[i] / a[i]) ** (1 / (p[i] - q))) if a[i] > 0 and b[i] > 0 and p[i] > q else math.inf
-        if p[i] - q < AT_BOUND or q + SPAN - p[i] < AT_BOUND or not curvature[i] > 0:
-            where = f"p = {p[i]:.2f}, at a bound of [{q:g}, {q + SPAN:g}]" if curvature[i] > 0 else "the loss is flat in p"
+        crossing = math.inf  # the size where the two terms are equal
+        if a[i] > 0 and b[i] > 0 and p[i] - q > AT_BOUND:
+            crossing = float(x[i, -1] * math.exp(min(math.log(b[i] / a[i]) / (p[i] - q), 700.0)))
+        if p[i] - q < AT_BOUND or P_MAX - p[i] < AT_BOUND or not curvature[i] > 0:
+            where = f"p = {p[i]:.2f}, at a bound of [{q:g}, {P_MAX:g}]" if curvature[i] > 0 else "the loss is flat in p"
             reasons.append(f"unidentified: the dominant term's fit in a·x^p + b·x^{q:g} is not determined ({where}); "
                            f"the points bend more than two power terms explain: noise, or a different law; "
                            f"add repeats or sizes ({_more_sizes(x[i])})")
-        elif low[i] < q or high[i] > q + SPAN:
+        elif low[i] < q or high[i] > P_MAX:
             reasons.append(f"unidentified: the dominant exponent's interval [{low[i]:.2f}, {high[i]:.2f}] reaches past "
-                           f"the bounds [{q:g}, {q + SPAN:g}] of a·x^p + b·x^{q:g}; add repeats or sizes "
+                           f"the bounds [{q:g}, {P_MAX:g}] of a·x^p + b·x^{q:g}; add repeats or sizes "
                            f"({_more_sizes(x[i])})")
         elif lead_share_top[i] < 0.5:
             suggestion = (f"measure up to {_fmt(round(4 * crossing))} (the x^{p[i]:.2f} term passes the x^{q:g} term "
@@ -536,6 +561,8 @@ def _fit_chunk(metric: str, axis: str, series: np.ndarray, x: np.ndarray, y: np.
     with np.errstate(all="ignore"):
         y_fit = np.where(log_power[:, None] != 0, y / np.log(x) ** log_power[:, None], y)
     keep &= (y_fit > 0).all(-1) & np.isfinite(y_fit).all(-1)  # log(1) = 0 makes a log factor infinite
+    with np.errstate(all="ignore"):  # no measured metric spans 1e100 within a series: such a file is crafted
+        keep &= np.log(y_fit.max(-1) / y_fit.min(-1)) < MAX_LOG_RANGE
     if not keep.any():
         return []
     series, x, y, y_fit, constant, log_power = (v[keep] for v in (series, x, y, y_fit, constant, log_power))

@@ -7,7 +7,6 @@ import xml.etree.ElementTree as ET
 
 from effprof.check.judge import CheckResult
 
-
 # characters XML 1.0 cannot carry, even escaped: C0 controls other than tab, newline and
 # carriage return, lone surrogates, and U+FFFE/U+FFFF
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

@@ -190,7 +190,7 @@ def _check_from(entry: Any) -> Check:
                  points=points)
 
 
-def _text(value: float | int) -> str:
+def _text(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
