@@ -189,7 +189,7 @@ def _golden(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, q: float, low: np.nda
 
 def _leading_point(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, q: float) -> np.ndarray:
     """p of the two-term fit for each series: a grid over [q, P_MAX], then golden section."""
-    grid = np.linspace(q, P_MAX, 81)
+    grid = np.linspace(q, P_MAX, 41 if q else 51)  # steps of 0.1
     losses = _two_term(ls, ly, w, np.broadcast_to(grid, ls.shape[:-1] + grid.shape), q)[0]
     best = grid[np.argmin(losses, axis=-1)]
     step = grid[1] - grid[0]
@@ -390,18 +390,32 @@ def _row_of(batch: dict[str, np.ndarray], i: int) -> dict[str, Any]:
 
 
 def judge(claimed: float | None, fit: dict[str, Any], tol: float) -> tuple[str, str]:
-    """(verdict, verdict_reason): the one rule. pass iff claimed ∈ [leading_ci_low − tol, leading_ci_high + tol]."""
-    if claimed is None:
-        return "no-claim", ""
-    if fit.get("reason"):
-        return "inconclusive", fit["reason"]
-    low, high = fit.get("leading_ci_low"), fit.get("leading_ci_high")
-    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
-        return "inconclusive", "no interval for the dominant exponent"
-    if low - tol <= claimed <= high + tol:
-        return "pass", ""
-    return "fail", (f"claimed {claimed:g} lies outside the dominant exponent's interval [{low:.3f}, {high:.3f}] "
-                    f"± {tol:g}")
+    """(verdict, verdict_reason) of one claim against a fit (fit_series' columns): the one rule, see judge_many."""
+    def value(key: str) -> float:
+        v = fit.get(key)
+        return math.nan if v is None else float(v)
+
+    verdicts, reasons = judge_many(np.array([math.nan if claimed is None else claimed]), np.array([value("leading_ci_low")]),
+                                   np.array([value("leading_ci_high")]), np.array([fit.get("reason") or ""], dtype=object),
+                                   np.array([tol]))
+    return str(verdicts[0]), str(reasons[0])
+
+
+def judge_many(claimed: np.ndarray, low: np.ndarray, high: np.ndarray, reason: np.ndarray, tol: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The one rule, for arrays of claims: no-claim where claimed is NaN; inconclusive where the fit
+    gives a reason it cannot judge (or no interval); else pass iff low − tol ≤ claimed ≤ high + tol."""
+    with np.errstate(invalid="ignore"):
+        inside = (low - tol <= claimed) & (claimed <= high + tol)
+    no_interval = ~(np.isfinite(low) & np.isfinite(high))
+    reason = np.where((reason == "") & no_interval, "no interval for the dominant exponent", reason)
+    verdict = np.where(np.isnan(claimed), "no-claim",
+                       np.where(reason != "", "inconclusive", np.where(inside, "pass", "fail"))).astype(object)
+    out = np.where(verdict == "inconclusive", reason, "").astype(object)
+    for i in np.flatnonzero(verdict == "fail"):
+        out[i] = (f"claimed {claimed[i]:g} lies outside the dominant exponent's interval [{low[i]:.3f}, {high[i]:.3f}] "
+                  f"± {tol[i]:g}")
+    return verdict, out
 
 
 # ---- frames -------------------------------------------------------------------------------------
@@ -450,7 +464,7 @@ def fit_frame(frame: pd.DataFrame, tolerances: dict[str, float] | None = None) -
     by_signature: dict[tuple, list] = {}
     for index, varying in signature.items():
         by_signature.setdefault(varying, []).append(index)
-    rows: list[dict[str, Any]] = []
+    rows: list[pd.DataFrame] = []
     pair = pd.MultiIndex.from_frame(ok[["mechanism", "mode"]])
     for varying, pairs in by_signature.items():
         part = ok[pair.isin(pairs)]
@@ -458,14 +472,16 @@ def fit_frame(frame: pd.DataFrame, tolerances: dict[str, float] | None = None) -
             others = [k for k in varying if k != axis]
             rows.extend(_fit_axis(part, axis, others, tolerances))
     order = {key: i for i, key in enumerate(signature)}
-    result = pd.DataFrame(rows, columns=FIT_COLUMNS)
+    if not rows:
+        return pd.DataFrame(columns=FIT_COLUMNS)
+    result = pd.concat(rows, ignore_index=True)
     if not result.empty:  # the order of first appearance of (mechanism, mode), as the records came
         rank = [order.get((m, mo), 0) for m, mo in zip(result["mechanism"], result["mode"])]
         result = result.iloc[np.argsort(rank, kind="stable")].reset_index(drop=True)
     return result
 
 
-def _fit_axis(part: pd.DataFrame, axis: str, others: list[str], tolerances: dict[str, float]) -> list[dict[str, Any]]:
+def _fit_axis(part: pd.DataFrame, axis: str, others: list[str], tolerances: dict[str, float]) -> list[pd.DataFrame]:
     """The fits of every series of `part` along `axis`."""
     part = part[pd.to_numeric(part[axis], errors="coerce") > 0]
     if part.empty:
@@ -505,7 +521,9 @@ def _fit_axis(part: pd.DataFrame, axis: str, others: list[str], tolerances: dict
             series = chunk["series"].to_numpy()[::k]
             x = chunk["size"].to_numpy(dtype=float).reshape(-1, k)
             y = chunk[column].to_numpy(dtype=float).reshape(-1, k)
-            out.extend(_fit_chunk(metric, axis, series, x, y, meta, per_size, tolerances))
+            rows = _fit_chunk(metric, axis, series, x, y, meta, per_size, tolerances)
+            if rows is not None:
+                out.append(rows)
     return out
 
 
@@ -551,8 +569,8 @@ def _sample_noise(info: pd.DataFrame, samples: list[Any], seed: int = 0, chunk: 
 
 
 def _fit_chunk(metric: str, axis: str, series: np.ndarray, x: np.ndarray, y: np.ndarray, meta: dict[str, list],
-               per_size: pd.DataFrame, tolerances: dict[str, float]) -> list[dict[str, Any]]:
-    """Fit S series of k sizes of one metric and build their rows."""
+               per_size: pd.DataFrame, tolerances: dict[str, float]) -> pd.DataFrame | None:
+    """Fit S series of k sizes of one metric: their rows, columns FIT_COLUMNS (None when none is fitted)."""
     tol = tolerances.get(metric, tolerance(metric))
     claims = [_claim_in(meta["claims"][s], metric, axis) if meta["claims"][s] is not None else None for s in series]
     constant = (np.abs(y - y[:, :1]) <= 1e-9 * np.abs(y[:, :1])).all(-1) & (metric != "time")
@@ -564,29 +582,34 @@ def _fit_chunk(metric: str, axis: str, series: np.ndarray, x: np.ndarray, y: np.
     with np.errstate(all="ignore"):  # no measured metric spans 1e100 within a series: such a file is crafted
         keep &= np.log(y_fit.max(-1) / y_fit.min(-1)) < MAX_LOG_RANGE
     if not keep.any():
-        return []
+        return None
     series, x, y, y_fit, constant, log_power = (v[keep] for v in (series, x, y, y_fit, constant, log_power))
     claims = [c for c, k in zip(claims, keep) if k]
     sigma = _time_noise(series, x, y, per_size) if metric == "time" else np.zeros_like(x)
     batch = _fit_batch(x, y_fit, sigma, np.full(len(series), tol))
     analytic = _analytic(series, x, per_size, log_power) if metric == "flops" else None
-    rows = []
-    for i, s in enumerate(series):
-        fit = _row_of(batch, i)
-        if constant[i]:
-            fit.update(exponent=0.0, ci_low=0.0, ci_high=0.0, r2=1.0, local=[0.0] * (x.shape[1] - 1),
-                       leading_exponent=0.0, leading_ci_low=0.0, leading_ci_high=0.0, lower_exponent=None, reason="")
-        claim = claims[i]
-        verdict, reason = judge(None if claim is None else float(claim[0]), fit, tol)
-        fit.pop("reason")
-        rows.append({
-            "mechanism": meta["mechanism"][s], "variant": meta["variant"][s], "mode": meta["mode"][s],
-            "metric": metric, "axis": axis, **fit, "claimed": None if claim is None else claim[0], "tolerance": tol,
-            "verdict": verdict, "verdict_reason": reason,
-            "analytic_exponent": None if analytic is None or not np.isfinite(analytic[i]) else float(analytic[i]),
-            "sizes": x[i].tolist(), "n_points": x.shape[1],
-        })
-    return rows
+    fit = dict(batch)
+    if constant.any():  # exactly constant values: exponent 0, no interval to speak of
+        for key in ("exponent", "ci_low", "ci_high", "leading_exponent", "leading_ci_low", "leading_ci_high"):
+            fit[key] = np.where(constant, 0.0, fit[key])
+        fit["r2"] = np.where(constant, 1.0, fit["r2"])
+        fit["local"] = np.where(constant[:, None], 0.0, fit["local"])
+        fit["lower_exponent"] = np.where(constant, np.nan, fit["lower_exponent"])
+        fit["reason"] = np.where(constant, "", fit["reason"]).astype(object)
+    claimed = np.array([math.nan if c is None else float(c[0]) for c in claims])
+    verdict, reason = judge_many(claimed, fit["leading_ci_low"], fit["leading_ci_high"], fit["reason"],
+                                 np.full(len(series), tol))
+    count = len(series)
+    return pd.DataFrame({
+        "mechanism": [meta["mechanism"][s] for s in series], "variant": [meta["variant"][s] for s in series],
+        "mode": [meta["mode"][s] for s in series], "metric": [metric] * count, "axis": [axis] * count,
+        "exponent": fit["exponent"], "ci_low": fit["ci_low"], "ci_high": fit["ci_high"], "r2": fit["r2"],
+        "claimed": [None if c is None else c[0] for c in claims], "tolerance": np.full(count, tol),
+        "verdict": verdict, "analytic_exponent": np.full(count, np.nan) if analytic is None else analytic,
+        "leading_exponent": fit["leading_exponent"], "leading_ci_low": fit["leading_ci_low"],
+        "leading_ci_high": fit["leading_ci_high"], "local": fit["local"].tolist(), "sizes": x.tolist(),
+        "n_points": np.full(count, x.shape[1]), "lower_exponent": fit["lower_exponent"], "verdict_reason": reason,
+    }, columns=FIT_COLUMNS)
 
 
 def _time_noise(series: np.ndarray, x: np.ndarray, y: np.ndarray, per_size: pd.DataFrame) -> np.ndarray:
