@@ -75,7 +75,8 @@ def _checks_table(results):
     from effprof.check import exponent_text, leading_text
     from effprof.render.console import VERDICT_STYLE
 
-    table = Table(title="effprof check: claimed exponents (95% bootstrap CI; leading: dominant term p of a·x^p + b·x^q)",
+    table = Table(title="effprof check: the verdict judges leading, the dominant term's p of a·x^p + b·x^q (95% CI); "
+                        "exponent: the raw upper-half slope, description only",
                   title_justify="left")
     numeric = ("exponent [CI]", "leading [CI]", "claimed", "tolerance")
     for column in ("mechanism", "variant", "mode", "metric", "axis", *numeric, "verdict"):
