@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from effprof.check.baseline import _regressed
 from effprof.check import load_checks, make_check, needed_options, run_check
+from effprof.check.baseline import _regressed
 from effprof.cli import app
 from effprof.config import ConfigError
 from effprof.pytest_plugin import assert_scaling

@@ -14,7 +14,6 @@ import pytest
 from effprof.api import run_points
 from effprof.check import judge, make_check, needed_options
 from effprof.registry import get_spec, list_mechanisms
-
 from tests.helpers import tiny
 
 SEQ_LENS = [64, 128, 256, 512, 1024]
@@ -59,7 +58,7 @@ def _judged(name: str, index: int):
 
 
 def _assert_claim(name: str, index: int) -> None:
-    claim, results = _judged(name, index)
+    _, results = _judged(name, index)
     truth = results[0.0]
     assert truth.verdict == "pass", truth.message
     for offset in OFF:
