@@ -360,6 +360,8 @@ def _judge_two_term(ls: np.ndarray, ly: np.ndarray, sigma: np.ndarray, q: float,
             reasons.append("")
         if reasons[-1].startswith("unidentified"):
             p[i] = low[i] = high[i] = np.nan  # never print the search bounds as an interval
+        elif reasons[-1].startswith("too few sizes"):
+            low[i] = high[i] = np.nan  # an exact fit through three points has no interval to show
     return p, low, high, reasons
 
 
