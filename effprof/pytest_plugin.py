@@ -11,7 +11,8 @@
 
 The points are measured, fitted and judged exactly as `effprof check` does (effprof.check),
 measuring only what the metric needs. A claim that does not hold raises AssertionError
-with the measured exponent, its CI and the claim; a bad argument raises ConfigError.
+with the measured exponent, its CI and the claim; so does an inconclusive one (the data cannot
+identify the dominant term: the message says why and which sizes would decide); a bad argument raises ConfigError.
 Nothing heavy is imported until a check runs: pytest loads this module in every session.
 """
 
@@ -35,6 +36,8 @@ def assert_scaling(mechanism: str, axis: str, values: list, metric: str, exponen
 
     check = make_check(mechanism, axis, list(values), metric, exponent, tol, mode, {**(params or {}), **config}, log_power)
     result = run_check(check, max_time=max_time)
+    if result.verdict == "inconclusive":
+        raise AssertionError(f"inconclusive (the data cannot judge the claim): {result.message}")
     if result.verdict != "pass":
         raise AssertionError(result.message)
     return result.fit

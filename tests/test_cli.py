@@ -94,12 +94,12 @@ def test_sweep_then_fit_then_report(tmp_path):
 
 def test_compare_json(tmp_path):
     out = tmp_path / "c.html"
-    result = invoke("compare", "softmax_attention", "linear_attention", "--vary", "seq_len=64,128,256",
-                    "--param", "d_model=16", "-o", str(out), "--json", *FAST)
+    result = invoke("compare", "softmax_attention", "linear_attention", "--vary", "seq_len=64,128,256,512",
+                    "--param", "d_model=16", "-o", str(out), "--json", *FAST)  # 4 sizes: 3 cannot judge a·n² + b·n
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert set(data) == {"records", "fits", "report", "crossovers"}
-    assert len(data["records"]) == 12 and data["report"] == str(out)  # forward and decode by default
+    assert len(data["records"]) == 16 and data["report"] == str(out)  # forward and decode by default
     assert {r["mode"] for r in data["records"]} == {"forward", "decode"}
     assert {(c["a"], c["b"]) for c in data["crossovers"]} == {("softmax_attention", "linear_attention")}
     assert out.exists() and out.with_suffix(".jsonl").exists()

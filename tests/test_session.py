@@ -176,7 +176,7 @@ def _has(page: str, fragment: str) -> bool:
 
 def test_html_flags_noisy_points_in_tables_plots_and_summary():
     noisy, quiet = _page(analyse(_crossing_records(noisy_at=32))), _page(analyse(_crossing_records()))
-    assert _has(noisy, '"diamond-open"') and not _has(quiet, '"diamond-open"')  # the plot marker
+    assert _has(noisy, '"circle-open"') and not _has(quiet, '"circle-open"')  # the plot's ring (style.noisy_marker)
     assert _has(noisy, '"arrayminus"')  # IQR error bars on time
     assert _has(noisy, 'id="uncertain-crossovers"') and not _has(quiet, 'id="uncertain-crossovers"')
     assert _has(noisy, f"{NOISY_MARK}</td>") and not _has(quiet, f"{NOISY_MARK}</td>")  # the records table's time cell

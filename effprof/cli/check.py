@@ -48,15 +48,17 @@ def check_command(
     for r in results:
         for note in r.notes:
             err.print(f"note: {r.check.label}: {note}", markup=False, soft_wrap=True)
-        if r.verdict != "pass":
+        if r.failed:
             err.print(f"FAILED {r.check.source}: {r.message}", markup=False, soft_wrap=True)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for line in github_annotations(results):
             (err if json_ else out).print(line, markup=False, highlight=False, soft_wrap=True)
     if junit is not None:
         junit.write_text(junit_xml(results), encoding="utf-8")
-    failed = sum(r.verdict != "pass" for r in results)
-    err.print(f"{len(results) - failed} of {len(results)} checks hold" + (f"; {failed} failed" if failed else ""))
+    failed = sum(r.failed for r in results)
+    allowed = sum(r.verdict == "inconclusive" and not r.failed for r in results)
+    err.print(f"{len(results) - failed} of {len(results)} checks hold" + (f"; {failed} failed" if failed else "")
+              + (f"; {allowed} inconclusive (allowed)" if allowed else ""))
     if failed:
         raise typer.Exit(1)
 
@@ -80,7 +82,8 @@ def _checks_table(results):
     from effprof.check import exponent_text, leading_text
     from effprof.render.console import VERDICT_STYLE
 
-    table = Table(title="effprof check: claimed exponents (95% bootstrap CI; leading: dominant term p of a·x^p + b·x^q)",
+    table = Table(title="effprof check: the verdict judges leading, the dominant term's p of a·x^p + b·x^q (95% CI); "
+                        "exponent: the raw upper-half slope, description only",
                   title_justify="left")
     numeric = ("exponent [CI]", "leading [CI]", "claimed", "tolerance")
     for column in ("mechanism", "variant", "mode", "metric", "axis", *numeric, "verdict"):

@@ -18,7 +18,7 @@ from effprof.analysis import Session
 from effprof.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, swept_axis
 from effprof.metrics import COMPARED, NOISE_THRESHOLD, NOISY_MARK, human, is_noisy, relative_spread
 
-VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "no-claim": "dim"}
+VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow", "no-claim": "dim"}
 NOISE_NOTE = f"{NOISY_MARK} noisy: IQR/median > {100 * NOISE_THRESHOLD:.0f}%"
 
 

@@ -1,0 +1,45 @@
+"""Running checks: measure only what a check needs, then judge it and compare with the baseline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from effprof.check.baseline import compare_baseline
+from effprof.check.claims import Check, CheckSuite
+from effprof.check.judge import CheckResult, judge
+
+
+def needed_options(metrics: set[str], threads: int = 0, max_time: float = 0.5):
+    """Measure only what the metrics need: no fvcore, no timing unless time is judged."""
+    from effprof.measure.harness import Options
+
+    return Options(threads=threads, max_time_s=max_time, count_flops="flops" in metrics, fvcore=False,
+                   memory=bool(metrics & {"peak_bytes", "activation_bytes"}), timing="time" in metrics)
+
+
+def run_check(check: Check, baseline: list[dict[str, Any]] | None = None, regression: dict[str, float] | None = None,
+              threads: int = 0, max_time: float = 0.5, output: str | None = None,
+              on_record: Callable[[dict[str, Any]], None] | None = None, executor=None) -> CheckResult:
+    """Measure a check's points (on `executor`, default this process), fit, judge its claim, and compare with the baseline."""
+    from effprof.api import run_points
+
+    regression = regression or {}
+    started = time.perf_counter()
+    options = needed_options({check.metric, *(regression if baseline is not None else ())}, threads, max_time)
+    records = run_points(check.points, options, output, on_record, executor=executor)
+    result = judge(check, records)
+    if baseline is not None:
+        result.regressions, result.notes = compare_baseline(records, baseline, regression)
+        if result.regressions:
+            result.verdict = "fail"
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_suite(suite: CheckSuite, threads: int = 0, max_time: float = 0.5, output: str | None = None,
+              on_record: Callable[[dict[str, Any]], None] | None = None, executor=None) -> list[CheckResult]:
+    return [run_check(c, suite.baseline, suite.regression, threads, max_time, output, on_record, executor) for c in suite.checks]
+
+

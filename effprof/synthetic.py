@@ -1,0 +1,97 @@
+"""Synthetic result records with known scaling laws: for benchmarks of fit/report and for property tests.
+
+Each series is one mechanism name (`synthetic_00000`, ...) measured at `sizes` sequence lengths
+(256, 512, ...) in forward mode, `repeats` times each. Its metrics follow laws the tests know:
+
+    flops_counted = a·n^p + b·n^q          (exact; p, q per series from `exponents`)
+    state_bytes   = c                      (a constant: claimed exponent 0)
+    time_s        = 1e-9·flops · e^ε, ε ~ N(0, noise)   with time_samples_s, time_iqr_s and time_blocks
+    peak_bytes    = 4·n·d_model (exact)
+
+and each record claims ("flops", "seq_len", p) and ("state_bytes", "seq_len", 0). The records are
+schema-valid (`effprof.records.read` loads them) and never import torch.
+
+    python3 -m effprof.synthetic -o big.jsonl --series 25000 --sizes 4 --repeats 1
+    python3 -m effprof.synthetic -o big.jsonl --series 1 --sizes 4 --repeats 25000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from effprof.records import SCHEMA_VERSION
+
+D_MODEL = 64
+SAMPLES = 7  # timed blocks per record
+
+
+def power_law(n: np.ndarray, p: float, q: float, a: float = 1.0, b: float = 0.0) -> np.ndarray:
+    """a·n^p + b·n^q."""
+    return a * n**p + b * n**q
+
+
+def records(series: int = 1, sizes: int = 4, repeats: int = 1, exponents: tuple[float, float] = (2.0, 1.0),
+            second: float = 8.0 * D_MODEL, noise: float = 0.03, seed: int = 0, first_size: int = 256
+            ) -> Iterator[dict[str, Any]]:
+    """Yield series × sizes × repeats records. `second` is b/a of the flops law (the size where the terms cross)."""
+    if series < 1 or sizes < 1 or repeats < 1:
+        raise ValueError(f"series, sizes and repeats must be at least 1; got {series}, {sizes}, {repeats}")
+    rng = np.random.default_rng(seed)
+    p, q = exponents
+    lengths = first_size * 2 ** np.arange(sizes)
+    flops = power_law(lengths.astype(float), p, q, 2.0 * D_MODEL, 2.0 * D_MODEL * second)
+    for s in range(series):
+        name = f"synthetic_{s:05d}"
+        claims = [["flops", "seq_len", p, 0.0], ["state_bytes", "seq_len", 0.0, 0.0]]
+        for j, n in enumerate(lengths):
+            for _ in range(repeats):
+                samples = 1e-9 * flops[j] * np.exp(rng.normal(0.0, noise, SAMPLES))
+                quartiles = np.percentile(samples, [25, 75])
+                yield {
+                    "schema": SCHEMA_VERSION, "mechanism": name, "family": "synthetic", "mode": "forward",
+                    "status": "ok", "error": "", "seq_len": int(n), "d_model": D_MODEL, "batch": 1,
+                    "flops_counted": float(flops[j]), "flops_analytic": float(flops[j]),
+                    "time_s": float(np.median(samples)), "time_iqr_s": float(quartiles[1] - quartiles[0]),
+                    "time_reps": SAMPLES, "time_blocks": SAMPLES, "time_samples_s": [float(v) for v in samples],
+                    "peak_bytes": int(4 * n * D_MODEL), "state_bytes": 2 * D_MODEL * D_MODEL * 4,
+                    "params": 4 * D_MODEL * D_MODEL, "claims": claims,
+                }
+
+
+def write(path: str | Path, **options: Any) -> int:
+    """Write records(**options) as JSON Lines to `path`; returns how many."""
+    count = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for record in records(**options):
+            f.write(json.dumps(record) + "\n")
+            count += 1
+    return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m effprof.synthetic", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-o", "--output", required=True, help="JSON Lines file to write")
+    parser.add_argument("--series", type=int, default=1, help="number of series (one mechanism name each)")
+    parser.add_argument("--sizes", type=int, default=4, help="sequence lengths per series: 256, 512, ...")
+    parser.add_argument("--repeats", type=int, default=1, help="records per size")
+    parser.add_argument("--noise", type=float, default=0.03, help="log-normal σ of the timing samples")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for name in ("series", "sizes", "repeats"):
+        if getattr(args, name) < 1:
+            print(f"error: --{name} must be at least 1; got {getattr(args, name)}", file=sys.stderr)
+            return 2
+    count = write(args.output, series=args.series, sizes=args.sizes, repeats=args.repeats, noise=args.noise, seed=args.seed)
+    print(f"{count} records written to {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
