@@ -125,10 +125,10 @@ def noisy_trace(x: Sequence[float], y: Sequence[float], show_legend: bool = True
 
 
 def noisy_mask(rows: pd.DataFrame) -> list[bool]:
-    """Which rows were measured with noisy timing (the record's time_noisy flag)."""
-    if "time_noisy" not in rows.columns:
-        return [False] * len(rows)
-    return [isinstance(v, (bool, np.bool_)) and bool(v) for v in rows["time_noisy"]]
+    """Which rows were measured with noisy timing: the one definition, frames.noisy_mask (IQR / median > 10%)."""
+    from effprof.frames import noisy_mask as noisy
+
+    return noisy(rows).tolist()
 
 
 def time_error_bars(rows: pd.DataFrame, unit: Unit) -> dict[str, Any] | None:
