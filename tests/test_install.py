@@ -83,3 +83,12 @@ def test_dtype_aliases(alias, full):
 def test_unknown_dtype_is_refused_with_the_accepted_names():
     with pytest.raises(ConfigError, match=r"dtype='bf17'.*bfloat16.*bf16"):
         resolve_config(get_spec("softmax_attention"), {"dtype": "bf17"})
+
+
+@pytest.mark.parametrize("command", ["sweep", "compare", "profile", "report", "check", "fit", "merge"])
+def test_help_reads_as_words(command):
+    """Metavars are words (KEY=VALUE, SECONDS, N), not Python types (<list[str]>, <float range>, <str>)."""
+    text = runner.invoke(app, [command, "--help"], terminal_width=200).output
+    assert "Usage" in text
+    for python_type in ("<list[str]>", "<float range>", "<str>", "<int range>", "<path>", "<float>", "<int>"):
+        assert python_type not in text, f"{command} --help shows {python_type}"

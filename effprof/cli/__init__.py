@@ -54,6 +54,8 @@ class EffprofGroup(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         from effprof.records import ResultsError
 
+        _readable_metavars(self)
+
         args = hoist_plugins(sys.argv[1:] if args is None else list(args))
         try:
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
@@ -92,6 +94,29 @@ class EffprofGroup(TyperGroup):
         except BrokenPipeError:
             _quiet_broken_pipe()
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+# What each option's value looks like, in --help: words a user reads, not Python types (<list[str]>, <float range>).
+METAVARS = {
+    "names": "NAME", "name": "NAME", "results": "RESULTS.jsonl", "inputs": "RESULTS.jsonl", "file": "CHECKS.toml", "target": "PLUGIN",
+    "vary": "KEY=V1,V2,...", "param": "KEY=VALUE", "module": "PKG.MOD:FACTORY", "claim": "METRIC:AXIS=EXPONENT", "mode": "MODE",
+    "plugin": "PKG.MOD:ATTR", "output": "PATH", "baseline": "RESULTS.jsonl|NAME", "latex": "FILE.tex", "csv": "FILE.csv",
+    "figures": "DIR", "junit": "FILE.xml", "family": "FAMILY", "depth": "N", "threads": "N", "seq_len": "N", "d_model": "N",
+    "batch": "N", "max_time": "SECONDS", "timeout": "SECONDS", "max_memory": "SIZE", "executor": "local|process|ray",
+    "address": "ADDRESS", "device": "cpu|cuda|cuda:N", "dtype": "float32|bfloat16|float16", "plotlyjs": "inline|cdn|directory",
+    "figure_size": "single|double", "tables": "WHICH",
+}
+
+
+def _readable_metavars(group) -> None:
+    """Give every argument and option a metavar that reads as a word (set once, before --help is drawn)."""
+    commands = [group, *getattr(group, "commands", {}).values()]
+    for command in commands:
+        for param in command.params:
+            if param.metavar is None and param.name in METAVARS and not getattr(param, "is_flag", False):
+                param.metavar = METAVARS[param.name]
+            if param.param_type_name == "argument":  # typer prints an argument's Python type beside it: the name says it
+                param.display_type_rich = lambda ctx=None: None
 
 
 def _quiet_broken_pipe() -> None:

@@ -70,6 +70,8 @@ def measure_point(name: str, mode: str, config: dict[str, Any], options: Options
         record.update(status="oom", error=_one_line(e))
     except MemoryError as e:
         record.update(status="oom", error=_one_line(e) or "MemoryError")
+    except NotImplementedError as e:  # a form that cannot run this mode (mamba impl=chunked_c has no backward)
+        record.update(status="unsupported", error=_one_line(e))
     except RuntimeError as e:
         status = "oom" if "out of memory" in str(e).lower() or "can't allocate memory" in str(e).lower() else "error"
         record.update(status=status, error=_one_line(e))
