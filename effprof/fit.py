@@ -60,18 +60,11 @@ import numpy as np
 import pandas as pd
 
 from effprof.config import KEYS
+from effprof.frames import fmt_value as _fmt
+from effprof.metrics import CLAIMABLE
+from effprof.metrics import tolerance as metric_tolerance
 
-METRICS = {  # metric name in claims -> record column
-    "flops": "flops_counted",
-    "time": "time_s",
-    "peak_bytes": "peak_bytes",
-    "activation_bytes": "activation_bytes",
-    "state_bytes": "state_bytes",
-    "params": "params",
-    "forward_passes": "forward_passes",  # a sampler's denoiser passes per generation (diffusion LMs)
-}
-TOLERANCE = {"time": 0.25}  # default 0.1 for flops, bytes and params
-DEFAULT_TOLERANCE = 0.1
+METRICS = CLAIMABLE  # metric name in claims -> record column (effprof.metrics, the one table)
 BOOTSTRAP = 200  # bootstrap replicates of a size's median from its raw timing samples
 NUMERIC_AXES = [k for k, info in KEYS.items() if info.type in (int, float)]
 FIT_COLUMNS = [
@@ -90,8 +83,8 @@ GOLDEN = (math.sqrt(5) - 1) / 2
 
 
 def tolerance(metric: str) -> float:
-    """The default half-width a claim of `metric` is allowed beyond the fit's interval."""
-    return TOLERANCE.get(metric, DEFAULT_TOLERANCE)
+    """The default half-width a claim of `metric` is allowed beyond the fit's interval (the metrics table's)."""
+    return metric_tolerance(metric)
 
 
 # ---- least squares, batched over series (leading axes) and sizes (last axis) -------------
@@ -369,7 +362,7 @@ def _judge_two_term(ls: np.ndarray, ly: np.ndarray, sigma: np.ndarray, q: float,
 
 
 def fit_series(x: np.ndarray, y: np.ndarray, spread: np.ndarray | None, log_power: float = 0.0,
-               tol: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
+               tol: float = 0.1) -> dict[str, Any]:
     """Fit one series (x sorted ascending, y > 0; spread: each value's log-unit standard error, or None
     when exact): the columns fit_frame gives, and `reason` (why a claim could not be judged, or '')."""
     x, y = np.asarray(x, float), np.asarray(y, float)
@@ -425,12 +418,6 @@ def judge_many(claimed: np.ndarray, low: np.ndarray, high: np.ndarray, reason: n
 
 def _variant(values: dict[str, Any]) -> str:
     return ",".join(f"{k}={_fmt(v)}" for k, v in values.items())
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
 
 
 def _claims_key(claims: Any) -> Hashable:
