@@ -42,7 +42,7 @@ class Record(TypedDict, total=False):
     mechanism: str  # registered name
     family: str  # attention, linear_attention, ssm, sparse, moe, hybrid, diffusion
     mode: str  # forward | train | decode
-    status: str  # ok | oom | timeout | error | unsupported
+    status: str  # ok | oom | timeout | error | unsupported | crash (STATUSES)
     error: str  # one line: why the point failed ("" when ok)
     seed: int  # seed of the weights and inputs
     # FLOPs (a multiply-add is 2 FLOPs; DESIGN.md "Metrics")
@@ -74,9 +74,11 @@ class Record(TypedDict, total=False):
     state_bytes_analytic: float  # bytes — the cost model's decode state
     params: int  # parameters
     layer_kinds: dict[str, LayerKind]  # a stack's costs by kind of layer (hybrids)
+    breakdown: dict[str, dict[str, Any]]  # per submodule path ("" the whole): {type, calls, flops, time_s, peak_bytes}
     analytic_peak_bytes: float  # bytes — the cost model's own memory estimate, where it gives one
     # diagnostics (MoE routing, diffusion samplers), where the mechanism reports them
-    aux_loss: float  # load-balancing loss, 1 when balanced
+    aux_loss: float  # load-balancing loss (Switch: f over the T·k assignments), 1 when balanced
+    aux_loss_hf: float  # the same loss as Mixtral / Hugging Face compute it (f per token): top_k × aux_loss
     z_loss: float  # router z-loss
     dropped_fraction: float  # fraction of tokens dropped by capacity
     expert_load: list[float]  # tokens routed to each expert
@@ -89,6 +91,9 @@ class Record(TypedDict, total=False):
     # environment
     torch: str  # torch version
     device_name: str  # CPU model or GPU name
+    cpu_model: str  # the CPU's marketing name (/proc/cpuinfo)
+    hostname: str  # the machine that measured the point
+    node_id: str  # the Ray node that measured it (--executor ray)
     threads: int  # torch threads used
     effprof: str  # effprof version
     git_sha: str  # effprof's commit, where run from a checkout
