@@ -23,9 +23,14 @@ def _clean_registry():
 
 
 def test_not_loaded_unless_named():
-    import tests.plugins.short_conv  # noqa: F401  importing registers nothing
+    """Importing a plugin module registers nothing (in a fresh process: other tests load plugins into this one)."""
+    import subprocess
+    import sys
 
-    assert "short_conv" not in list_mechanisms()
+    code = ("import tests.plugins.short_conv\nfrom effprof.registry import list_mechanisms\n"
+            "assert 'short_conv' not in list_mechanisms(), 'importing registered it'\nprint('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 def test_valid_plugin_is_listed_and_profiled():
