@@ -3,6 +3,7 @@ columns, and no string from data or plugins reaches the terminal as an escape se
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -15,7 +16,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from effprof import records
-from effprof.analysis import Session, analyse
+from effprof.analysis import Session, analyse, crossovers
 from effprof.cli import app
 from effprof.metrics import NOISY_MARK
 from effprof.render.console import crossover_lines, main_job, session_tables, summary_lines, summary_table
@@ -57,6 +58,12 @@ def _six_mechanisms() -> list[dict]:
     return rows
 
 
+@pytest.fixture(scope="module")
+def six() -> Session:
+    """The six series analysed once (fits bootstrap: seconds); a test that changes it takes a copy."""
+    return analyse(_six_mechanisms())
+
+
 def _shown(*parts, width: int = SCREEN_COLUMNS, color: bool = False) -> str:
     console = Console(file=io.StringIO(), width=width, color_system="truecolor" if color else None, force_terminal=color)
     for part in parts:
@@ -67,8 +74,8 @@ def _shown(*parts, width: int = SCREEN_COLUMNS, color: bool = False) -> str:
 # ---- the main job ----------------------------------------------------------------------------------------
 
 
-def test_default_output_fits_one_screen_and_every_table_stays_behind_verbose():
-    session = analyse(_six_mechanisms())
+def test_default_output_fits_one_screen_and_every_table_stays_behind_verbose(six):
+    session = six
     short = _shown(*main_job(session, "out/compare.html"))
     full = _shown(*session_tables(session), *summary_lines(session))
     lines = short.splitlines()
@@ -80,16 +87,16 @@ def test_default_output_fits_one_screen_and_every_table_stays_behind_verbose():
         assert sum(line.startswith(f"│ {name} ") for line in lines) == 2  # one row per series and mode
 
 
-def test_summary_shows_claims_verdicts_and_the_largest_size():
-    text = _shown(summary_table(analyse(_six_mechanisms())))
+def test_summary_shows_claims_verdicts_and_the_largest_size(six):
+    text = _shown(summary_table(six))
     row = next(line for line in text.splitlines() if line.startswith("│ quadratic ") and "forward" in line)
     assert "2.00 (2) pass" in row and "1.00 (1) pass" in row  # FLOPs and state exponents against their claims
     assert "419M" in row and "20 KiB" in row  # FLOPs and state at seq_len = 2048: 100·2048², 10·2048 bytes
     assert "@2048" in text
 
 
-def test_failed_inconclusive_and_uncertain_verdicts_look_different_from_pass():
-    session = analyse(_six_mechanisms())
+def test_failed_inconclusive_and_uncertain_verdicts_look_different_from_pass(six):
+    session = copy.deepcopy(six)
     by = {(f["mechanism"], f["mode"], f["metric"]): f for f in session.fits}
     by["lin_a", "forward", "flops"].update(verdict="fail")
     by["lin_b", "forward", "flops"].update(verdict="inconclusive", verdict_reason="sizes up to 8192 would decide")
@@ -106,20 +113,21 @@ def test_failed_inconclusive_and_uncertain_verdicts_look_different_from_pass():
     assert len(set(styles.values())) == 3  # three different styles: red, yellow, dim
 
 
-def test_only_crossovers_in_range_and_certain_are_stated():
-    session = analyse(_six_mechanisms())
+def test_only_crossovers_in_range_and_certain_are_stated(six):
+    session = six
     lines = [line.plain for line in crossover_lines(session)]
     assert lines[0] == "14 crossovers in range:" and len(lines) == 5  # one line per mode and metric
     assert "  forward FLOPs: cheaper than quadratic above seq_len ≈ lin_a 600, lin_b 1200, lin_c 1800" in lines
     assert not any("cheaper than lin_" in line for line in lines)  # the linear ones never cross
-    noisy = analyse([{**r, "time_iqr_s": r["time_s"]} if r["mechanism"] == "lin_a" else r for r in _six_mechanisms()])
+    rows = [{**r, "time_iqr_s": r["time_s"]} if r["mechanism"] == "lin_a" else r for r in _six_mechanisms()]
+    noisy = Session(records=[], fits=[], crossovers=crossovers(records.to_frame(rows)), complexity=[])
     stated = [line.plain for line in crossover_lines(noisy)]
     assert not any("time" in line and "lin_a" in line for line in stated[1:-1])
     assert stated[-1] == f"  2 more rest on noisy timings ({NOISY_MARK} uncertain): not stated as findings"
 
 
-def test_crossover_lines_are_capped():
-    session = analyse(_six_mechanisms())
+def test_crossover_lines_are_capped(six):
+    session = copy.deepcopy(six)
     session.crossovers = [{**session.crossovers[0], "metric": f"m{i}", "at": 300.0, "uncertain": False} for i in range(30)]
     lines = [line.plain for line in crossover_lines(session, limit=4)]
     assert len(lines) == 6 and "26 more lines of crossovers in the report" in lines[-1]
