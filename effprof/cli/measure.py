@@ -225,7 +225,7 @@ def compare_command(
 
     The records are saved next to the report (same name, .jsonl) so it can be re-rendered without re-measuring.
     """
-    from effprof.analysis import analyse, load_warning, session_path
+    from effprof.analysis import analyse, session_path
     from effprof.api import DEFAULT_MODES, DEFAULT_VARY, default_compare, plan
     from effprof.measure.patterns import sparse_patterns
     from effprof.render import console, html
@@ -271,9 +271,6 @@ def compare_command(
             err.print(terminal(line), markup=False, soft_wrap=True)
     except ExportError as e:
         raise BadInput(str(e)) from None
-    warning = load_warning(records)
-    if warning:
-        err.print(plain(f"warning: {warning}"), soft_wrap=True)
     if json_:
         data = {"records": session.records, "fits": session.fits, "report": path, "crossovers": session.crossovers}
         if session.baseline is not None:

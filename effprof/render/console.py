@@ -259,8 +259,8 @@ def summary_table(session: Session, baseline_series: str | None = None) -> Table
         if not any(k[0] == key[0] and k[2] == key[1] for k in keys):
             keys.append((key[0], "", key[1]))
     largest = _largest(frame, axis)
-    title = ("summary: exponent in " + (terminal(axis) if axis else "the swept size") + " measured (claimed) verdict — "
-             "the log-log slope, or the leading term's where nearer the claim; decode FLOPs and time per generated token")
+    title = ("summary: exponent in " + (terminal(axis) if axis else "the swept size") + ": measured (claimed) verdict; "
+             "then the values at the largest size; decode per generated token")
     table = Table(title=title, title_justify="left")
     table.add_column("mechanism", overflow="fold")
     table.add_column("mode")
@@ -310,7 +310,7 @@ def _exponent_cell(fit: dict[str, Any] | None) -> Text:
         return Text("–", style="dim")
     verdict = fit.get("verdict") or "no-claim"
     uncertain = fit.get("uncertain") in (True,)
-    text = f"{value:.2f}"
+    text = f"{value if abs(value) >= 0.005 else 0.0:.2f}"  # never "-0.00"
     if _number(fit.get("claimed")):
         text += f" ({fit['claimed']:g}) " + ("FAIL" if verdict == "fail" else verdict)
     if uncertain:
@@ -420,10 +420,12 @@ def main_job(session: Session, report: str, baseline_series: str | None = None) 
     claim counts, the crossovers that exist, the baseline verdict, and where the rest is."""
     parts: list[Table | Text] = [summary_table(session, baseline_series)]
     noise = session.noise or {}
-    legend = "pass/FAIL/inconclusive: the claimed exponent against the measured one's CI"
-    if noise.get("noisy"):
-        legend += f"; {NOISY_MARK} noisy timing ({noise['noisy']} of {noise['timed']} timed points: {NOISE_NOTE.split(': ', 1)[1]})"
+    legend = ("measured: the log-log slope, or the leading term's exponent where nearer the claim; "
+              "pass/FAIL/inconclusive: the claim against its 95% CI")
     parts.append(Text(legend, style="dim"))
+    if noise.get("noisy"):
+        parts.append(Text(f"{NOISY_MARK} noisy timing: {noise['noisy']} of {noise['timed']} timed points have IQR/median > "
+                          f"{100 * NOISE_THRESHOLD:.0f}%; time verdicts and crossovers resting on them are uncertain", style="dim"))
     parts += verdict_lines(session)
     parts += crossover_lines(session)
     parts += baseline_lines(session)
