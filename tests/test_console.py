@@ -269,3 +269,13 @@ def test_session_without_fits_still_has_a_summary():
     session = Session(records=[_point("only", "forward", 64, 1.0, 1.0)], fits=[], crossovers=[], complexity=[], axis=None)
     text = _shown(*main_job(session, "r.html"))
     assert "│ only" in text and "0 crossovers in range" in text
+
+
+def test_validate_prints_a_plugins_results_as_text():
+    result = runner.invoke(app, ["validate", "tests.plugins.hostile:hostile_conv"])
+    assert "hostile_conv:" in result.output and "pass" in result.output and not _control_characters(result.output)
+
+
+def test_a_usage_error_echoing_a_typed_value_is_clean():
+    result = runner.invoke(app, ["compare", "--max-time", "\x1b]0;pwned\x07x"])
+    assert result.exit_code == 2 and "--max-time" in result.output and not _control_characters(result.output)

@@ -62,7 +62,7 @@ class EffprofGroup(TyperGroup):
             if type(e).__name__ == "NoArgsIsHelpError":
                 echo(e.ctx.get_help() if e.ctx else str(e))
                 sys.exit(2)
-            message = " ".join(e.format_message().split())
+            message = " ".join(terminal(e.format_message()).split())
             command = e.ctx.command_path if e.ctx else "effprof"
             echo(f"error: {message} (see '{command} --help')", err=True)
             sys.exit(2)
