@@ -279,3 +279,19 @@ def test_validate_prints_a_plugins_results_as_text():
 def test_a_usage_error_echoing_a_typed_value_is_clean():
     result = runner.invoke(app, ["compare", "--max-time", "\x1b]0;pwned\x07x"])
     assert result.exit_code == 2 and "--max-time" in result.output and not _control_characters(result.output)
+
+
+def test_ratios_to_a_baseline_series_and_changes_against_a_baseline_file(six):
+    text = _shown(summary_table(six, "quadratic"))
+    rows = {line.split()[1] + line.split()[3]: line for line in text.splitlines() if line.startswith("│ ")}
+    assert "(0.293×)" in rows["lin_aforward"]  # 123M / 419M FLOPs at 2048
+    assert "×)" not in rows["quadraticforward"]  # the baseline itself carries no ratio
+    from effprof.render.console import baseline_lines
+
+    diff = [{"mechanism": "m\x1b[2J", "mode": "forward", "point": "seq_len=64", "metric": "time_s", "old": 1.0, "new": 2.0, "ratio": 2.0,
+             "noise_band": 0.05, "change": "worse", "noisy": False},
+            {"mechanism": "m", "mode": "forward", "point": "seq_len=64", "metric": "flops_counted", "old": 1.0, "new": 1.0, "ratio": 1.0,
+             "noise_band": 0.005, "change": "same", "noisy": False}]
+    lines = [t.plain for t in baseline_lines(Session(records=[], fits=[], crossovers=[], complexity=[], baseline=diff))]
+    assert lines == ["against the baseline: 1 worse, 0 better, 1 within noise", "  worse: m forward seq_len=64 time_s ×2.00"]
+    assert baseline_lines(Session(records=[], fits=[], crossovers=[], complexity=[])) == []

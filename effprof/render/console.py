@@ -262,7 +262,8 @@ def summary_table(session: Session, baseline_series: str | None = None) -> Table
     title = ("summary: exponent in " + (terminal(axis) if axis else "the swept size") + ": measured (claimed) verdict; "
              "then the values at the largest size; decode per generated token")
     table = Table(title=title, title_justify="left")
-    table.add_column("mechanism", overflow="fold")
+    labels = [mechanism + (f" [{variant}]" if variant else "") for mechanism, variant, _ in keys]
+    table.add_column("mechanism", overflow="fold", min_width=min(40, max(map(len, labels), default=9)))  # names stay whole
     table.add_column("mode")
     for name in SUMMARY_METRICS:
         table.add_column(SUMMARY_LABELS[name], justify="right")
@@ -271,8 +272,8 @@ def summary_table(session: Session, baseline_series: str | None = None) -> Table
         table.add_column(SUMMARY_LABELS[name] + at, justify="right")
     by_key = {(f["mechanism"], f["variant"] or "", f["mode"], f["metric"]): f for f in fits.to_dict("records")}
     base_rows = _series_rows(frame, baseline_series, "", None, axis) if baseline_series else None
-    for mechanism, variant, mode in keys:
-        label = plain(mechanism + (f" [{variant}]" if variant else ""))
+    for (mechanism, variant, mode), label in zip(keys, labels):
+        label = plain(label)
         exponents = [_exponent_cell(by_key.get((mechanism, variant, mode, name))) for name in SUMMARY_METRICS]
         rows = _series_rows(frame, mechanism, variant, mode, axis)
         base = None
@@ -343,7 +344,7 @@ def _value_cell(rows: pd.DataFrame, name: str, axis: str | None, largest, base: 
         b = base[base[axis] == largest] if axis and axis in base.columns and largest is not None else base
         reference = b[column].median() if not b.empty else None
         if _number(reference) and reference > 0:
-            text += f" ({value / reference:.2f}×)"
+            text += f" ({value / reference:.3g}×)"
     return Text(text, style="dim" if noisy else "")
 
 
