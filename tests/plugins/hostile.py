@@ -7,8 +7,8 @@ check, run at 12 tokens); at FAIL_AT tokens and more, its forward pass raises HO
 
 from __future__ import annotations
 
-from tests.plugins.short_conv import SPEC, ShortConv
 from effprof.registry import MechanismSpec
+from tests.plugins.short_conv import SPEC, ShortConv
 
 FAIL_AT = 64  # tokens
 HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x1b]8;;http://evil.example\x1b\\link\x1b]8;;\x1b\\ [/path] [bold]x[/bold] \x9b31m\x07"
