@@ -9,41 +9,12 @@ import typer
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import (
-    AddressOpt,
-    ClaimOpt,
-    CsvOpt,
-    ExecutorOpt,
-    FigureSizeOpt,
-    FiguresOpt,
-    ForceOpt,
-    IsolateOpt,
-    JsonOpt,
-    LatexOpt,
-    MaxMemoryOpt,
-    MaxTimeOpt,
-    ModeOpt,
-    ModuleOpt,
-    ParamOpt,
-    ThreadsOpt,
-    TimeoutOpt,
-    VaryOpt,
-    choose_executor,
-    parse_modes,
-    parse_params,
-    parse_vary,
+    AddressOpt, ClaimOpt, CsvOpt, ExecutorOpt, FiguresOpt, FigureSizeOpt, ForceOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt,
+    ModuleOpt, ParamOpt, ThreadsOpt, TimeoutOpt, VaryOpt, choose_executor, parse_modes, parse_params, parse_vary,
 )
 from effprof.cli.output import (
-    check_export_paths,
-    check_output_file,
-    command_line,
-    err,
-    load_results,
-    measure_with_progress,
-    new_partial_file,
-    out,
-    print_json,
-    read_records,
-    warn_mixed_machines,
+    check_export_paths, check_output_file, command_line, err, frame_records, load_results, measure_with_progress, new_partial_file, out,
+    print_json, read_records, warn_mixed_machines,
 )
 from effprof.render.escape import plain, terminal
 
