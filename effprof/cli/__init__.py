@@ -13,6 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from effprof.config import ConfigError
+from effprof.render.escape import terminal
 
 # Only typer's public API: current typer vendors its own click (older releases use click itself), so the
 # usage-error class is found through typer.BadParameter, whichever click that is. click is no dependency.
@@ -63,18 +64,18 @@ class EffprofGroup(TyperGroup):
             if type(e).__name__ == "NoArgsIsHelpError":
                 echo(e.ctx.get_help() if e.ctx else str(e))
                 sys.exit(2)
-            message = " ".join(e.format_message().split())
+            message = " ".join(terminal(e.format_message()).split())
             command = e.ctx.command_path if e.ctx else "effprof"
             echo(f"error: {message} (see '{command} --help')", err=True)
             sys.exit(2)
         except (ConfigError, BadInput, ResultsError) as e:
-            echo(f"error: {e}", err=True)
+            echo(f"error: {terminal(e)}", err=True)  # names from data or plugins: no escape sequence reaches the terminal
             sys.exit(2)
         except BrokenPipeError:
             _quiet_broken_pipe()
         except OSError as e:
             where = f"{e.filename}: " if e.filename else ""
-            echo(f"error: {where}{e.strerror or e}", err=True)
+            echo(f"error: {terminal(where)}{terminal(e.strerror or e)}", err=True)
             sys.exit(2)
         except ABORTS:
             echo("interrupted", err=True)
@@ -86,7 +87,7 @@ class EffprofGroup(TyperGroup):
             from effprof.cli.output import Interrupted
 
             if isinstance(e, Interrupted):
-                echo(str(e), err=True)
+                echo(terminal(e), err=True)
                 sys.exit(130)
             raise
         try:

@@ -10,6 +10,7 @@ import typer
 from effprof.cli import BadInput, app
 from effprof.cli.options import CsvOpt, FiguresOpt, FigureSizeOpt, JsonOpt, LatexOpt
 from effprof.cli.output import check_export_paths, check_output_file, command_line, err, frame_records, load_results, out, print_json, read_records
+from effprof.render.escape import plain
 
 
 @app.command("fit")
@@ -64,10 +65,10 @@ def report_command(
     path = html.write(session, output)
     try:
         for line in write_exports(session, latex, csv, figures, figure_size):
-            err.print(line)
+            err.print(plain(line), soft_wrap=True)
     except ExportError as e:
         raise BadInput(str(e)) from None
-    err.print(f"report: {path}")
+    err.print(plain(f"report: {path}"), soft_wrap=True)
 
 
 @app.command("merge")
@@ -84,5 +85,5 @@ def merge_command(
     loaded = [read_records(p) for p in inputs]
     merged, stats = merge(loaded)
     write_all(output, merged)
-    err.print(f"{stats['records']} records written to {output}: {stats['duplicates']} exact duplicates removed, "
-              f"{stats['conflicts']} points measured more than once (all kept, with their environments)")
+    err.print(plain(f"{stats['records']} records written to {output}: {stats['duplicates']} exact duplicates removed, "
+                    f"{stats['conflicts']} points measured more than once (all kept, with their environments)"), soft_wrap=True)

@@ -12,6 +12,7 @@ from effprof.cli import app
 from effprof.cli.measure import _writable
 from effprof.cli.options import AddressOpt, ExecutorOpt, IsolateOpt, JsonOpt, MaxTimeOpt, ThreadsOpt, TimeoutOpt, choose_executor
 from effprof.cli.output import err, out, print_json
+from effprof.render.escape import plain
 
 
 @app.command("check")
@@ -47,12 +48,14 @@ def check_command(
         out.print(_checks_table(results))
     for r in results:
         for note in r.notes:
-            err.print(f"note: {r.check.label}: {note}", markup=False, soft_wrap=True)
+            err.print(plain(f"note: {r.check.label}: {note}"), soft_wrap=True)
         if r.failed:
-            err.print(f"FAILED {r.check.source}: {r.message}", markup=False, soft_wrap=True)
+            err.print(plain(f"FAILED {r.check.source}: {r.message}"), soft_wrap=True)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for line in github_annotations(results):
-            (err if json_ else out).print(line, markup=False, highlight=False, soft_wrap=True)
+            # one workflow command per line: the fields inside are %-encoded (no newline can start another
+            # `::` command) and no control character reaches the log
+            (err if json_ else out).print(plain(line), highlight=False, soft_wrap=True)
     if junit is not None:
         junit.write_text(junit_xml(results), encoding="utf-8")
     failed = sum(r.failed for r in results)
@@ -76,8 +79,8 @@ def _run_with_progress(suite, run_suite, threads: int, max_time: float, output: 
 
 
 def _checks_table(results):
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     from effprof.check import exponent_text, leading_text
     from effprof.render.console import VERDICT_STYLE
@@ -92,7 +95,7 @@ def _checks_table(results):
     for r in results:
         c = r.check
         measured = exponent_text(r.fit) if r.fit else r.error
-        verdict = f"[{VERDICT_STYLE.get(r.verdict, '')}]{r.verdict}[/]" + (" (regressed)" if r.regressions else "")
-        table.add_row(escape(c.mechanism), escape(c.variant), c.mode, c.metric, c.axis,
-                      escape(measured), leading_text(r.fit) or "–", f"{c.exponent:g}", f"{c.tolerance:g}", verdict)
+        verdict = Text(r.verdict, style=VERDICT_STYLE.get(r.verdict, "")) + (" (regressed)" if r.regressions else "")
+        table.add_row(plain(c.mechanism), plain(c.variant), plain(c.mode), plain(c.metric), plain(c.axis),
+                      plain(measured), plain(leading_text(r.fit) or "–"), f"{c.exponent:g}", f"{c.tolerance:g}", verdict)
     return table

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import JsonOpt, ParamOpt
 from effprof.cli.output import out, print_json
+from effprof.render.escape import plain
 
 
 @app.command("list")
@@ -38,8 +39,8 @@ def list_command(
     for column in ("name", "family", "causal", "impls", "paper", "summary"):
         table.add_column(column)
     for s in specs:
-        table.add_row(s.name, s.family, "yes" if s.causal else "no", ", ".join(_default_first(s)) or "–",
-                      escape(f"{s.paper.title[:40]} ({s.paper.year})"), escape(s.summary))
+        table.add_row(plain(s.name), plain(s.family), "yes" if s.causal else "no", plain(", ".join(map(str, _default_first(s))) or "–"),
+                      plain(f"{s.paper.title[:40]} ({s.paper.year})"), plain(s.summary))
     out.print(table)
     if keys:
         key_table = Table(title="config keys (--param key=value, --vary key=v1,v2)", title_justify="left")
@@ -47,8 +48,13 @@ def list_command(
             key_table.add_column(column)
         for row in key_rows:
             default = "per mechanism" if row["default"] is None else str(row["default"])
-            key_table.add_row(row["name"], row["type"], default, escape(row["meaning"]))
+            key_table.add_row(plain(row["name"]), plain(row["type"]), plain(default), plain(row["meaning"]))
         out.print(key_table)
+
+
+def _multiline(text: str) -> Text:
+    """Text of several lines (a spec's equations), each stripped of control characters, never parsed as markup."""
+    return Text("\n".join(plain(line).plain for line in str(text).splitlines()))
 
 
 def _default_first(spec) -> list[str]:
@@ -78,31 +84,33 @@ def explain_command(
                     "cost": {m: {"flops": c.flops, "state_bytes": c.state_bytes} for m, c in costs.items()}})
         return
     module = pyinspect.getmodule(spec.builder)
-    out.print(f"[bold]{spec.name}[/] — {escape(spec.summary)}")
-    out.print(f"{escape(spec.paper.title)} ({spec.paper.year}), arXiv:{spec.paper.arxiv}\n")
-    out.print(escape(spec.equations or pyinspect.cleandoc(module.__doc__ or "")))
+    out.print(Text.assemble(plain(spec.name, "bold"), " — ", plain(spec.summary)))
+    out.print(plain(f"{spec.paper.title} ({spec.paper.year}), arXiv:{spec.paper.arxiv}"))
+    out.print()
+    out.print(_multiline(spec.equations or pyinspect.cleandoc(module.__doc__ or "")))
     table = Table(title="config at the defaults", title_justify="left")
     table.add_column("key")
     table.add_column("value")
     table.add_column("accepted")
     for key, value in config.items():
-        table.add_row(key, escape(str(value)), escape(", ".join(spec.choices.get(key, ()))))
+        table.add_row(plain(key), plain(value), plain(", ".join(map(str, spec.choices.get(key, ())))))
     out.print(table)
     cost_table = Table(title="analytic cost at the defaults", title_justify="left")
     for column in ("mode", "FLOPs", "decode state"):
         cost_table.add_column(column)
     for mode, c in costs.items():
-        cost_table.add_row(mode + (" (per token)" if mode == "decode" else ""), human(c.flops, "flops"), human(c.state_bytes, "bytes"))
+        cost_table.add_row(plain(mode + (" (per token)" if mode == "decode" else "")), human(c.flops, "flops"), human(c.state_bytes, "bytes"))
     out.print(cost_table)
     claims = Table(title="claims", title_justify="left")
     for column in ("metric", "∝ axis^exponent", "mode", "where"):
         claims.add_column(column)
     for c in spec.claims:
         log = f" · log({c.axis})^{c.log_power:g}" if c.log_power else ""
-        claims.add_row(c.metric, f"{c.axis}^{c.exponent:g}{log}", c.mode, escape(", ".join(f"{k}={v}" for k, v in (c.where or {}).items())))
+        claims.add_row(plain(c.metric), plain(f"{c.axis}^{c.exponent:g}{log}"), plain(c.mode),
+                       plain(", ".join(f"{k}={v}" for k, v in (c.where or {}).items())))
     out.print(claims)
     for kernel, status in built.items():
-        out.print(f"compiled kernel [bold]{kernel}[/]: {escape(status)}")
+        out.print(Text.assemble("compiled kernel ", plain(kernel, "bold"), ": ", plain(status)))
 
 
 @app.command("patterns")
@@ -124,5 +132,5 @@ def patterns_command(
     data = pattern_data(name, **config)
     output.parent.mkdir(parents=True, exist_ok=True)
     path = write_pattern_html(data, str(output))
-    out.print(f"{escape(name)}: {data['pairs']} (query, key) pairs at n={data['n']}, density {data['density']:.4f} of the causal triangle")
-    out.print(f"pattern: {escape(path)}")
+    out.print(plain(f"{name}: {data['pairs']} (query, key) pairs at n={data['n']}, density {data['density']:.4f} of the causal triangle"))
+    out.print(plain(f"pattern: {path}"))

@@ -16,6 +16,7 @@ from effprof.cli.output import (
     check_export_paths, check_output_file, command_line, err, frame_records, load_results, measure_with_progress, new_partial_file, out,
     print_json, read_records, warn_mixed_machines,
 )
+from effprof.render.escape import plain, terminal
 
 
 def _options(max_time: float, threads: int, breakdown: bool = False, depth: int | None = None):
@@ -38,6 +39,9 @@ def _targets(names: list[str] | None, module: list[str] | None, claim: list[str]
 def _writable(path: Path, what: str) -> None:
     check_output_file(path, what)
 
+
+# What `effprof compare` prints: the summary that fits one screen, or every table.
+COMPARE_TABLES = ("summary", "all")
 
 # Where `effprof compare` writes when no -o is given: a scratch folder git ignores, never the committed
 # example reports in reports/.
@@ -144,9 +148,9 @@ def sweep_command(
     if resume and output.exists():
         total = len(points)
         points = pending(points, read_records(output))
-        err.print(f"resume: {total - len(points)} of {total} points already in {output}")
+        err.print(plain(f"resume: {total - len(points)} of {total} points already in {output}"))
     elif output.exists() and output.stat().st_size:
-        err.print(f"appending to {output}, which already holds records (--resume skips the points measured ok)")
+        err.print(plain(f"appending to {output}, which already holds records (--resume skips the points measured ok)"))
     hint = command_line() if resume else command_line() + " --resume"
     with runner:
         records = measure_with_progress(points, _options(max_time, threads, breakdown, depth), str(output), runner, hint)
@@ -154,7 +158,7 @@ def sweep_command(
     if records:
         for table in comparison_tables(to_frame(records)):
             out.print(table)
-    err.print(f"{len(records)} records appended to {output}")
+    err.print(plain(f"{len(records)} records appended to {output}"))
 
 
 @app.command("compare")
@@ -184,17 +188,22 @@ def compare_command(
     max_time: MaxTimeOpt = 0.5,
     threads: ThreadsOpt = 0,
     json_: JsonOpt = False,
+    tables: Annotated[str, typer.Option("--tables", help="summary: one summary table, the crossovers that exist and the report's "
+                                        "path (fits one screen); all: every table (values per size, fits, crossovers, complexity)")] = "summary",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="print every table (= --tables all)")] = False,
 ) -> None:
-    """Measure mechanisms side by side, fit their exponents, print tables and write an HTML report.
+    """Measure mechanisms side by side, fit their exponents, print a summary and write an HTML report.
 
     The records are saved next to the report (same name, .jsonl) so it can be re-rendered without re-measuring.
     """
-    from effprof.analysis import analyse, load_warning, session_path
+    from effprof.analysis import analyse, session_path
     from effprof.api import DEFAULT_MODES, DEFAULT_VARY, default_compare, plan
     from effprof.measure.patterns import sparse_patterns
     from effprof.render import console, html
     from effprof.render.export import ExportError, write_exports
 
+    if tables not in COMPARE_TABLES:
+        raise BadInput(f"--tables {tables!r} is not a choice; accepted: {', '.join(COMPARE_TABLES)}")
     names, config = _targets(names, module, claim, param) if names or module else (default_compare(), parse_params(param))
     varied = parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
@@ -230,20 +239,21 @@ def compare_command(
     path = html.write(session, output)
     try:
         for line in write_exports(session, latex, csv, figures, figure_size):
-            err.print(line, markup=False)
+            err.print(terminal(line), markup=False, soft_wrap=True)
     except ExportError as e:
         raise BadInput(str(e)) from None
-    warning = load_warning(records)
-    if warning:
-        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
     if json_:
         data = {"records": session.records, "fits": session.fits, "report": path, "crossovers": session.crossovers}
         if session.baseline is not None:
             data["baseline"] = session.baseline
         print_json(data)
         return
-    for table in console.session_tables(session, baseline):
-        out.print(table)
-    for line in console.summary_lines(session):
-        out.print(line)
-    err.print(f"report: {path}  (records: {results}; analysis: {session_path(results)})", markup=False, soft_wrap=True)
+    if verbose or tables == "all":
+        for table in console.session_tables(session, baseline):
+            out.print(table)
+        for line in console.summary_lines(session):
+            out.print(line, soft_wrap=True)
+    else:
+        for part in console.main_job(session, path, baseline):
+            out.print(part, soft_wrap=not hasattr(part, "columns"))
+    err.print(plain(f"report: {path}  (records: {results}; analysis: {session_path(results)})"), soft_wrap=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import shlex
 import sys
 import warnings
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
+from effprof.render.escape import plain
+
 
 class _Console(Console):
     def on_broken_pipe(self) -> None:
@@ -22,8 +26,17 @@ class _Console(Console):
         _quiet_broken_pipe()
 
 
-out = _Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err = _Console(stderr=True, highlight=False)
+# Piped output (a file, `| cat`, `| head`, CI logs) is not wrapped at rich's 80-column fallback: a table is laid
+# out for a 160-column page and each message is one line. A terminal (or $COLUMNS) sets its own width.
+PIPED_WIDTH = 160
+
+
+def _width(stream) -> int | None:
+    return None if stream.isatty() or os.environ.get("COLUMNS", "").strip().isdigit() else PIPED_WIDTH
+
+
+out = _Console(highlight=False, width=_width(sys.stdout))
+err = _Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 
 def command_line() -> str:
@@ -117,7 +130,7 @@ def measure_with_progress(points, options, output: str | None, executor=None, re
                        f"free space or fix the file{hint}") from None
     finally:
         for line in sweep_warnings(done):
-            err.print(line, markup=False, soft_wrap=True)
+            err.print(plain(line), soft_wrap=True)
     return done
 
 
@@ -175,7 +188,7 @@ def _warnings_to_stderr():
         finally:
             quiet = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)  # hidden by Python's defaults too
             for message in dict.fromkeys(str(w.message) for w in caught if not issubclass(w.category, quiet)):
-                err.print(f"warning: {message}", markup=False, soft_wrap=True)
+                err.print(plain(f"warning: {message}"), soft_wrap=True)
 
 
 def read_records(path, what: str = "results file") -> list[dict[str, Any]]:
@@ -192,7 +205,7 @@ def warn_mixed_machines(records) -> None:
 
     warning = mixed_machines_warning(records)
     if warning:
-        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
+        err.print(plain(f"warning: {warning}"), soft_wrap=True)
 
 
 def load_results(path, what: str = "results file"):

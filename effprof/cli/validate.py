@@ -9,6 +9,7 @@ import typer
 from effprof.cli import app
 from effprof.cli.options import JsonOpt
 from effprof.cli.output import out, print_json
+from effprof.render.escape import plain
 
 
 @app.command("validate")
@@ -18,7 +19,7 @@ def validate_command(
 ) -> None:
     """Check a plugin's mechanisms as effprof checks its own: shapes, causality, prefill + steps = forward,
     counted FLOPs against the cost model in every mode, decode cost per token. Exit 1 when any test fails."""
-    from rich.markup import escape
+    from rich.text import Text
 
     from effprof.plugins import contract_checks, load_plugin
     from effprof.registry import get_spec
@@ -30,10 +31,10 @@ def validate_command(
         failed += sum(not r.passed for r in results)
         report.append({"mechanism": name, "checks": [{"name": r.name, "passed": r.passed, "detail": r.detail} for r in results]})
         if not json_:
-            out.print(f"{escape(name)}:")
+            out.print(plain(f"{name}:"))
             for r in results:
-                mark = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
-                out.print(f"  {mark}  {escape(r.name)}" + (f" — {escape(r.detail)}" if r.detail else ""))
+                mark = Text("pass", style="green") if r.passed else Text("FAIL", style="bold red")
+                out.print(Text.assemble("  ", mark, "  ", plain(r.name), plain(f" — {r.detail}" if r.detail else "")))
     if json_:
         print_json(report)
     elif failed:

@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
-from rich.markup import escape
 from rich.table import Table
 
 from effprof.fit_breakdown import REST, breakdown_frame
 from effprof.render.console import human
+from effprof.render.escape import plain
 from effprof.render.style import OKABE_ITO
 
 METRIC_UNITS = {"flops": "flops", "time_s": "time", "peak_bytes": "bytes"}
@@ -28,7 +28,7 @@ def breakdown_tree(record: dict[str, Any]) -> Table:
     tree = record["breakdown"]
     root = tree.get("", {})
     total = root.get("flops") or 0.0
-    table = Table(title=escape(f"{record['mechanism']}: cost per submodule (inclusive: a module includes its children)"),
+    table = Table(title=plain(f"{record['mechanism']}: cost per submodule (inclusive: a module includes its children)"),
                   title_justify="left")
     for column in ("module", "type", "calls", "FLOPs", "share", "time", "peak memory"):
         table.add_column(column, justify="left" if column in ("module", "type") else "right")
@@ -37,7 +37,7 @@ def breakdown_tree(record: dict[str, Any]) -> Table:
         depth = 0 if path == "" else path.count(".") + 1
         label = record["mechanism"] if path == "" else "  " * depth + path.rpartition(".")[2]
         share = f"{100 * row['flops'] / total:.1f}%" if total and row.get("flops") is not None else "–"
-        table.add_row(escape(label), escape(str(row.get("type", ""))), str(row.get("calls", "")), human(row.get("flops"), "flops"),
+        table.add_row(plain(label), plain(row.get("type", "")), plain(row.get("calls", "")), human(row.get("flops"), "flops"),
                       share, human(row.get("time_s"), "time"), human(row.get("peak_bytes"), "bytes"))
     if root.get("flops_analytic"):
         table.caption = f"analytic (the spec's cost model): {human(root['flops_analytic'], 'flops')} FLOPs"

@@ -13,10 +13,12 @@ from typing import Any
 import pandas as pd
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from effprof.analysis import Session
 from effprof.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, swept_axis
-from effprof.metrics import COMPARED, NOISE_THRESHOLD, NOISY_MARK, human, is_noisy, relative_spread
+from effprof.metrics import COMPARED, METRICS, NOISE_THRESHOLD, NOISY_MARK, human, is_noisy, relative_spread
+from effprof.render.escape import plain, terminal
 
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow", "no-claim": "dim"}
 NOISE_NOTE = f"{NOISY_MARK} noisy: IQR/median > {100 * NOISE_THRESHOLD:.0f}%"
@@ -59,15 +61,14 @@ def _metric_table(group: pd.DataFrame, mode: str, metric: str, axis: str | None,
     best = {size: min((v[size] for v in cells.values() if _number(v[size])), default=None) for size in sizes}
     base = cells.get(baseline) if baseline else None
     for series, values in cells.items():
-        row = [escape(series)]
+        row: list[Text] = [plain(series)]
         for size in sizes:
             value = values[size]
             text = human(value, metric) + (f" {NOISY_MARK}" if noisy[series][size] else "")
             if base is not None and _number(value) and _number(base[size]) and base[size] > 0 and series != baseline:
                 text += f" ({value / base[size]:.2f}×)"
-            if _number(value) and best[size] is not None and value == best[size] and len(cells) > 1:
-                text = f"[bold green]{text}[/]"
-            row.append(text)
+            best_here = _number(value) and best[size] is not None and value == best[size] and len(cells) > 1
+            row.append(Text(text, style="bold green" if best_here else ""))
         table.add_row(*row)
     return table
 
@@ -83,17 +84,20 @@ def fits_table(fits: pd.DataFrame) -> Table:
     for column in ("mechanism", "variant", "mode", "metric", "axis", *numeric, "verdict"):
         table.add_column(column, justify="right" if column in numeric else "left")
     for row in fits.itertuples():
-        verdict = f"[{VERDICT_STYLE.get(row.verdict, '')}]{row.verdict}[/]"
+        verdict = plain(row.verdict, VERDICT_STYLE.get(row.verdict, ""))
         if getattr(row, "uncertain", False) in (True,):  # True or numpy's True; never a NaN of a frame without the column
-            verdict = f"[dim]{row.verdict} (uncertain: {row.noisy_points} noisy {NOISY_MARK})[/]"
+            verdict = plain(f"{row.verdict} (uncertain: {row.noisy_points} noisy {NOISY_MARK})", "dim")
+        reason = getattr(row, "verdict_reason", None)
+        if isinstance(reason, str) and reason and row.verdict == "inconclusive":
+            verdict.append(f" ({terminal(reason)})", style="yellow")
         ci = f"[{row.ci_low:.2f}, {row.ci_high:.2f}]" if _number(row.ci_low) else "–"
         claimed = "–" if not _number(row.claimed) else f"{row.claimed:g}"
         analytic = "–" if not _number(row.analytic_exponent) else f"{row.analytic_exponent:.2f}"
         leading = "–"
         if _number(row.leading_exponent):
             leading = f"{row.leading_exponent:.2f}" + (f" [{row.leading_ci_low:.2f}, {row.leading_ci_high:.2f}]" if _number(row.leading_ci_low) else "")
-        table.add_row(escape(row.mechanism), escape(row.variant or ""), row.mode, row.metric, row.axis, f"{row.exponent:.3f}", ci,
-                      f"{row.r2:.3f}", leading, analytic, claimed, verdict)
+        table.add_row(plain(row.mechanism), plain(row.variant or ""), plain(row.mode), plain(row.metric), plain(row.axis),
+                      f"{row.exponent:.3f}", ci, f"{row.r2:.3f}", leading, analytic, claimed, verdict)
     return table
 
 
@@ -112,7 +116,7 @@ def noise_lines(record: dict[str, Any]) -> list[str]:
 
 def record_table(record: dict[str, Any]) -> Table:
     """One measured point, as `effprof profile` prints it."""
-    table = Table(title=escape(f"{record['mechanism']} — {record['mode']} — {record['status']}"), title_justify="left", show_header=False)
+    table = Table(title=plain(f"{record['mechanism']} — {record['mode']} — {record['status']}"), title_justify="left", show_header=False)
     table.add_column("field")
     table.add_column("value", justify="right")
     for key, metric in (
@@ -122,14 +126,14 @@ def record_table(record: dict[str, Any]) -> Table:
         if key in record:
             table.add_row(key, human(record[key], metric))
     for line in noise_lines(record):
-        table.add_row("[bold yellow]timing[/]", f"[bold yellow]{escape(line)}[/]")
+        table.add_row(Text("timing", style="bold yellow"), plain(line, "bold yellow"))
     if not is_missing(record.get("load_avg_1m")):
-        table.add_row("load_avg_1m", f"{float(record['load_avg_1m']):.2f} on {record.get('cpu_count')} cores")
+        table.add_row("load_avg_1m", plain(f"{float(record['load_avg_1m']):.2f} on {record.get('cpu_count')} cores"))
     if record.get("flops_counted") and record.get("flops_analytic"):
         table.add_row("counted / analytic", f"{record['flops_counted'] / record['flops_analytic']:.4f}")
     for key in ("fvcore_note", "uncounted_ops", "custom_ops", "error"):
         if record.get(key):
-            table.add_row(key, escape(str(record[key])))
+            table.add_row(key, plain(record[key]))
     return table
 
 
@@ -144,8 +148,10 @@ def progress_bar(console, total: int):
 
 
 def point_label(record: dict[str, Any]) -> str:
+    """A point as the progress bar describes it: rich markup (the bar's column parses it), so the data in it
+    is stripped of control characters and its brackets escaped."""
     keys = ("impl", "seq_len", "d_model")
-    return escape(f"{record['mechanism']} {record['mode']} " + " ".join(f"{k}={record[k]}" for k in keys if k in record))
+    return escape(terminal(f"{record.get('mechanism')} {record.get('mode')} " + " ".join(f"{k}={record[k]}" for k in keys if k in record)))
 
 
 def crossovers_table(crossings: list[dict[str, Any]]) -> Table:
@@ -156,9 +162,9 @@ def crossovers_table(crossings: list[dict[str, Any]]) -> Table:
         table.add_column(column, justify="right" if column == "crossover" else "left")
     for c in crossings:
         where = f"{c['axis']} ≈ {c['at']:.0f}" if c["at"] is not None else c["note"]
-        if c.get("uncertain"):
-            where = f"[dim]{where} {NOISY_MARK} uncertain[/]"
-        table.add_row(c["mode"], c["metric"], escape(c["a"]), escape(c["b"]), where, escape(str(c["cheaper_below"] or "")), escape(str(c["cheaper_above"] or "")))
+        cell = plain(f"{where} {NOISY_MARK} uncertain", "dim") if c.get("uncertain") else plain(where)
+        table.add_row(plain(c["mode"]), plain(c["metric"]), plain(c["a"]), plain(c["b"]), cell, plain(c["cheaper_below"] or ""),
+                      plain(c["cheaper_above"] or ""))
     return table
 
 
@@ -167,16 +173,15 @@ def complexity_table(rows: list[dict[str, Any]]) -> Table:
     for column in ("mechanism", "prefill", "meas.", "train", "meas.", "decode / token", "meas.", "state", "meas."):
         table.add_column(column, justify="right" if column == "meas." else "left")
 
-    def cell(row: dict[str, Any], part: str) -> str:
+    def cell(row: dict[str, Any], part: str) -> Text:
         value, verdict = row.get(f"{part}_exponent"), row.get(f"{part}_verdict", "")
         if not _number(value):
-            return "–"
-        style = VERDICT_STYLE.get(verdict, "")
-        return f"[{style}]{value:.2f}[/]" if style else f"{value:.2f}"
+            return Text("–")
+        return Text(f"{value:.2f}", style=VERDICT_STYLE.get(verdict, ""))
 
     for r in rows:
-        table.add_row(escape(r["mechanism"]), escape(r["prefill"]), cell(r, "prefill"), escape(r["train"]), cell(r, "train"),
-                      escape(r["decode"]), cell(r, "decode"), escape(r["state"]), cell(r, "state"))
+        table.add_row(plain(r["mechanism"]), plain(r["prefill"]), cell(r, "prefill"), plain(r["train"]), cell(r, "train"),
+                      plain(r["decode"]), cell(r, "decode"), plain(r["state"]), cell(r, "state"))
     return table
 
 
@@ -187,8 +192,8 @@ def baseline_table(diff) -> Table:
     style = {"worse": "bold red", "better": "bold green", "same": "dim"}
     for r in diff.to_dict("records"):
         unit = "time" if r["metric"].startswith("time") else ("bytes" if r["metric"].endswith("bytes") else "flops")
-        table.add_row(escape(r["mechanism"]), r["mode"], escape(r["point"]), r["metric"], human(r["old"], unit), human(r["new"], unit),
-                      f"{r['ratio']:.3f}", f"[{style[r['change']]}]{r['change']}[/]" + (f" {NOISY_MARK} noisy" if r.get("noisy") else ""))
+        table.add_row(plain(r["mechanism"]), plain(r["mode"]), plain(r["point"]), plain(r["metric"]), human(r["old"], unit), human(r["new"], unit),
+                      f"{r['ratio']:.3f}", Text(r["change"], style=style[r["change"]]) + (f" {NOISY_MARK} noisy" if r.get("noisy") else ""))
     return table
 
 
@@ -207,20 +212,222 @@ def session_tables(session: Session, baseline_series: str | None = None) -> list
     return tables
 
 
-def summary_lines(session: Session) -> list[str]:
-    """The summary as lines of rich markup: claims held, uncertain verdicts and crossovers, timing noise."""
+def summary_lines(session: Session) -> list[Text]:
+    """The summary as lines of text (never parsed as markup): claims held, uncertain verdicts and crossovers,
+    timing noise. `effprof compare --verbose` prints it under every table."""
     s = session.summary
-    lines = [f"[bold]{s['held']} of {s['claims']} claims hold[/]"]
+    lines = [Text(f"{s['held']} of {s['claims']} claims hold", style="bold")]
     for f in s["failing"]:
-        lines.append(f"[bold red]fail[/] {escape(f['mechanism'])} {escape(f.get('variant') or '')} {f['mode']} {f['metric']}: "
-                     f"claimed {f['claimed']:g}, measured {f['exponent']:.2f}")
+        lines.append(Text("fail ", style="bold red") + plain(f"{f['mechanism']} {f.get('variant') or ''} {f['mode']} {f['metric']}: "
+                                                           f"claimed {f['claimed']:g}, measured {f['exponent']:.2f}"))
     if s["uncertain"]:
-        lines.append(f"[dim]{len(s['uncertain'])} time verdict(s) uncertain ({NOISE_NOTE}): not counted[/]")
+        lines.append(Text(f"{len(s['uncertain'])} time verdict(s) uncertain ({NOISE_NOTE}): not counted", style="dim"))
     for c in s["crossovers"]:
-        lines.append(f"{c['mode']} {c['metric']}: {escape(c['cheaper_above'])} is cheaper than {escape(c['cheaper_below'])} above {c['axis']} ≈ {c['at']:.0f}")
+        lines.append(plain(f"{c['mode']} {c['metric']}: {c['cheaper_above']} is cheaper than {c['cheaper_below']} above {c['axis']} ≈ {c['at']:.0f}"))
     for c in s["uncertain_crossovers"]:
-        lines.append(f"[dim]{c['mode']} {c['metric']}: {escape(c['a'])} / {escape(c['b'])} near {c['axis']} ≈ {c['at']:.0f}: uncertain ({NOISY_MARK} noisy points)[/]")
+        lines.append(plain(f"{c['mode']} {c['metric']}: {c['a']} / {c['b']} near {c['axis']} ≈ {c['at']:.0f}: uncertain ({NOISY_MARK} noisy points)", "dim"))
     noise = s["noise"]
     if noise.get("noisy"):
-        lines.append(f"[yellow]{noise['noisy']} of {noise['timed']} timed points are noisy ({NOISE_NOTE})[/]")
+        lines.append(Text(f"{noise['noisy']} of {noise['timed']} timed points are noisy ({NOISE_NOTE})", style="yellow"))
     return lines
+
+
+# ---- the main job: what `effprof compare` prints by default -----------------------------------------------
+
+# The metrics of the summary table, in its column order: cost in compute, in time, in memory, in decode state.
+SUMMARY_METRICS = ("flops", "time", "peak_bytes", "state_bytes")
+SUMMARY_LABELS = {"flops": "FLOPs", "time": "time", "peak_bytes": "peak mem", "state_bytes": "state"}
+MAX_CROSSOVER_LINES = 10
+MAX_REASON_LINES = 4
+
+
+def summary_table(session: Session, baseline_series: str | None = None) -> Table:
+    """One row per series and mode: the measured exponent of FLOPs, time, peak memory and decode state along
+    the swept axis beside its claim and verdict, then each metric's value at the largest size.
+
+    An exponent cell reads `2.00 (2) pass`: measured (the leading exponent where the two-term fit found one,
+    else the log-log slope), claimed, verdict. Inconclusive verdicts are yellow, failures red, and a time
+    verdict resting on noisy points is dim and marked † (uncertain: not counted). With `baseline_series`,
+    the values at the largest size carry their ratio to that series.
+    """
+    frame = ok_rows(session.frame)
+    axis = session.axis or (swept_axis(frame) if not frame.empty else None)
+    fits = session.fits_frame
+    fits = fits[fits["axis"] == axis] if axis and not fits.empty else fits.iloc[0:0]
+    keys = list(dict.fromkeys((f["mechanism"], f["variant"] or "", f["mode"]) for f in fits.to_dict("records")))
+    for key in dict.fromkeys(zip(frame.get("mechanism", []), frame.get("mode", []))):
+        if not any(k[0] == key[0] and k[2] == key[1] for k in keys):
+            keys.append((key[0], "", key[1]))
+    largest = _largest(frame, axis)
+    title = ("summary: exponent in " + (terminal(axis) if axis else "the swept size") + ": measured (claimed) verdict; "
+             "then the values at the largest size; decode per generated token")
+    table = Table(title=title, title_justify="left")
+    labels = [mechanism + (f" [{variant}]" if variant else "") for mechanism, variant, _ in keys]
+    table.add_column("mechanism", overflow="fold", min_width=min(40, max(map(len, labels), default=9)))  # names stay whole
+    table.add_column("mode")
+    for name in SUMMARY_METRICS:
+        table.add_column(SUMMARY_LABELS[name], justify="right")
+    at = f" @{fmt_value(largest)}" if largest is not None else ""
+    for name in SUMMARY_METRICS:
+        table.add_column(SUMMARY_LABELS[name] + at, justify="right")
+    by_key = {(f["mechanism"], f["variant"] or "", f["mode"], f["metric"]): f for f in fits.to_dict("records")}
+    base_rows = _series_rows(frame, baseline_series, "", None, axis) if baseline_series else None
+    for (mechanism, variant, mode), label in zip(keys, labels):
+        label = plain(label)
+        exponents = [_exponent_cell(by_key.get((mechanism, variant, mode, name))) for name in SUMMARY_METRICS]
+        rows = _series_rows(frame, mechanism, variant, mode, axis)
+        base = None
+        if base_rows is not None and mechanism != baseline_series:
+            base = base_rows[base_rows["mode"] == mode] if "mode" in base_rows else None
+        values = [_value_cell(rows, name, axis, largest, base) for name in SUMMARY_METRICS]
+        table.add_row(label, plain(mode), *exponents, *values)
+    return table
+
+
+def _largest(frame: pd.DataFrame, axis: str | None):
+    if not axis or axis not in frame.columns or frame[axis].dropna().empty:
+        return None
+    return frame[axis].dropna().max()
+
+
+def _series_rows(frame: pd.DataFrame, mechanism: str, variant: str, mode: str | None, axis: str | None) -> pd.DataFrame:
+    """The ok records of one series (mechanism, `variant` as fit writes it: k=v,k=v; `mode` or every mode)."""
+    if frame.empty:
+        return frame
+    rows = frame[frame["mechanism"] == mechanism]
+    if mode is not None:
+        rows = rows[rows["mode"] == mode]
+    for part in filter(None, variant.split(",")):
+        key, _, value = part.partition("=")
+        rows = rows[rows[key].map(fmt_value) == value] if key in rows.columns else rows.iloc[0:0]
+    return rows
+
+
+def _exponent_cell(fit: dict[str, Any] | None) -> Text:
+    if fit is None:
+        return Text("–", style="dim")
+    value = _shown_exponent(fit)
+    if not _number(value) and not _number(fit.get("claimed")):
+        return Text("–", style="dim")
+    verdict = fit.get("verdict") or "no-claim"
+    uncertain = fit.get("uncertain") in (True,)
+    text = f"{value if abs(value) >= 0.005 else 0.0:.2f}" if _number(value) else "–"  # never "-0.00"
+    if _number(fit.get("claimed")):
+        text += f" ({fit['claimed']:g}) " + ("FAIL" if verdict == "fail" else verdict)
+    if uncertain:
+        return Text(text + f" {NOISY_MARK}", style="dim")
+    return Text(text, style=VERDICT_STYLE.get(verdict, "") if verdict != "no-claim" else "")
+
+
+def _shown_exponent(fit: dict[str, Any]) -> float | None:
+    """With a claim, the exponent the verdict judges: the dominant term's (effprof.fit's one estimator; none
+    when the fit could not identify it); without one, the log-log slope, as description."""
+    if _number(fit.get("claimed")):
+        return fit.get("leading_exponent") if _number(fit.get("leading_exponent")) else None
+    return fit.get("exponent")
+
+
+def _value_cell(rows: pd.DataFrame, name: str, axis: str | None, largest, base: pd.DataFrame | None) -> Text:
+    column = METRICS[name].column
+    if rows.empty or column not in rows.columns:
+        return Text("–", style="dim")
+    at = rows[rows[axis] == largest] if axis and axis in rows.columns and largest is not None else rows
+    value = at[column].median() if not at.empty else None
+    if not _number(value):
+        return Text("–", style="dim")
+    text = human(value, METRICS[name].column)
+    noisy = METRICS[name].timed and bool(noisy_mask(at).any())
+    if noisy:
+        text += f" {NOISY_MARK}"
+    if base is not None and not base.empty and column in base.columns:
+        b = base[base[axis] == largest] if axis and axis in base.columns and largest is not None else base
+        reference = b[column].median() if not b.empty else None
+        if _number(reference) and reference > 0:
+            text += f" ({value / reference:.3g}×)"
+    return Text(text, style="dim" if noisy else "")
+
+
+def crossover_lines(session: Session, limit: int = MAX_CROSSOVER_LINES) -> list[Text]:
+    """The crossovers that exist — in range and resting on no noisy point — one line per mode, metric and
+    series that others overtake: `forward FLOPs: cheaper than softmax_attention above seq_len ≈ linear_attention
+    256, sliding_window 369`. Uncertain ones are counted on one dim line; "none in range" pairs are left out."""
+    found = [c for c in session.crossovers if c.get("at") is not None and not c.get("uncertain")]
+    uncertain = [c for c in session.crossovers if c.get("at") is not None and c.get("uncertain")]
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for c in found:
+        groups.setdefault((c["mode"], c["metric"], c["axis"], c["cheaper_below"]), []).append(c)
+    lines = []
+    for (mode, metric, axis, below), crossings in groups.items():
+        crossings = sorted(crossings, key=lambda c: c["at"])
+        overtakers = ", ".join(f"{c['cheaper_above']} {c['at']:.0f}" for c in crossings)
+        label = SUMMARY_LABELS.get(metric, metric)
+        lines.append(plain(f"  {mode} {label}: cheaper than {below} above {axis} ≈ {overtakers}"))
+    shown = lines[:limit]
+    if len(lines) > limit:
+        shown.append(Text(f"  … {len(lines) - limit} more lines of crossovers in the report", style="dim"))
+    head = Text(f"{len(found)} crossovers in range" + (":" if found else " (every other pair keeps its order over the measured sizes)"),
+                style="bold")
+    result = [head, *shown]
+    if uncertain:
+        result.append(Text(f"  {len(uncertain)} more rest on noisy timings ({NOISY_MARK} uncertain): not stated as findings", style="dim"))
+    return result
+
+
+def verdict_lines(session: Session) -> list[Text]:
+    """One line of claim counts (held, failed, inconclusive, uncertain), then why a few were inconclusive."""
+    claimed = [f for f in session.fits if f.get("verdict") not in (None, "no-claim")]
+    uncertain = [f for f in claimed if f.get("uncertain") in (True,)]
+    certain = [f for f in claimed if f.get("uncertain") not in (True,)]
+    held = sum(f["verdict"] == "pass" for f in certain)
+    failed = sum(f["verdict"] == "fail" for f in certain)
+    inconclusive = [f for f in certain if f["verdict"] == "inconclusive"]
+    line = Text(f"{held} of {len(certain)} claims hold", style="bold green" if held == len(certain) else "bold")
+    if failed:
+        line.append(f"; {failed} FAIL", style="bold red")
+    if inconclusive:
+        line.append(f"; {len(inconclusive)} inconclusive", style="bold yellow")
+    if uncertain:
+        line.append(f"; {len(uncertain)} time verdict(s) uncertain ({NOISY_MARK} noisy points): not counted", style="dim")
+    lines = [line]
+    reasons = [f for f in inconclusive if isinstance(f.get("verdict_reason"), str) and f["verdict_reason"]]
+    for f in reasons[:MAX_REASON_LINES]:
+        where = f"{f['mechanism']}" + (f" [{f['variant']}]" if f.get("variant") else "") + f" {f['mode']} {f['metric']}"
+        lines.append(plain(f"  inconclusive: {where}: {f['verdict_reason']}", "yellow"))
+    if len(reasons) > MAX_REASON_LINES:
+        lines.append(Text(f"  … {len(reasons) - MAX_REASON_LINES} more inconclusive verdicts explained in the report", style="dim"))
+    return lines
+
+
+def baseline_lines(session: Session, limit: int = 5) -> list[Text]:
+    """Against a baseline results file: how many point × metric comparisons changed beyond noise, and the worst."""
+    if session.baseline is None:
+        return []
+    diff = session.baseline_frame
+    if diff.empty:
+        return [Text("against the baseline: no point in common", style="yellow")]
+    counts = diff["change"].value_counts()
+    line = Text(f"against the baseline: {counts.get('worse', 0)} worse, {counts.get('better', 0)} better, "
+                f"{counts.get('same', 0)} within noise", style="bold")
+    worse = diff[diff["change"] == "worse"].sort_values("ratio", ascending=False)
+    lines = [line]
+    for r in worse.head(limit).to_dict("records"):
+        lines.append(plain(f"  worse: {r['mechanism']} {r['mode']} {r['point']} {r['metric']} ×{r['ratio']:.2f}", "red"))
+    return lines
+
+
+def main_job(session: Session, report: str, baseline_series: str | None = None) -> list[Table | Text]:
+    """What `effprof compare` prints at its defaults, short enough for one screen: the summary table, the
+    claim counts, the crossovers that exist, the baseline verdict, and where the rest is."""
+    parts: list[Table | Text] = [summary_table(session, baseline_series)]
+    noise = session.noise or {}
+    legend = ("measured: with a claim, the exponent of the dominant term (the one the verdict judges), else the log-log "
+              "slope; pass/FAIL/inconclusive: the claim against that exponent's 95% CI ± tolerance")
+    parts.append(Text(legend, style="dim"))
+    if noise.get("noisy"):
+        parts.append(Text(f"{NOISY_MARK} noisy timing: {noise['noisy']} of {noise['timed']} timed points have IQR/median > "
+                          f"{100 * NOISE_THRESHOLD:.0f}%; time verdicts and crossovers resting on them are uncertain", style="dim"))
+    parts += verdict_lines(session)
+    parts += crossover_lines(session)
+    parts += baseline_lines(session)
+    parts.append(plain(f"details in the report: {report}  (every table: --verbose)"))
+    return parts
