@@ -28,7 +28,7 @@ import pandas as pd
 from effprof.analysis import Session, analyse
 from effprof.frames import fmt_value, is_missing, noisy_mask, ok_rows, varying_keys
 from effprof.metrics import COMPARED, METRICS, NOISE_THRESHOLD, relative_spread
-from effprof.render.axes import PER_MODE, axis_title, figure_name, metric_kind, metric_label, size_title, unit_for
+from effprof.render.axes import axis_title, figure_name, metric_kind, metric_label, size_title, unit_for
 from effprof.render.escape import csv_cell, tex
 
 PACKAGES = r"\usepackage{booktabs} and \usepackage{siunitx}"
@@ -160,9 +160,10 @@ def raw_value_tables(session: Session, labels: _Labels | None = None) -> list[st
 
 def _raw_value_table(measured: pd.DataFrame, failed: pd.DataFrame, mode: str, column: str, timed: bool, axis: str,
                      labels: _Labels) -> str:
-    sizes = sorted({float(s) for s in measured[axis]})
-    unit = unit_for(metric_kind(column), measured[column].astype(float))
     series = list(dict.fromkeys(zip(measured["mechanism"], measured["_variant"])))
+    failed = failed[[key in set(series) for key in zip(failed["mechanism"], failed["_variant"])]] if len(failed) else failed
+    sizes = sorted({float(s) for s in measured[axis]} | {float(s) for s in failed[axis]})  # a failed point's size says why
+    unit = unit_for(metric_kind(column), measured[column].astype(float))
     with_variant = any(v for _, v in series)
     rows, noisy_shown = [], False
     for mechanism, variant in series:
