@@ -274,7 +274,7 @@ def complexity_table(session: Session, labels: _Labels | None = None) -> str | N
              _cell(r.get("state")), measured(r, "state")] for r in session.complexity]
     text = r">{\raggedright\arraybackslash}p{0.17\linewidth}"  # theory wraps; array is loaded by siunitx
     caption = ("Complexity: each mechanism's theoretical cost beside the exponent measured in sequence length "
-               "(the leading term's where fitted), with the verdict where the claim is not met.")
+               "(the leading term's where fitted); (fail) or (inconclusive) where the claim is not met or these sizes cannot decide.")
     return _table(caption, labels("complexity"), ["Mechanism", "Prefill", "Meas.", "Decode/token", "Meas.", "State", "Meas."],
                   rows, f"l{text}r{text}r{text}r")
 
