@@ -95,3 +95,23 @@ def test_the_checks_above_catch_raw_strings():
         pass
     else:
         raise AssertionError("raw control characters should make the XML unparsable")
+
+
+def test_lone_surrogates_are_removed_so_every_output_encodes():
+    """JSON's "\\ud800" reads as a lone surrogate; a UTF-8 file (CSV, .tex) or a terminal cannot take it."""
+    for out in (terminal("a\ud800b"), tex("a\udfffb"), csv_cell("\ud800=1")):
+        out.encode("utf-8")
+    assert csv_cell("\ud800=1") == "'=1"  # removed before the formula check, not after
+    try:
+        "a\ud800b".encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        raise AssertionError("a lone surrogate should not encode")
+
+
+def test_tex_braces_what_a_table_row_would_take_as_its_argument():
+    # after a row's \\ a cell "[5cm]" would be read as \\[5cm] (vertical space), "*x" as \\* (the star lost)
+    assert tex("[5cm]") == "{[}5cm{]}"
+    assert tex("*x") == "{*}x"
+    assert tex("<a|b>") == r"\textless{}a\textbar{}b\textgreater{}"  # OT1 would print ¡a—b¿

@@ -21,7 +21,7 @@ TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="seconds 
 MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="CPU memory a point may allocate beyond the worker's own, e.g. 8G; at least 64M (with --isolate / --executor process)")]
 ExecutorOpt = Annotated[Optional[str], typer.Option("--executor", help="where points run: local (this process; default), process (a worker subprocess each; same as --isolate) or ray (Ray tasks; pip install 'effprof[ray]')")]
 AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Ray cluster for --executor ray: auto, ray://host:port or host:port (default: start a local Ray instance)")]
-LatexOpt = Annotated[Optional[Path], typer.Option("--latex", help="also write booktabs LaTeX tables (fits, crossovers, complexity) to this .tex file")]
+LatexOpt = Annotated[Optional[Path], typer.Option("--latex", help="also write booktabs LaTeX tables (raw values, fits, crossovers, complexity) to this .tex file")]
 CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="also write the records (and <stem>_fits.csv) as CSV")]
 FiguresOpt = Annotated[Optional[Path], typer.Option("--figures", help="also export every figure as SVG, PDF and PNG (300 dpi) into this folder, sized for a paper (needs effprof[figures] and Chromium)")]
 FigureSizeOpt = Annotated[str, typer.Option("--figure-size", metavar="single|double", help="width preset of the --figures exports: single (3.5 in column, 8 pt text) or double (7 in page width, 9 pt)")]

@@ -6,7 +6,8 @@ every string that reaches an output passes through the function for that output:
     terminal(text)  printable text only: control characters (ESC sequences that retitle or
                     clear a terminal, OSC 8 links, bells, carriage returns) are removed
     tex(text)       LaTeX: the ten special characters escaped in one pass, so a backslash
-                    prints as a backslash and `\\input{...}` stays text
+                    prints as a backslash and `\\input{...}` stays text; [ ] * braced (a table row's
+                    \\\\ would take them as its argument), < > | as text symbols (any font encoding)
     csv_cell(value) spreadsheets: a string starting with = + - @ (or a tab / carriage return)
                     is prefixed with ' so it is never evaluated as a formula
     xml_text(text)  XML 1.0: the characters it cannot carry at all are removed
@@ -20,10 +21,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# C0 controls except tab and newline, DEL, and C1 controls (which include the 8-bit CSI 0x9b);
+# C0 controls except tab and newline, DEL, and C1 controls (which include the 8-bit CSI 0x9b), and lone
+# surrogates (JSON's "\\ud800" reads as one, and no UTF-8 file or terminal can take it);
 # ANSI escape sequences are removed whole first, so no stray "[31m" remains.
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 _TEX = {
@@ -37,6 +39,14 @@ _TEX = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    # not special, but misread in a table or an old font encoding: after a row's \\ a cell starting with
+    # [ or * is taken as the row's argument (\\[5cm], \\*); OT1 prints < > | as ¡ ¿ —
+    "[": "{[}",
+    "]": "{]}",
+    "*": "{*}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
     "²": r"\textsuperscript{2}",
     "³": r"\textsuperscript{3}",
     "·": r"\ensuremath{\cdot}",
