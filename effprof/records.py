@@ -239,6 +239,15 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _valid_unicode(record: dict[str, Any]) -> bool:
+    """False when a JSON escape (\\ud800) left a lone surrogate in some string: no output can encode it."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):
@@ -350,6 +359,10 @@ def read(path: str | Path) -> list[dict[str, Any]]:
             continue
         if not isinstance(record, dict) or "mechanism" not in record or "mode" not in record:
             warnings.warn(f"{path}:{number}: skipped a line that is not an effprof record", stacklevel=2)
+            continue
+        if ("\\ud" in line or "\\uD" in line) and not _valid_unicode(record):
+            warnings.warn(f"{path}:{number}: skipped a record holding text that is not valid Unicode (a lone surrogate)",
+                          stacklevel=2)
             continue
         version = record.get("schema", 1)
         if version not in (1, SCHEMA_VERSION):

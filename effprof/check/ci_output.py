@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 
 from effprof.check.judge import CheckResult
-
-# characters XML 1.0 cannot carry, even escaped: C0 controls other than tab, newline and
-# carriage return, lone surrogates, and U+FFFE/U+FFFF
-NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def xml_text(text: str) -> str:
-    """`text` without the characters XML cannot carry (a claim name from a check file may hold any)."""
-    return NOT_XML.sub("", text)
+from effprof.render.escape import xml_text  # the one escaper for XML: a claim name from a check file may hold anything
 
 
 def junit_xml(results: list[CheckResult]) -> str:

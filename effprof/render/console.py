@@ -54,7 +54,7 @@ def _metric_table(group: pd.DataFrame, mode: str, metric: str, axis: str | None,
         noisy[series] = {size: entry.timed and bool(r["_noisy"].any()) for size, r in at.items()}
     if any(any(v.values()) for v in noisy.values()):
         title += f" ({NOISE_NOTE})"
-    table = Table(title=title, title_justify="left")
+    table = Table(title=plain(title), title_justify="left")  # the mode comes from the records
     table.add_column("mechanism")
     for size in sizes:
         table.add_column(f"{axis}={fmt_value(size)}" if axis else "value", justify="right")
@@ -218,8 +218,11 @@ def summary_lines(session: Session) -> list[Text]:
     s = session.summary
     lines = [Text(f"{s['held']} of {s['claims']} claims hold", style="bold")]
     for f in s["failing"]:
+        measured, claimed = f.get("leading_exponent"), f.get("claimed")
+        measured_text = f"{measured:.2f}" if _number(measured) else "–"
+        claimed_text = f"{claimed:g}" if _number(claimed) else "–"
         lines.append(Text("fail ", style="bold red") + plain(f"{f['mechanism']} {f.get('variant') or ''} {f['mode']} {f['metric']}: "
-                                                           f"claimed {f['claimed']:g}, measured {f['exponent']:.2f}"))
+                                                           f"claimed {claimed_text}, measured {measured_text}"))
     if s["uncertain"]:
         lines.append(Text(f"{len(s['uncertain'])} time verdict(s) uncertain ({NOISE_NOTE}): not counted", style="dim"))
     for c in s["crossovers"]:
@@ -420,8 +423,8 @@ def main_job(session: Session, report: str, baseline_series: str | None = None) 
     claim counts, the crossovers that exist, the baseline verdict, and where the rest is."""
     parts: list[Table | Text] = [summary_table(session, baseline_series)]
     noise = session.noise or {}
-    legend = ("measured: with a claim, the exponent of the dominant term (the one the verdict judges), else the log-log "
-              "slope; pass/FAIL/inconclusive: the claim against that exponent's 95% CI ± tolerance")
+    legend = ("measured: where claimed, the dominant term's exponent (what the verdict judges), else the log-log slope; "
+              "verdict: claim vs its 95% CI ± tol")
     parts.append(Text(legend, style="dim"))
     if noise.get("noisy"):
         parts.append(Text(f"{NOISY_MARK} noisy timing: {noise['noisy']} of {noise['timed']} timed points have IQR/median > "
