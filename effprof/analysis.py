@@ -283,13 +283,16 @@ class Session:
 
     @property
     def summary(self) -> dict[str, Any]:
-        """Which claims hold (uncertain time verdicts apart), and the headline crossovers (certain ones only)."""
+        """Which claims hold (uncertain time verdicts apart; an inconclusive verdict never holds), and the
+        headline crossovers (certain ones only)."""
         claimed = [f for f in self.fits if f.get("verdict") not in (None, "no-claim")]
         uncertain = [f for f in claimed if f.get("uncertain")]
         certain = [f for f in claimed if not f.get("uncertain")]
         failing = [f for f in certain if f["verdict"] == "fail"]
+        inconclusive = [f for f in certain if f["verdict"] == "inconclusive"]
         headline = [c for c in self.crossovers if c["at"] is not None and c["metric"] in ("time", "flops")]
-        return {"claims": len(certain), "held": len(certain) - len(failing), "failing": failing, "uncertain": uncertain,
+        return {"claims": len(certain), "held": sum(f["verdict"] == "pass" for f in certain), "failing": failing,
+                "inconclusive": inconclusive, "uncertain": uncertain,
                 "crossovers": [c for c in headline if not c["uncertain"]][:12],
                 "uncertain_crossovers": [c for c in headline if c["uncertain"]][:12], "noise": self.noise}
 
@@ -297,10 +300,11 @@ class Session:
         """Write the session as JSON (atomically); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        from effprof.records import atomic_writer
+
         data = {"session": SESSION_VERSION, **_plain(dataclasses.asdict(self))}
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(data, default=str), encoding="utf-8")
-        tmp.replace(path)
+        with atomic_writer(path) as f:  # a unique temporary file, never a predictable <path>.tmp
+            f.write(json.dumps(data, default=str))
         return str(path)
 
     @classmethod
