@@ -25,6 +25,22 @@ def _frame(label: str = "m") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _breakdown_frame() -> pd.DataFrame:
+    """_frame() measured with a per-module breakdown (a layer = projections growing as n, a core as n^p) on a named CPU."""
+    frame = _frame()
+
+    def tree(n: int, p: float) -> dict:
+        projections, core = 4.0 * n * 64 * 64, 2.0 * n**p * 64
+        return {"": {"type": "Layer", "calls": 1, "flops": projections + core + 10 * n, "time_s": 1e-9 * (projections + core), "peak_bytes": 100 * n},
+                "proj": {"type": "Linear", "calls": 2, "flops": projections, "time_s": 1e-9 * projections, "peak_bytes": 50 * n},
+                "core": {"type": "Attention", "calls": 1, "flops": core, "time_s": 1e-9 * core, "peak_bytes": 40 * n}}
+
+    frame["breakdown"] = [tree(n, 2.0 if impl == "a" else 1.0) for n, impl in zip(frame["seq_len"], frame["impl"])]
+    frame["cpu_model"], frame["cpu_count"], frame["hostname"] = "AMD EPYC 7763 64-Core Processor", 2, "bench-1"
+    frame["load_avg_1m"] = [0.5 + 0.25 * i for i in range(len(frame))]  # busy (above 2 cores) for the last two
+    return frame
+
+
 def test_report_is_self_contained_with_plots():
     frame = _frame()
     html = render(analyse(frame, command="effprof compare m"))

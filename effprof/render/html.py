@@ -201,11 +201,11 @@ def _column_kind(column: str) -> str:
 
 
 def _compact(value: Any) -> int | float | None:
-    """A number as short as the table needs: integers exactly, others to 4 significant digits (the table shows 3)."""
+    """A number as short as the table needs: integers exactly, others to 5 significant digits (the table shows 3)."""
     if is_missing(value):
         return None
     number = float(value)
-    return int(number) if number.is_integer() and abs(number) < 1e15 else float(f"{number:.4g}")
+    return int(number) if number.is_integer() and abs(number) < 1e15 else float(f"{number:.5g}")
 
 
 def records_data(points: pd.DataFrame, axis: str | None) -> dict[str, Any]:
