@@ -130,19 +130,18 @@ def _machine(frame: pd.DataFrame) -> dict[str, str]:
         return [fmt_value(v) for v in dict.fromkeys(frame[column].dropna())] if column in frame.columns else []
 
     out: dict[str, str] = {}
+    on_gpu = frame["device"].astype(str).str.startswith("cuda") if "device" in frame.columns else pd.Series(False, index=frame.index)
     cpus = distinct("cpu_model")
-    if not cpus and "device" in frame.columns:  # records before the CPU model was recorded name the architecture only
-        cpus = [fmt_value(v) for v in dict.fromkeys(frame.loc[~frame["device"].astype(str).str.startswith("cuda"), "device_name"].dropna())]
+    if not cpus and "device_name" in frame.columns:  # records before the CPU model was recorded name the architecture only
+        cpus = [fmt_value(v) for v in dict.fromkeys(frame.loc[~on_gpu, "device_name"].dropna())]
     if cpus:
         out["CPU"] = ", ".join(cpus)
     if cores := distinct("cpu_count"):
         out["cores"] = ", ".join(cores)
     if "load_avg_1m" in frame.columns and len(loads := [float(v) for v in frame["load_avg_1m"].dropna()]):
         out["load (1-minute average)"] = f"min {min(loads):.2f}, median {statistics.median(loads):.2f}, max {max(loads):.2f}"
-    if "device" in frame.columns and "device_name" in frame.columns:
-        gpus = [fmt_value(v) for v in dict.fromkeys(frame.loc[frame["device"].astype(str).str.startswith("cuda"), "device_name"].dropna())]
-        if gpus:
-            out["GPU"] = ", ".join(gpus)
+    if "device_name" in frame.columns and (gpus := [fmt_value(v) for v in dict.fromkeys(frame.loc[on_gpu, "device_name"].dropna())]):
+        out["GPU"] = ", ".join(gpus)
     for column, name in (("threads", "torch threads"), ("torch", "torch"), ("effprof", "effprof"), ("git_sha", "effprof commit"),
                          ("hostname", "host")):
         if values := distinct(column):
