@@ -103,19 +103,28 @@ def _json_script(data: Any) -> str:
 
 
 def _verdicts(fits: list[dict[str, Any]]) -> dict[str, Any]:
-    """The claimed fits, failing first, then inconclusive, then passing; counts of each (uncertain ones apart)."""
+    """The claimed fits at a glance: a matrix (one row per series, one column per claimed mode × metric, each cell the
+    measured exponent against the claim, coloured by its verdict), the verdicts that are not a plain pass (fail,
+    inconclusive, uncertain) listed with their reasons, and the counts (uncertain ones apart)."""
     claimed = [f for f in fits if f.get("verdict") not in (None, "no-claim")]
     rows = []
     for f in claimed:
         reason = f.get("verdict_reason") or ""
         if f.get("uncertain"):
-            reason = (f"uncertain: {f.get('noisy_points', 0)} noisy point(s) {NOISY_MARK}" + (f"; {reason}" if reason else ""))
+            reason = f"uncertain: {f.get('noisy_points', 0)} noisy point(s) {NOISY_MARK}" + (f"; {reason}" if reason else "")
         order = len(VERDICT_ORDER) if f.get("uncertain") else VERDICT_ORDER.get(f["verdict"], len(VERDICT_ORDER) + 1)
         rows.append({**f, "reason": reason, "order": order, "claim": f"{f['metric']} ∝ {f['axis']}^{fmt_value(f['claimed'])}"})
-    rows.sort(key=lambda f: f["order"])
+    columns = list(dict.fromkeys((f["mode"], f["metric"], f["axis"]) for f in rows))
+    matrix: dict[tuple[str, str], dict[tuple[str, str, str], dict[str, Any]]] = {}
+    for f in rows:
+        matrix.setdefault((f["mechanism"], f.get("variant") or ""), {}).setdefault((f["mode"], f["metric"], f["axis"]), f)
     certain = [f for f in rows if not f.get("uncertain")]
     counts = {v: sum(f["verdict"] == v for f in certain) for v in VERDICT_ORDER}
-    return {"rows": rows, "counts": counts, "claims": len(certain), "uncertain": len(rows) - len(certain)}
+    return {"columns": [{"mode": m, "metric": metric, "axis": axis} for m, metric, axis in columns],
+            "matrix": [{"mechanism": mechanism, "variant": variant, "cells": [cells.get(c) for c in columns]}
+                       for (mechanism, variant), cells in matrix.items()],
+            "notable": sorted((f for f in rows if f["order"] != VERDICT_ORDER["pass"]), key=lambda f: f["order"]),
+            "counts": counts, "claims": len(certain), "uncertain": len(rows) - len(certain)}
 
 
 def _found_crossovers(crossovers: list[dict[str, Any]]) -> list[dict[str, Any]]:
