@@ -90,7 +90,7 @@ def test_many_points_keep_every_row_and_figures_draw_a_readable_number_of_series
     assert mechanisms["name"] == "mechanism" and len(mechanisms["values"]) == MAX_FIGURE_SERIES + 2  # text stored once per column
     assert all(isinstance(row[0], int) for row in table["rows"])
     page = render(Session(records=records, fits=[], crossovers=[], complexity=[], axis="seq_len"))  # no fits needed to draw
-    assert f"{MAX_FIGURE_SERIES + 2} series were measured; the figures draw the first {MAX_FIGURE_SERIES}" in page
+    assert f"{MAX_FIGURE_SERIES + 2} mechanisms were measured; the figures draw the first {MAX_FIGURE_SERIES} series" in page
     figures = page[page.index('id="figures"'):]
     figures = figures[:figures.index("</section>")]
     assert f"synthetic_{MAX_FIGURE_SERIES - 1:05d}" in figures and f"synthetic_{MAX_FIGURE_SERIES:05d}" not in figures

@@ -166,16 +166,21 @@ def _machine(frame: pd.DataFrame) -> dict[str, str]:
 # ---- figures ----------------------------------------------------------------------------
 
 
-def _figure_points(points: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """The points drawn in figures: those of the first MAX_FIGURE_SERIES series; and how many series there are."""
+def _figure_points(points: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The points drawn in figures — those of the first MAX_FIGURE_SERIES series — and, when that leaves some out,
+    what was measured in all ("30 series", "25000 mechanisms"). Series are labelled only among the first
+    MAX_FIGURE_SERIES mechanisms, so a file of thousands of mechanisms is not labelled row by row."""
     ok = ok_rows(points)
     if ok.empty:
-        return points, 0
-    labelled = add_labels(ok, swept_axis(ok))
+        return points, ""
+    mechanisms = list(dict.fromkeys(ok["mechanism"]))
+    first = ok[ok["mechanism"].isin(mechanisms[:MAX_FIGURE_SERIES])]
+    labelled = add_labels(first, swept_axis(ok))
     series = list(dict.fromkeys(labelled["series"]))
-    if len(series) <= MAX_FIGURE_SERIES:
-        return points, len(series)
-    return points.loc[labelled.index[labelled["series"].isin(series[:MAX_FIGURE_SERIES])]], len(series)
+    if len(mechanisms) <= MAX_FIGURE_SERIES and len(series) <= MAX_FIGURE_SERIES:
+        return points, ""
+    measured = f"{len(mechanisms)} mechanisms" if len(mechanisms) > MAX_FIGURE_SERIES else f"{len(series)} series"
+    return points.loc[labelled.index[labelled["series"].isin(series[:MAX_FIGURE_SERIES])]], measured
 
 
 def _cost_breakdown(frame: pd.DataFrame) -> dict[str, Any]:
@@ -301,7 +306,7 @@ def render(session: Session, plotlyjs: str = "inline") -> str:
     frame = session.frame
     fits = session.fits_frame
     points = aggregate(frame)
-    drawn, n_series = _figure_points(points)
+    drawn, left_out = _figure_points(points)
     figures = [{"mode": mode, "title": t, "div": _div(fig)} for mode, t, fig in metric_figures(drawn, fits)]
     roofline = roofline_figure(drawn)
     load = expert_load_figure(drawn)
@@ -315,7 +320,7 @@ def render(session: Session, plotlyjs: str = "inline") -> str:
         uncertain_crossovers=[c for c in crossings if c.get("at") is not None and c.get("uncertain")],
         crossings=[c for c in crossings if c.get("at") is not None], unfound=[c for c in crossings if c.get("at") is None],
         complexity=session.complexity,
-        figures=figures, n_series=n_series, max_series=MAX_FIGURE_SERIES,
+        figures=figures, left_out=left_out, max_series=MAX_FIGURE_SERIES,
         roofline=_div(roofline) if roofline is not None else "", expert_load=_div(load) if load is not None else "",
         cost=_cost_breakdown(frame),
         moe_rows=_moe_rows(points), patterns=_pattern_panels(session.patterns), patterns_measured=session.patterns is not None,
