@@ -80,9 +80,9 @@ def test_report_renders_without_errors(tmp_path, noisy):
 
 
 def _cells(dom: str) -> list[list[str]]:
-    table = re.search(r'<table id="records-table".*?</table>', dom, re.S).group(0)
-    return [[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-            for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)]
+    table = re.search(r'<table id="records-table".*?</table>', dom, re.DOTALL).group(0)
+    return [[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.DOTALL)]
 
 
 def test_screenshots_units_breakdown_and_records_table(tmp_path):

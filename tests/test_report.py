@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from effprof import records
-from effprof.fit import fit_frame
 from effprof.analysis import analyse
 from effprof.render.html import render
 
@@ -186,7 +186,7 @@ def test_plotlyjs_is_loaded_once(tmp_path, mode):
     if mode == "directory":
         path = write(analyse(frame), tmp_path / "a" / "report.html", mode)
         assert (tmp_path / "a" / "plotly.min.js").read_text(encoding="utf-8") == bundle
-        assert 'src="plotly.min.js"' in open(path, encoding="utf-8").read()
+        assert 'src="plotly.min.js"' in Path(path).read_text(encoding="utf-8")
         before = (tmp_path / "a" / "plotly.min.js").stat().st_mtime_ns
         write(analyse(frame), tmp_path / "a" / "second.html", mode)
         assert (tmp_path / "a" / "plotly.min.js").stat().st_mtime_ns == before  # written once per folder

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from effprof.analysis import Session, analyse
+from effprof.records import SCHEMA_VERSION, to_frame
 from effprof.render.html import MAX_FIGURE_SERIES, PAGE_ROWS, records_data, render
 from effprof.render.points import aggregate
-from effprof.records import SCHEMA_VERSION, to_frame
 
 
 def synthetic(series: int, sizes: int, repeats: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -60,7 +60,7 @@ def test_repeated_points_are_shown_once_as_their_median_with_a_count():
     table = _table(page)
     names = [c["name"] for c in table["columns"]]
     assert len(table["rows"]) == 8 and "n" in names and {row[names.index("n")] for row in table["rows"]} == {300}
-    time_figure = next(div for div in re.findall(r"Plotly\.newPlot\((.*?)\)\s*\};", page, re.S) if "time per forward pass" in div)
+    time_figure = next(div for div in re.findall(r"Plotly\.newPlot\((.*?)\)\s*\};", page, re.DOTALL) if "time per forward pass" in div)
     lengths = _x_lengths(time_figure)
     assert lengths and max(lengths) == 4  # one marker per size, not 300
 
@@ -113,3 +113,15 @@ def test_a_report_of_100k_records_stays_small(tmp_path):
     page = (tmp_path / "big.html").read_text(encoding="utf-8")
     assert len(page.encode()) <= 20 * 2**20
     assert "100000 records of 4 distinct points" in page and len(_table(page)["rows"]) == 4
+
+
+def test_a_mechanism_with_many_variants_is_capped_by_series():
+    """Series, not mechanisms, are what a figure draws: one mechanism swept over 30 impls draws 24 of them."""
+    from effprof.render.html import _figure_points
+
+    records = [dict(r, impl=f"v{i}") for i in range(MAX_FIGURE_SERIES + 6) for r in synthetic(series=1, sizes=3, repeats=1)]
+    drawn, left_out = _figure_points(aggregate(to_frame(records)))
+    assert left_out == f"{MAX_FIGURE_SERIES + 6} series"
+    assert sorted(drawn["impl"].unique()) == sorted(f"v{i}" for i in range(MAX_FIGURE_SERIES))
+    few = aggregate(to_frame(records[:9]))  # 3 series: all drawn, nothing to say
+    assert _figure_points(few)[1] == "" and len(_figure_points(few)[0]) == 9

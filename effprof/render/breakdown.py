@@ -16,8 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from effprof.fit_breakdown import REST, breakdown_frame
-from effprof.render.console import human
 from effprof.render import axes, style
+from effprof.render.console import human
 
 METRIC_UNITS = {"flops": "flops", "time_s": "time", "peak_bytes": "bytes"}
 METRIC_TITLES = {"flops": "FLOPs", "time_s": "forward time", "peak_bytes": "peak memory"}
