@@ -19,7 +19,8 @@ plotly.js is inlined once by default, so the file opens offline; `plotlyjs="cdn"
 plotly's CDN (pinned version, integrity-checked), `"directory"` from a plotly.min.js written once
 beside the report (as plotly's own include_plotlyjs="directory"). Rendered from a jinja2 template
 with autoescaping; the embedded JSON escapes <, > and &, so nothing a user typed reaches the page raw.
-It renders a Session (effprof.analysis) and fits nothing.
+It renders a Session (effprof.analysis); the one thing it computes that the Session does not carry yet
+is the per-module fit of records with a breakdown (effprof.fit_breakdown, fast: a few rows per module).
 """
 
 from __future__ import annotations
