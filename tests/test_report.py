@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from effprof import records
-from effprof.fit import fit_frame
 from effprof.analysis import analyse
 from effprof.render.html import render
 
@@ -23,6 +23,22 @@ def _frame(label: str = "m") -> pd.DataFrame:
                          "peak_bytes": 4.0 * n, "state_bytes": 8.0 * n, "params": 100, "claims": [["flops", "seq_len", p, 0.0]],
                          "torch": "2.x", "device_name": "cpu", "threads": 2, "effprof": "0.1.0", "git_sha": "abc", "timestamp": "t"})
     return pd.DataFrame(rows)
+
+
+def _breakdown_frame() -> pd.DataFrame:
+    """_frame() measured with a per-module breakdown (a layer = projections growing as n, a core as n^p) on a named CPU."""
+    frame = _frame()
+
+    def tree(n: int, p: float) -> dict:
+        projections, core = 4.0 * n * 64 * 64, 2.0 * n**p * 64
+        return {"": {"type": "Layer", "calls": 1, "flops": projections + core + 10 * n, "time_s": 1e-9 * (projections + core), "peak_bytes": 100 * n},
+                "proj": {"type": "Linear", "calls": 2, "flops": projections, "time_s": 1e-9 * projections, "peak_bytes": 50 * n},
+                "core": {"type": "Attention", "calls": 1, "flops": core, "time_s": 1e-9 * core, "peak_bytes": 40 * n}}
+
+    frame["breakdown"] = [tree(n, 2.0 if impl == "a" else 1.0) for n, impl in zip(frame["seq_len"], frame["impl"])]
+    frame["cpu_model"], frame["cpu_count"], frame["hostname"] = "AMD EPYC 7763 64-Core Processor", 2, "bench-1"
+    frame["load_avg_1m"] = [0.5 + 0.25 * i for i in range(len(frame))]  # busy (above 2 cores) for the last two
+    return frame
 
 
 def test_report_is_self_contained_with_plots():
@@ -105,3 +121,104 @@ def test_hybrid_layer_breakdown_table():
     assert "Cost by layer kind" in html
     shares = [int(x) for x in re.findall(r"\((\d+)%\)", html.split("Cost by layer kind")[1].split("</table>")[0])]
     assert shares[0] < shares[-2]  # the attention share grows with seq_len (64 → 512)
+
+
+def test_summary_comes_first_with_inconclusive_verdicts_and_their_reasons():
+    """Verdicts, then the crossovers found, then complexity — before any figure; an inconclusive verdict is shown as
+    such (never as pass) with its reason, and an uncertain one is marked and not counted."""
+    session = analyse(_frame(), command="effprof compare m")
+    claimed = [f for f in session.fits if f["verdict"] == "pass"]
+    claimed[0].update(verdict="inconclusive", verdict_reason="the interval [1.2, 2.6] spans both 1 and 2; sizes up to 4096 would decide")
+    claimed[1].update(uncertain=True, noisy_points=2)
+    page = render(session)
+    order = [page.index(marker) for marker in ('id="verdicts"', 'id="found-crossovers"', 'id="complexity"', 'id="figures"', 'id="claims"',
+                                                'id="records"', 'id="environment"')]
+    assert order == sorted(order)
+    summary = page[page.index('id="verdicts"'):page.index('id="figures"')]
+    assert "0 of 1 claims hold" in summary and "1 inconclusive" in summary and "1 uncertain" in summary
+    assert 'class="l inconclusive"' in summary and "sizes up to 4096 would decide" in summary
+    assert "pass † uncertain" in summary and "uncertain: 2 noisy point(s)" in summary
+    assert len(re.findall(r"<table class=\"sortable\"", page)) >= 4  # verdicts, crossovers, complexity, fits, crossovers (all)
+
+
+def test_machine_line_names_the_cpu_cores_and_load():
+    from tests.test_report import _breakdown_frame
+
+    page = render(analyse(_breakdown_frame(), command="effprof compare m"))
+    top = page[page.index('id="machine"'):page.index('id="summary"')]
+    assert "AMD EPYC 7763 64-Core Processor" in top and "(2 cores)" in top and "min 0.50, median 1.38, max 2.25" in top
+    environment = page[page.index('id="environment"'):]
+    assert "bench-1" in environment and "effprof compare m" in environment and "2.x" in environment
+
+
+def test_without_cpu_model_the_device_name_is_shown():
+    page = render(analyse(_frame()))
+    assert "Measured on <strong>cpu</strong>" in page  # _frame()'s device_name; records before cpu_model name the architecture
+
+
+def test_where_the_cost_goes_shows_share_figures_and_module_fits():
+    from tests.test_report import _breakdown_frame
+
+    page = render(analyse(_breakdown_frame()))
+    cost = page[page.index('id="cost"'):page.index('id="claims"')]
+    assert cost.count("Plotly.newPlot") == 2  # FLOPs and time shares
+    fits = cost[cost.index('id="module-fits"'):]
+    assert re.search(r"core</td><td class=\"l\">Attention</td><td class=\"l\">flops</td>\s*<td>2\.00</td>", fits)
+    assert re.search(r"proj</td><td class=\"l\">Linear</td><td class=\"l\">flops</td>\s*<td>1\.00</td>", fits)
+    assert 'id="cost"' not in render(analyse(_frame()))  # no breakdown, no section
+
+
+@pytest.mark.parametrize("mode", ["inline", "cdn", "directory"])
+def test_plotlyjs_is_loaded_once(tmp_path, mode):
+    """One report, one copy of plotly.js: inlined, from the pinned CDN with its integrity hash, or beside the page."""
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    from effprof.render.html import write
+
+    frame = _frame()
+    frame["family"] = "sparse"  # pattern panels must not bring their own copy either
+    page = render(analyse(frame, patterns=[{"name": "p", "n": 4, "rows": [0, 1], "cols": [0, 1], "pairs": 2, "density": 0.5}]), mode)
+    bundle = get_plotlyjs()
+    assert page.count(bundle) == (mode == "inline")
+    assert page.count("<script src") + page.count('<script charset="utf-8" src') == (mode != "inline")
+    if mode == "cdn":
+        assert f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js" in page and 'integrity="sha256-' in page
+    if mode == "directory":
+        path = write(analyse(frame), tmp_path / "a" / "report.html", mode)
+        assert (tmp_path / "a" / "plotly.min.js").read_text(encoding="utf-8") == bundle
+        assert 'src="plotly.min.js"' in Path(path).read_text(encoding="utf-8")
+        before = (tmp_path / "a" / "plotly.min.js").stat().st_mtime_ns
+        write(analyse(frame), tmp_path / "a" / "second.html", mode)
+        assert (tmp_path / "a" / "plotly.min.js").stat().st_mtime_ns == before  # written once per folder
+
+
+def test_an_unknown_plotlyjs_mode_is_refused():
+    with pytest.raises(ValueError, match="'offline' is not one of inline, cdn, directory"):
+        render(analyse(_frame()), "offline")
+
+
+def test_records_json_cannot_close_its_script():
+    evil = "</script><script>alert(1)</script><!--"
+    frame = _frame(label=evil)
+    frame.loc[0, "status"], frame.loc[0, "error"] = "error", evil
+    page = render(analyse(frame))
+    data = page[page.index('id="records-data">'):]
+    data = data[:data.index("</script>")]
+    assert "<" not in data.split(">", 1)[1] and "\\u003c/script\\u003e" in data
+    assert json.loads(data.split(">", 1)[1])["columns"][0]["values"][0] == evil  # the text itself survives
+
+
+def test_bad_plotlyjs_on_the_command_line_is_one_line_and_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from effprof.cli import app
+
+    results = tmp_path / "r.jsonl"
+    for record in _frame().to_dict("records"):
+        records.append(results, record)
+    done = CliRunner().invoke(app, ["report", str(results), "-o", str(tmp_path / "r.html"), "--plotlyjs", "offline"])
+    assert done.exit_code == 2 and "--plotlyjs 'offline' is not accepted; accepted: inline, cdn, directory" in done.output
+    assert not (tmp_path / "r.html").exists()
+    done = CliRunner().invoke(app, ["report", str(results), "-o", str(tmp_path / "r.html"), "--plotlyjs", "directory"])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "plotly.min.js").exists()

@@ -181,17 +181,26 @@ def _has(page: str, fragment: str) -> bool:
 
 
 def test_html_flags_noisy_points_in_tables_plots_and_summary():
+    from effprof.render.style import noisy_marker
+
     noisy, quiet = _page(analyse(_crossing_records(noisy_at=32))), _page(analyse(_crossing_records()))
-    assert _has(noisy, '"circle-open"') and not _has(quiet, '"circle-open"')  # the plot's ring (style.noisy_marker)
+    ring = f'"symbol":"{noisy_marker()["symbol"]}"'
+    assert _has(noisy, ring) and not _has(quiet, ring)  # the plot marker
     assert _has(noisy, '"arrayminus"')  # IQR error bars on time
     assert _has(noisy, 'id="uncertain-crossovers"') and not _has(quiet, 'id="uncertain-crossovers"')
-    assert _has(noisy, f"{NOISY_MARK}</td>") and not _has(quiet, f"{NOISY_MARK}</td>")  # the records table's time cell
-    assert _has(noisy, "noisy: IQR/median 50% &gt; 10%") and not _has(quiet, "noisy: IQR/median")
+    flags = [[row[-1] for row in _records_json(page)["rows"]] for page in (noisy, quiet)]  # the records table: bit 1 = noisy time
+    assert sum(f & 1 for f in flags[0]) == 1 and not any(f & 1 for f in flags[1])
     summary = noisy.split('id="summary"')[1].split("</section>")[0]
     assert _has(summary, "1 of 8 timed points are noisy")
     findings = summary.split('id="uncertain-crossovers"')[0]
-    assert _has(findings, "forward flops: linear is cheaper than quadratic")
-    assert not _has(findings, "forward time: linear is cheaper")  # the noisy time crossover is no finding
+    row = '<td class="l">forward</td><td class="l">{}</td><td class="l">linear</td><td class="l">quadratic</td>'
+    assert _has(findings, row.format("flops"))
+    assert not _has(findings, row.format("time"))  # the noisy time crossover is no finding
+
+
+def _records_json(page: str) -> dict:
+    data = page.split('id="records-data">')[1]
+    return json.loads(data[:data.index("</script>")])
 
 
 def test_latex_and_csv_flag_noisy_points(tmp_path):

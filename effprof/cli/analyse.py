@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from effprof.cli import BadInput, app
-from effprof.cli.options import CsvOpt, FiguresOpt, FigureSizeOpt, JsonOpt, LatexOpt
+from effprof.cli.options import CsvOpt, FiguresOpt, FigureSizeOpt, JsonOpt, LatexOpt, PlotlyjsOpt
 from effprof.cli.output import check_export_paths, check_output_file, command_line, err, frame_records, load_results, out, print_json, read_records
 from effprof.render.escape import plain
 
@@ -43,6 +43,7 @@ def report_command(
     csv: CsvOpt = None,
     figures: FiguresOpt = None,
     figure_size: FigureSizeOpt = "single",
+    plotlyjs: PlotlyjsOpt = "inline",
 ) -> None:
     """Write a self-contained HTML report (plots, claims, crossovers, records) of saved results.
 
@@ -55,6 +56,8 @@ def report_command(
 
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
+    if plotlyjs not in html.PLOTLYJS:
+        raise BadInput(f"--plotlyjs {plotlyjs!r} is not accepted; accepted: {', '.join(html.PLOTLYJS)}")
     check_output_file(output, "--output")
     check_export_paths(latex, csv, figures, figure_size)
     frame = load_results(results)
@@ -62,7 +65,7 @@ def report_command(
     saved = session_path(results)
     patterns = Session.load(saved).patterns if saved.exists() else None
     session = analyse(frame, old, patterns=patterns, command=command_line())
-    path = html.write(session, output)
+    path = html.write(session, output, plotlyjs)
     try:
         for line in write_exports(session, latex, csv, figures, figure_size):
             err.print(plain(line), soft_wrap=True)

@@ -10,7 +10,7 @@ import typer
 from effprof.cli import BadInput, app
 from effprof.cli.options import (
     AddressOpt, ClaimOpt, CsvOpt, ExecutorOpt, FiguresOpt, FigureSizeOpt, ForceOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt,
-    ModuleOpt, ParamOpt, ThreadsOpt, TimeoutOpt, VaryOpt, choose_executor, parse_modes, parse_params, parse_vary,
+    ModuleOpt, ParamOpt, PlotlyjsOpt, ThreadsOpt, TimeoutOpt, VaryOpt, choose_executor, parse_modes, parse_params, parse_vary,
 )
 from effprof.cli.output import (
     check_export_paths, check_output_file, command_line, err, frame_records, load_results, measure_with_progress, new_partial_file, out,
@@ -179,6 +179,7 @@ def compare_command(
     csv: CsvOpt = None,
     figures: FiguresOpt = None,
     figure_size: FigureSizeOpt = "single",
+    plotlyjs: PlotlyjsOpt = "inline",
     isolate: IsolateOpt = False,
     executor: ExecutorOpt = None,
     address: AddressOpt = None,
@@ -209,6 +210,8 @@ def compare_command(
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
+    if plotlyjs not in html.PLOTLYJS:
+        raise BadInput(f"--plotlyjs {plotlyjs!r} is not accepted; accepted: {', '.join(html.PLOTLYJS)}")
     check_export_paths(latex, csv, figures, figure_size)
     check_output_file(output, "--output")
     if output == DEFAULT_COMPARE_OUTPUT and not overwrite:
@@ -236,7 +239,7 @@ def compare_command(
     session = analyse(records, old, patterns=sparse_patterns(records), title="effprof compare: " + ", ".join(names),
                       command=command_line())
     session.save(session_path(results))
-    path = html.write(session, output)
+    path = html.write(session, output, plotlyjs)
     try:
         for line in write_exports(session, latex, csv, figures, figure_size):
             err.print(terminal(line), markup=False, soft_wrap=True)

@@ -27,6 +27,7 @@ FiguresOpt = Annotated[Optional[Path], typer.Option("--figures", help="also expo
 FigureSizeOpt = Annotated[str, typer.Option("--figure-size", metavar="single|double", help="width preset of the --figures exports: single (3.5 in column, 8 pt text) or double (7 in page width, 9 pt)")]
 ModuleOpt = Annotated[Optional[list[str]], typer.Option("--module", help="also measure a module from a factory: pkg.mod:factory or hf:model_type.layer (repeatable)")]
 ClaimOpt = Annotated[Optional[list[str]], typer.Option("--claim", help="a claim for the --module targets: metric:axis=exponent[@mode], e.g. flops:seq_len=2 (repeatable)")]
+PlotlyjsOpt = Annotated[str, typer.Option("--plotlyjs", metavar="inline|cdn|directory", help="how the HTML report loads plotly.js: inline (default: one self-contained file that opens offline), cdn (from cdn.plot.ly, version-pinned and integrity-checked; 4.6 MB smaller, needs a network to view), directory (plotly.min.js written once beside the report, shared by every report of the folder)")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's, and grids above 10000 points")]
 
 

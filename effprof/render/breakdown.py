@@ -15,9 +15,9 @@ import plotly.graph_objects as go
 from rich.table import Table
 
 from effprof.fit_breakdown import REST, breakdown_frame
+from effprof.render import axes, style
 from effprof.render.console import human
 from effprof.render.escape import plain
-from effprof.render.style import OKABE_ITO
 
 METRIC_UNITS = {"flops": "flops", "time_s": "time", "peak_bytes": "bytes"}
 METRIC_TITLES = {"flops": "FLOPs", "time_s": "forward time", "peak_bytes": "peak memory"}
@@ -65,13 +65,12 @@ def share_figure(frame: pd.DataFrame, mechanism: str, metric: str = "flops", mod
     for i, path in enumerate(shares.columns):
         kind = long.loc[long["path"] == path, "type"].iloc[0] if path != REST else "the module's own ops"
         fig.add_trace(go.Scatter(x=shares.index, y=100 * shares[path], name=f"{path} ({kind})", mode="lines", stackgroup="share",
-                                 line={"color": OKABE_ITO[i % len(OKABE_ITO)]},
+                                 line={"color": style.OKABE_ITO[i % len(style.OKABE_ITO)], "width": 0.5},
                                  hovertemplate=f"{path}: %{{y:.1f}}%<extra></extra>"))
-    axis = _axis_name(frame)
-    fig.update_layout(title=f"{mechanism} ({mode}): share of {METRIC_TITLES[metric]} per submodule", template="plotly_white",
-                      xaxis={"title": axis, "type": "log"}, yaxis={"title": "% of the module", "range": [0, 100]},
-                      legend={"orientation": "h"})
-    return fig
+    fig.update_layout(xaxis=axes.size_axis(_axis_name(frame), list(shares.index)),
+                      yaxis={"title": {"text": f"share of the layer's {METRIC_TITLES[metric]} (%)"}, "range": [0, 100]})
+    style.screen_layout(fig, f"{mechanism} ({mode}): {METRIC_TITLES[metric]} by submodule")
+    return fig.update_layout(legend={"orientation": "h", "y": -0.25, "yanchor": "top"}, meta={"name": axes.figure_name("share", mechanism, metric)})
 
 
 def share_figures(frame: pd.DataFrame, metric: str = "flops") -> list[tuple[str, go.Figure]]:

@@ -160,5 +160,5 @@ def expert_load_figure(frame: pd.DataFrame) -> go.Figure | None:
         label = f"{series} ({axis}={fmt_value(row[axis])})" if axis else series
         fig.add_trace(go.Bar(x=[f"e{j}" for j in range(len(load))], y=load, name=label, marker={"color": styles[series].color},
                              hovertemplate="%{x}: %{y} tokens<extra>%{fullData.name}</extra>"))
-    fig.update_layout(barmode="group", xaxis={"title": {"text": "expert"}}, yaxis={"title": {"text": "tokens routed"}, "rangemode": "tozero"})
+    fig.update_layout(barmode="group", xaxis={"title": {"text": "expert"}}, yaxis={"title": {"text": "load (tokens)"}, "rangemode": "tozero"})
     return style.screen_layout(fig, "expert load (tokens routed to each expert)", height=400).update_layout(meta={"name": "expert-load"})

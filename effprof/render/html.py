@@ -1,19 +1,32 @@
-"""Self-contained HTML report: plotly.js inlined once, no network needed to open it.
+"""The HTML report of a Session: what a reader wants first, then the figures, then every detail.
 
-Sections: a summary (which claims hold, headline crossovers), the exact command and
-the environment, the complexity comparison table, the claims with verdicts,
-crossovers, the figures (one log-log plot per mode and metric: measured points,
-analytic curve, fitted line), the roofline, per-family panels (MoE expert load,
-sparse attention patterns), a baseline comparison when one is given, and the
-sortable records table. It renders a Session (effprof.analysis) and computes nothing.
-Noisy timings (IQR/median > 10%) carry a † in every table, a distinct open marker with
-IQR error bars in the plots, and crossovers or time verdicts resting on them are marked
-uncertain. Rendered from a jinja2 template with autoescaping, so nothing a user typed
-reaches the page unescaped.
+Order of the page:
+  1. Summary — the claim verdicts (pass, fail, inconclusive with the reason; verdicts resting on
+     noisy timings marked uncertain), the crossovers that exist (in range, not uncertain), and the
+     complexity table; one line under the title says where it was measured (CPU model, cores,
+     machine load, torch and effprof versions).
+  2. Figures — one log-log plot per mode × metric (measured points, analytic curve, fitted line),
+     the roofline, "Where the cost goes" (per-module cost share across the sweep and per-module
+     fitted exponents, for records with a `breakdown`), and the per-family panels.
+  3. Details — every fit, every crossover, the baseline comparison, the records table (filterable,
+     sortable, paged), and the environment with the exact command.
+
+Every table sorts by a click on its header. Repeated measurements of one point are shown once,
+as their median with a count (effprof.render.points), so a results file of 100,000 records draws a
+readable page; the records table is embedded as compact JSON and drawn a page at a time.
+
+plotly.js is inlined once by default, so the file opens offline; `plotlyjs="cdn"` loads it from
+plotly's CDN (pinned version, integrity-checked), `"directory"` from a plotly.min.js written once
+beside the report (as plotly's own include_plotlyjs="directory"). Rendered from a jinja2 template
+with autoescaping; the embedded JSON escapes <, > and &, so nothing a user typed reaches the page raw.
+It renders a Session (effprof.analysis); the one thing it computes that the Session does not carry yet
+is the per-module fit of records with a breakdown (effprof.fit_breakdown, fast: a few rows per module).
 """
 
 from __future__ import annotations
 
+import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +35,31 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from effprof.analysis import Session, analyse
-from effprof.frames import fmt_value, is_missing, ok_rows, swept_axis
-from effprof.metrics import NOISE_THRESHOLD, NOISY_MARK, human, is_noisy, relative_spread, unit_of
+from effprof.analysis import Session
+from effprof.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis
+from effprof.metrics import NOISE_THRESHOLD, NOISY_MARK, human, is_noisy, unit_of
 from effprof.render.figures import expert_load_figure, metric_figures, roofline_figure
+from effprof.render.points import COUNT, aggregate
+
+PLOTLYJS = ("inline", "cdn", "directory")  # how the page loads plotly.js (--plotlyjs)
+BUNDLE = "plotly.min.js"  # the file `directory` writes beside the report
+PAGE_ROWS = 100  # rows of the records table drawn at a time
+MAX_FIGURE_SERIES = 24  # series drawn per figure; beyond, a figure is a blur (the tables keep them all)
 
 RECORD_COLUMNS = ["mechanism", "family", "mode", "status", "flops_analytic", "flops_counted", "flops_fvcore", "time_s", "time_iqr_s",
                   "peak_bytes", "activation_bytes", "state_bytes", "params", "fraction_of_peak", "load_avg_1m", "error"]
-ENV_COLUMNS = ["torch", "device_name", "threads", "cpu_count", "effprof", "git_sha", "timestamp", "peak_flops_per_s", "peak_bytes_per_s"]
 UNIT_COLUMNS = {"time_s", "time_iqr_s", "peak_bytes", "activation_bytes", "state_bytes", "flops_analytic", "flops_counted", "flops_fvcore",
-                "params", "peak_flops_per_s", "peak_bytes_per_s"}
+                "params"}
 MOE_FIELDS = ("aux_loss", "z_loss", "dropped_fraction", "load_cv")
+VERDICT_ORDER = {"fail": 0, "inconclusive": 1, "pass": 2}
+
+# The records table is drawn in the browser from raw numbers; this is metrics.human's ladder for it
+# (suffix, scale, separator), checked against metrics.human cell by cell in tests/test_browser.py.
+JS_UNITS = {
+    "time": {"sep": " ", "ladder": [["s", 1.0], ["ms", 1e-3], ["µs", 1e-6]], "last": ["ns", 1e-9]},
+    "bytes": {"sep": " ", "ladder": [["GiB", 2.0**30], ["MiB", 2.0**20], ["KiB", 2.0**10]], "last": ["B", 1.0], "fixed": True},
+    "flops": {"sep": "", "ladder": [["T", 1e12], ["G", 1e9], ["M", 1e6], ["k", 1e3]], "last": ["", 1.0]},
+}
 
 
 def _environment() -> jinja2.Environment:
@@ -53,33 +80,181 @@ def _div(fig: go.Figure) -> str:
     return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
 
 
-def _records_table(frame: pd.DataFrame, axis: str | None) -> tuple[list[str], list[list[tuple[str, str, str]]]]:
-    """Columns and rows of (shown text, sort key, note) cells; a noisy timing is marked and says why in its note."""
-    columns = [c for c in RECORD_COLUMNS if c in frame.columns]
-    config = [c for c in ("impl", axis, "d_model", "batch") if c and c in frame.columns and c not in columns]
-    columns[3:3] = config
+def plotlyjs_tag(mode: str) -> str:
+    """The <script> that loads plotly.js: inlined, from plotly's CDN (version-pinned, integrity-checked), or from BUNDLE beside the page."""
+    if mode == "inline":
+        return f"<script>{get_plotlyjs()}</script>"
+    if mode == "cdn":
+        from plotly.io._html import _generate_sri_hash
+        from plotly.io._utils import plotly_cdn_url
+
+        return f'<script charset="utf-8" src="{plotly_cdn_url()}" integrity="{_generate_sri_hash(get_plotlyjs())}" crossorigin="anonymous"></script>'
+    if mode == "directory":
+        return f'<script charset="utf-8" src="{BUNDLE}"></script>'
+    raise ValueError(f"plotlyjs {mode!r} is not one of {', '.join(PLOTLYJS)}")
+
+
+def _json_script(data: Any) -> str:
+    """JSON safe inside <script type="application/json">: no '<', '>' or '&' that could close or open a tag."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+# ---- the summary ------------------------------------------------------------------------
+
+
+def _verdicts(fits: list[dict[str, Any]]) -> dict[str, Any]:
+    """The claimed fits at a glance: a matrix (one row per series, one column per claimed mode × metric, each cell the
+    measured exponent against the claim, coloured by its verdict), the verdicts that are not a plain pass (fail,
+    inconclusive, uncertain) listed with their reasons, and the counts (uncertain ones apart)."""
+    claimed = [f for f in fits if f.get("verdict") not in (None, "no-claim")]
     rows = []
-    for record in frame.to_dict("records"):
-        cells = []
+    for f in claimed:
+        reason = f.get("verdict_reason") or ""
+        if f.get("uncertain"):
+            reason = f"uncertain: {f.get('noisy_points', 0)} noisy point(s) {NOISY_MARK}" + (f"; {reason}" if reason else "")
+        order = len(VERDICT_ORDER) if f.get("uncertain") else VERDICT_ORDER.get(f["verdict"], len(VERDICT_ORDER) + 1)
+        rows.append({**f, "reason": reason, "order": order, "claim": f"{f['metric']} ∝ {f['axis']}^{fmt_value(f['claimed'])}"})
+    columns = list(dict.fromkeys((f["mode"], f["metric"], f["axis"]) for f in rows))
+    matrix: dict[tuple[str, str], dict[tuple[str, str, str], dict[str, Any]]] = {}
+    for f in rows:
+        matrix.setdefault((f["mechanism"], f.get("variant") or ""), {}).setdefault((f["mode"], f["metric"], f["axis"]), f)
+    certain = [f for f in rows if not f.get("uncertain")]
+    counts = {v: sum(f["verdict"] == v for f in certain) for v in VERDICT_ORDER}
+    return {"columns": [{"mode": m, "metric": metric, "axis": axis} for m, metric, axis in columns],
+            "matrix": [{"mechanism": mechanism, "variant": variant, "cells": [cells.get(c) for c in columns]}
+                       for (mechanism, variant), cells in matrix.items()],
+            "notable": sorted((f for f in rows if f["order"] != VERDICT_ORDER["pass"]), key=lambda f: f["order"]),
+            "counts": counts, "claims": len(certain), "uncertain": len(rows) - len(certain)}
+
+
+def _found_crossovers(crossovers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The crossovers that exist: in the measured range and not resting on noisy timings."""
+    return [c for c in crossovers if c.get("at") is not None and not c.get("uncertain")]
+
+
+def _machine(frame: pd.DataFrame) -> dict[str, str]:
+    """Where the records were measured, in words: CPU model, cores, load during the run, GPU, versions, hosts, dates."""
+
+    def distinct(column: str) -> list[str]:
+        return [fmt_value(v) for v in dict.fromkeys(frame[column].dropna())] if column in frame.columns else []
+
+    out: dict[str, str] = {}
+    on_gpu = frame["device"].astype(str).str.startswith("cuda") if "device" in frame.columns else pd.Series(False, index=frame.index)
+    cpus = distinct("cpu_model")
+    if not cpus and "device_name" in frame.columns:  # records before the CPU model was recorded name the architecture only
+        cpus = [fmt_value(v) for v in dict.fromkeys(frame.loc[~on_gpu, "device_name"].dropna())]
+    if cpus:
+        out["CPU"] = ", ".join(cpus)
+    if cores := distinct("cpu_count"):
+        out["cores"] = ", ".join(cores)
+    if "load_avg_1m" in frame.columns and len(loads := [float(v) for v in frame["load_avg_1m"].dropna()]):
+        out["load (1-minute average)"] = f"min {min(loads):.2f}, median {statistics.median(loads):.2f}, max {max(loads):.2f}"
+    if "device_name" in frame.columns and (gpus := [fmt_value(v) for v in dict.fromkeys(frame.loc[on_gpu, "device_name"].dropna())]):
+        out["GPU"] = ", ".join(gpus)
+    for column, name in (("threads", "torch threads"), ("torch", "torch"), ("effprof", "effprof"), ("git_sha", "effprof commit"),
+                         ("hostname", "host")):
+        if values := distinct(column):
+            out[name + ("s" if len(values) > 1 and column == "hostname" else "")] = ", ".join(values)
+    if "timestamp" in frame.columns and len(stamps := sorted(str(v) for v in frame["timestamp"].dropna())):
+        out["measured"] = stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
+    for column, unit in (("peak_flops_per_s", "flops"), ("peak_bytes_per_s", "bytes")):
+        if column in frame.columns and frame[column].notna().any():
+            out["measured peak " + ("matmul FLOP/s" if unit == "flops" else "copy bandwidth")] = human(float(frame[column].median()), unit) + "/s"
+    return out
+
+
+# ---- figures ----------------------------------------------------------------------------
+
+
+def _figure_points(points: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The points drawn in figures — those of the first MAX_FIGURE_SERIES series — and, when that leaves some out,
+    what was measured in all ("30 series", "25000 mechanisms"). Series are labelled only among the first
+    MAX_FIGURE_SERIES mechanisms, so a file of thousands of mechanisms is not labelled row by row."""
+    ok = ok_rows(points)
+    if ok.empty:
+        return points, ""
+    mechanisms = list(dict.fromkeys(ok["mechanism"]))
+    first = ok[ok["mechanism"].isin(mechanisms[:MAX_FIGURE_SERIES])]
+    labelled = add_labels(first, swept_axis(ok))
+    series = list(dict.fromkeys(labelled["series"]))
+    if len(mechanisms) <= MAX_FIGURE_SERIES and len(series) <= MAX_FIGURE_SERIES:
+        return points, ""
+    measured = f"{len(mechanisms)} mechanisms" if len(mechanisms) > MAX_FIGURE_SERIES else f"{len(series)} series"
+    return points.loc[labelled.index[labelled["series"].isin(series[:MAX_FIGURE_SERIES])]], measured
+
+
+def _cost_breakdown(frame: pd.DataFrame) -> dict[str, Any]:
+    """'Where the cost goes': the stacked share figures (FLOPs, time) and the per-module fits of records with a breakdown."""
+    if "breakdown" not in frame.columns:
+        return {}
+    measured = frame[frame["breakdown"].map(lambda b: isinstance(b, dict) and len(b) > 0)]
+    if measured.empty:
+        return {}
+    from effprof.fit_breakdown import fit_breakdown
+    from effprof.render.breakdown import share_figures
+
+    figures = [{"mechanism": m, "metric": metric, "div": _div(fig)} for metric in ("flops", "time_s") for m, fig in share_figures(measured, metric)]
+    fits = sorted(fit_breakdown(measured), key=lambda r: (r["mechanism"], r["mode"], r["metric"], r["path"]))
+    for row in fits:
+        row["module"] = row["path"] or "(whole)"
+    return {"figures": figures, "fits": fits, "mechanisms": len(set(measured["mechanism"]))}
+
+
+# ---- tables -----------------------------------------------------------------------------
+
+
+def _column_kind(column: str) -> str:
+    if column in UNIT_COLUMNS:
+        return unit_of(column) if unit_of(column) in JS_UNITS else "flops"
+    if column == "fraction_of_peak":
+        return "percent"
+    if column == "load_avg_1m":
+        return "load"
+    return "text"
+
+
+def _compact(value: Any) -> int | float | None:
+    """A number as short as the table needs: integers exactly, others to 5 significant digits (the table shows 3)."""
+    if is_missing(value):
+        return None
+    number = float(value)
+    return int(number) if number.is_integer() and abs(number) < 1e15 else float(f"{number:.5g}")
+
+
+def records_data(points: pd.DataFrame, axis: str | None) -> dict[str, Any]:
+    """The records table as compact JSON for the page's script: columns (name, kind, and for text columns the
+    distinct values, which rows index), then one array per row with a last element of flags (1: noisy timing,
+    2: busy machine). Columns empty in every row are left out."""
+    columns = [c for c in RECORD_COLUMNS if c in points.columns and points[c].notna().any() and not (points[c].astype(str) == "").all()]
+    config = [c for c in ("impl", axis, "d_model", "batch") if c and c in points.columns and c not in columns and points[c].notna().any()]
+    columns[3:3] = config
+    if COUNT in points.columns and (points[COUNT] > 1).any():
+        columns.insert(3 + len(config), COUNT)
+    kinds = {c: ("number" if c in config and pd.api.types.is_numeric_dtype(points[c]) else "number" if c == COUNT else _column_kind(c))
+             for c in columns}
+    values: dict[str, dict[str, int]] = {c: {} for c in columns if kinds[c] == "text"}
+    judged = [c for c in ("time_s", "time_iqr_s", "load_avg_1m", "cpu_count") if c in points.columns and c not in columns]
+    rows = []
+    for record in points[columns + judged].to_dict("records"):
+        row: list[Any] = []
         for c in columns:
             value = record.get(c)
-            missing = is_missing(value)
-            if c in UNIT_COLUMNS:
-                text, note = human(value, unit_of(c)), ""
-                if c == "time_s" and is_noisy(record):
-                    text, note = f"{text} {NOISY_MARK}", f"noisy: IQR/median {100 * relative_spread(record):.0f}% > {100 * NOISE_THRESHOLD:.0f}%"
-                cells.append((text, "" if missing else repr(float(value)), note))
-            elif c == "fraction_of_peak":
-                cells.append(("–" if missing else f"{100 * float(value):.1f}%", "" if missing else repr(float(value)), ""))
-            elif c == "load_avg_1m":
-                busy = not missing and not is_missing(record.get("cpu_count")) and float(value) > float(record["cpu_count"])
-                cells.append(("" if missing else f"{float(value):.2f}" + (f" {NOISY_MARK}" if busy else ""), "" if missing else repr(float(value)),
-                              "busy: load above the core count" if busy else ""))
+            if kinds[c] == "text":
+                row.append(None if is_missing(value) or value == "" else values[c].setdefault(fmt_value(value), len(values[c])))
             else:
-                text = "" if missing else fmt_value(value)
-                cells.append((text, text, ""))
-        rows.append(cells)
-    return columns, rows
+                row.append(_compact(value))
+        flags = 0
+        if is_noisy(record):
+            flags |= 1
+        load, cores = record.get("load_avg_1m"), record.get("cpu_count")
+        if not is_missing(load) and not is_missing(cores) and float(load) > float(cores):
+            flags |= 2
+        row.append(flags)
+        rows.append(row)
+    return {"columns": [{"name": c, "kind": kinds[c], **({"values": list(values[c])} if c in values else {})} for c in columns],
+            "rows": rows, "units": JS_UNITS, "page": PAGE_ROWS, "mark": NOISY_MARK,
+            "noisy_note": f"noisy: IQR/median > {100 * NOISE_THRESHOLD:.0f}%", "busy_note": "busy: load above the core count"}
 
 
 def _moe_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -118,46 +293,59 @@ def _pattern_panels(patterns: list[dict[str, Any]] | None) -> list[dict[str, Any
 
     panels = []
     for data in patterns or []:
-        div = data["div"] if "div" in data else pattern_figure(data).to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+        div = data["div"] if "div" in data else _div(pattern_figure(data))
         panels.append({"name": data["name"], "n": data["n"], "density": data["density"], "div": div})
     return panels
 
 
-def render(session: Session) -> str:
-    """The self-contained HTML page of a session."""
+# ---- the page ---------------------------------------------------------------------------
+
+
+def render(session: Session, plotlyjs: str = "inline") -> str:
+    """The HTML page of a session; `plotlyjs` is how it loads plotly.js (PLOTLYJS: inline, cdn, directory)."""
+    script = plotlyjs_tag(plotlyjs)
     frame = session.frame
     fits = session.fits_frame
-    figures = [{"mode": mode, "title": t, "div": _div(fig)} for mode, t, fig in metric_figures(frame, fits)]
-    roofline = roofline_figure(frame)
-    load = expert_load_figure(frame)
-    columns, rows = _records_table(frame, session.axis)
-    env = {}
-    if len(frame):
-        first = frame.iloc[0]
-        env = {k: (human(first[k], unit_of(k)) + "/s" if k in UNIT_COLUMNS else fmt_value(first[k]))
-               for k in ENV_COLUMNS if k in frame.columns and not is_missing(first[k])}
+    points = aggregate(frame)
+    drawn, left_out = _figure_points(points)
+    figures = [{"mode": mode, "title": t, "div": _div(fig)} for mode, t, fig in metric_figures(drawn, fits)]
+    roofline = roofline_figure(drawn)
+    load = expert_load_figure(drawn)
     families = sorted(set(frame["family"].dropna())) if "family" in frame.columns else []
     family_mechanisms = {f: sorted(set(frame.loc[frame["family"] == f, "mechanism"])) for f in families}
+    crossings = session.crossovers
     template = _environment().get_template("report.html.j2")
     return template.render(
-        title=session.title, command=session.command, environment=env, axis=session.axis,
-        fits=session.fits, summary=session.summary, crossings=session.crossovers, complexity=session.complexity,
-        figures=figures, roofline=_div(roofline) if roofline is not None else "", expert_load=_div(load) if load is not None else "",
-        moe_rows=_moe_rows(frame), patterns=_pattern_panels(session.patterns), patterns_measured=session.patterns is not None,
+        title=session.title, command=session.command, machine=_machine(frame), axis=session.axis,
+        fits=session.fits, verdicts=_verdicts(session.fits), noise=session.noise, found=_found_crossovers(crossings),
+        uncertain_crossovers=[c for c in crossings if c.get("at") is not None and c.get("uncertain")],
+        crossings=[c for c in crossings if c.get("at") is not None], unfound=[c for c in crossings if c.get("at") is None],
+        complexity=session.complexity,
+        figures=figures, left_out=left_out, max_series=MAX_FIGURE_SERIES,
+        roofline=_div(roofline) if roofline is not None else "", expert_load=_div(load) if load is not None else "",
+        cost=_cost_breakdown(frame),
+        moe_rows=_moe_rows(points), patterns=_pattern_panels(session.patterns), patterns_measured=session.patterns is not None,
         layers=_layer_breakdown(session.records, session.axis), families=families, family_mechanisms=family_mechanisms,
         baseline=session.baseline or [], has_baseline=session.baseline is not None, mark=NOISY_MARK, threshold=NOISE_THRESHOLD,
-        columns=columns, rows=rows, plotlyjs=get_plotlyjs(), n_records=len(frame),
+        records_json=_json_script(records_data(points, session.axis)), plotlyjs=script, n_records=len(frame), n_points=len(points),
         n_failed=len(frame) - len(ok_rows(frame)),
     )
 
 
-def write(session: Session, path: str | Path) -> str:
-    """Write the session's HTML page to `path` (atomically); returns the path."""
+def write(session: Session, path: str | Path, plotlyjs: str = "inline") -> str:
+    """Write the session's HTML page to `path` (atomically); returns the path. With plotlyjs="directory",
+    plotly.min.js is written beside it unless the same bundle is already there (one copy for every report of the folder)."""
     from effprof.records import atomic_writer
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    page = render(session)
+    page = render(session, plotlyjs)
+    if plotlyjs == "directory":
+        bundle, code = path.parent / BUNDLE, get_plotlyjs()
+        if not bundle.is_file() or bundle.read_text(encoding="utf-8", errors="replace") != code:
+            with atomic_writer(bundle) as f:
+                f.write(code)
     with atomic_writer(path) as f:
         f.write(page)
     return str(path)
+
