@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def profile(name: str, mode: str = "forward", **config: Any) -> dict[str, Any]:
     """Measure one point and return its record."""
-    from effprof.api import profile as _profile
+    from effprof.runner import profile as _profile
 
     return _profile(name, mode=mode, **config)
 
@@ -34,7 +34,7 @@ def sweep(names: list[str] | str, vary: dict[str, list[Any]], mode: str | list[s
     `executor="ray"` (with `address="auto"`, `"ray://host:port"` or none for a local Ray instance) runs the
     points as Ray tasks; `"process"` runs each in a worker subprocess; the default runs them here.
     """
-    from effprof.api import sweep as _sweep
+    from effprof.runner import sweep as _sweep
 
     return _sweep(names, vary=vary, mode=mode, **config)
 

@@ -385,6 +385,6 @@ def _flops_problem(spec: MechanismSpec, config: dict[str, Any], mode: str) -> st
     ratio = analytic / counted if counted else math.inf
     hint = ""
     if mode == "decode" and ratio > 4:
-        hint = "; decode cost is per generated token (effprof.analytic.mean_over_decode), not the prefill's"
+        hint = "; decode cost is per generated token (effprof.cost_model.mean_over_decode), not the prefill's"
     return (f"counted {counted:,.0f} FLOPs{' per token' if mode == 'decode' else ''} at seq_len={config['seq_len']}, "
             f"the cost model says {analytic:,.0f} (×{ratio:.2f}){hint}")

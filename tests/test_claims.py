@@ -11,7 +11,7 @@ import dataclasses
 
 import pytest
 
-from effprof.api import run_points
+from effprof.runner import run_points
 from effprof.check import judge, make_check, needed_options
 from effprof.registry import get_spec, list_mechanisms
 from tests.helpers import tiny

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from effprof.api import MAX_POINTS, pending, plan, run_points
+from effprof.runner import MAX_POINTS, pending, plan, run_points
 from effprof.cli import app
 from effprof.cli.output import sweep_warnings
 from effprof.config import ConfigError
@@ -399,7 +399,7 @@ def test_an_interrupt_without_an_output_does_not_claim_anything_was_saved(monkey
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("effprof.api.run_points", interrupted)
+    monkeypatch.setattr("effprof.runner.run_points", interrupted)
     with pytest.raises(output.Interrupted, match="nothing was saved"):
         output.measure_with_progress([("softmax_attention", "forward", {})], QUICK, None)
 

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from effprof.analytic import SOFTMAX_FLOPS
+from effprof.cost_model import SOFTMAX_FLOPS
 from effprof.config import ConfigError
 from effprof.modules import module_spec
 from effprof.modules.crosscheck import crosscheck

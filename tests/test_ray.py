@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'effprof[ray]' to test --executor ray")
 
 import effprof
-from effprof.api import estimated_bytes, plan, run_points
+from effprof.runner import estimated_bytes, plan, run_points
 from effprof.cli import app
 from effprof.config import ConfigError, resolve_config
 from effprof.executors import make_executor

@@ -12,7 +12,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from effprof.api import Isolation, pending, plan, run_points
+from effprof.runner import Isolation, pending, plan, run_points
 from effprof.cli import app
 from effprof.measure.harness import Options
 from effprof.records import merge, read

@@ -23,7 +23,7 @@ def run_check(check: Check, baseline: list[dict[str, Any]] | None = None, regres
               threads: int = 0, max_time: float = 0.5, output: str | None = None,
               on_record: Callable[[dict[str, Any]], None] | None = None, executor=None) -> CheckResult:
     """Measure a check's points (on `executor`, default this process), fit, judge its claim, and compare with the baseline."""
-    from effprof.api import run_points
+    from effprof.runner import run_points
 
     regression = regression or {}
     started = time.perf_counter()

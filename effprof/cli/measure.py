@@ -88,7 +88,7 @@ def profile_command(
     json_: JsonOpt = False,
 ) -> None:
     """Measure one point: FLOPs (analytic, counted, fvcore), time, memory, state."""
-    from effprof.api import profile
+    from effprof.runner import profile
     from effprof.render.console import record_table
 
     targets = [*([name] if name else []), *(module or [])]
@@ -134,7 +134,7 @@ def sweep_command(
     threads: ThreadsOpt = 0,
 ) -> None:
     """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
-    from effprof.api import pending, plan
+    from effprof.runner import pending, plan
     from effprof.records import to_frame
     from effprof.render.console import comparison_tables
 
@@ -198,7 +198,7 @@ def compare_command(
     The records are saved next to the report (same name, .jsonl) so it can be re-rendered without re-measuring.
     """
     from effprof.analysis import analyse, session_path
-    from effprof.api import DEFAULT_MODES, DEFAULT_VARY, default_compare, plan
+    from effprof.runner import DEFAULT_MODES, DEFAULT_VARY, default_compare, plan
     from effprof.measure.patterns import sparse_patterns
     from effprof.render import console, html
     from effprof.render.export import ExportError, write_exports

@@ -112,7 +112,7 @@ def new_partial_file(results: Path) -> str:
 
 def measure_with_progress(points, options, output: str | None, executor=None, resume_hint: str = "") -> list[dict[str, Any]]:
     """Run the points with a progress bar and ETA on stderr; summarise noisy, failed and busy points once."""
-    from effprof.api import run_points
+    from effprof.runner import run_points
     from effprof.cli import BadInput
     from effprof.records import StoreError
     from effprof.render.console import point_label, progress_bar

@@ -3,7 +3,7 @@
 An executor only decides where a point runs; every executor yields the same records. Each one is a
 context manager with one method, `records(points, options)`, that yields one record per point as it
 finishes (completion order, which for `local` and `process` is the order of the points). The caller
-(`effprof.api.run_points`) appends each record to the results file, so the durability of a sweep is the
+(`effprof.runner.run_points`) appends each record to the results file, so the durability of a sweep is the
 same whatever runs it.
 
     local    in this process, one point after another (the default)
@@ -21,7 +21,7 @@ from effprof.measure.harness import Options
 
 EXECUTORS = ("local", "process", "ray")
 
-Point = tuple[str, str, dict[str, Any]]  # (mechanism, mode, config overrides), as effprof.api.plan gives them
+Point = tuple[str, str, dict[str, Any]]  # (mechanism, mode, config overrides), as effprof.runner.plan gives them
 
 
 class Executor:

@@ -1,7 +1,7 @@
 """The `ray` executor: one Ray task per point, on a local Ray instance or a cluster (pip install 'effprof[ray]').
 
 Each task builds, measures and returns its record; the driver (this process) receives the records in
-completion order and `effprof.api.run_points` appends each one to the results file as it arrives.
+completion order and `effprof.runner.run_points` appends each one to the results file as it arrives.
 
 What a task reserves, so that Ray never places two points where they would disturb or not fit each other:
 
@@ -11,7 +11,7 @@ What a task reserves, so that Ray never places two points where they would distu
                cluster" measures it). It runs with --threads N threads, or with all it reserved (--threads 0).
                An untimed point (FLOPs, memory, state only) or a CUDA point reserves --threads N, or 1.
     num_gpus   1 for a CUDA point: its GPU is its own. Give device=cuda; Ray sets CUDA_VISIBLE_DEVICES.
-    memory     effprof.api.estimated_bytes of the point (CPU) plus WORKER_BYTES for torch itself, capped at
+    memory     effprof.runner.estimated_bytes of the point (CPU) plus WORKER_BYTES for torch itself, capped at
                the largest node's memory so that a --force point runs alone there instead of never.
 
 Faults become records, never lost sweeps: Ray's retries are off (a retried point would be timed twice
@@ -114,7 +114,7 @@ def reachable(address: str, timeout_s: float = CONNECT_S) -> None:
 
 def task_resources(spec, resolved: dict[str, Any], mode: str, options: Options, cluster: Cluster) -> tuple[Options, dict[str, Any]]:
     """(the options the task measures with, the resources it reserves): see the module's docstring."""
-    from effprof.api import estimated_bytes
+    from effprof.runner import estimated_bytes
 
     device = resolved["device"]
     cuda = device.startswith("cuda")

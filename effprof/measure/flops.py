@@ -28,7 +28,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from effprof.analytic import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FLOPS, causal_pairs
+from effprof.cost_model import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FLOPS, causal_pairs
 
 aten = torch.ops.aten
 

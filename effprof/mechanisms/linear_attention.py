@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effprof.analytic import Tally, dtype_bytes, mean_over_decode
+from effprof.cost_model import Tally, dtype_bytes, mean_over_decode
 from effprof.config import ConfigError
 from effprof.mechanisms.base import Mechanism, merge_heads, split_heads
 from effprof.registry import Claim, Cost, MechanismSpec, Paper, register

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effprof.analytic import Tally, dtype_bytes, mean_over_decode
+from effprof.cost_model import Tally, dtype_bytes, mean_over_decode
 from effprof.mechanisms.base import Mechanism
 from effprof.registry import Claim, Cost, MechanismSpec, Paper
 

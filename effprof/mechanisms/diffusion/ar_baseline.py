@@ -39,7 +39,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from effprof.analytic import dtype_bytes
+from effprof.cost_model import dtype_bytes
 from effprof.mechanisms.base import Mechanism
 from effprof.mechanisms.diffusion import cost
 from effprof.mechanisms.diffusion.denoiser import DENOISER_DEFAULTS, Denoiser, KVCache, cache_length, resolve_denoiser

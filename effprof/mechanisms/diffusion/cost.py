@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from effprof.analytic import Tally
+from effprof.cost_model import Tally
 from effprof.mechanisms.attention import _attention_core
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from effprof.analytic import Tally, dtype_bytes
+from effprof.cost_model import Tally, dtype_bytes
 from effprof.mechanisms.hybrid import plan as layout
 from effprof.mechanisms.hybrid.layers import Layer, state_kind
 from effprof.registry import Cost, get_spec

@@ -1,4 +1,4 @@
-"""Analytic FLOP models of the moe family, op by op as the layers run them (effprof.analytic's convention).
+"""Analytic FLOP models of the moe family, op by op as the layers run them (effprof.cost_model's convention).
 
 Glossary: T tokens, A = T·k expert assignments (kept ones, with a capacity limit), d d_model,
 e n_experts, k top_k, f d_ff, m = 2 for SwiGLU (gate and up projections) else 1.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from effprof.analytic import Tally, mean_over_decode
+from effprof.cost_model import Tally, mean_over_decode
 from effprof.registry import Cost
 
 

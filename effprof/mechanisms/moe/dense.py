@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from effprof.analytic import Tally, mean_over_decode
+from effprof.cost_model import Tally, mean_over_decode
 from effprof.mechanisms.moe.cost import ffn_cost
 from effprof.mechanisms.moe.experts import ACTIVATIONS, FeedForward
 from effprof.mechanisms.moe.per_token import PerTokenMechanism

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from effprof.analytic import Tally
+from effprof.cost_model import Tally
 from effprof.config import ConfigError
 from effprof.mechanisms.base import Mechanism
 from effprof.mechanisms.moe.cost import ffn_cost, router_cost

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from effprof.analytic import Tally, dtype_bytes, mean_over_decode
+from effprof.cost_model import Tally, dtype_bytes, mean_over_decode
 from effprof.mechanisms.sparse.attend import masked_attention, run_plan
 from effprof.mechanisms.sparse.blocks import (
     block_means,

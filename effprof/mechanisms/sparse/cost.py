@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from effprof.analytic import Tally
+from effprof.cost_model import Tally
 from effprof.registry import Claim
 
 PartShape = tuple[str, int]  # (kind, width L)

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from effprof.analytic import Tally, dtype_bytes, mean_over_decode
+from effprof.cost_model import Tally, dtype_bytes, mean_over_decode
 from effprof.config import ConfigError
 from effprof.mechanisms.sparse.attend import attend, masked_attention
 from effprof.mechanisms.sparse.buckets import ranks_in_bucket

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from effprof.analytic import Tally, dtype_bytes, mean_over_decode
+from effprof.cost_model import Tally, dtype_bytes, mean_over_decode
 from effprof.mechanisms.sparse.attend import masked_attention, run_plan
 from effprof.mechanisms.sparse.buckets import bucket_starts, sort_by_bucket
 from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections, sparse_claims

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from effprof.analytic import Tally, mean_over_decode
+from effprof.cost_model import Tally, mean_over_decode
 from effprof.mechanisms.sparse.attend import attend, part_scores
 from effprof.mechanisms.sparse.block_sparse import decode_block_cost, decode_state_bytes, next_block_state, selection_cost
 from effprof.mechanisms.sparse.blocks import (

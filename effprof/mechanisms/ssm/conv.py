@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effprof.analytic import Tally
+from effprof.cost_model import Tally
 
 
 class CausalConv1d(nn.Module):

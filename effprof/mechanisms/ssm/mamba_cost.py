@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from effprof.analytic import Tally, dtype_bytes, mean_over_decode
+from effprof.cost_model import Tally, dtype_bytes, mean_over_decode
 from effprof.mechanisms.ssm.conv import conv_cost
 from effprof.registry import Cost
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from effprof.analytic import Tally, mean_over_decode
+from effprof.cost_model import Tally, mean_over_decode
 from effprof.mechanisms.ssm.s4_kernel import split_length
 from effprof.registry import Cost
 

@@ -1,4 +1,4 @@
-"""The Python API behind the commands: profile one point, sweep a grid."""
+"""Plan the points of a sweep and run them on an executor: the engine behind the commands and effprof.profile / sweep."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def estimated_bytes(spec, config: dict[str, Any], mode: str) -> float:
     The spec's own estimate (Cost.extra["peak_bytes"]) where it gives one; otherwise a dozen
     activations of (batch, seq_len, d_model) — three times that in train mode — plus the decode state.
     """
-    from effprof.analytic import BYTES
+    from effprof.cost_model import BYTES
 
     cost = spec.cost(config, mode)
     activations = 12 * config["batch"] * (config["seq_len"] + config["gen_len"]) * config["d_model"] * BYTES[config["dtype"]]
