@@ -28,7 +28,7 @@ def profile(name: str, mode: str = "forward", **config: Any) -> dict[str, Any]:
     return _profile(name, mode=mode, **config)
 
 
-def sweep(names: list[str] | str, vary: dict[str, list[Any]], mode: str | list[str] = "forward", **config: Any) -> "pandas.DataFrame":
+def sweep(names: list[str] | str, vary: dict[str, list[Any]], mode: str | list[str] = "forward", **config: Any) -> pandas.DataFrame:
     """Measure every combination of the `vary` values for each mechanism; one row per point.
 
     `executor="ray"` (with `address="auto"`, `"ray://host:port"` or none for a local Ray instance) runs the
@@ -39,14 +39,14 @@ def sweep(names: list[str] | str, vary: dict[str, list[Any]], mode: str | list[s
     return _sweep(names, vary=vary, mode=mode, **config)
 
 
-def fit(frame: "pandas.DataFrame") -> "pandas.DataFrame":
+def fit(frame: pandas.DataFrame) -> pandas.DataFrame:
     """Scaling exponents with CIs and claim verdicts for a frame of records."""
     from effprof.fit import fit_frame
 
     return fit_frame(frame)
 
 
-def report(frame: "pandas.DataFrame", path: str, command: str = "") -> str:
+def report(frame: pandas.DataFrame, path: str, command: str = "") -> str:
     """Write a self-contained HTML report of `frame` to `path`."""
     from effprof.analysis import analyse
     from effprof.render import html

@@ -164,7 +164,7 @@ def complexity_table(frame: pd.DataFrame, fits: pd.DataFrame) -> list[dict[str, 
     for mechanism, group in frame.groupby("mechanism", sort=False):
         theory = next((c for c in group["complexity"] if isinstance(c, dict)), {})
         measured = fits[fits["mechanism"] == mechanism] if fits is not None and not fits.empty else pd.DataFrame()
-        row = {"mechanism": mechanism, "family": group["family"].iloc[0] if "family" in group else "", 
+        row = {"mechanism": mechanism, "family": group["family"].iloc[0] if "family" in group else "",
             "prefill": theory.get("prefill", ""), "train": theory.get("train", ""),
             "decode": theory.get("decode", ""), "state": theory.get("state", "")}
         for label, mode, metric in (("prefill_exponent", "forward", "flops"), ("train_exponent", "train", "flops"),

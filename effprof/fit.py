@@ -449,7 +449,7 @@ def fit_frame(frame: pd.DataFrame, tolerances: dict[str, float] | None = None) -
     ok = ok.assign(_claims=ok["claims"].map(_claims_key) if "claims" in ok.columns else [()] * len(ok))
     counts = ok.groupby(["mechanism", "mode"], sort=False)[keys].nunique(dropna=True) if keys else None
     signature = {} if counts is None else {
-        index: tuple(k for k in keys if row[k] > 1) for index, row in zip(counts.index, counts.to_dict("records"))}
+        index: tuple(k for k in keys if row[k] > 1) for index, row in zip(counts.index, counts.to_dict("records"), strict=False)}
     by_signature: dict[tuple, list] = {}
     for index, varying in signature.items():
         by_signature.setdefault(varying, []).append(index)
@@ -465,7 +465,7 @@ def fit_frame(frame: pd.DataFrame, tolerances: dict[str, float] | None = None) -
         return pd.DataFrame(columns=FIT_COLUMNS)
     result = pd.concat(rows, ignore_index=True)
     if not result.empty:  # the order of first appearance of (mechanism, mode), as the records came
-        rank = [order.get((m, mo), 0) for m, mo in zip(result["mechanism"], result["mode"])]
+        rank = [order.get((m, mo), 0) for m, mo in zip(result["mechanism"], result["mode"], strict=False)]
         result = result.iloc[np.argsort(rank, kind="stable")].reset_index(drop=True)
     return result
 
@@ -482,9 +482,9 @@ def _fit_axis(part: pd.DataFrame, axis: str, others: list[str], tolerances: dict
     unanimous = (part.assign(series=ids).groupby("series")["_claims"].nunique() == 1).sort_index().to_numpy()
     meta = {  # per series id: what its rows print, and its claims when all its records agree
         "mechanism": first["mechanism"].tolist(), "mode": first["mode"].tolist(),
-        "variant": [_variant(dict(zip(others, values))) for values in zip(*(first[k].tolist() for k in others))]
+        "variant": [_variant(dict(zip(others, values, strict=False))) for values in zip(*(first[k].tolist() for k in others), strict=False)]
         if others else [""] * len(first),
-        "claims": [c if ok else None for c, ok in zip(first["_claims"].tolist(), unanimous)],
+        "claims": [c if ok else None for c, ok in zip(first["_claims"].tolist(), unanimous, strict=False)],
     }
     columns = [c for c in set(METRICS.values()) | {"flops_analytic", "time_iqr_s", "time_blocks"} if c in part.columns]
     medians = info
@@ -527,7 +527,7 @@ def _sample_noise(info: pd.DataFrame, samples: list[Any], seed: int = 0, chunk: 
                           dtype=np.int64, count=len(samples))
     if not lengths.any():
         return pd.Series(dtype=float)
-    flat = np.concatenate([np.asarray(v, dtype=float) for v, n in zip(samples, lengths) if n])
+    flat = np.concatenate([np.asarray(v, dtype=float) for v, n in zip(samples, lengths, strict=False) if n])
     keys = pd.MultiIndex.from_frame(info[lengths > 0])
     codes, groups = pd.factorize(keys)
     group = np.repeat(codes, lengths[lengths > 0])
@@ -573,7 +573,7 @@ def _fit_chunk(metric: str, axis: str, series: np.ndarray, x: np.ndarray, y: np.
     if not keep.any():
         return None
     series, x, y, y_fit, constant, log_power = (v[keep] for v in (series, x, y, y_fit, constant, log_power))
-    claims = [c for c, k in zip(claims, keep) if k]
+    claims = [c for c, k in zip(claims, keep, strict=False) if k]
     sigma = _time_noise(series, x, y, per_size) if metric == "time" else np.zeros_like(x)
     batch = _fit_batch(x, y_fit, sigma, np.full(len(series), tol))
     analytic = _analytic(series, x, per_size, log_power) if metric == "flops" else None

@@ -15,8 +15,9 @@ import math
 import os
 import tempfile
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, TypedDict
+from typing import IO, TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     import pandas
@@ -378,7 +379,7 @@ def read(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def to_frame(records: Iterable[dict[str, Any]]) -> "pandas.DataFrame":
+def to_frame(records: Iterable[dict[str, Any]]) -> pandas.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(list(records))

@@ -11,8 +11,9 @@ name is an error, and an unknown name lists what exists.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from effprof.config import ConfigError, resolve_config
 

@@ -8,8 +8,9 @@ import math
 import os
 import signal
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from effprof.config import ConfigError, resolve_config
 from effprof.measure.harness import Options, measure_point
@@ -106,7 +107,7 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
             if mode not in spec.modes:
                 continue  # e.g. decode of a non-causal mechanism: not applicable, not an error
             for values in itertools.product(*(vary[k] for k in keys)):
-                overrides = {**own, **dict(zip(keys, values))}
+                overrides = {**own, **dict(zip(keys, values, strict=False))}
                 resolved = resolve_config(spec, overrides)  # raises ConfigError naming the bad value
                 if not force:
                     need, have = estimated_bytes(spec, resolved, mode), machine_bytes(resolved["device"])
@@ -141,7 +142,7 @@ def run_points(
     output: str | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     isolation: Isolation | None = None,
-    executor: "Executor | None" = None,
+    executor: Executor | None = None,
 ) -> list[dict[str, Any]]:
     """Measure the points on `executor` (default: in this process, or --isolate's worker with `isolation`);
     append each record to `output` as soon as it arrives (completion order).
@@ -201,10 +202,10 @@ def sweep(
     mode: str | list[str] = "forward",
     options: Options = Options(),
     output: str | None = None,
-    executor: "str | Executor" = "local",
+    executor: str | Executor = "local",
     address: str | None = None,
     **config: Any,
-) -> "pandas.DataFrame":
+) -> pandas.DataFrame:
     """`executor`: local, process or ray (with `address`: auto, ray://host:port, host:port), or an Executor."""
     from effprof.executors import make_executor
     from effprof.records import to_frame

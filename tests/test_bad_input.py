@@ -13,7 +13,8 @@ from effprof.cli import app
 from effprof.config import KEYS
 
 runner = CliRunner()
-INT_KEYS = sorted(k for k, info in KEYS.items() if info.type is int and info.positive and k in ("seq_len", "d_model", "batch", "n_heads", "block_size", "gen_len"))
+SIZE_KEYS = ("seq_len", "d_model", "batch", "n_heads", "block_size", "gen_len")
+INT_KEYS = sorted(k for k, info in KEYS.items() if info.type is int and info.positive and k in SIZE_KEYS)
 words = st.text(alphabet=string.ascii_letters + string.digits + "_-", min_size=1, max_size=12)
 not_a_number = words.filter(lambda s: not s.lstrip("-").isdigit())
 bad_int = st.one_of(not_a_number, st.integers(max_value=0).map(str), st.floats(allow_nan=False).filter(lambda f: not f.is_integer()).map(repr))

@@ -102,8 +102,8 @@ def test_screenshots_units_breakdown_and_records_table(tmp_path):
     names = [c["name"] for c in table["columns"]]
     shown = _cells(dom)
     assert len(shown) == min(PAGE_ROWS, len(frame))
-    for row, record in zip(shown, aggregate(frame).to_dict("records")):
-        for name, text in zip(names, row):
+    for row, record in zip(shown, aggregate(frame).to_dict("records"), strict=False):
+        for name, text in zip(names, row, strict=False):
             if name in ("flops_counted", "time_s", "peak_bytes", "state_bytes", "params"):
                 assert text.replace(" †", "") == human(_compact(record[name]), name), (name, text)
 

@@ -11,9 +11,9 @@ import dataclasses
 
 import pytest
 
-from effprof.runner import run_points
 from effprof.check import judge, make_check, needed_options
 from effprof.registry import get_spec, list_mechanisms
+from effprof.runner import run_points
 from tests.helpers import tiny
 
 SEQ_LENS = [64, 128, 256, 512, 1024]

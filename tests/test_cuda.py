@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -30,10 +31,9 @@ from effprof.measure.flops import FlopCounter
 from effprof.measure.memory import activation_bytes, peak_bytes
 from effprof.measure.timing import time_call
 from effprof.measure.workload import make_workload
-from effprof.mechanisms.base import state_nbytes, state_tensors
+from effprof.mechanisms.base import provides, state_nbytes, state_tensors
 from effprof.mechanisms.ssm.selective_scan import KernelUnsupported, check_kernel_inputs
 from effprof.registry import MODES, get_spec
-from effprof.mechanisms.base import provides
 from tests.helpers import case_id, impl_cases, tiny
 
 

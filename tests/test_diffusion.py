@@ -175,7 +175,7 @@ def test_generate_leaves_the_context_unchanged(name):
             tokens.append(module.generate(context, 8)["tokens"])
         counts.append(counter.total)
     after = _tensors(context)
-    assert len(after) == len(before) and all(torch.equal(a, b) for a, b in zip(after, before))
+    assert len(after) == len(before) and all(torch.equal(a, b) for a, b in zip(after, before, strict=False))
     assert counts[0] == counts[1] > 0
     assert torch.equal(tokens[0], tokens[1])
 
@@ -200,7 +200,7 @@ def test_ar_prefill_split():
     assert torch.equal(context["last"], ids[:, -1:])
     assert context["cache"][0]["key"].shape == (2, 2, 11, 8)
     state = _generate(module, x, 8)["state"]
-    for layer, expected in zip(state, full):
+    for layer, expected in zip(state, full, strict=False):
         assert layer["key"].shape == (2, 2, 12, 8)
         torch.testing.assert_close(layer["key"], expected["key"], rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(layer["value"], expected["value"], rtol=1e-5, atol=1e-5)
@@ -337,7 +337,7 @@ def test_bd3lm_fused_first_step_equals_separate_passes():
         _, cache = denoiser.run(clean, torch.arange(6, 10), past)
         h, _ = denoiser.run(noised, torch.arange(10, 14), cache, keep=0)
     torch.testing.assert_close(fused_h[:, 4:], h, rtol=1e-5, atol=1e-5)
-    for fused_layer, layer in zip(fused_cache, cache):
+    for fused_layer, layer in zip(fused_cache, cache, strict=False):
         torch.testing.assert_close(fused_layer["key"], layer["key"], rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(fused_layer["value"], layer["value"], rtol=1e-5, atol=1e-5)
 
@@ -359,7 +359,7 @@ def test_bd3lm_block1_is_causal_like_ar():
     with torch.no_grad():
         torch.testing.assert_close(bd3lm(x), ar(x), rtol=1e-5, atol=1e-5)
     bd3lm_state, ar_state = _generate(bd3lm, x, 8)["state"], _generate(ar, x, 8)["state"]
-    for a, b in zip(bd3lm_state, ar_state):
+    for a, b in zip(bd3lm_state, ar_state, strict=False):
         torch.testing.assert_close(a["key"], b["key"], rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(a["value"], b["value"], rtol=1e-5, atol=1e-5)
 

@@ -54,7 +54,7 @@ def _frame() -> pd.DataFrame:
 
 def _pattern(n: int = 64, window: int = 8) -> dict:
     """pattern_data's shape for a causal local window, built here without torch."""
-    rows, cols = zip(*[(q, k) for q in range(n) for k in range(max(0, q - window + 1), q + 1)])
+    rows, cols = zip(*[(q, k) for q in range(n) for k in range(max(0, q - window + 1), q + 1)], strict=False)
     return {"name": "sliding_window", "n": n, "rows": np.array(rows), "cols": np.array(cols), "pairs": len(rows),
             "density": len(rows) / (n * (n + 1) / 2), "causal": True, "config": {"window": window}}
 

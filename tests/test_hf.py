@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from effprof.cost_model import SOFTMAX_FLOPS
 from effprof.config import ConfigError
+from effprof.cost_model import SOFTMAX_FLOPS
 from effprof.modules import module_spec
 from effprof.modules.crosscheck import crosscheck
 from effprof.modules.hf import LAYERS

@@ -93,7 +93,7 @@ def test_impls_agree(name):
         other = build_tiny(name, impl=impl).eval()
         other.load_state_dict(reference.state_dict())
         with torch.no_grad():
-            torch.testing.assert_close(other(x), expected, rtol=1e-4, atol=1e-4, msg=lambda m: f"impl={impl}: {m}")
+            torch.testing.assert_close(other(x), expected, rtol=1e-4, atol=1e-4, msg=lambda m, impl=impl: f"impl={impl}: {m}")
 
 
 def _gradients(module: torch.nn.Module, x: torch.Tensor, weight: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -132,7 +132,7 @@ def test_impls_agree_on_gradients(name):
             if expected[key] is None or grad is None:
                 assert expected[key] is None and grad is None, f"impl={impl}: {key} gets a gradient in one form only"
                 continue
-            torch.testing.assert_close(grad, expected[key], rtol=1e-4, atol=1e-5, msg=lambda m: f"impl={impl}, {key}: {m}")
+            torch.testing.assert_close(grad, expected[key], rtol=1e-4, atol=1e-5, msg=lambda m, impl=impl, key=key: f"impl={impl}, {key}: {m}")
 
 
 HEAVY_FAMILIES = ("hybrid",)  # whole stacks: at their default sizes these run with -m slow (see .ci/run)

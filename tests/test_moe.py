@@ -210,7 +210,7 @@ def test_aux_and_z_loss_on_a_hand_built_routing():
     f = [4 / 8, 2 / 8, 1 / 8, 1 / 8]  # fraction of tokens routed to each expert
     P = [fi * top + (1 - fi) * other for fi in f]  # mean router probability of each expert
     diagnostics = module.diagnostics()
-    assert diagnostics["aux_loss"] == pytest.approx(4 * sum(fi * pi for fi, pi in zip(f, P)), rel=1e-6)
+    assert diagnostics["aux_loss"] == pytest.approx(4 * sum(fi * pi for fi, pi in zip(f, P, strict=False)), rel=1e-6)
     assert diagnostics["z_loss"] == pytest.approx(math.log(math.exp(c) + 3) ** 2, rel=1e-6)
     assert diagnostics["expert_load"] == [4.0, 2.0, 1.0, 1.0]
     assert diagnostics["load_cv"] == pytest.approx(math.sqrt((4 + 0 + 1 + 1) / 4) / 2)

@@ -21,7 +21,6 @@ from typer.testing import CliRunner
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'effprof[ray]' to test --executor ray")
 
 import effprof
-from effprof.runner import estimated_bytes, plan, run_points
 from effprof.cli import app
 from effprof.config import ConfigError, resolve_config
 from effprof.executors import make_executor
@@ -30,6 +29,7 @@ from effprof.executors.ray import WORKER_BYTES, Cluster, RayExecutor, check_addr
 from effprof.measure.harness import Options
 from effprof.records import point_identity, read
 from effprof.registry import get_spec, unregister
+from effprof.runner import estimated_bytes, plan, run_points
 
 runner = CliRunner()
 QUICK = Options(max_time_s=0.02, fvcore=False, roofline=False)

@@ -12,10 +12,10 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from effprof.runner import Isolation, pending, plan, run_points
 from effprof.cli import app
 from effprof.measure.harness import Options
 from effprof.records import merge, read
+from effprof.runner import Isolation, pending, plan, run_points
 
 runner = CliRunner()
 QUICK = Options(max_time_s=0.02, fvcore=False, roofline=False)

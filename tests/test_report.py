@@ -35,7 +35,7 @@ def _breakdown_frame() -> pd.DataFrame:
                 "proj": {"type": "Linear", "calls": 2, "flops": projections, "time_s": 1e-9 * projections, "peak_bytes": 50 * n},
                 "core": {"type": "Attention", "calls": 1, "flops": core, "time_s": 1e-9 * core, "peak_bytes": 40 * n}}
 
-    frame["breakdown"] = [tree(n, 2.0 if impl == "a" else 1.0) for n, impl in zip(frame["seq_len"], frame["impl"])]
+    frame["breakdown"] = [tree(n, 2.0 if impl == "a" else 1.0) for n, impl in zip(frame["seq_len"], frame["impl"], strict=False)]
     frame["cpu_model"], frame["cpu_count"], frame["hostname"] = "AMD EPYC 7763 64-Core Processor", 2, "bench-1"
     frame["load_avg_1m"] = [0.5 + 0.25 * i for i in range(len(frame))]  # busy (above 2 cores) for the last two
     return frame

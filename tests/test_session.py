@@ -212,7 +212,7 @@ def test_latex_and_csv_flag_noisy_points(tmp_path):
     paths = write_csv(noisy, tmp_path / "r.csv")
     table = pd.read_csv(paths[0])
     flagged = table[table["time_noisy"]]
-    assert list(zip(flagged["mechanism"], flagged["seq_len"])) == [("linear", 32)]
+    assert list(zip(flagged["mechanism"], flagged["seq_len"], strict=False)) == [("linear", 32)]
     assert pd.read_csv(paths[2])["uncertain"].tolist().count(True) == 1  # the time crossover
 
 

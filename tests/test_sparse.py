@@ -90,7 +90,7 @@ def test_fast_equals_masked(variant):
         y = module(x)
         y.backward(grad)
         results.append((y.detach(), x.grad, module.q_proj.weight.grad))
-    for expected, actual in zip(results[0], results[1]):
+    for expected, actual in zip(results[0], results[1], strict=False):
         torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
 
 
@@ -233,7 +233,7 @@ def test_routing_counts():
         for i in range(N):
             mine = [j for j in range(i + 1) if cluster_k[head, j] == cluster_q[head, i]][-w:]
             expected.update((i, j) for j in mine + [i])
-    assert set(zip(rows.tolist(), cols.tolist())) == expected
+    assert set(zip(rows.tolist(), cols.tolist(), strict=False)) == expected
 
 
 @pytest.mark.parametrize("name", ["reformer", "routing"])

@@ -57,7 +57,7 @@ def _assert_forms_agree(name: str, impls: tuple[str, ...], n: int, **config) -> 
         for impl, (y, state) in results.items():
             torch.testing.assert_close(y, y0, rtol=1e-4, atol=1e-5, msg=lambda m, impl=impl: f"{impl} output: {m}")
             torch.testing.assert_close(modules[impl](x), y0, rtol=1e-4, atol=1e-5)
-            for a, b in zip(torch.utils._pytree.tree_leaves(state), torch.utils._pytree.tree_leaves(state0)):
+            for a, b in zip(torch.utils._pytree.tree_leaves(state), torch.utils._pytree.tree_leaves(state0), strict=False):
                 torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=lambda m, impl=impl: f"{impl} state: {m}")
             s_ref, s = state0, state
             for i in range(3):

@@ -21,7 +21,7 @@ def _frame(sizes, values, claim, column="flops_counted", mechanism="m", **extra)
     return pd.DataFrame([
         {"mechanism": mechanism, "mode": "forward", "seq_len": n, "status": "ok", column: v,
          "claims": [claim] if claim else [], **extra}
-        for n, v in zip(sizes, values)
+        for n, v in zip(sizes, values, strict=False)
     ])
 
 

@@ -122,10 +122,10 @@ def make_check(mechanism: str, axis: str, values: list, metric: str, exponent: f
 
 def _check_from(entry: Any) -> Check:
     """Validate one claims entry (a dict from TOML or Python) and plan its points; raises _Bad."""
-    from effprof.runner import plan
     from effprof.fit import NUMERIC_AXES
     from effprof.fit import tolerance as default_tolerance
     from effprof.registry import MODES, get_spec, list_mechanisms
+    from effprof.runner import plan
 
     if not isinstance(entry, dict):
         raise _Bad(None, f"a claim must be a table of keys, not {type(entry).__name__}")

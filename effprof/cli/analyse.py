@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from effprof.cli import BadInput, app
-from effprof.cli.options import CsvOpt, FiguresOpt, FigureSizeOpt, JsonOpt, LatexOpt, PlotlyjsOpt
+from effprof.cli.options import CsvOpt, FigureSizeOpt, FiguresOpt, JsonOpt, LatexOpt, PlotlyjsOpt
 from effprof.cli.output import check_export_paths, check_output_file, command_line, err, frame_records, load_results, out, print_json, read_records
 from effprof.render.escape import plain
 

@@ -3,18 +3,48 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import (
-    AddressOpt, ClaimOpt, CsvOpt, ExecutorOpt, FiguresOpt, FigureSizeOpt, ForceOpt, IsolateOpt, JsonOpt, LatexOpt, MaxMemoryOpt, MaxTimeOpt, ModeOpt,
-    ModuleOpt, ParamOpt, PlotlyjsOpt, ThreadsOpt, TimeoutOpt, VaryOpt, choose_executor, parse_modes, parse_params, parse_vary,
+    AddressOpt,
+    ClaimOpt,
+    CsvOpt,
+    ExecutorOpt,
+    FigureSizeOpt,
+    FiguresOpt,
+    ForceOpt,
+    IsolateOpt,
+    JsonOpt,
+    LatexOpt,
+    MaxMemoryOpt,
+    MaxTimeOpt,
+    ModeOpt,
+    ModuleOpt,
+    ParamOpt,
+    PlotlyjsOpt,
+    ThreadsOpt,
+    TimeoutOpt,
+    VaryOpt,
+    choose_executor,
+    parse_modes,
+    parse_params,
+    parse_vary,
 )
 from effprof.cli.output import (
-    check_export_paths, check_output_file, command_line, err, frame_records, load_results, measure_with_progress, new_partial_file, out,
-    print_json, read_records, warn_mixed_machines,
+    check_export_paths,
+    check_output_file,
+    command_line,
+    err,
+    load_results,
+    measure_with_progress,
+    new_partial_file,
+    out,
+    print_json,
+    read_records,
+    warn_mixed_machines,
 )
 from effprof.render.escape import plain, terminal
 
@@ -57,7 +87,7 @@ def _fresh_default(output: Path) -> Path:
     return candidate
 
 
-def _compare_results_path(output: Path, baseline: Optional[str], overwrite: bool) -> Path:
+def _compare_results_path(output: Path, baseline: str | None, overwrite: bool) -> Path:
     """The results file beside the report; an existing one is only replaced with --overwrite, never a baseline."""
     results = output.with_suffix(".jsonl")
     check_output_file(results, "--output")
@@ -71,25 +101,25 @@ def _compare_results_path(output: Path, baseline: Optional[str], overwrite: bool
 
 @app.command("profile")
 def profile_command(
-    name: Annotated[Optional[str], typer.Argument(help="a registered mechanism (see effprof list), or pkg.mod:factory")] = None,
+    name: Annotated[str | None, typer.Argument(help="a registered mechanism (see effprof list), or pkg.mod:factory")] = None,
     mode: Annotated[str, typer.Option("--mode", "-m", help="forward, train or decode")] = "forward",
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N")] = None,
-    dtype: Annotated[Optional[str], typer.Option("--dtype", help="float32, float16 or bfloat16")] = None,
-    seq_len: Annotated[Optional[str], typer.Option("--seq-len", help="tokens per sequence")] = None,
-    d_model: Annotated[Optional[str], typer.Option("--d-model", help="model width")] = None,
-    batch: Annotated[Optional[str], typer.Option("--batch", help="sequences per call")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda or cuda:N")] = None,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="float32, float16 or bfloat16")] = None,
+    seq_len: Annotated[str | None, typer.Option("--seq-len", help="tokens per sequence")] = None,
+    d_model: Annotated[str | None, typer.Option("--d-model", help="model width")] = None,
+    batch: Annotated[str | None, typer.Option("--batch", help="sequences per call")] = None,
     param: ParamOpt = None,
     module: ModuleOpt = None,
     claim: ClaimOpt = None,
     breakdown: Annotated[bool, typer.Option("--breakdown", help="also measure FLOPs, time and peak memory per submodule, as a tree")] = False,
-    depth: Annotated[Optional[int], typer.Option("--depth", help="levels of submodules in the --breakdown tree (default: all)", min=1)] = None,
+    depth: Annotated[int | None, typer.Option("--depth", help="levels of submodules in the --breakdown tree (default: all)", min=1)] = None,
     max_time: MaxTimeOpt = 1.0,
     threads: ThreadsOpt = 0,
     json_: JsonOpt = False,
 ) -> None:
     """Measure one point: FLOPs (analytic, counted, fvcore), time, memory, state."""
-    from effprof.runner import profile
     from effprof.render.console import record_table
+    from effprof.runner import profile
 
     targets = [*([name] if name else []), *(module or [])]
     if len(targets) != 1:
@@ -114,14 +144,14 @@ def profile_command(
 @app.command("sweep")
 def sweep_command(
     ctx: typer.Context,
-    names: Annotated[Optional[list[str]], typer.Argument(help="mechanisms to measure")] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="mechanisms to measure")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="results file (JSON Lines, appended)")] = ...,
     vary: VaryOpt = None,
     param: ParamOpt = None,
     module: ModuleOpt = None,
     claim: ClaimOpt = None,
     breakdown: Annotated[bool, typer.Option("--breakdown", help="also store FLOPs, time and peak memory per submodule in each record")] = False,
-    depth: Annotated[Optional[int], typer.Option("--depth", help="levels of submodules kept with --breakdown (default: all)", min=1)] = None,
+    depth: Annotated[int | None, typer.Option("--depth", help="levels of submodules kept with --breakdown (default: all)", min=1)] = None,
     mode: ModeOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="skip points already in -o with status ok; retry the rest")] = False,
     isolate: IsolateOpt = False,
@@ -134,9 +164,9 @@ def sweep_command(
     threads: ThreadsOpt = 0,
 ) -> None:
     """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
-    from effprof.runner import pending, plan
     from effprof.records import to_frame
     from effprof.render.console import comparison_tables
+    from effprof.runner import pending, plan
 
     varied = parse_vary(vary)
     if not varied:
@@ -164,17 +194,18 @@ def sweep_command(
 @app.command("compare")
 def compare_command(
     ctx: typer.Context,
-    names: Annotated[Optional[list[str]], typer.Argument(help="mechanisms (default: one per family)")] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="mechanisms (default: one per family)")] = None,
     vary: VaryOpt = None,
     param: ParamOpt = None,
     module: ModuleOpt = None,
     claim: ClaimOpt = None,
     breakdown: Annotated[bool, typer.Option("--breakdown/--no-breakdown", help="store FLOPs, time and peak memory per submodule in each record")] = True,
-    depth: Annotated[Optional[int], typer.Option("--depth", help="levels of submodules kept in the breakdown (default: 2)", min=1)] = 2,
+    depth: Annotated[int | None, typer.Option("--depth", help="levels of submodules kept in the breakdown (default: 2)", min=1)] = 2,
     mode: ModeOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML report to write; its records go beside it (.jsonl)")] = DEFAULT_COMPARE_OUTPUT,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the .jsonl beside -o when it exists (only once the new sweep has finished)")] = False,
-    baseline: Annotated[Optional[str], typer.Option("--baseline", help="an earlier results file (.jsonl) to compare against, or a series name to show ratios to")] = None,
+    baseline: Annotated[str | None, typer.Option("--baseline",
+        help=("an earlier results file (.jsonl) to compare against, or a series name to show ratios to"))] = None,
     latex: LatexOpt = None,
     csv: CsvOpt = None,
     figures: FiguresOpt = None,
@@ -198,10 +229,10 @@ def compare_command(
     The records are saved next to the report (same name, .jsonl) so it can be re-rendered without re-measuring.
     """
     from effprof.analysis import analyse, session_path
-    from effprof.runner import DEFAULT_MODES, DEFAULT_VARY, default_compare, plan
     from effprof.measure.patterns import sparse_patterns
     from effprof.render import console, html
     from effprof.render.export import ExportError, write_exports
+    from effprof.runner import DEFAULT_MODES, DEFAULT_VARY, default_compare, plan
 
     if tables not in COMPARE_TABLES:
         raise BadInput(f"--tables {tables!r} is not a choice; accepted: {', '.join(COMPARE_TABLES)}")

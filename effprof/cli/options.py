@@ -3,31 +3,49 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from effprof.cli import BadInput
 from effprof.config import KEYS
 
-ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="config key=value (repeatable), e.g. impl=tiled; NAME.key=value applies to mechanism NAME only")]
-VaryOpt = Annotated[Optional[list[str]], typer.Option("--vary", "-v", help="config key=v1,v2,... to sweep (repeatable)")]
-ModeOpt = Annotated[Optional[list[str]], typer.Option("--mode", "-m", help="forward, train or decode (repeatable)")]
+ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p",
+    help=("config key=value (repeatable), e.g. impl=tiled; NAME.key=value applies to mechanism NAME only"))]
+VaryOpt = Annotated[list[str] | None, typer.Option("--vary", "-v", help="config key=v1,v2,... to sweep (repeatable)")]
+ModeOpt = Annotated[list[str] | None, typer.Option("--mode", "-m", help="forward, train or decode (repeatable)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of tables")]
 MaxTimeOpt = Annotated[float, typer.Option("--max-time", help="seconds spent timing each point", min=0.01, max=600)]
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default)", min=0, max=1024)]
 IsolateOpt = Annotated[bool, typer.Option("--isolate", help="run each point in a worker subprocess (timeouts, OOM, crashes become records)")]
-TimeoutOpt = Annotated[Optional[float], typer.Option("--timeout", help="seconds per point before it is recorded as timeout (with --isolate or --executor process|ray)", min=0.1)]
-MaxMemoryOpt = Annotated[Optional[str], typer.Option("--max-memory", help="CPU memory a point may allocate beyond the worker's own, e.g. 8G; at least 64M (with --isolate / --executor process)")]
-ExecutorOpt = Annotated[Optional[str], typer.Option("--executor", help="where points run: local (this process; default), process (a worker subprocess each; same as --isolate) or ray (Ray tasks; pip install 'effprof[ray]')")]
-AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Ray cluster for --executor ray: auto, ray://host:port or host:port (default: start a local Ray instance)")]
-LatexOpt = Annotated[Optional[Path], typer.Option("--latex", help="also write booktabs LaTeX tables (raw values, fits, crossovers, complexity) to this .tex file")]
-CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="also write the records (and <stem>_fits.csv) as CSV")]
-FiguresOpt = Annotated[Optional[Path], typer.Option("--figures", help="also export every figure as SVG, PDF and PNG (300 dpi) into this folder, sized for a paper (needs effprof[figures] and Chromium)")]
-FigureSizeOpt = Annotated[str, typer.Option("--figure-size", metavar="single|double", help="width preset of the --figures exports: single (3.5 in column, 8 pt text) or double (7 in page width, 9 pt)")]
-ModuleOpt = Annotated[Optional[list[str]], typer.Option("--module", help="also measure a module from a factory: pkg.mod:factory or hf:model_type.layer (repeatable)")]
-ClaimOpt = Annotated[Optional[list[str]], typer.Option("--claim", help="a claim for the --module targets: metric:axis=exponent[@mode], e.g. flops:seq_len=2 (repeatable)")]
-PlotlyjsOpt = Annotated[str, typer.Option("--plotlyjs", metavar="inline|cdn|directory", help="how the HTML report loads plotly.js: inline (default: one self-contained file that opens offline), cdn (from cdn.plot.ly, version-pinned and integrity-checked; 4.6 MB smaller, needs a network to view), directory (plotly.min.js written once beside the report, shared by every report of the folder)")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout",
+    help=("seconds per point before it is recorded as timeout (with --isolate or --executor process|ray)"), min=0.1)]
+MaxMemoryOpt = Annotated[str | None, typer.Option("--max-memory",
+    help=("CPU memory a point may allocate beyond the worker's own, e.g. 8G; at least 64M (with --isolate / "
+          "--executor process)"))]
+ExecutorOpt = Annotated[str | None, typer.Option("--executor",
+    help=("where points run: local (this process; default), process (a worker subprocess each; same as "
+          "--isolate) or ray (Ray tasks; pip install 'effprof[ray]')"))]
+AddressOpt = Annotated[str | None, typer.Option("--address",
+    help=("Ray cluster for --executor ray: auto, ray://host:port or host:port (default: start a local Ray "
+          "instance)"))]
+LatexOpt = Annotated[Path | None, typer.Option("--latex", help="also write booktabs LaTeX tables (raw values, fits, crossovers, complexity) to this .tex file")]
+CsvOpt = Annotated[Path | None, typer.Option("--csv", help="also write the records (and <stem>_fits.csv) as CSV")]
+FiguresOpt = Annotated[Path | None, typer.Option("--figures",
+    help=("also export every figure as SVG, PDF and PNG (300 dpi) into this folder, sized for a paper (needs "
+          "effprof[figures] and Chromium)"))]
+FigureSizeOpt = Annotated[str, typer.Option("--figure-size", metavar="single|double",
+    help=("width preset of the --figures exports: single (3.5 in column, 8 pt text) or double (7 in page "
+          "width, 9 pt)"))]
+ModuleOpt = Annotated[list[str] | None, typer.Option("--module",
+    help=("also measure a module from a factory: pkg.mod:factory or hf:model_type.layer (repeatable)"))]
+ClaimOpt = Annotated[list[str] | None, typer.Option("--claim",
+    help=("a claim for the --module targets: metric:axis=exponent[@mode], e.g. flops:seq_len=2 (repeatable)"))]
+PlotlyjsOpt = Annotated[str, typer.Option("--plotlyjs", metavar="inline|cdn|directory",
+    help=("how the HTML report loads plotly.js: inline (default: one self-contained file that opens offline), "
+          "cdn (from cdn.plot.ly, version-pinned and integrity-checked; 4.6 MB smaller, needs a network to "
+          "view), directory (plotly.min.js written once beside the report, shared by every report of the "
+          "folder)"))]
 ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's, and grids above 10000 points")]
 
 

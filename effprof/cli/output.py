@@ -112,10 +112,10 @@ def new_partial_file(results: Path) -> str:
 
 def measure_with_progress(points, options, output: str | None, executor=None, resume_hint: str = "") -> list[dict[str, Any]]:
     """Run the points with a progress bar and ETA on stderr; summarise noisy, failed and busy points once."""
-    from effprof.runner import run_points
     from effprof.cli import BadInput
     from effprof.records import StoreError
     from effprof.render.console import point_label, progress_bar
+    from effprof.runner import run_points
 
     done: list[dict[str, Any]] = []
     hint = f"; resume with: {resume_hint}" if resume_hint else ""

@@ -235,7 +235,7 @@ class IsolatedRunner:
                 pass
         self._reap()
 
-    def __enter__(self) -> "IsolatedRunner":
+    def __enter__(self) -> IsolatedRunner:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -7,9 +7,10 @@ memory tracker: the harness times last, with no dispatch mode active.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.utils.benchmark as benchmark

@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effprof.cost_model import SOFTMAX_FLOPS, Tally, causal_pairs, dtype_bytes, mean_over_decode
 from effprof.config import ConfigError
+from effprof.cost_model import SOFTMAX_FLOPS, Tally, causal_pairs, dtype_bytes, mean_over_decode
 from effprof.mechanisms.base import Mechanism, merge_heads, split_heads
 from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
 

@@ -47,8 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effprof.cost_model import Tally, dtype_bytes, mean_over_decode
 from effprof.config import ConfigError
+from effprof.cost_model import Tally, dtype_bytes, mean_over_decode
 from effprof.mechanisms.base import Mechanism, merge_heads, split_heads
 from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
 
@@ -157,7 +157,7 @@ def recurrent_form(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, eps: float
     z = q.new_zeros(b, h, D)  # (b, h, D)
     outputs = []
     # unbind, not k[:, :, t]: its backward is one stack, where n selects would each add an n-long gradient
-    for q_t, k_t, v_t in zip(q.unbind(2), k.unbind(2), v.unbind(2)):  # (b, h, D), (b, h, D), (b, h, d)
+    for q_t, k_t, v_t in zip(q.unbind(2), k.unbind(2), v.unbind(2), strict=False):  # (b, h, D), (b, h, D), (b, h, d)
         S = S + k_t[..., :, None] * v_t[..., None, :]  # outer product φ(k_t)ᵀ v_t
         z = z + k_t
         num = (q_t[..., None, :] @ S)[..., 0, :]  # φ(q_t) S_t: (b, h, d)

@@ -258,7 +258,7 @@ def summary_table(session: Session, baseline_series: str | None = None) -> Table
     fits = session.fits_frame
     fits = fits[fits["axis"] == axis] if axis and not fits.empty else fits.iloc[0:0]
     keys = list(dict.fromkeys((f["mechanism"], f["variant"] or "", f["mode"]) for f in fits.to_dict("records")))
-    for key in dict.fromkeys(zip(frame.get("mechanism", []), frame.get("mode", []))):
+    for key in dict.fromkeys(zip(frame.get("mechanism", []), frame.get("mode", []), strict=False)):
         if not any(k[0] == key[0] and k[2] == key[1] for k in keys):
             keys.append((key[0], "", key[1]))
     largest = _largest(frame, axis)
@@ -275,7 +275,7 @@ def summary_table(session: Session, baseline_series: str | None = None) -> Table
         table.add_column(SUMMARY_LABELS[name] + at, justify="right")
     by_key = {(f["mechanism"], f["variant"] or "", f["mode"], f["metric"]): f for f in fits.to_dict("records")}
     base_rows = _series_rows(frame, baseline_series, "", None, axis) if baseline_series else None
-    for (mechanism, variant, mode), label in zip(keys, labels):
+    for (mechanism, variant, mode), label in zip(keys, labels, strict=False):
         label = plain(label)
         exponents = [_exponent_cell(by_key.get((mechanism, variant, mode, name))) for name in SUMMARY_METRICS]
         rows = _series_rows(frame, mechanism, variant, mode, axis)

@@ -160,8 +160,8 @@ def raw_value_tables(session: Session, labels: _Labels | None = None) -> list[st
 
 def _raw_value_table(measured: pd.DataFrame, failed: pd.DataFrame, mode: str, column: str, timed: bool, axis: str,
                      labels: _Labels) -> str:
-    series = list(dict.fromkeys(zip(measured["mechanism"], measured["_variant"])))
-    failed = failed[[key in set(series) for key in zip(failed["mechanism"], failed["_variant"])]] if len(failed) else failed
+    series = list(dict.fromkeys(zip(measured["mechanism"], measured["_variant"], strict=False)))
+    failed = failed[[key in set(series) for key in zip(failed["mechanism"], failed["_variant"], strict=False)]] if len(failed) else failed
     sizes = sorted({float(s) for s in measured[axis]} | {float(s) for s in failed[axis]})  # a failed point's size says why
     unit = unit_for(metric_kind(column), measured[column].astype(float))
     with_variant = any(v for _, v in series)

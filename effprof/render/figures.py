@@ -70,7 +70,8 @@ def metric_figures(frame: pd.DataFrame, fits: pd.DataFrame | None) -> list[tuple
                                              showlegend=False, hovertemplate=f"analytic %{{y:.4g}} {unit.symbol}<extra></extra>"))
                 fitted |= _add_fit_line(fig, fits, rows, mode, entry.name, axis, look.color, unit)
                 if entry.timed and any(noisy := style.noisy_mask(rows)):
-                    fig.add_trace(style.noisy_trace([x for x, n in zip(rows[axis], noisy) if n], [y for y, n in zip(ys, noisy) if n],
+                    fig.add_trace(style.noisy_trace([x for x, n in zip(rows[axis], noisy, strict=True) if n],
+                                                    [y for y, n in zip(ys, noisy, strict=True) if n],
                                                     show_legend=not any(t.name == style.NOISY_NAME for t in fig.data)))
             for key in style.style_key_traces(analytic, fitted):
                 fig.add_trace(key)

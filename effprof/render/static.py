@@ -99,7 +99,7 @@ def export_figures(figures: Iterable[tuple[str, go.Figure]], folder: str | Path,
     except Exception as e:  # noqa: BLE001  (a browser kaleido cannot start, or one that crashes mid-export)
         raise StaticExportError(f"static figures could not be exported with kaleido ({type(e).__name__}: "
                                 f"{' '.join(str(e).split())[:200]}); {INSTALL_HINT}") from None
-    for path, kind in zip(paths, kinds):
+    for path, kind in zip(paths, kinds, strict=False):
         if kind == "png":
             set_png_dpi(path, PNG_DPI)
     return [str(p) for p in paths]

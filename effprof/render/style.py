@@ -26,7 +26,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -144,7 +143,7 @@ def time_error_bars(rows: pd.DataFrame, unit: Unit) -> dict[str, Any] | None:
     plus, minus, any_bar = [], [], False
     samples = rows["time_samples_s"] if "time_samples_s" in rows.columns else [None] * len(rows)
     iqrs = rows["time_iqr_s"] if "time_iqr_s" in rows.columns else [None] * len(rows)
-    for median, sample, iqr in zip(rows["time_s"], samples, iqrs):
+    for median, sample, iqr in zip(rows["time_s"], samples, iqrs, strict=False):
         up = down = float("nan")
         values = [float(s) for s in sample if s is not None and math.isfinite(float(s))] if isinstance(sample, (list, tuple)) else []
         center = _quantile(values, 0.5) if len(values) >= 2 else 0.0
@@ -167,7 +166,7 @@ def time_error_bars(rows: pd.DataFrame, unit: Unit) -> dict[str, Any] | None:
 def bar_ends(ys: Sequence[float], bars: dict[str, Any]) -> list[float]:
     """The tops and bottoms of the error bars on `ys`, so an axis range can include them."""
     ends = []
-    for y, up, down in zip(ys, bars["array"], bars["arrayminus"]):
+    for y, up, down in zip(ys, bars["array"], bars["arrayminus"], strict=False):
         ends += [y + up] if up is not None else []
         ends += [y - down] if down is not None and y - down > 0 else []
     return ends

@@ -84,7 +84,7 @@ def needs_a_value(d_model: int, rank: int) -> nn.Module:
     return nn.Linear(d_model, d_model)
 
 
-def object_default(d_model: int, layer: nn.Module = nn.Identity()) -> nn.Module:
+def object_default(d_model: int, layer: nn.Module = nn.Identity()) -> nn.Module:  # noqa: B008  (the object default is the point)
     return layer
 
 

@@ -93,7 +93,7 @@ class ARBaseline(Mechanism):
         """g passes of one token each from prepare()'s context (left unchanged: run() returns new caches)."""
         cache, token = context["cache"], context["last"]  # (b, 1): x_n first
         tokens, prompt_cache = [], None
-        for i in range(gen_len):
+        for _i in range(gen_len):
             position = torch.arange(cache_length(cache), cache_length(cache) + 1, device=token.device)  # n − 1 + i
             h, cache = self.denoiser.run(self.denoiser.embedding(token), position, cache=cache)  # (b, 1, d)
             prompt_cache = cache if prompt_cache is None else prompt_cache  # K, V of the n prompt tokens

@@ -128,7 +128,7 @@ class Denoiser(nn.Module):
         keep = x.shape[1] if keep is None else keep
         h = x + self.position_encoding(positions, x.dtype)  # h⁰: (b, T, d)
         new_cache = []
-        for block, past in zip(self.blocks, cache):
+        for block, past in zip(self.blocks, cache, strict=False):
             h, layer_cache = block(h, past, mask, causal, keep)
             new_cache.append(layer_cache)
         return h, tuple(new_cache)

@@ -12,7 +12,7 @@ sequence (meta tokens included), width, and the n_meta learnable tokens prepende
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from effprof.mechanisms.hybrid.layers import Layer
 
@@ -42,7 +42,7 @@ class Shared:
     application: int
 
 
-Block = Union[Residual, Parallel, Shared]
+Block = Residual | Parallel | Shared
 
 
 @dataclass(frozen=True)

@@ -52,13 +52,13 @@ class Stack(Mechanism):
 
     def step(self, x_t: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
         h, states = x_t, []  # (b, 1, d)
-        for block, block_state in zip(self.blocks, state):
+        for block, block_state in zip(self.blocks, state, strict=False):
             h, new_state = block.step(h, x_t, block_state)
             states.append(new_state)
         return h, tuple(states)
 
     def state_items(self, state: State) -> list[tuple[str, torch.Tensor]]:
-        return [item for block, block_state in zip(self.blocks, state) for item in block.state_items(block_state)]
+        return [item for block, block_state in zip(self.blocks, state, strict=False) for item in block.state_items(block_state)]
 
     def state_breakdown(self, state: State) -> dict[str, int]:
         """Decode-state bytes by kind (attention_kv, ssm, conv, ...); each storage counted once, so the

@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from effprof.cost_model import Tally
 from effprof.config import ConfigError
+from effprof.cost_model import Tally
 from effprof.mechanisms.base import Mechanism
 from effprof.mechanisms.moe.cost import ffn_cost, router_cost
 from effprof.mechanisms.moe.diagnostics import RoutingDiagnostics
@@ -67,7 +67,7 @@ class ExpertChoiceMoE(RoutingDiagnostics, Mechanism):
             y = torch.zeros_like(tokens).index_add_(0, chosen.flatten(), out.view(-1, d))  # (T, d)
         else:
             y = torch.zeros_like(tokens)  # (T, d)
-            for expert_ffn, rows, gate in zip(self.experts.each(), chosen, gates):  # (C,), (C,)
+            for expert_ffn, rows, gate in zip(self.experts.each(), chosen, gates, strict=False):  # (C,), (C,)
                 y.index_add_(0, rows, expert_ffn(tokens.index_select(0, rows)) * gate[:, None])
         if self.shared is not None:
             y = y + self.shared(tokens)

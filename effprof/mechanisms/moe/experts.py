@@ -82,7 +82,7 @@ class Experts(nn.Module):
         Call once per forward: the weights are split with unbind, whose backward is one stack,
         where indexing w_in[i] per expert would add e full-size gradients (e² work).
         """
-        pairs = zip(self.w_in.unbind(0), self.w_out.unbind(0))
+        pairs = zip(self.w_in.unbind(0), self.w_out.unbind(0), strict=False)
         return [partial(ffn, w_in=w_in, w_out=w_out, activation=self.activation) for w_in, w_out in pairs]
 
     def batched(self, x: torch.Tensor) -> torch.Tensor:

@@ -121,7 +121,7 @@ def sorted_dispatch(tokens: torch.Tensor, gates: torch.Tensor, experts: torch.Te
         order = torch.cat(groups)
     rows = token_of[order]  # token of each kept assignment, grouped by expert: (A,)
     grouped = tokens.index_select(0, rows)  # (A, d)
-    outputs = [E_i(x) for E_i, x in zip(ffns.each(), grouped.split([len(g) for g in groups])) if len(x)]
+    outputs = [E_i(x) for E_i, x in zip(ffns.each(), grouped.split([len(g) for g in groups]), strict=False) if len(x)]
     out = torch.cat(outputs) * gate[order, None]  # G·E_I(x): (A, d)
     return torch.zeros_like(tokens).index_add_(0, rows, out)  # (T, d)
 

@@ -73,7 +73,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, parts: Sequence[Ke
     keep_top=k: each query keeps only its k best scores (the k-th is the threshold), the rest −∞.
     """
     rows = [part_rows(k, part) for part in parts]
-    scores = [part_scores(q, k, part, r) for part, r in zip(parts, rows)]
+    scores = [part_scores(q, k, part, r) for part, r in zip(parts, rows, strict=False)]
     s = torch.cat(scores, dim=-1) if len(scores) > 1 else scores[0]  # (b, h, G, r, ΣL)
     if keep_top is not None and keep_top < s.shape[-1]:
         threshold = s.detach().topk(keep_top, dim=-1).values[..., -1:]  # (b, h, G, r, 1)
@@ -81,7 +81,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, parts: Sequence[Ke
     p = torch.softmax(s, dim=-1)
     weights = torch.split(p, [part.width for part in parts], dim=-1) if len(parts) > 1 else (p,)
     o = part_values(weights[0], v, parts[0], rows[0])
-    for w, part, r in zip(weights[1:], parts[1:], rows[1:]):
+    for w, part, r in zip(weights[1:], parts[1:], rows[1:], strict=False):
         o = o + part_values(w, v, part, r)
     if with_lse:
         return o, torch.logsumexp(s, dim=-1)

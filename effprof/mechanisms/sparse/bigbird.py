@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from effprof.cost_model import Tally, dtype_bytes, mean_over_decode
 from effprof.config import ConfigError
+from effprof.cost_model import Tally, dtype_bytes, mean_over_decode
 from effprof.mechanisms.sparse.attend import masked_attention
 from effprof.mechanisms.sparse.cost import attend_cost, decode_step_flops, masked_cost, projections, sparse_claims
 from effprof.mechanisms.sparse.layer import StaticPlanAttention

@@ -222,7 +222,8 @@ def block_sparse_cost(config: dict[str, Any], mode: str) -> Cost:
 @register(
     MechanismSpec(
         name="block_sparse",
-        complexity={"prefill": "O(N²·d/B² + N·(s·B + w)·d)", "train": "O(N²·d/B² + N·(s·B + w)·d)", "decode": "O((N/B + s·B + w)·d) per token", "state": "O(N·d)"},
+        complexity={"prefill": "O(N²·d/B² + N·(s·B + w)·d)", "train": "O(N²·d/B² + N·(s·B + w)·d)",
+                    "decode": "O((N/B + s·B + w)·d) per token", "state": "O(N·d)"},
         family="sparse",
         summary="NSA-like block-sparse attention: per query block, top n_selected_blocks key blocks by compressed scores + a local window",
         paper=Paper("Native Sparse Attention: Hardware-Aligned and Natively Trainable Sparse Attention", 2025, "2502.11089"),

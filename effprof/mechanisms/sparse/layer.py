@@ -82,7 +82,7 @@ class SparseAttention(Mechanism):
 class StaticPlanAttention(SparseAttention):
     """A sparse mechanism whose fast form is a static Plan fixed by (n, config): it defines `plan(n, device)`."""
 
-    def plan(self, n: int, device: torch.device) -> "Plan":  # pragma: no cover - interface
+    def plan(self, n: int, device: torch.device) -> Plan:  # pragma: no cover - interface
         raise NotImplementedError
 
     def fast(self, q, k, v):

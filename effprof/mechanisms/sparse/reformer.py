@@ -43,8 +43,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from effprof.cost_model import Tally, dtype_bytes, mean_over_decode
 from effprof.config import ConfigError
+from effprof.cost_model import Tally, dtype_bytes, mean_over_decode
 from effprof.mechanisms.sparse.attend import attend, masked_attention
 from effprof.mechanisms.sparse.buckets import ranks_in_bucket
 from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections, sparse_claims

@@ -124,8 +124,10 @@ class RoutingAttention(SparseAttention):
         w = self.window
         cluster_q, cluster_k = self.route(q), self.route(k_t)  # (b, h, 1)
         mine = cluster_k == torch.arange(self.n_clusters, device=q.device)  # (b, h, κ): the key's cluster
-        keys = torch.where(mine[..., None, None], torch.cat([state["key"][:, :, :, 1:], k_t.unsqueeze(2).expand(-1, -1, self.n_clusters, -1, -1)], dim=3), state["key"])
-        values = torch.where(mine[..., None, None], torch.cat([state["value"][:, :, :, 1:], v_t.unsqueeze(2).expand(-1, -1, self.n_clusters, -1, -1)], dim=3), state["value"])
+        k_new = k_t.unsqueeze(2).expand(-1, -1, self.n_clusters, -1, -1)  # (b, h, κ, 1, d_h): offered to every cluster
+        v_new = v_t.unsqueeze(2).expand(-1, -1, self.n_clusters, -1, -1)
+        keys = torch.where(mine[..., None, None], torch.cat([state["key"][:, :, :, 1:], k_new], dim=3), state["key"])
+        values = torch.where(mine[..., None, None], torch.cat([state["value"][:, :, :, 1:], v_new], dim=3), state["value"])
         count = state["count"] + mine
         pick = cluster_q.view(b, h, 1, 1, 1).expand(-1, -1, -1, w, d)
         cluster_keys = keys.gather(2, pick)[:, :, 0]  # (b, h, w, d): the query's cluster

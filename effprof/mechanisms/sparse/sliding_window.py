@@ -28,8 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from effprof.cost_model import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FLOPS, Tally, dtype_bytes, mean_over_decode
 from effprof.config import ConfigError
+from effprof.cost_model import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FLOPS, Tally, dtype_bytes, mean_over_decode
 from effprof.mechanisms.sparse.attend import masked_attention
 from effprof.mechanisms.sparse.cost import attend_cost, decode_step_flops, masked_cost, projections, sparse_claims
 from effprof.mechanisms.sparse.layer import StaticPlanAttention

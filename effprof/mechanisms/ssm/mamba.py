@@ -122,7 +122,8 @@ def _validate(config: dict[str, Any]) -> None:
 @register(
     MechanismSpec(
         name="mamba",
-        complexity={"prefill": "O(N·E·d·N_s) + O(N·d²) projections", "train": "O(N·E·d·N_s) + O(N·d²)", "decode": "O(E·d·N_s + d²) per token", "state": "O(E·d·(N_s + d_conv)): SSM state + conv window"},
+        complexity={"prefill": "O(N·E·d·N_s) + O(N·d²) projections", "train": "O(N·E·d·N_s) + O(N·d²)",
+                    "decode": "O(E·d·N_s + d²) per token", "state": "O(E·d·(N_s + d_conv)): SSM state + conv window"},
         family="ssm",
         summary=(
             "Mamba selective SSM block (input-dependent Δ, B, C; conv; SiLU gate): token-loop, chunked parallel scan, "

@@ -117,7 +117,8 @@ def _validate(config: dict[str, Any]) -> None:
 @register(
     MechanismSpec(
         name="mamba2",
-        complexity={"prefill": "O(N·(C·(P + N_s) + P·N_s)·h) chunked; O(N²) quadratic", "train": "same as prefill", "decode": "O(h·P·N_s) per token", "state": "O(h·P·N_s) + conv window"},
+        complexity={"prefill": "O(N·(C·(P + N_s) + P·N_s)·h) chunked; O(N²) quadratic", "train": "same as prefill",
+                    "decode": "O(h·P·N_s) per token", "state": "O(h·P·N_s) + conv window"},
         family="ssm",
         summary="Mamba-2 SSD layer (scalar decay per head): recurrent, quadratic dual (masked, attention-like) or chunked",
         paper=Paper(

@@ -66,7 +66,7 @@ def sequential_scan(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """x, Δ: (b, n, D_in); A: (D_in, N); B, C: (b, n, N); h: (b, D_in, N) -> y: (b, n, D_in), h_n."""
     outputs = []
-    for x_t, delta_t, B_t, C_t in zip(x.unbind(1), delta.unbind(1), B.unbind(1), C.unbind(1)):
+    for x_t, delta_t, B_t, C_t in zip(x.unbind(1), delta.unbind(1), B.unbind(1), C.unbind(1), strict=False):
         Abar = torch.exp(delta_t[..., None] * A)  # Ā_t = exp(Δ_t A): (b, D_in, N)
         h = Abar * h + (delta_t * x_t)[..., None] * B_t[:, None, :]  # + B̄_t x_t
         outputs.append((h @ C_t[..., None])[..., 0])  # y_t = h_t C_t: (b, D_in)
@@ -187,7 +187,7 @@ def chunked_scan(
     # 1. every lane from h = 0
     h = x.new_zeros(b, lanes, At.shape[0], d)  # (b, c, N, D_in)
     outputs = []
-    for delta_j, u_j, B_j, C_j in zip(positions(delta), positions(u), positions(B), positions(C)):
+    for delta_j, u_j, B_j, C_j in zip(positions(delta), positions(u), positions(B), positions(C), strict=False):
         h = torch.addcmul(torch.exp(delta_j[:, :, None, :] * At) * h, B_j[..., None], u_j[:, :, None, :])  # (b, c, N, D_in)
         outputs.append((C_j[:, :, None, :] @ h)[:, :, 0])  # C_t h_t: (b, c, D_in)
     if lanes == 1:  # one lane: its own scan is the answer
@@ -198,12 +198,12 @@ def chunked_scan(
     carry = x.new_zeros(b, At.shape[0], d)  # (b, N, D_in)
     incoming = []
     # unbind, not [:, k]: its backward is one stack, where c selects would each add a full-size gradient
-    for decay_k, end_k in zip(lane_decay.unbind(1), h.unbind(1)):
+    for decay_k, end_k in zip(lane_decay.unbind(1), h.unbind(1), strict=False):
         incoming.append(carry)
         carry = decay_k * carry + end_k
     entering = torch.stack(incoming, dim=1)  # H_k: (b, c, N, D_in)
     # 3. what the incoming state adds to each output
-    for j, (cumulative_j, C_j) in enumerate(zip(cumulative.unbind(2), positions(C))):
+    for j, (cumulative_j, C_j) in enumerate(zip(cumulative.unbind(2), positions(C), strict=False)):
         decayed = torch.exp(cumulative_j[:, :, None, :] * At) * entering  # (b, c, N, D_in)
         outputs[j] = outputs[j] + (C_j[:, :, None, :] @ decayed)[:, :, 0]
     y = torch.stack(outputs, dim=2).reshape(b, lanes * size, d)[:, :n]

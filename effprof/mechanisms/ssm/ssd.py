@@ -47,7 +47,7 @@ def recurrent_ssd(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """X: (b, H, n, P); a: (b, H, n); B, C: (b, n, N); h: (b, H, P, N) -> y: (b, H, n, P), h_n."""
     outputs = []
-    for X_t, a_t, B_t, C_t in zip(X.unbind(2), a.unbind(2), B.unbind(1), C.unbind(1)):
+    for X_t, a_t, B_t, C_t in zip(X.unbind(2), a.unbind(2), B.unbind(1), C.unbind(1), strict=False):
         h = torch.exp(a_t)[..., None, None] * h + X_t[..., None] * B_t[:, None, None, :]  # (b, H, P, N)
         outputs.append((h @ C_t[:, None, :, None])[..., 0])  # h_t C_t: (b, H, P)
     return torch.stack(outputs, dim=2), h
@@ -94,7 +94,7 @@ def chunked_ssd(
     chunk_decay = torch.exp(a_cumsum[..., -1])  # (b, H, c)
     carry = X.new_zeros(b, H, P, B.shape[-1])
     incoming = []
-    for decay_c, state_c in zip(chunk_decay.unbind(2), states.unbind(2)):
+    for decay_c, state_c in zip(chunk_decay.unbind(2), states.unbind(2), strict=False):
         incoming.append(carry)
         carry = decay_c[..., None, None] * carry + state_c
     entering = torch.stack(incoming, dim=2)  # H_c: (b, H, c, P, N)
