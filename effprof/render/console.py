@@ -78,9 +78,9 @@ def _number(value: Any) -> bool:
 
 
 def fits_table(fits: pd.DataFrame) -> Table:
-    table = Table(title="scaling exponents: log-log slope over the upper half of the sizes (95% bootstrap CI); "
-                  "leading: exponent p of the dominant term of a·x^p + b·x^q, q = 1 or 0", title_justify="left")
-    numeric = ("exponent", "95% CI", "R²", "leading [CI]", "theory here", "claimed")
+    table = Table(title="scaling exponents — leading: exponent p of the dominant term of a·x^p + b·x^q (95% CI), which the "
+                  "verdict judges; raw: log-log slope over the upper half of the sizes, as description", title_justify="left")
+    numeric = ("leading [CI]", "claimed", "raw", "95% CI", "R²", "theory here")
     for column in ("mechanism", "variant", "mode", "metric", "axis", *numeric, "verdict"):
         table.add_column(column, justify="right" if column in numeric else "left")
     for row in fits.itertuples():
@@ -96,8 +96,10 @@ def fits_table(fits: pd.DataFrame) -> Table:
         leading = "–"
         if _number(row.leading_exponent):
             leading = f"{row.leading_exponent:.2f}" + (f" [{row.leading_ci_low:.2f}, {row.leading_ci_high:.2f}]" if _number(row.leading_ci_low) else "")
+        raw = f"{row.exponent:.3f}" if _number(row.exponent) else "–"
+        r2 = f"{row.r2:.3f}" if _number(row.r2) else "–"
         table.add_row(plain(row.mechanism), plain(row.variant or ""), plain(row.mode), plain(row.metric), plain(row.axis),
-                      f"{row.exponent:.3f}", ci, f"{row.r2:.3f}", leading, analytic, claimed, verdict)
+                      leading, claimed, raw, ci, r2, analytic, verdict)
     return table
 
 
