@@ -25,15 +25,11 @@ AXIS_CONFIG = {"diffusion_steps": {"gen_len": 16, "block_len": 8}}  # room for 8
 SLOPE_SIZES = "sizes too small for a fast test: "
 # Claims the one rule cannot pass at these small sizes, each with why; strict, so a fix shows up.
 # Most are inconclusive, never a false pass: the dominant term at large sizes is not the claimed one.
-ROUTER = ("the router's d_model·n_experts FLOPs grow linearly in n_experts: the claimed constant is the lower term, "
-          "x^1 the dominant one (the claim holds only while the router is negligible)")
 SELECTION = ("block selection scores every (query block, key block) pair: an n² (decode: n) term passes the "
              "gathered attention's linear one near n ≈ 5000 here, so the dominant term is not the claimed one")
 KNOWN = {
     ("linear_attention", 4): SLOPE_SIZES + "the head_dim² state update passes the projections near head_dim ≈ 240",
-    ("moe_expert_choice", 0): ROUTER, ("moe_topk", 0): ROUTER, ("switch", 0): ROUTER, ("gshard", 0): ROUTER,
-    ("moe_expert_choice", 1): "capacity is rounded to whole tokens: FLOPs step in capacity_factor (interval too wide)",
-    ("moe_expert_choice", 4): "params is not measured: diagnostics() needs a forward call the params-only options skip",
+    ("moe_expert_choice", 0): "capacity is rounded to whole tokens: FLOPs step in capacity_factor (interval too wide)",
     **{(name, i): SELECTION for name in ("block_sparse", "topk_attention") for i in (0, 1, 2, 6)},
     ("reformer", 7): "FLOPs in n_hashes measure p ≈ 1.42 [1.39, 1.46] at these sizes: superlinear, to investigate",
     **{("jamba", i): SLOPE_SIZES + "the attention layer's n² (decode: n) term passes the others near n ≈ 10⁴"
@@ -42,7 +38,7 @@ KNOWN = {
 OFF = (-0.5, -0.25, 0.25, 0.5)
 REPRESENTATIVE = {  # the default run: one claim of each kind (quadratic, linear, constant, bytes, other axes)
     ("softmax_attention", 0), ("linear_attention", 0), ("linear_attention", 5), ("mamba", 6),
-    ("sliding_window", 2), ("dense_ffn", 4), ("moe_topk", 1),
+    ("sliding_window", 2), ("dense_ffn", 4), ("moe_topk", 0),
 }
 
 

@@ -184,10 +184,9 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
         record["state_bytes"] = state_nbytes(state)
         _state_breakdown(module, state, record)
         del state
-    if provides(module, "diagnostics"):
-        if mode != "forward":
-            with torch.no_grad():
-                module(work.inputs[0].detach())
+    if provides(module, "diagnostics"):  # of a forward over the whole input, whatever else was measured before
+        with torch.no_grad():
+            module(work.inputs[0].detach())
         record.update(module.diagnostics())
     if options.breakdown and mode == "forward":
         from effprof.measure.breakdown import measure_breakdown
