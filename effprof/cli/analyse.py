@@ -9,7 +9,7 @@ import typer
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import CsvOpt, FigureSizeOpt, FiguresOpt, JsonOpt, LatexOpt, PlotlyjsOpt
-from effprof.cli.output import check_export_paths, check_output_file, command_line, err, frame_records, load_results, out, print_json, read_records
+from effprof.cli.output import check_export_paths, check_output_file, command_line, err, load_results, out, print_frame_json, read_records
 from effprof.render.escape import plain
 
 
@@ -26,7 +26,7 @@ def fit_command(
     frame = load_results(results)
     fits = mark_noisy_fits(fit_frame(frame), frame)
     if json_:
-        print_json(frame_records(fits))
+        print_frame_json(fits)
         return
     if fits.empty:
         err.print("no series with three or more sizes: nothing to fit")
