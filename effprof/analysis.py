@@ -191,19 +191,21 @@ def mark_noisy_fits(fits: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     if fits.empty:
         return fits.assign(noisy_points=pd.Series(dtype=int), uncertain=pd.Series(dtype=bool))
     ok = ok_rows(frame)
-    noisy = ok[noisy_mask(ok)]
+    by_series: dict[tuple[str, str], list[dict[str, Any]]] = {}  # noisy records by (mechanism, mode), as plain dicts
+    for record in ok[noisy_mask(ok)].to_dict("records"):
+        by_series.setdefault((record["mechanism"], record["mode"]), []).append(record)
     counts = []
     for f in fits.to_dict("records"):
-        if f["metric"] not in METRICS or not METRICS[f["metric"]].timed or noisy.empty:
+        rows = by_series.get((f["mechanism"], f["mode"]), [])
+        if f["metric"] not in METRICS or not METRICS[f["metric"]].timed or not rows:
             counts.append(0)
             continue
-        rows = noisy[(noisy["mechanism"] == f["mechanism"]) & (noisy["mode"] == f["mode"])]
         for part in filter(None, str(f.get("variant") or "").split(",")):
             key, _, value = part.partition("=")
-            rows = rows[rows[key].map(fmt_value) == value] if key in rows.columns else rows.iloc[0:0]
+            rows = [r for r in rows if key in r and not is_missing(r[key]) and fmt_value(r[key]) == value]
         sizes = f.get("sizes")
-        if isinstance(sizes, (list, tuple)) and f["axis"] in rows.columns:
-            rows = rows[rows[f["axis"]].isin(sizes)]
+        if isinstance(sizes, (list, tuple)):
+            rows = [r for r in rows if r.get(f["axis"]) in sizes]
         counts.append(len(rows))
     fits["noisy_points"] = counts
     fits["uncertain"] = fits["noisy_points"] > 0
