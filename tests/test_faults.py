@@ -419,3 +419,19 @@ def test_a_worker_that_cannot_start_is_a_crash_record_not_a_traceback():
         record = isolated.measure("softmax_attention", "forward", {"seq_len": 16, "d_model": 16})
     assert record["status"] == "crash"
     assert "could not start" in record["error"] and "no_such_plugin_module" in record["error"]
+
+
+def test_the_main_job_run_again_takes_a_fresh_name(tmp_path, monkeypatch):
+    """`effprof compare` at its default output, run twice, keeps the first run's files and writes compare-2.*."""
+    monkeypatch.chdir(tmp_path)
+    args = ["compare", "softmax_attention", "--vary", "seq_len=16,32,64", "--mode", "forward", "--max-time", "0.01", "--no-breakdown"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    out = tmp_path / "effprof-out"
+    before = (out / "compare.jsonl").read_bytes()
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert (out / "compare.jsonl").read_bytes() == before  # the earlier results untouched
+    assert (out / "compare-2.html").exists() and (out / "compare-2.jsonl").exists()
+    explicit = CliRunner().invoke(app, [*args, "-o", str(out / "compare.html")])  # named explicitly: refused, not renamed
+    assert explicit.exit_code == 2 and "--overwrite" in explicit.output
