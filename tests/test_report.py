@@ -222,3 +222,16 @@ def test_bad_plotlyjs_on_the_command_line_is_one_line_and_exit_2(tmp_path):
     done = CliRunner().invoke(app, ["report", str(results), "-o", str(tmp_path / "r.html"), "--plotlyjs", "directory"])
     assert done.exit_code == 0, done.output
     assert (tmp_path / "plotly.min.js").exists()
+
+
+def test_verdict_matrix_shows_the_exponent_the_verdict_judged():
+    """The summary shows the dominant term's exponent (what the one rule judges), never the raw slope beside it."""
+    from effprof.analysis import analyse
+    from effprof.render.html import render
+
+    session = analyse(_frame())
+    claimed = next(f for f in session.fits if f.get("verdict") not in (None, "no-claim"))
+    claimed.update(exponent=1.234, ci_low=1.2, ci_high=1.26, leading_exponent=1.987, leading_ci_low=1.97, leading_ci_high=1.99,
+                   claimed=2.0, verdict="pass")
+    summary = render(session).split('id="summary"')[1].split("</section>")[0]
+    assert "1.99" in summary and "1.23" not in summary

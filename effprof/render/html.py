@@ -114,7 +114,9 @@ def _verdicts(fits: list[dict[str, Any]]) -> dict[str, Any]:
         if f.get("uncertain"):
             reason = f"uncertain: {f.get('noisy_points', 0)} noisy point(s) {NOISY_MARK}" + (f"; {reason}" if reason else "")
         order = len(VERDICT_ORDER) if f.get("uncertain") else VERDICT_ORDER.get(f["verdict"], len(VERDICT_ORDER) + 1)
-        rows.append({**f, "reason": reason, "order": order, "claim": f"{f['metric']} ∝ {f['axis']}^{fmt_value(f['claimed'])}"})
+        rows.append({**f, "reason": reason, "order": order, "claim": f"{f['metric']} ∝ {f['axis']}^{fmt_value(f['claimed'])}",
+                     # what the verdict judged: the dominant term's exponent and its interval (effprof.fit), not the raw slope
+                     "judged": f.get("leading_exponent"), "judged_low": f.get("leading_ci_low"), "judged_high": f.get("leading_ci_high")})
     columns = list(dict.fromkeys((f["mode"], f["metric"], f["axis"]) for f in rows))
     matrix: dict[tuple[str, str], dict[tuple[str, str, str], dict[str, Any]]] = {}
     for f in rows:
