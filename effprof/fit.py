@@ -258,9 +258,9 @@ def _fit_batch(x: np.ndarray, y: np.ndarray, sigma: np.ndarray, tol: np.ndarray)
         solved = {q: [v[:, 0] for v in _two_term(ls[two], ly_n[two], ones, p[:, None], q)] for q, p in fits.items()}
         losses = {q: v[0] for q, v in solved.items()}
         # q = 1 only where the constant model visibly misfits (rms relative residual above 1e-4, beyond
-        # the search's precision) and the linear one fits at least 4× better with both terms present
+        # the search's precision) and the linear one fits at least 2× better with both terms present
         # and p off its bound; elsewhere (a pure power law, b·x alone) q = 0 judges the same law
-        linear = ((losses[0.0] > 1e-8 * k) & (losses[1.0] < 0.25 * losses[0.0]) & (fits[1.0] - 1.0 >= AT_BOUND)
+        linear = ((losses[0.0] > 1e-8 * k) & (losses[1.0] < 0.5 * losses[0.0]) & (fits[1.0] - 1.0 >= AT_BOUND)
                   & (solved[1.0][1] > 0) & (solved[1.0][2] > 0))
         terms[two] = np.where(linear, 1.0, 0.0)
         points = fits

@@ -22,12 +22,23 @@ QUICK = Options(max_time_s=0.02, fvcore=False, roofline=False)
 
 
 def test_isolated_timeout_and_out_of_memory_become_records_and_the_sweep_goes_on():
-    points = [
-        ("linear_attention", "forward", {"impl": "recurrent", "seq_len": 8192, "d_model": 16}),  # slow: times out
-        ("softmax_attention", "forward", {"impl": "naive", "seq_len": 32768, "d_model": 16}),  # 8 GiB of scores: out of memory
-        ("softmax_attention", "forward", {"seq_len": 32, "d_model": 16}),  # fine
-    ]
-    records = run_points(points, QUICK, isolation=Isolation(timeout_s=3, max_memory=1 << 30))
+    """A point that hangs (a plugin that sleeps 120 s at 64 tokens: a timeout whatever the machine's speed), a point
+    far beyond --max-memory, and a fine point: timeout, oom, ok, in order."""
+    from effprof.plugins import load_plugin
+    from effprof.registry import unregister
+
+    target = "tests.plugins.faulty:sleepy_conv"
+    names = load_plugin(target)
+    try:
+        points = [
+            ("sleepy_conv", "forward", {"seq_len": 64, "d_model": 16}),  # sleeps: times out
+            ("softmax_attention", "forward", {"impl": "naive", "seq_len": 32768, "d_model": 16}),  # 8 GiB of scores: out of memory
+            ("softmax_attention", "forward", {"seq_len": 32, "d_model": 16}),  # fine
+        ]
+        records = run_points(points, QUICK, isolation=Isolation(timeout_s=3, max_memory=1 << 30, plugins=(target,)))
+    finally:
+        for name in names:
+            unregister(name)
     assert [r["status"] for r in records] == ["timeout", "oom", "ok"]
     assert "3 s" in records[0]["error"] and records[1]["error"]
     assert records[2]["flops_counted"] > 0
