@@ -435,3 +435,15 @@ def test_the_main_job_run_again_takes_a_fresh_name(tmp_path, monkeypatch):
     assert (out / "compare-2.html").exists() and (out / "compare-2.jsonl").exists()
     explicit = CliRunner().invoke(app, [*args, "-o", str(out / "compare.html")])  # named explicitly: refused, not renamed
     assert explicit.exit_code == 2 and "--overwrite" in explicit.output
+
+
+def test_compare_results_have_ordinary_permissions(tmp_path, monkeypatch):
+    """The results a compare measures into a unique temporary file end up readable as any file the user writes
+    (mkstemp's files are private: 0600)."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["compare", "softmax_attention", "--vary", "seq_len=16,32,64", "--mode", "forward",
+                                      "--max-time", "0.01", "--no-breakdown", "-o", "c.html"])
+    assert result.exit_code == 0, result.output
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "c.jsonl").stat().st_mode) == 0o666 & ~mask

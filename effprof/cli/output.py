@@ -111,8 +111,11 @@ def new_partial_file(results: Path) -> str:
     import os
     import tempfile
 
+    from effprof.records import _umask
+
     fd, name = tempfile.mkstemp(prefix=results.stem + ".", suffix=".partial.jsonl", dir=results.parent)
     os.close(fd)
+    os.chmod(name, 0o666 & ~_umask())  # mkstemp makes it private; the results file it becomes is an ordinary file
     return name
 
 
