@@ -229,8 +229,8 @@ def contract_checks(spec: MechanismSpec, flops: bool = True) -> list[CheckResult
     if spec.causal:
         run("causal: outputs up to t ignore tokens after t", lambda: _causal_problem(module(), x))
         if run("decode: has init_state, prefill, step", lambda: _methods_problem(module())):
-            run("decode: prefill + steps = forward", lambda: _prefill_problem(module(), x))
-            run("decode: init_state + steps = forward", lambda: _steps_problem(module(), x))
+            run("decode: prefill + steps = forward", lambda: prefill_problem(module(), x))
+            run("decode: init_state + steps = forward", lambda: steps_problem(module(), x))
             run("decode: state bytes = the cost model's", lambda: _state_problem(spec, module(), tiny, x))
     if len(spec.impls) > 1:
         run("impls: every impl computes the same function", lambda: _impls_problem(spec, tiny, x))
@@ -309,7 +309,9 @@ def _mismatch(outputs, full, what: str) -> str:
     return ""
 
 
-def _prefill_problem(module, x) -> str:
+def prefill_problem(module, x) -> str:
+    """Why prefill of all but the last 5 tokens, then a step per token, differs from forward ("" when it does not).
+    The generic tests of every registered mechanism use this very check, as `effprof validate` does."""
     import torch
 
     split = x.shape[1] - 5
@@ -323,7 +325,8 @@ def _prefill_problem(module, x) -> str:
     return _mismatch(outputs, full, f"prefill of {split} tokens then {x.shape[1] - split} steps")
 
 
-def _steps_problem(module, x) -> str:
+def steps_problem(module, x) -> str:
+    """Why init_state then a step per token (over 9 tokens) differs from forward ("" when it does not)."""
     import torch
 
     x = x[:, :9]

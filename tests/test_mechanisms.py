@@ -12,6 +12,7 @@ from effprof import kernels
 from effprof.config import resolve_config
 from effprof.measure.flops import FlopCounter
 from effprof.measure.workload import make_workload
+from effprof.plugins import prefill_problem, steps_problem
 from effprof.registry import MODES, get_spec, list_mechanisms
 from tests.helpers import build_tiny, case_id, impl_cases, runs_here, tiny
 
@@ -51,34 +52,16 @@ def test_causal(case):
 
 @pytest.mark.parametrize("case", [c for c in CASES if get_spec(c[0]).causal], ids=case_id)
 def test_prefill_then_step_equals_forward(case):
+    """The same check `effprof validate` runs on plugins (effprof.plugins.prefill_problem)."""
     name, overrides = case
-    module = build_tiny(name, **overrides).eval()
-    x = _input(name, **overrides)
-    split = x.shape[1] - 5
-    with torch.no_grad():
-        full = module(x)
-        y, state = module.prefill(x[:, :split])
-        outputs = [y]
-        for i in range(split, x.shape[1]):
-            y_t, state = module.step(x[:, i : i + 1], state)
-            outputs.append(y_t)
-    torch.testing.assert_close(torch.cat(outputs, dim=1), full, rtol=1e-4, atol=1e-4)
+    assert prefill_problem(build_tiny(name, **overrides).eval(), _input(name, **overrides)) == ""
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if get_spec(c[0]).causal], ids=case_id)
 def test_step_from_empty_state(case):
-    """init_state + step over every token equals forward."""
+    """init_state + step over every token equals forward (effprof.plugins.steps_problem)."""
     name, overrides = case
-    module = build_tiny(name, **overrides).eval()
-    x = _input(name, **overrides)[:, :9]
-    with torch.no_grad():
-        full = module(x)
-        state = module.init_state(x.shape[0])
-        outputs = []
-        for i in range(x.shape[1]):
-            y_t, state = module.step(x[:, i : i + 1], state)
-            outputs.append(y_t)
-    torch.testing.assert_close(torch.cat(outputs, dim=1), full, rtol=1e-4, atol=1e-4)
+    assert steps_problem(build_tiny(name, **overrides).eval(), _input(name, **overrides)) == ""
 
 
 @pytest.mark.parametrize("name", [n for n in list_mechanisms() if len(get_spec(n).impls) > 1])
