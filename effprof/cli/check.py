@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 
 from effprof.cli import app
-from effprof.cli.measure import _writable
 from effprof.cli.options import AddressOpt, ExecutorOpt, IsolateOpt, JsonOpt, MaxTimeOpt, ThreadsOpt, TimeoutOpt, choose_executor
-from effprof.cli.output import err, out, print_json
+from effprof.cli.output import check_output_file, err, out, print_json
 from effprof.render.escape import plain
 
 
@@ -39,7 +38,7 @@ def check_command(
     runner = choose_executor(executor, isolate, timeout, None, address, ctx)
     for path, what in ((junit, "--junit"), (output, "--output")):
         if path is not None:
-            _writable(path, what)
+            check_output_file(path, what)
     with runner:
         results = _run_with_progress(suite, run_suite, threads, max_time, str(output) if output else None, runner)
     if json_:

@@ -66,10 +66,6 @@ def _targets(names: list[str] | None, module: list[str] | None, claim: list[str]
     return resolve_targets(names, [], list(claim or []), config), config
 
 
-def _writable(path: Path, what: str) -> None:
-    check_output_file(path, what)
-
-
 # What `effprof compare` prints: the summary that fits one screen, or every table.
 COMPARE_TABLES = ("summary", "all")
 
@@ -172,7 +168,7 @@ def sweep_command(
     if not varied:
         raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
-    _writable(output, "--output")
+    check_output_file(output, "--output")
     names, config = _targets(names, module, claim, param)
     points = plan(names, varied, parse_modes(mode), config, force=force)
     if resume and output.exists():
