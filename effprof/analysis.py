@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from effprof.frames import add_labels, fmt_value, noisy_mask, ok_rows, swept_axis, varying_keys
-from effprof.metrics import CROSSED, METRICS, NOISE_THRESHOLD, is_noisy
-from effprof.records import ResultsError, is_missing, point_identity, to_frame, upgrade
+from effprof.metrics import CROSSED, METRICS, NOISE_THRESHOLD, is_busy, is_noisy
+from effprof.records import ResultsError, is_missing, json_ready, point_identity, to_frame, upgrade
 
 TIME_NOISE_FLOOR = 0.05
 COUNT_TOLERANCE = 0.005
@@ -213,16 +213,17 @@ def mark_noisy_fits(fits: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def noise_summary(frame: pd.DataFrame) -> dict[str, Any]:
-    """How many timed points were noisy, and how busy the machine was (load above the core count)."""
+    """How many timed points were noisy, and how busy the machine was (metrics.is_busy)."""
     ok = ok_rows(frame)
     timed = ok[ok["time_s"].notna()] if "time_s" in ok.columns else ok.iloc[0:0]
-    loads = [(r.get("load_avg_1m"), r.get("cpu_count")) for r in timed.to_dict("records")]
-    loads = [(float(load), int(cores)) for load, cores in loads if not is_missing(load) and not is_missing(cores)]
+    rows = timed.to_dict("records")
+    loads = [(float(r["load_avg_1m"]), int(r["cpu_count"])) for r in rows
+             if not is_missing(r.get("load_avg_1m")) and not is_missing(r.get("cpu_count"))]
     return {
         "threshold": NOISE_THRESHOLD,
         "timed": len(timed),
         "noisy": int(noisy_mask(timed).sum()) if len(timed) else 0,
-        "busy": sum(load > cores for load, cores in loads),
+        "busy": sum(is_busy(r) for r in rows),
         "max_load": max((load for load, _ in loads), default=None),
         "cpu_count": max((cores for _, cores in loads), default=None),
     }
@@ -230,8 +231,7 @@ def noise_summary(frame: pd.DataFrame) -> dict[str, Any]:
 
 def load_warning(records: Iterable[dict[str, Any]]) -> str | None:
     """One line when any point was measured on a busy machine (1-minute load above its core count), else None."""
-    busy = [r for r in records if not is_missing(r.get("load_avg_1m")) and not is_missing(r.get("cpu_count"))
-            and float(r["load_avg_1m"]) > int(r["cpu_count"])]
+    busy = [r for r in records if is_busy(r)]
     if not busy:
         return None
     worst = max(float(r["load_avg_1m"]) for r in busy)
@@ -304,7 +304,7 @@ class Session:
         path.parent.mkdir(parents=True, exist_ok=True)
         from effprof.records import atomic_writer
 
-        data = {"session": SESSION_VERSION, **_plain(dataclasses.asdict(self))}
+        data = {"session": SESSION_VERSION, **json_ready(dataclasses.asdict(self))}
         with atomic_writer(path) as f:  # a unique temporary file, never a predictable <path>.tmp
             f.write(json.dumps(data, default=str))
         return str(path)
@@ -353,11 +353,11 @@ def analyse(records: Iterable[dict[str, Any]] | pd.DataFrame, baseline: Iterable
     old = to_frame(_as_records(baseline)) if baseline is not None else None
     return Session(
         records=records,
-        fits=_plain(fitted.to_dict("records")),
-        crossovers=_plain(crossovers(frame)),
-        complexity=_plain(complexity_table(frame, fitted)),
-        baseline=_plain(baseline_diff(frame, old).to_dict("records")) if old is not None else None,
-        patterns=_plain(patterns) if patterns is not None else None,
+        fits=json_ready(fitted.to_dict("records")),
+        crossovers=json_ready(crossovers(frame)),
+        complexity=json_ready(complexity_table(frame, fitted)),
+        baseline=json_ready(baseline_diff(frame, old).to_dict("records")) if old is not None else None,
+        patterns=json_ready(patterns) if patterns is not None else None,
         noise=noise_summary(frame),
         axis=swept_axis(ok_rows(frame)),
         title=title,
@@ -371,19 +371,4 @@ def _as_records(records: Iterable[dict[str, Any]] | pd.DataFrame) -> list[dict[s
         rows = [{k: v for k, v in row.items() if not is_missing(v)} for row in records.to_dict("records")]
     else:
         rows = list(records)
-    return [_plain(upgrade(r)) for r in rows]
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: numpy scalars and arrays to Python, NaN/inf to None."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return [json_ready(upgrade(r)) for r in rows]

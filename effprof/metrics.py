@@ -112,6 +112,14 @@ def relative_spread(record: dict[str, Any]) -> float | None:
     return float(iqr) / float(median)
 
 
+def is_busy(record: dict[str, Any]) -> bool:
+    """The one busy-machine rule: the 1-minute load average was at or above the core count while the point ran
+    (other work competed for every core). False where a record does not say."""
+    load, cores = record.get("load_avg_1m"), record.get("cpu_count")
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and not is_missing(v) for v in (load, cores))
+    return numbers and cores > 0 and load >= cores
+
+
 def is_noisy(record: dict[str, Any]) -> bool:
     """The one noise rule: a timed point whose IQR / median exceeds NOISE_THRESHOLD (10%).
 

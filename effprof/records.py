@@ -142,6 +142,22 @@ class StoreError(OSError):
     """A record could not be appended (disk full, file system gone read-only); `filename` names the file."""
 
 
+def json_ready(value: Any) -> Any:
+    """`value` as plain JSON data: numpy scalars and arrays to Python numbers and lists, NaN/inf to None,
+    recursively through dicts, lists and tuples (the one converter for records, sessions and --json output)."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy arrays and scalars
+        value = value.tolist()
+        if isinstance(value, list):
+            return [json_ready(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shlex
 import sys
@@ -14,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
+from effprof.records import json_ready
 from effprof.render.escape import plain
 
 
@@ -43,24 +43,12 @@ def command_line() -> str:
     return "effprof " + shlex.join(sys.argv[1:])
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "item"):  # numpy scalars
-        return _plain(value.item())
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(_plain(data), indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(json_ready(data), indent=2, default=str) + "\n")
 
 
 def frame_records(frame) -> list[dict[str, Any]]:
-    return [_plain(r) for r in frame.to_dict("records")]
+    return [json_ready(r) for r in frame.to_dict("records")]
 
 
 def print_frame_json(frame) -> None:
@@ -162,18 +150,14 @@ def sweep_warnings(records: list[dict[str, Any]]) -> list[str]:
     if noisy:
         lines.append(f"warning: {noisy} of {len(records)} points have noisy timing (IQR/median > 10%); "
                      "their records are flagged time_noisy")
-    busy = [r for r in records if _busy(r)]
+    from effprof.metrics import is_busy
+
+    busy = [r for r in records if is_busy(r)]
     if busy:
         worst = max(r["load_avg_1m"] for r in busy)
         lines.append(f"warning: the machine was busy during {len(busy)} of {len(records)} points (load average up to "
                      f"{worst:.1f} on {busy[0]['cpu_count']} cores); their times may be inflated")
     return lines
-
-
-def _busy(record: dict[str, Any]) -> bool:
-    load, cores = record.get("load_avg_1m"), record.get("cpu_count")
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (load, cores))
-    return numbers and cores > 0 and load >= cores
 
 
 def _measure(points, options, output, executor, done, run_points, point_label, progress_bar) -> None:
