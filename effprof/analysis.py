@@ -229,16 +229,6 @@ def noise_summary(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def load_warning(records: Iterable[dict[str, Any]]) -> str | None:
-    """One line when any point was measured on a busy machine (1-minute load above its core count), else None."""
-    busy = [r for r in records if is_busy(r)]
-    if not busy:
-        return None
-    worst = max(float(r["load_avg_1m"]) for r in busy)
-    return (f"the machine was busy for {len(busy)} point(s) (1-minute load up to {worst:.1f} on {int(busy[0]['cpu_count'])} cores): "
-            "their timings are less reliable; re-measure on an idle machine for figures to quote")
-
-
 # ---- the session ------------------------------------------------------------------------
 
 
@@ -270,14 +260,25 @@ class Session:
 
     @property
     def frame(self) -> pd.DataFrame:
-        """The records as a DataFrame (one row per record)."""
-        return to_frame(self.records)
+        """The records as a DataFrame (one row per record): built once, a copy each time (renderers may add columns)."""
+        return self._built("records", lambda: to_frame(self.records)).copy()
 
     @property
     def fits_frame(self) -> pd.DataFrame:
         from effprof.fit import FIT_COLUMNS
 
-        return pd.DataFrame(self.fits) if self.fits else pd.DataFrame(columns=[*FIT_COLUMNS, "noisy_points", "uncertain"])
+        empty = [*FIT_COLUMNS, "noisy_points", "uncertain"]
+        return self._built("fits", lambda: pd.DataFrame(self.fits) if self.fits else pd.DataFrame(columns=empty)).copy()
+
+    def _built(self, name: str, build) -> pd.DataFrame:
+        """A frame built from one of the session's lists once (a report reads the records' frame five times);
+        rebuilt when that list is replaced or changed in length."""
+        cache = self.__dict__.setdefault("_frames", {})
+        source = getattr(self, name)
+        key = (id(source), len(source))
+        if cache.get(name, (None,))[0] != key:
+            cache[name] = (key, build())
+        return cache[name][1]
 
     @property
     def baseline_frame(self) -> pd.DataFrame:

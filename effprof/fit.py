@@ -196,15 +196,6 @@ def leading_exponent(x: np.ndarray, y: np.ndarray, q: float = 1.0) -> float:
     return float(_leading_point(ls[None], ly[None], np.ones((1, len(x))), q)[0])
 
 
-def lower_term(raw_slope: float) -> float | None:
-    """The exponent q of the term a leading fit separates out, or None when there is nothing to separate."""
-    if raw_slope > 1.05:
-        return 1.0
-    if raw_slope > 0.05:
-        return 0.0
-    return None
-
-
 # ---- one batch: S series with the same number k of sizes -------------------------------------
 
 

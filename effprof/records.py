@@ -63,7 +63,7 @@ class Record(TypedDict, total=False):
     time_samples_s: list[float]  # seconds — per-call time of each timed block (the raw samples)
     time_noisy: bool  # IQR / median > 10% (metrics.NOISE_THRESHOLD)
     load_avg_1m: float  # runnable tasks — the machine's 1-minute load average when the point was measured
-    cpu_count: int  # cores — logical CPUs of the machine (load_avg_1m above this: busy)
+    cpu_count: int  # cores — logical CPUs of the machine (load_avg_1m at or above this: busy, metrics.is_busy)
     achieved_flops_per_s: float  # FLOP/s — flops_counted / time_s
     peak_flops_per_s: float  # FLOP/s — the machine's measured matmul peak
     peak_bytes_per_s: float  # bytes/s — the machine's measured copy bandwidth
@@ -158,12 +158,6 @@ def json_ready(value: Any) -> Any:
     return value
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 STATUSES = ("ok", "oom", "timeout", "error", "unsupported", "crash")
 
 # Fields a reader relies on, with the JSON types each may hold (None: the field may be null).
@@ -201,13 +195,13 @@ def validate_record(record: Any) -> str | None:
     present = record.keys()  # only the fields a record carries are checked (100k records are read in seconds)
     for field in present & _NUMBER_SET:
         value = record[field]
-        if value is not None and not _is_number(value):
+        if value is not None and not is_number(value):
             return f"{field} is {_shown(value)}, not a number"
         if value is not None and value < 0:
             return f"{field} is {value!r}; it cannot be negative"
     for field in present & _POSITIVE_SET:
         value = record[field]
-        if value is not None and not _is_number(value):
+        if value is not None and not is_number(value):
             return f"{field} is {_shown(value)}, not a number"
         if value is not None and not value > 0:
             return f"{field} is {value!r}; it must be positive"
@@ -215,9 +209,9 @@ def validate_record(record: Any) -> str | None:
         info, value = KEYS[key], record[key]
         if value is None:
             continue
-        if info.type is int and (not _is_number(value) or float(value) != int(value)):
+        if info.type is int and (not is_number(value) or float(value) != int(value)):
             return f"{key} is {_shown(value)}, not a whole number"
-        if info.type is float and not _is_number(value):
+        if info.type is float and not is_number(value):
             return f"{key} is {_shown(value)}, not a number"
         if info.type is str and not isinstance(value, str):
             return f"{key} is {_shown(value)}, not text"
@@ -225,7 +219,7 @@ def validate_record(record: Any) -> str | None:
             return f"{key} is {value!r}; it must be a positive integer"
     for field in ("time_samples_s", "expert_load"):
         values = record.get(field)
-        if values is not None and (not isinstance(values, list) or not all(_is_number(v) and v >= 0 for v in values)):
+        if values is not None and (not isinstance(values, list) or not all(is_number(v) and v >= 0 for v in values)):
             return f"{field} is {_shown(values)}, not a list of non-negative numbers"
     for field in ("layer_kinds", "breakdown"):  # nested figures: {name: {figure: number}}
         nested = record.get(field)
@@ -235,7 +229,7 @@ def validate_record(record: Any) -> str | None:
             return f"{field} is {_shown(nested)}, not a table of tables"
         for inner in nested.values():
             for name, value in inner.items():
-                if value is not None and not isinstance(value, str) and not (_is_number(value) and value >= 0):
+                if value is not None and not isinstance(value, str) and not (is_number(value) and value >= 0):
                     return f"{field} holds {name} = {_shown(value)}, not a non-negative number"
     complexity = record.get("complexity")
     if complexity is not None and (not isinstance(complexity, dict) or not all(isinstance(v, str) for v in complexity.values())):
@@ -246,12 +240,13 @@ def validate_record(record: Any) -> str | None:
             return f"claims is {_shown(claims)}, not a list"
         for claim in claims:
             if (not isinstance(claim, list) or len(claim) not in (3, 4) or not all(isinstance(c, str) for c in claim[:2])
-                    or not all(_is_number(c) for c in claim[2:])):
+                    or not all(is_number(c) for c in claim[2:])):
                 return f"claim {_shown(claim)} is not [metric, axis, exponent, log_power]"
     return None
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool): the one test of "a figure is there" (is_missing is its converse for frames)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -278,7 +273,7 @@ def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _encode(record: dict[str, Any]) -> str:
-    return json.dumps({k: _clean(v) for k, v in record.items()}, default=str)
+    return json.dumps(json_ready(record), default=str)  # NaN as null at every depth (layer_kinds, breakdown, samples)
 
 
 def append(path: str | Path, record: dict[str, Any]) -> None:

@@ -352,15 +352,16 @@ def test_fit_report_and_merge_on_saved_results_run_without_torch(tmp_path):
 
 def test_one_busy_machine_rule_for_sweeps_sessions_and_warnings():
     """Load at or above the core count is busy, below it is not, and a record that does not say is not: the sweep
-    warning, the session's noise summary and the compare warning all use metrics.is_busy."""
-    from effprof.analysis import load_warning
+    warning, the session's noise summary, profile's record table and the report all use metrics.is_busy."""
     from effprof.cli.output import sweep_warnings
     from effprof.metrics import is_busy
 
     at, below, unknown = {"load_avg_1m": 2.0, "cpu_count": 2}, {"load_avg_1m": 1.9, "cpu_count": 2}, {"load_avg_1m": None}
     assert is_busy(at) and not is_busy(below) and not is_busy(unknown) and not is_busy({"load_avg_1m": "2", "cpu_count": 2})
     records = [{"mechanism": "m", "mode": "forward", "status": "ok", "seq_len": 8, "time_s": 1.0, **r} for r in (at, below)]
-    assert load_warning(records) and "1 point" in load_warning(records)
     assert any("busy during 1 of 2" in line for line in sweep_warnings(records))
+    assert not any("busy" in line for line in sweep_warnings(records[1:]))
     assert analyse(records).noise["busy"] == 1
-    assert load_warning(records[1:]) is None
+    from effprof.render.console import noise_lines
+
+    assert any("busy" in line for line in noise_lines(records[0])) and not any("busy" in line for line in noise_lines(records[1]))

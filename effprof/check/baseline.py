@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from effprof.check.claims import is_number as _number
 from effprof.fit import METRICS
+from effprof.records import is_number as _number
 from effprof.records import point_identity
 
 if TYPE_CHECKING:

@@ -25,7 +25,6 @@ file may also put them at the top level, `[[claims]]`):
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 from effprof.check.locate import Locator
 from effprof.config import KEYS, ConfigError, resolve_config
 from effprof.fit import METRICS
+from effprof.records import is_number
 
 METRIC_NAMES = tuple(METRICS)
 CLAIM_KEYS = ("mechanism", "params", "mode", "axis", "values", "metric", "exponent", "tolerance", "log_power", "name",
@@ -98,11 +98,6 @@ class CheckSuite:
     path: str | None = None
     baseline: list[dict[str, Any]] | None = None
     regression: dict[str, float] = field(default_factory=dict)
-
-
-def is_number(value: Any) -> bool:
-    """A finite int or float (not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def make_check(mechanism: str, axis: str, values: list, metric: str, exponent: float, tolerance: float | None = None,

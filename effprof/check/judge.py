@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from effprof.check.claims import Check
-from effprof.check.claims import is_number as _number
 from effprof.fit import METRICS
+from effprof.records import is_number as _number
 
 
 @dataclass

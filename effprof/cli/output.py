@@ -47,13 +47,9 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(json_ready(data), indent=2, default=str) + "\n")
 
 
-def frame_records(frame) -> list[dict[str, Any]]:
-    return [json_ready(r) for r in frame.to_dict("records")]
-
-
 def print_frame_json(frame) -> None:
     """A DataFrame as a JSON list of row objects (NaN as null), written by pandas' C encoder: the same JSON
-    as print_json(frame_records(frame)), without a Python object per value (25k series' fits in 1 s, not 9 s)."""
+    as print_json of the rows, without a Python object per value (25k series' fits in 1 s, not 9 s)."""
     sys.stdout.write(frame.to_json(orient="records", double_precision=15, indent=2, force_ascii=False) + "\n")
 
 

@@ -19,7 +19,6 @@ from effprof.render import axes, style
 from effprof.render.console import human
 from effprof.render.escape import plain
 
-METRIC_UNITS = {"flops": "flops", "time_s": "time", "peak_bytes": "bytes"}
 METRIC_TITLES = {"flops": "FLOPs", "time_s": "forward time", "peak_bytes": "peak memory"}
 
 

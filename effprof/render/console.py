@@ -17,7 +17,7 @@ from rich.text import Text
 
 from effprof.analysis import Session
 from effprof.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, swept_axis
-from effprof.metrics import COMPARED, METRICS, NOISE_THRESHOLD, NOISY_MARK, human, is_noisy, relative_spread
+from effprof.metrics import COMPARED, METRICS, NOISE_THRESHOLD, NOISY_MARK, human, is_busy, is_noisy, relative_spread
 from effprof.render.escape import plain, terminal
 
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow", "no-claim": "dim"}
@@ -110,9 +110,8 @@ def noise_lines(record: dict[str, Any]) -> list[str]:
         lines.append(f"{NOISY_MARK} noisy timing: IQR/median {100 * relative_spread(record):.0f}% > {100 * NOISE_THRESHOLD:.0f}%")
     elif record.get("time_blocks") == 1:
         lines.append("spread unknown: one timed block (a longer --max-time times more)")
-    load, cores = record.get("load_avg_1m"), record.get("cpu_count")
-    if not is_missing(load) and not is_missing(cores) and float(load) > float(cores):
-        lines.append(f"machine busy: 1-minute load {float(load):.2f} on {cores} cores")
+    if is_busy(record):
+        lines.append(f"machine busy: 1-minute load {float(record['load_avg_1m']):.2f} on {record['cpu_count']} cores")
     return lines
 
 

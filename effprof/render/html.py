@@ -37,7 +37,7 @@ from plotly.offline import get_plotlyjs
 
 from effprof.analysis import Session
 from effprof.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis
-from effprof.metrics import NOISE_THRESHOLD, NOISY_MARK, human, is_noisy, unit_of
+from effprof.metrics import NOISE_THRESHOLD, NOISY_MARK, human, is_busy, is_noisy, unit_of
 from effprof.render.figures import expert_load_figure, metric_figures, roofline_figure
 from effprof.render.points import COUNT, aggregate
 
@@ -249,8 +249,7 @@ def records_data(points: pd.DataFrame, axis: str | None) -> dict[str, Any]:
         flags = 0
         if is_noisy(record):
             flags |= 1
-        load, cores = record.get("load_avg_1m"), record.get("cpu_count")
-        if not is_missing(load) and not is_missing(cores) and float(load) > float(cores):
+        if is_busy(record):
             flags |= 2
         row.append(flags)
         rows.append(row)
