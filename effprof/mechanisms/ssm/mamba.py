@@ -27,10 +27,9 @@ Forms (config `impl`), the same function (selective_scan.py):
 All are O(n·D_in·N) FLOPs; the chunked forms do about twice the exponentials (each lane's incoming state
 is decayed to every position) but no loop over tokens.
 
-The default impl is chunked_c where the kernel builds, else chunked: decided once, when effprof imports its
-mechanisms (`kernels.load`, which compiles on first use and caches the library), and shown by
-`effprof list` and `effprof explain mamba`. Records name the impl that ran, so series from different machines
-never mix forms.
+The default impl is chunked: it runs in every mode, on every device and in every dtype, and its figures do not
+depend on whether the machine has a C compiler. chunked_c is asked for by name (`--param impl=chunked_c`); the
+kernel is compiled on its first use, never when effprof starts. Records name the impl that ran.
 
 Decode keeps the conv window (the last K-1 inputs, D_in·(K-1)) and h (D_in·N) per sequence: constant in n.
 """
@@ -50,8 +49,6 @@ from effprof.mechanisms.ssm.conv import CausalConv1d, init_dt_bias
 from effprof.mechanisms.ssm.mamba_cost import dt_rank, mamba_cost
 from effprof.mechanisms.ssm.selective_scan import COMPILED, IMPLS, KernelUnsupported, selective_scan, state_max
 from effprof.registry import Claim, MechanismSpec, Paper, register
-
-DEFAULT_IMPL = COMPILED if kernels.load("selective_scan") is not None else "chunked"
 
 
 class Mamba(Mechanism):
@@ -127,11 +124,11 @@ def _validate(config: dict[str, Any]) -> None:
         family="ssm",
         summary=(
             "Mamba selective SSM block (input-dependent Δ, B, C; conv; SiLU gate): token-loop, chunked parallel scan, "
-            f"or that scan compiled (chunked_c; default impl where it builds, here {DEFAULT_IMPL})"
+            "or that scan compiled (chunked_c: CPU float32 forward)"
         ),
         paper=Paper("Mamba: Linear-Time Sequence Modeling with Selective State Spaces", 2023, "2312.00752"),
         causal=True,
-        defaults={"d_state": 16, "expand": 2, "d_conv": 4, "impl": DEFAULT_IMPL, "chunk_size": 64},
+        defaults={"d_state": 16, "expand": 2, "d_conv": 4, "impl": "chunked", "chunk_size": 64},
         choices={"impl": IMPLS},
         validate=_validate,
         cost=mamba_cost,
