@@ -330,10 +330,25 @@ def _kill_worker_during(runner_: IsolatedRunner, sig: int, point: tuple) -> dict
     return runner_.measure(*point)
 
 
+SLEEPY = "tests.plugins.faulty:sleepy_conv"  # a point that sleeps 120 s: killed mid-point on any machine, fast or slow
+HANGS = ("sleepy_conv", "forward", {"seq_len": 64, "d_model": 16})
+
+
+@pytest.fixture
+def sleepy():
+    from effprof.plugins import load_plugin
+    from effprof.registry import unregister
+
+    names = load_plugin(SLEEPY)
+    yield HANGS
+    for name in names:
+        unregister(name)
+
+
 @pytest.mark.slow
-def test_a_worker_killed_by_a_signal_is_a_crash_naming_it_and_the_next_point_runs():
-    slow = ("linear_attention", "forward", {"impl": "recurrent", "seq_len": 8192, "d_model": 16})
-    with IsolatedRunner(QUICK, 120, None) as isolated:
+def test_a_worker_killed_by_a_signal_is_a_crash_naming_it_and_the_next_point_runs(sleepy):
+    slow = sleepy
+    with IsolatedRunner(QUICK, 300, None, plugins=(SLEEPY,)) as isolated:
         record = _kill_worker_during(isolated, signal.SIGSEGV, slow)
         assert (record["status"], record["error"]) == ("crash", "the worker was killed by SIGSEGV")
         after = isolated.measure("softmax_attention", "forward", {"seq_len": 16, "d_model": 16})
@@ -349,9 +364,9 @@ def test_isolated_workers_load_the_plugins(tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_is_a_crash_and_the_memory_limit_is_the_limit():
-    slow = ("linear_attention", "forward", {"impl": "recurrent", "seq_len": 8192, "d_model": 16})
-    with IsolatedRunner(QUICK, 120, 256 << 20) as isolated:
+def test_kill_9_is_a_crash_and_the_memory_limit_is_the_limit(sleepy):
+    slow = sleepy
+    with IsolatedRunner(QUICK, 300, 256 << 20, plugins=(SLEEPY,)) as isolated:
         killed = _kill_worker_during(isolated, signal.SIGKILL, slow)
         assert killed["status"] in ("crash", "oom") and "SIGKILL" in killed["error"]
         # 4096² fp32 scores per head are 256 MiB: over the limit, so out of memory, not ok
