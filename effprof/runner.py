@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import os
@@ -42,8 +43,10 @@ def profile(name: str, mode: str = "forward", options: Options = Options(), **co
     return measure_point(name, mode, overrides, options)
 
 
+@functools.cache
 def machine_bytes(device: str) -> int:
-    """Memory of the device a point runs on: physical RAM, or the GPU's total memory."""
+    """Memory of the device a point runs on: physical RAM, or the GPU's total memory (asked once per device,
+    not once per planned point)."""
     if device.startswith("cuda"):
         import torch
 

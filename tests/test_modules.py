@@ -132,3 +132,12 @@ def test_scoped_params_reach_one_module(tmp_path):
     assert result.exit_code == 0, result.output
     records = {r["mechanism"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert records[f"{F}:mlp"]["d_ff"] == 8 and "d_ff" not in records["softmax_attention"]
+
+
+@pytest.mark.parametrize("value", ["٦٤", "６４", "6_4", "1_0.5"])
+def test_a_factorys_own_numbers_take_ascii_digits_only(value):
+    """The same rule as effprof's own keys: int()/float() would read these as numbers, the command refuses them."""
+    key = "scale" if "." in value else "limit"
+    target = "tests.plugins.factories:mlp" if key == "scale" else "tests.plugins.factories:large_fails"
+    result = runner.invoke(app, ["profile", "--module", target, "--param", f"{key}={value}", "--seq-len", "16", "--d-model", "16"])
+    assert result.exit_code == 2 and "ASCII digits" in result.output, result.output

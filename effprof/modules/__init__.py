@@ -43,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from effprof.config import KEYS, RUN_DEFAULTS, ConfigError, resolve_config
+from effprof.config import ASCII_INTEGER, ASCII_NUMBER, KEYS, RUN_DEFAULTS, ConfigError, resolve_config
 from effprof.registry import MODES, Claim, Cost, MechanismSpec, Paper, add, get_spec, list_mechanisms
 
 PROBE_SEQ_LEN = 16  # the size a factory is first built and checked at
@@ -227,6 +227,9 @@ def _coerce_extra(target: str, key: str, value: Any, type_: type) -> Any:
         if text.lower() in _BOOLS:
             return _BOOLS[text.lower()]
         raise ConfigError(f"{key}={value!r} is not a boolean for {target}; accepted: true, false")
+    pattern = {int: ASCII_INTEGER, float: ASCII_NUMBER}.get(type_)
+    if pattern is not None and not pattern.fullmatch(text):  # int()/float() also take '٦٤', '６４' and '6_4'
+        raise ConfigError(f"{key}={value!r} is not a {type_.__name__} in ASCII digits, as {target}'s default for {key} is")
     try:
         return type_(text)
     except ValueError:
