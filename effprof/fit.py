@@ -19,7 +19,8 @@ The judged estimator: the exponent p of the dominant term.
                 error over all sizes. q is the next lower term a sequence mixer pays: q = 1
                 (projections, linear in seq_len, beside an n² mixing term) where that model fits
                 clearly better than q = 0 (a constant, e.g. a decode step's projections beside
-                attention over n cached keys) with both terms present; q = 0 otherwise. When b = 0
+                attention over n cached keys) with both terms present; q = 0 otherwise. Where q = 1
+                fits better but not clearly, the interval spans both models' intervals. When b = 0
                 fits best the model is a pure power law and p its plain exponent; below a raw slope
                 of 0.05 (constants) p is the plain log-log slope over all sizes.
     leading_ci_low/high = p ± 1.96·se, se from each size's influence on p (the infinitesimal
@@ -241,6 +242,7 @@ def _fit_batch(x: np.ndarray, y: np.ndarray, sigma: np.ndarray, tol: np.ndarray)
     # the lower term: a constant (q = 0) or linear (q = 1), whichever two-term model fits all sizes
     # better (q = 0 on a tie); none below a raw slope of 0.05, where the series is constant-like
     terms = np.full(s, np.nan)
+    ambiguous = np.array([], dtype=int)
     two = np.flatnonzero(np.isfinite(slope) & (slope > 0.05))
     points: dict[float, np.ndarray] = {}
     if len(two):
@@ -255,6 +257,11 @@ def _fit_batch(x: np.ndarray, y: np.ndarray, sigma: np.ndarray, tol: np.ndarray)
                   & (solved[1.0][1] > 0) & (solved[1.0][2] > 0))
         terms[two] = np.where(linear, 1.0, 0.0)
         points = fits
+        # where the linear model fits better, with both terms, but not clearly (noise can hide which lower term
+        # is there), both models are plausible: the interval spans both, rather than the constant model's alone
+        plausible = (~linear & (losses[1.0] < losses[0.0]) & (fits[1.0] - 1.0 >= AT_BOUND)
+                     & (solved[1.0][1] > 0) & (solved[1.0][2] > 0))
+        ambiguous = two[plausible]
     for q in (None, 0.0, 1.0):
         index = np.flatnonzero(np.isnan(terms) if q is None else terms == q)
         if not len(index):
@@ -269,6 +276,13 @@ def _fit_batch(x: np.ndarray, y: np.ndarray, sigma: np.ndarray, tol: np.ndarray)
             lower[index] = q
         lead[index], lead_low[index], lead_high[index] = p, low, high
         reasons[index] = why
+    if len(two) and len(ambiguous):
+        chosen = points[1.0][np.searchsorted(two, ambiguous)]
+        _, low, high, why = _judge_two_term(ls[ambiguous], ly_n[ambiguous], sigma[ambiguous], 1.0, x[ambiguous], chosen)
+        usable = np.array([w == "" for w in why]) & np.isfinite(low) & np.isfinite(high) & np.isfinite(lead_low[ambiguous])
+        widen = ambiguous[usable]
+        lead_low[widen] = np.minimum(lead_low[widen], low[usable])
+        lead_high[widen] = np.maximum(lead_high[widen], high[usable])
     resolution = np.maximum(2 * tol, MIN_RESOLUTION)
     wide = (reasons == "") & (lead_high - lead_low > resolution)
     for i in np.flatnonzero(wide):
