@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,10 +27,16 @@ from typing import Any
 
 import numpy as np
 
+from effprof.config import MAX_INT
 from effprof.records import SCHEMA_VERSION
 
 D_MODEL = 64
 SAMPLES = 7  # timed blocks per record
+MAX_NOISE = 2.0  # log-normal σ: beyond it a "time" is noise, not a law
+
+
+class SyntheticError(ValueError):
+    """An argument that would give no records, or records `fit` cannot read: one line naming it."""
 
 
 def power_law(n: np.ndarray, p: float, q: float, a: float = 1.0, b: float = 0.0) -> np.ndarray:
@@ -40,12 +47,39 @@ def power_law(n: np.ndarray, p: float, q: float, a: float = 1.0, b: float = 0.0)
 def records(series: int = 1, sizes: int = 4, repeats: int = 1, exponents: tuple[float, float] = (2.0, 1.0),
             second: float = 8.0 * D_MODEL, noise: float = 0.03, seed: int = 0, first_size: int = 256
             ) -> Iterator[dict[str, Any]]:
-    """Yield series × sizes × repeats records. `second` is b/a of the flops law (the size where the terms cross)."""
-    if series < 1 or sizes < 1 or repeats < 1:
-        raise ValueError(f"series, sizes and repeats must be at least 1; got {series}, {sizes}, {repeats}")
+    """series × sizes × repeats records (a generator; the arguments are checked at once, SyntheticError naming
+    the bad one). `second` is b/a of the flops law (the size where the terms cross)."""
+    _check(series, sizes, repeats, exponents, second, noise, seed, first_size)
+    return _records(series, sizes, repeats, exponents, second, noise, seed, first_size)
+
+
+def _check(series: int, sizes: int, repeats: int, exponents: tuple[float, float], second: float, noise: float, seed: int,
+           first_size: int) -> None:
+    for name, value in (("series", series), ("sizes", sizes), ("repeats", repeats), ("first_size", first_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise SyntheticError(f"--{name} must be at least 1; got {value}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SyntheticError(f"--seed must be a whole number >= 0; got {seed}")
+    largest = first_size * 2 ** (sizes - 1)
+    if largest > MAX_INT:  # seq_len is a config key: above MAX_INT no record of it could be read
+        most = int(math.log2(MAX_INT / first_size)) + 1
+        raise SyntheticError(f"--sizes {sizes} reaches seq_len={largest}, above the largest size effprof reads ({MAX_INT}); "
+                             f"accepted: 1 to {most}")
+    if not (isinstance(noise, (int, float)) and math.isfinite(noise) and 0 <= noise <= MAX_NOISE):
+        raise SyntheticError(f"--noise {noise} is not a log-normal σ; accepted: a number from 0 to {MAX_NOISE:g}")
+    p, q = exponents
+    if not all(math.isfinite(v) for v in (p, q, second)) or second < 0:
+        raise SyntheticError(f"exponents {exponents} and second={second} must be finite (second >= 0)")
+    peak = float(power_law(np.array([float(largest)]), p, q, 2.0 * D_MODEL, 2.0 * D_MODEL * second)[0])
+    if not (math.isfinite(peak) and math.isfinite(1e-9 * peak * math.exp(8 * noise))):
+        raise SyntheticError(f"flops at seq_len={largest} overflow ({peak}); use fewer --sizes or smaller exponents")
+
+
+def _records(series: int, sizes: int, repeats: int, exponents: tuple[float, float], second: float, noise: float, seed: int,
+             first_size: int) -> Iterator[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     p, q = exponents
-    lengths = first_size * 2 ** np.arange(sizes)
+    lengths = first_size * 2 ** np.arange(sizes, dtype=np.int64)
     flops = power_law(lengths.astype(float), p, q, 2.0 * D_MODEL, 2.0 * D_MODEL * second)
     for s in range(series):
         name = f"synthetic_{s:05d}"
@@ -66,10 +100,11 @@ def records(series: int = 1, sizes: int = 4, repeats: int = 1, exponents: tuple[
 
 
 def write(path: str | Path, **options: Any) -> int:
-    """Write records(**options) as JSON Lines to `path`; returns how many."""
+    """Write records(**options) as JSON Lines to `path` (the options checked before it is opened); returns how many."""
     count = 0
+    made = records(**options)
     with open(path, "w", encoding="utf-8") as f:
-        for record in records(**options):
+        for record in made:
             f.write(json.dumps(record) + "\n")
             count += 1
     return count
@@ -84,11 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", type=float, default=0.03, help="log-normal σ of the timing samples")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    for name in ("series", "sizes", "repeats"):
-        if getattr(args, name) < 1:
-            print(f"error: --{name} must be at least 1; got {getattr(args, name)}", file=sys.stderr)
-            return 2
-    count = write(args.output, series=args.series, sizes=args.sizes, repeats=args.repeats, noise=args.noise, seed=args.seed)
+    try:
+        count = write(args.output, series=args.series, sizes=args.sizes, repeats=args.repeats, noise=args.noise, seed=args.seed)
+    except SyntheticError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: {args.output}: {e.strerror or e}", file=sys.stderr)
+        return 2
     print(f"{count} records written to {args.output}", file=sys.stderr)
     return 0
 

@@ -201,6 +201,10 @@ def test_good_addresses_are_accepted(address):
     (["--executor", "dask"], "--executor 'dask' is not an executor; accepted: local, process, ray"),
     (["--executor", "ray", "--max-memory", "1G"], "--max-memory is the process executor's limit"),
     (["--executor", "ray", "--address", "127.0.0.1:1"], "--address '127.0.0.1:1': nothing answers at 127.0.0.1:1"),
+    (["--executor", "ray", "--address", "ray://localhost:99999999999999999999"], "is not a Ray address; accepted: auto"),
+    (["--executor", "ray", "--address", "ray://localhost:70000"], "port 70000 is not a port; accepted: 1 to 65535"),
+    (["--executor", "ray", "--address", "localhost:0"], "port 0 is not a port"),
+    (["--executor", "ray", "--address", "ray://hé:10001"], "is not a Ray address"),
 ])
 def test_contradictory_or_bad_executor_flags_exit_2_with_one_line(args, message, tmp_path):
     out = tmp_path / "r.jsonl"

@@ -54,6 +54,10 @@ def make_executor(name: str = "local", address: str | None = None, timeout_s: fl
         raise ConfigError(f"--executor {name!r} is not an executor; accepted: {', '.join(EXECUTORS)}")
     if address is not None and name != "ray":
         raise ConfigError(f"--address {address!r} picks a Ray cluster; it needs --executor ray, not {name}")
+    if address is not None:
+        from effprof.executors.ray import check_address  # imports no Ray: a bad address is refused even without it
+
+        check_address(address)
     if name == "local":
         if timeout_s is not None or max_memory is not None:
             raise ConfigError("--timeout and --max-memory need --executor process or ray (a point can only be stopped in a worker)")

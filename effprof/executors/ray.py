@@ -38,7 +38,8 @@ from effprof.measure.harness import Options
 WORKER_BYTES = 1 << 30  # torch and effprof in a Ray worker, before the point's own tensors
 CONNECT_S = 5.0  # seconds to wait for the cluster's address to answer
 POLL_S = 0.5  # how often the driver looks for overdue points when nothing finishes
-ADDRESS = re.compile(r"^(auto|ray://[\w.\-]+:\d+|[\w.\-]+:\d+)$")
+ADDRESS = re.compile(r"^(?:ray://)?(?P<host>[A-Za-z0-9_.\-]+):(?P<port>[0-9]{1,5})$")  # or `auto`
+MAX_PORT = 65535
 INSTALL = "--executor ray needs Ray, which is not installed: pip install 'effprof[ray]'"
 
 
@@ -94,10 +95,20 @@ class Cluster:
 
 
 def check_address(address: str | None) -> str | None:
-    """`auto`, `ray://host:port` or `host:port`, or ConfigError naming the bad value."""
-    if address is not None and not ADDRESS.match(address.strip()):
+    """`auto`, `ray://host:port` or `host:port` (ASCII host, port 1 to 65535), or ConfigError naming the bad value."""
+    if address is None:
+        return None
+    if not isinstance(address, str):
         raise ConfigError(f"--address {address!r} is not a Ray address; accepted: auto, ray://host:port, host:port")
-    return address.strip() if address else None
+    text = address.strip()
+    if text == "auto":
+        return text
+    match = ADDRESS.fullmatch(text)
+    if not match:
+        raise ConfigError(f"--address {address!r} is not a Ray address; accepted: auto, ray://host:port, host:port")
+    if not 1 <= int(match["port"]) <= MAX_PORT:
+        raise ConfigError(f"--address {address!r}: port {match['port']} is not a port; accepted: 1 to {MAX_PORT}")
+    return text
 
 
 def reachable(address: str, timeout_s: float = CONNECT_S) -> None:
