@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from effprof.registry import build, get_spec, list_mechanisms
@@ -39,19 +40,52 @@ def sweep(names: list[str] | str, vary: dict[str, list[Any]], mode: str | list[s
     return _sweep(names, vary=vary, mode=mode, **config)
 
 
-def fit(frame: pandas.DataFrame) -> pandas.DataFrame:
-    """Scaling exponents with CIs and claim verdicts for a frame of records."""
+def fit(frame: pandas.DataFrame | list[dict[str, Any]]) -> pandas.DataFrame:
+    """Scaling exponents with CIs and claim verdicts for a frame (or list) of records."""
+    return _fit_records(frame)
+
+
+def _fit_records(frame: Any) -> pandas.DataFrame:  # also what the module effprof.fit does when called (it takes this name)
     from effprof.fit import fit_frame
 
-    return fit_frame(frame)
+    return fit_frame(_frame(frame))
 
 
-def report(frame: pandas.DataFrame, path: str, command: str = "") -> str:
-    """Write a self-contained HTML report of `frame` to `path`."""
+def report(frame: pandas.DataFrame | list[dict[str, Any]], path: str, command: str = "") -> str:
+    """Write a self-contained HTML report of `frame` (or a list of records) to `path`."""
     from effprof.analysis import analyse
     from effprof.render import html
 
-    return html.write(analyse(frame, command=command), path)
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        from effprof.config import ConfigError
+
+        raise ConfigError(f"path must be a file name, e.g. 'report.html'; got {path!r}")
+    return html.write(analyse(_frame(frame), command=command), path)
+
+
+def _frame(frame: Any) -> pandas.DataFrame:
+    """A DataFrame of records, from one or from a list of record dicts (each checked as `effprof fit` checks a file's
+    lines: effprof.records.validate_record); ConfigError names what is wrong."""
+    import pandas as pd
+
+    from effprof.config import ConfigError
+    from effprof.records import ResultsError, json_ready, to_frame, upgrade, validate_record
+
+    if isinstance(frame, pd.DataFrame):
+        return frame
+    if not isinstance(frame, (list, tuple)):
+        raise ConfigError(f"expected a DataFrame of records (effprof.sweep's) or a list of record dicts; got {type(frame).__name__}")
+    records = []
+    for index, record in enumerate(frame):
+        try:
+            record = json_ready(upgrade(record, f"record {index}")) if isinstance(record, dict) else record
+        except ResultsError as e:
+            raise ConfigError(str(e)) from None
+        problem = validate_record(record)
+        if problem:
+            raise ConfigError(f"record {index}: {problem}")
+        records.append(record)
+    return to_frame(records)
 
 
 __all__ = ["build", "fit", "get_spec", "list_mechanisms", "profile", "report", "sweep"]

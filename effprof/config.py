@@ -10,6 +10,7 @@ full, validated config a mechanism is built from.
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +90,10 @@ DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16"
 # Largest size we accept for any integer key: beyond this no point fits a machine.
 MAX_INT = 1 << 24
 
+# How a point is measured (measure.harness.Options; the CLI's --max-time and --threads take the same ranges).
+MAX_TIME_S = (0.01, 600.0)  # the timing loop's budget per point, seconds
+MAX_THREADS = 1024  # torch threads; 0 keeps torch's current setting
+
 # What a CLI string must look like to be read as a number: ASCII digits only, no '_' separators.
 ASCII_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
 ASCII_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
@@ -103,6 +108,8 @@ def _coerce(key: str, value: Any) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{key}={value!r} is not an integer; {key} takes a whole number")
         if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, numbers.Integral) and not isinstance(value, int):  # numpy's integers are integers
             value = int(value)
         if isinstance(value, str):
             if not ASCII_INTEGER.fullmatch(value.strip()):  # int() would also take '٦٤', '６４' and '6_4'

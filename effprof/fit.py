@@ -54,6 +54,8 @@ never imports torch.
 from __future__ import annotations
 
 import math
+import sys
+import types
 from collections.abc import Hashable
 from typing import Any
 
@@ -634,3 +636,16 @@ def _analytic(series: np.ndarray, x: np.ndarray, per_size: pd.DataFrame, log_pow
         valid = (a > 0).all(-1)
         slope = _weighted_line(np.log(x), np.log(np.where(a > 0, a, 1.0)), _upper_mask(np.log(x)).astype(float))[0]
     return np.where(valid, slope, np.nan)
+
+
+class _CallableModule(types.ModuleType):
+    """Importing this module sets the package's attribute `effprof.fit` to it, hiding the API function of that name
+    (effprof/__init__.py): the module, called, is that function, so `effprof.fit(frame)` works either way."""
+
+    def __call__(self, frame):
+        from effprof import _fit_records
+
+        return _fit_records(frame)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -34,7 +34,9 @@ def assert_scaling(mechanism: str, axis: str, values: list, metric: str, exponen
     __tracebackhide__ = True
     from effprof.check import make_check, run_check
 
-    check = make_check(mechanism, axis, list(values), metric, exponent, tol, mode, {**(params or {}), **config}, log_power)
+    # The arguments are checked where `effprof check` checks a claims file (make_check, Options): ConfigError names the bad one.
+    overrides = {**params, **config} if isinstance(params, dict) else (params if params is not None else config)
+    check = make_check(mechanism, axis, values, metric, exponent, tol, mode, overrides, log_power)
     result = run_check(check, max_time=max_time)
     if result.verdict == "inconclusive":
         raise AssertionError(f"inconclusive (the data cannot judge the claim): {result.message}")

@@ -77,7 +77,7 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
     """
     from effprof.records import point_identity
 
-    names, modes = list(names), list(modes)
+    names, vary, modes = _checked_arguments(names, vary, modes, config)
     if any(":" in name for name in names):  # module factories: registered and probed with these values first
         from effprof.modules import resolve_targets
 
@@ -128,6 +128,35 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
     if not points:
         raise ConfigError(f"no point to measure: none of {', '.join(names)} supports mode {', '.join(modes)}")
     return points
+
+
+def _checked_arguments(names: Any, vary: Any, modes: Any, config: Any) -> tuple[list[str], dict[str, list[Any]], list[str]]:
+    """The Python API's arguments as plan reads them, or ConfigError naming the bad one (the CLI's flags arrive checked:
+    --vary by effprof.cli.options.parse_vary, the same rules)."""
+    from effprof.config import KEYS
+
+    def texts(value: Any, what: str, example: str) -> list[str]:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) and v for v in items):
+            raise ConfigError(f"{what} must be a name or a list of names, e.g. {example}; got {value!r}")
+        return list(items)
+
+    names = texts(names, "names", "['softmax_attention', 'mamba']")
+    modes = texts(modes, "mode", "'forward' or ['forward', 'decode']")
+    if not isinstance(config, dict):
+        raise ConfigError(f"config must be keyword arguments of config keys, e.g. d_model=64; got {config!r}")
+    if not isinstance(vary, dict):
+        raise ConfigError(f"vary must be a dict of config key -> list of values, e.g. {{'seq_len': [256, 512]}}; got {vary!r}")
+    checked: dict[str, list[Any]] = {}
+    for key, values in vary.items():
+        if key not in KEYS:
+            raise ConfigError(f"vary key {key!r} is not a config key; accepted: {', '.join(KEYS)}")
+        if hasattr(values, "tolist") and not isinstance(values, (str, bytes)):
+            values = values.tolist()  # a numpy array
+        if not isinstance(values, (list, tuple, range)):
+            raise ConfigError(f"vary {key!r} must be a list of values, e.g. {{'{key}': [256, 512]}}; got {values!r}")
+        checked[key] = [v.item() if hasattr(v, "item") and not isinstance(v, (str, bytes)) else v for v in values]  # numpy scalars
+    return names, checked, modes
 
 
 @dataclass(frozen=True)

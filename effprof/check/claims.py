@@ -145,9 +145,7 @@ def _check_from(entry: Any) -> Check:
     axis = _typed(entry, "axis", str, "a config key")
     if axis not in NUMERIC_AXES:
         raise _Bad("axis", f"axis {axis!r} is not a numeric config key; accepted: {', '.join(NUMERIC_AXES)}")
-    values = entry["values"]
-    if not isinstance(values, list) or not all(is_number(v) and v > 0 for v in values):
-        raise _Bad("values", f"values must be a list of positive numbers, e.g. [256, 512, 1024]; got {values!r}")
+    values = _sizes(entry["values"])
     if len(set(values)) < 3:
         raise _Bad("values", f"values needs at least three distinct sizes to fit an exponent; got {values!r}")
     exponent = _real(entry, "exponent")
@@ -164,6 +162,7 @@ def _check_from(entry: Any) -> Check:
     params = entry.get("params", {})
     if not isinstance(params, dict):
         raise _Bad("params", f"params must be a table of config keys, e.g. {{ d_model = 64 }}; got {params!r}")
+    params = {k: v.item() if type(v).__module__ == "numpy" and hasattr(v, "item") else v for k, v in params.items()}  # numpy scalars
     for key, value in params.items():
         if key not in KEYS:
             raise _Bad("params", f"{key!r} is not a config key; accepted: {', '.join(KEYS)}")
@@ -183,6 +182,19 @@ def _check_from(entry: Any) -> Check:
                  tolerance=tolerance, mode=mode, params=dict(params), log_power=log_power,
                  name=_typed(entry, "name", str, "a label", ""), allow_inconclusive=allow_inconclusive,
                  points=points)
+
+
+def _sizes(values: Any) -> list[int | float]:
+    """A list (or tuple, or numpy array) of positive finite numbers, numpy's included, as Python numbers; _Bad otherwise."""
+    import numbers
+
+    if hasattr(values, "tolist") and not isinstance(values, (str, bytes)):
+        values = values.tolist()  # a numpy array
+    ok = isinstance(values, (list, tuple)) and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and is_number(float(v)) and v > 0 for v in values)
+    if not ok:
+        raise _Bad("values", f"values must be a list of positive numbers, e.g. [256, 512, 1024]; got {values!r}")
+    return [int(v) if isinstance(v, numbers.Integral) else float(v) for v in values]
 
 
 def _text(value: float) -> str:

@@ -8,15 +8,15 @@ from typing import Annotated, Any
 import typer
 
 from effprof.cli import BadInput
-from effprof.config import KEYS
+from effprof.config import KEYS, MAX_THREADS, MAX_TIME_S
 
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p",
     help=("config key=value (repeatable), e.g. impl=tiled; NAME.key=value applies to mechanism NAME only"))]
 VaryOpt = Annotated[list[str] | None, typer.Option("--vary", "-v", help="config key=v1,v2,... to sweep (repeatable)")]
 ModeOpt = Annotated[list[str] | None, typer.Option("--mode", "-m", help="forward, train or decode (repeatable)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of tables")]
-MaxTimeOpt = Annotated[float, typer.Option("--max-time", help="seconds spent timing each point", min=0.01, max=600)]
-ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default)", min=0, max=1024)]
+MaxTimeOpt = Annotated[float, typer.Option("--max-time", help="seconds spent timing each point", min=MAX_TIME_S[0], max=MAX_TIME_S[1])]
+ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default)", min=0, max=MAX_THREADS)]
 IsolateOpt = Annotated[bool, typer.Option("--isolate", help="run each point in a worker subprocess (timeouts, OOM, crashes become records)")]
 TimeoutOpt = Annotated[float | None, typer.Option("--timeout",
     help=("seconds per point before it is recorded as timeout (with --isolate or --executor process|ray)"), min=0.1)]

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from effprof.config import resolve_config
+from effprof.config import MAX_THREADS, MAX_TIME_S, resolve_config
 from effprof.measure.env import environment
 from effprof.measure.flops import FlopCounter
 from effprof.measure.fvcore_count import fvcore_flops
@@ -33,7 +33,10 @@ from effprof.registry import MODES, build, get_spec
 
 @dataclass(frozen=True)
 class Options:
-    """How a point is measured (not what): these never change the function computed."""
+    """How a point is measured (not what): these never change the function computed.
+
+    Checked when made (the CLI's flags and the Python API share these limits): ConfigError names the bad value.
+    """
 
     threads: int = 0  # 0: torch's current setting
     max_time_s: float = 1.0  # time budget of the timing loop
@@ -45,6 +48,29 @@ class Options:
     seed: int = 0
     breakdown: bool = False  # forward mode: FLOPs, time, peak memory per submodule (measure/breakdown.py)
     breakdown_depth: int | None = None  # levels of submodules kept; None: all
+
+    def __post_init__(self) -> None:
+        from effprof.config import ConfigError
+        from effprof.records import is_number
+
+        low, high = MAX_TIME_S
+        if not is_number(self.max_time_s) or not low <= self.max_time_s <= high:
+            raise ConfigError(f"max_time={self.max_time_s!r} is not a number of seconds from {low:g} to {high:g}")
+        if not _is_int(self.threads) or not 0 <= self.threads <= MAX_THREADS:
+            raise ConfigError(f"threads={self.threads!r} is not a whole number from 0 (torch's default) to {MAX_THREADS}")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ConfigError(f"seed={self.seed!r} is not a whole number >= 0")
+        if self.breakdown_depth is not None and (not _is_int(self.breakdown_depth) or self.breakdown_depth < 1):
+            raise ConfigError(f"depth={self.breakdown_depth!r} is not a whole number >= 1 (or None: every level)")
+        for name in ("count_flops", "fvcore", "memory", "timing", "roofline", "breakdown"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not True or False")
+
+
+def _is_int(value: Any) -> bool:
+    import numbers
+
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 MODE_FREE_METRICS = ("state_bytes", "params")  # the same quantity whatever the mode measured
