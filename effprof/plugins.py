@@ -119,8 +119,11 @@ def _resolve(target: str) -> Any:
             raise PluginError(f"--plugin {target!r} is neither module:attr nor an installed entry point; installed: {', '.join(names) or 'none'}")
         return found[0].load()
     module_name, _, attr = target.partition(":")
+    from effprof.measure.guard import user_code
+
     try:
-        module = import_module(module_name)
+        with user_code():  # sys.exit on import is an error too; torch settings the import changes are put back
+            module = import_module(module_name)
     except Exception as e:  # an import error inside a plugin is the plugin's, reported in one line
         raise PluginError(f"--plugin {target!r}: cannot import {module_name!r}: {type(e).__name__}: {e}") from None
     if not hasattr(module, attr):
@@ -205,9 +208,14 @@ def contract_checks(spec: MechanismSpec, flops: bool = True) -> list[CheckResult
 
     results: list[CheckResult] = []
 
+    from effprof.measure.guard import user_code
+
+    changes: list[str] = []  # torch settings the mechanism's code changed (put back after each check)
+
     def run(name: str, check: Callable[[], str]) -> bool:
         try:
-            problem = check()
+            with user_code(changes):  # sys.exit in the plugin fails the check; torch settings it changes are put back
+                problem = check()
         except Exception as e:  # a plugin's error is a failed check, reported in one line
             problem = f"raised {type(e).__name__}: {' '.join(str(e).split())[:300]}"
         results.append(CheckResult(name, not problem, problem or ""))
@@ -223,7 +231,7 @@ def contract_checks(spec: MechanismSpec, flops: bool = True) -> list[CheckResult
         return results
     run("cost model: answers in every mode", lambda: _cost_problem(spec, tiny))
     x = torch.randn(tiny["batch"], tiny["seq_len"], tiny["d_model"], generator=torch.Generator().manual_seed(1))
-    module = _built(spec, tiny)
+    module = _built(spec, tiny, changes)
     if not run("forward: keeps the (batch, seq_len, d_model) shape", lambda: _shape_problem(module(), x)):
         return results
     if spec.causal:
@@ -233,16 +241,19 @@ def contract_checks(spec: MechanismSpec, flops: bool = True) -> list[CheckResult
             run("decode: init_state + steps = forward", lambda: steps_problem(module(), x))
             run("decode: state bytes = the cost model's", lambda: _state_problem(spec, module(), tiny, x))
     if len(spec.impls) > 1:
-        run("impls: every impl computes the same function", lambda: _impls_problem(spec, tiny, x))
+        run("impls: every impl computes the same function", lambda: _impls_problem(spec, tiny, x, changes))
     if flops:
         sized = resolve_config(spec, {**spec.test_overrides, "seq_len": FLOP_SEQ_LEN})
         for mode in spec.modes:
             label = "decode: cost per generated token = counted" if mode == "decode" else f"flops: counted = analytic in {mode} (±2%)"
-            run(label, lambda mode=mode: _flops_problem(spec, sized, mode))
+            run(label, lambda mode=mode: _flops_problem(spec, sized, mode, changes))
+        for mode in spec.modes:
+            run(f"records: the {mode} record passes the record schema", lambda mode=mode: records_problem(spec, tiny, mode, changes))
+        results.append(CheckResult("torch state: leaves torch's global settings as they were", not changes, "; ".join(changes)))
     return results
 
 
-def _built(spec: MechanismSpec, config: dict[str, Any]) -> Callable[[], Any]:
+def _built(spec: MechanismSpec, config: dict[str, Any], changes: list[str]) -> Callable[[], Any]:
     """The module at `config` (built once, on first use), in eval mode."""
     cache: list[Any] = []
 
@@ -250,7 +261,7 @@ def _built(spec: MechanismSpec, config: dict[str, Any]) -> Callable[[], Any]:
         if not cache:
             from effprof.modules import build_with_spec
 
-            cache.append(build_with_spec(spec, config).eval())
+            cache.append(build_with_spec(spec, config, changes).eval())
         return cache[0]
 
     return get
@@ -261,9 +272,40 @@ def _cost_problem(spec: MechanismSpec, config: dict[str, Any]) -> str:
         return "has no cost model (spec.cost)"
     for mode in spec.modes:
         cost = spec.cost(config, mode)
-        if cost.flops is None or not math.isfinite(float(cost.flops)) or float(cost.flops) < 0:
-            return f"cost model gives flops={cost.flops!r} for mode {mode}; accepted: a finite number >= 0"
+        for field in ("flops", "state_bytes"):  # "1e9" as text passed float() here, and then no command could read the records
+            value = getattr(cost, field, None)
+            if not _is_figure(value):
+                return f"cost model gives {field}={value!r} for mode {mode}; accepted: a finite number >= 0"
+        for key, value in (getattr(cost, "extra", None) or {}).items():
+            if not _is_figure(value):
+                return f"cost model gives extra[{key!r}]={value!r} for mode {mode}; accepted: a finite number >= 0"
     return ""
+
+
+def _is_figure(value: Any) -> bool:
+    """A finite real number >= 0 (numpy's included), not a bool or a string."""
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def records_problem(spec: MechanismSpec, config: dict[str, Any], mode: str, changes: list[str] | None = None) -> str:
+    """Why the record a sweep would write for `spec` in `mode` at `config` is not one every command can read
+    ("" when it is; the torch settings the point changed are appended to `changes`): the point is measured (timing short), encoded as `records.append` writes it, read back
+    and checked with `records.validate_record`, the check `fit`, `report` and `merge` apply to every line."""
+    import json
+
+    from effprof.measure.harness import Options, measure_point
+    from effprof.records import encode, validate_record
+
+    options = Options(max_time_s=0.01, fvcore=False, roofline=False)
+    record = measure_point(spec.name, mode, config, options)
+    if changes is not None:  # the harness put them back too, and named them in the record
+        changes.extend(w for w in record.get("warnings", ()) if w not in changes)
+    if record["status"] != "ok":
+        return f"the {mode} point at seq_len={config['seq_len']} ends {record['status']}: {record['error']}"
+    problem = validate_record(json.loads(encode(record)))
+    return f"its {mode} record would be skipped by fit, report and merge: {problem}" if problem else ""
 
 
 def _shape_problem(module, x) -> str:
@@ -353,16 +395,16 @@ def _state_problem(spec: MechanismSpec, module, config: dict[str, Any], x) -> st
     return ""
 
 
-def _impls_problem(spec: MechanismSpec, config: dict[str, Any], x) -> str:
+def _impls_problem(spec: MechanismSpec, config: dict[str, Any], x, changes: list[str]) -> str:
     import torch
 
     from effprof.modules import build_with_spec
 
-    reference = build_with_spec(spec, {**config, "impl": spec.impls[0]}).eval()
+    reference = build_with_spec(spec, {**config, "impl": spec.impls[0]}, changes).eval()
     with torch.no_grad():
         expected = reference(x)
     for impl in spec.impls[1:]:
-        other = build_with_spec(spec, {**config, "impl": impl}).eval()
+        other = build_with_spec(spec, {**config, "impl": impl}, changes).eval()
         other.load_state_dict(reference.state_dict())
         with torch.no_grad():
             if not torch.allclose(other(x), expected, rtol=1e-4, atol=1e-4):
@@ -370,12 +412,12 @@ def _impls_problem(spec: MechanismSpec, config: dict[str, Any], x) -> str:
     return ""
 
 
-def _flops_problem(spec: MechanismSpec, config: dict[str, Any], mode: str) -> str:
+def _flops_problem(spec: MechanismSpec, config: dict[str, Any], mode: str, changes: list[str]) -> str:
     from effprof.measure.flops import FlopCounter
     from effprof.measure.workload import make_workload
     from effprof.modules import build_with_spec
 
-    module = build_with_spec(spec, config)
+    module = build_with_spec(spec, config, changes)
     work = make_workload(module, config, mode)
     with FlopCounter() as counter:
         work.run()

@@ -45,6 +45,7 @@ class Record(TypedDict, total=False):
     mode: str  # forward | train | decode
     status: str  # ok | oom | timeout | error | unsupported | crash (STATUSES)
     error: str  # one line: why the point failed ("" when ok)
+    warnings: list[str]  # one line each: torch settings the mechanism's code changed, restored (measure/guard.py)
     seed: int  # seed of the weights and inputs
     # FLOPs (a multiply-add is 2 FLOPs; DESIGN.md "Metrics")
     flops_analytic: float  # FLOPs — the spec's cost model
@@ -217,6 +218,9 @@ def validate_record(record: Any) -> str | None:
             return f"{key} is {_shown(value)}, not text"
         if info.type is int and info.positive and value <= 0:
             return f"{key} is {value!r}; it must be a positive integer"
+    notes = record.get("warnings")
+    if notes is not None and (not isinstance(notes, list) or not all(isinstance(n, str) for n in notes)):
+        return f"warnings is {_shown(notes)}, not a list of texts"
     for field in ("time_samples_s", "expert_load"):
         values = record.get(field)
         if values is not None and (not isinstance(values, list) or not all(is_number(v) and v >= 0 for v in values)):
@@ -272,7 +276,8 @@ def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def _encode(record: dict[str, Any]) -> str:
+def encode(record: dict[str, Any]) -> str:
+    """One record as the JSON line `append` writes (without its newline): NaN as null, numpy values as Python's."""
     return json.dumps(json_ready(record), default=str)  # NaN as null at every depth (layer_kinds, breakdown, samples)
 
 
@@ -283,7 +288,7 @@ def append(path: str | Path, record: dict[str, Any]) -> None:
     is moved into `<file>.corrupt` (with a warning) before the record is appended, so the new record is never
     glued onto it. A last line that is a whole record and lacks only its newline is kept and ended.
     """
-    line = _encode(record) + "\n"
+    line = encode(record) + "\n"
     try:
         with open(path, "a+b", buffering=0) as f:
             set_aside_unterminated_line(f, Path(path))
@@ -447,7 +452,7 @@ def write_all(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
     """Write records to `path` atomically: through a unique temporary file in its folder, renamed into place."""
     with atomic_writer(path) as f:
         for record in records:
-            f.write(_encode(record) + "\n")
+            f.write(encode(record) + "\n")
 
 
 @contextlib.contextmanager

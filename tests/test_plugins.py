@@ -132,7 +132,7 @@ def test_readme_template_passes_every_check_and_profiles_decode_per_token():
     result = runner.invoke(app, ["validate", "tests.plugins.my_mixer:build_my_mixer", "--json"])
     assert result.exit_code == 0, result.output
     (report,) = json.loads(result.stdout)
-    assert len(report["checks"]) == 11 and all(c["passed"] for c in report["checks"])
+    assert len(report["checks"]) == 15 and all(c["passed"] for c in report["checks"])
     result = runner.invoke(app, ["profile", "my_mixer", "--plugin", "tests.plugins.my_mixer:build_my_mixer", "--mode", "decode",
                                  "--seq-len", "64", "--json", "--max-time", "0.02"])
     assert result.exit_code == 0, result.output

@@ -146,6 +146,13 @@ def sweep_warnings(records: list[dict[str, Any]]) -> list[str]:
     if noisy:
         lines.append(f"warning: {noisy} of {len(records)} points have noisy timing (IQR/median > 10%); "
                      "their records are flagged time_noisy")
+    changed: dict[tuple[str, str], int] = {}  # torch settings a mechanism's code changed (restored: measure/guard.py)
+    for record in records:
+        for warning in record.get("warnings") or ():
+            key = (str(record.get("mechanism")), warning)
+            changed[key] = changed.get(key, 0) + 1
+    for (mechanism, warning), n in changed.items():
+        lines.append(f"warning: {mechanism}: {warning} ({n} of {len(records)} points; their records carry it in warnings)")
     from effprof.metrics import is_busy
 
     busy = [r for r in records if is_busy(r)]

@@ -6,8 +6,10 @@ Order of work for a point, so that nothing is timed under instrumentation:
   -> diagnostics -> wall time (no dispatch mode active).
 The machine's load (1-minute load average, core count) is read as the point starts,
 so a noisy timing can be told apart from a busy machine.
-A failure (out of memory, an error in the mechanism) becomes a record with its
-status and message; config errors are raised before anything is measured.
+A failure (out of memory, an error in the mechanism, sys.exit in its code) becomes a record with its
+status and message; config errors are raised before anything is measured. Torch's global settings the
+mechanism's code changes (grad mode, threads, default dtype, ...) are put back after its build and after
+the point, each change named in the record's `warnings` (measure/guard.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from effprof.config import MAX_THREADS, MAX_TIME_S, resolve_config
 from effprof.measure.env import environment
 from effprof.measure.flops import FlopCounter
 from effprof.measure.fvcore_count import fvcore_flops
+from effprof.measure.guard import user_code
 from effprof.measure.memory import activation_bytes, peak_bytes
 from effprof.measure.roofline import machine_roofline
 from effprof.measure.timing import time_call
@@ -90,8 +93,10 @@ def measure_point(name: str, mode: str, config: dict[str, Any], options: Options
     spec, resolved = check_point(name, mode, config)
     threads = options.threads or torch.get_num_threads()
     record = _base_record(spec, resolved, mode, threads, options)
+    changes: list[str] = []  # torch settings the mechanism's code changed (measure/guard.py), restored
     try:
-        _measure(spec, resolved, mode, options, threads, record)
+        with user_code(changes):
+            _measure(spec, resolved, mode, options, threads, record, changes)
     except torch.cuda.OutOfMemoryError as e:
         record.update(status="oom", error=_one_line(e))
     except MemoryError as e:
@@ -106,6 +111,8 @@ def measure_point(name: str, mode: str, config: dict[str, Any], options: Options
     finally:
         if resolved["device"].startswith("cuda"):
             torch.cuda.empty_cache()
+    if changes:
+        record["warnings"] = changes
     return record
 
 
@@ -169,8 +176,10 @@ def _base_record(spec, resolved: dict[str, Any], mode: str, threads: int, option
     }
 
 
-def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads: int, record: dict[str, Any]) -> None:
-    module = build(spec.name, seed=options.seed, **config)
+def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads: int, record: dict[str, Any],
+             changes: list[str]) -> None:
+    with user_code(changes):  # what the build changes is put back before anything is measured
+        module = build(spec.name, seed=options.seed, **config)
     record["params"] = sum(p.numel() for p in module.parameters())
     work = make_workload(module, config, mode, seed=options.seed)
 

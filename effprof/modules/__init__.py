@@ -83,6 +83,7 @@ def module_spec(target: str, claims: tuple[Claim, ...] = (), config: dict[str, A
         existing = get_spec(target)
         if not isinstance(existing, ModuleSpec):
             raise ConfigError(f"{target!r} is a registered mechanism, not a module factory")
+        _check_claim_modes(existing, claims)
         existing.claims = tuple(dict.fromkeys((*existing.claims, *claims)))
         return existing
     factory, summary, family = _resolve(target)
@@ -94,8 +95,18 @@ def module_spec(target: str, claims: tuple[Claim, ...] = (), config: dict[str, A
     )
     spec.builder = _make_builder(spec)
     _probe(spec, _own_values(target, spec, config or {}))
+    _check_claim_modes(spec, claims)
     add(spec)
     return spec
+
+
+def _check_claim_modes(spec: ModuleSpec, claims: tuple[Claim, ...]) -> None:
+    """A claim in a mode the module cannot run would never be judged: ConfigError, as `effprof check` refuses it."""
+    for claim in claims:
+        if claim.mode not in spec.modes:
+            why = "" if spec.decodes else " (decode needs init_state, prefill, step and a causal forward)"
+            raise ConfigError(f"--claim {claim.metric}:{claim.axis}={claim.exponent:g}@{claim.mode}: mode {claim.mode!r} is not "
+                              f"available for {spec.target}{why}; accepted: {', '.join(spec.modes)}")
 
 
 def resolve_targets(names: list[str], modules: list[str], claims: list[str], config: dict[str, Any] | None = None) -> list[str]:
@@ -168,8 +179,11 @@ def _resolve(target: str) -> tuple[Callable[..., Any], str, str]:
         raise ConfigError(f"--module {target!r} is not pkg.module:factory or hf:model_type.layer")
     from effprof.plugins import import_module
 
+    from effprof.measure.guard import user_code
+
     try:
-        module = import_module(prefix)
+        with user_code():  # an import that calls sys.exit is an error too; torch settings it changes are put back
+            module = import_module(prefix)
     except Exception as e:  # the factory's own import error, in one line
         raise ConfigError(f"--module {target!r}: cannot import {prefix!r}: {type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
     factory = module
@@ -260,37 +274,57 @@ def _make_builder(spec: ModuleSpec) -> Callable[[dict[str, Any]], Any]:
 def _probe(spec: ModuleSpec, values: dict[str, Any]) -> None:
     """Build and run the module at the user's `values` but seq_len 16: one-line ConfigError for what would fail every point.
 
+    The input is made as a point's is (effprof.measure.workload): the point's dtype, on its device.
     Sets spec.decodes (decode mode applies) when the module is causal and has init_state, prefill, step.
     """
     import torch
+
+    from effprof.measure.guard import user_code
 
     target = spec.target
     try:
         config = resolve_config(spec, {**values, "seq_len": PROBE_SEQ_LEN})
     except ConfigError as e:
         raise ConfigError(f"--module {target!r}: {e}") from None
+    at = f"d_model={config['d_model']}, seq_len={PROBE_SEQ_LEN}" + "".join(
+        f", {key}={config[key]}" for key in ("dtype", "device") if config[key] != RUN_DEFAULTS[key])
     try:
-        module = build_with_spec(spec, config).eval()
-        x = torch.randn(config["batch"], config["seq_len"], config["d_model"], generator=torch.Generator().manual_seed(0))
-        with torch.no_grad():
-            y = module(x)
+        with user_code():  # sys.exit in the factory is an error; torch settings it changes are put back
+            module = build_with_spec(spec, config).eval()
+            x = probe_input(config)
+            with torch.no_grad():
+                y = module(x)
+            ok = isinstance(y, torch.Tensor) and y.shape == x.shape
+            has_steps = all(callable(getattr(module, m, None)) for m in DECODE_METHODS)
+            causal = ok and has_steps and _is_causal(module, x, y)
     except Exception as e:  # the factory's or the module's error, in one line
-        raise ConfigError(f"--module {target!r} fails at d_model={config['d_model']}, seq_len={PROBE_SEQ_LEN}: "
-                          f"{type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
-    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+        raise ConfigError(f"--module {target!r} fails at {at}: {type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
+    if not ok:
         shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise ConfigError(f"--module {target!r}: its forward returned {shape}, expected {tuple(x.shape)} (batch, seq_len, d_model); "
                           "a module that needs other inputs or returns a tuple: have the factory return (module, inputs)")
-    has_steps = all(callable(getattr(module, m, None)) for m in DECODE_METHODS)
-    spec.decodes = has_steps and _is_causal(module, x, y)
+    spec.decodes = causal
     spec.causal = spec.decodes  # DESIGN.md: causal mechanisms decode; the harness reads their prefill state
 
 
-def build_with_spec(spec: MechanismSpec, config: dict[str, Any]):
-    """Build from a spec not (yet) registered, as registry.build does, with seed 0."""
+def probe_input(config: dict[str, Any]):
+    """x: (batch, seq_len, d_model), seed 0, in the config's dtype on its device: what a point feeds the module."""
     import torch
 
-    with torch.random.fork_rng(devices=[]):
+    x = torch.randn(config["batch"], config["seq_len"], config["d_model"], generator=torch.Generator().manual_seed(0))
+    return x.to(device=config["device"], dtype=getattr(torch, config["dtype"]))
+
+
+def build_with_spec(spec: MechanismSpec, config: dict[str, Any], changes: list[str] | None = None):
+    """Build from a spec not (yet) registered, as registry.build does, with seed 0.
+
+    The builder is user code (measure/guard.py): torch settings it changes are put back, each appended to `changes`.
+    """
+    import torch
+
+    from effprof.measure.guard import user_code
+
+    with torch.random.fork_rng(devices=[]), user_code(changes):
         torch.manual_seed(0)
         module = spec.builder(config)
     module.config = config
@@ -298,7 +332,7 @@ def build_with_spec(spec: MechanismSpec, config: dict[str, Any]):
 
 
 def _is_causal(module: Any, x: Any, y: Any) -> bool:
-    """Outputs up to t are unchanged when the tokens after t change."""
+    """Outputs up to t are unchanged when the tokens after t change (within the rounding of x's dtype)."""
     import torch
 
     t = x.shape[1] // 2
@@ -306,4 +340,5 @@ def _is_causal(module: Any, x: Any, y: Any) -> bool:
     x2[:, t + 1:] += 1.0
     with torch.no_grad():
         y2 = module(x2)
-    return bool(torch.allclose(y[:, : t + 1], y2[:, : t + 1], atol=1e-5))
+    eps = torch.finfo(x.dtype).eps  # 1.2e-7 in float32 (tolerance 1e-5, as before), 7.8e-3 in bfloat16
+    return bool(torch.allclose(y[:, : t + 1].float(), y2[:, : t + 1].float(), rtol=8 * eps, atol=max(1e-5, 8 * eps)))

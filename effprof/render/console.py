@@ -135,6 +135,8 @@ def record_table(record: dict[str, Any]) -> Table:
     for key in ("fvcore_note", "uncounted_ops", "custom_ops", "error"):
         if record.get(key):
             table.add_row(key, plain(record[key]))
+    for warning in record.get("warnings") or ():  # torch settings the mechanism's code changed, restored
+        table.add_row(Text("warning", style="bold yellow"), plain(warning, "bold yellow"))
     return table
 
 
