@@ -291,8 +291,9 @@ def _is_figure(value: Any) -> bool:
 
 def records_problem(spec: MechanismSpec, config: dict[str, Any], mode: str, changes: list[str] | None = None) -> str:
     """Why the record a sweep would write for `spec` in `mode` at `config` is not one every command can read
-    ("" when it is; the torch settings the point changed are appended to `changes`): the point is measured (timing short), encoded as `records.append` writes it, read back
-    and checked with `records.validate_record`, the check `fit`, `report` and `merge` apply to every line."""
+    ("" when it is; the torch settings the point changed are appended to `changes`): the point is measured (timing
+    short), encoded as `records.append` writes it, read back and checked with `records.validate_record`, the check
+    `fit`, `report` and `merge` apply to every line."""
     import json
 
     from effprof.measure.harness import Options, measure_point

@@ -177,9 +177,8 @@ def _resolve(target: str) -> tuple[Callable[..., Any], str, str]:
         return factory, summary, "huggingface"
     if not prefix or not attr:
         raise ConfigError(f"--module {target!r} is not pkg.module:factory or hf:model_type.layer")
-    from effprof.plugins import import_module
-
     from effprof.measure.guard import user_code
+    from effprof.plugins import import_module
 
     try:
         with user_code():  # an import that calls sys.exit is an error too; torch settings it changes are put back
