@@ -72,7 +72,17 @@ def load_plugin(target: str, check: bool = True) -> list[str]:
         except PluginError:
             unregister(spec.name)  # also one its own module registered with @register on import
             raise
+    if target not in _LOADED:
+        _LOADED.append(target)
     return [s.name for s in specs]
+
+
+_LOADED: list[str] = []  # the targets load_plugin loaded in this process, in order
+
+
+def loaded_plugins() -> tuple[str, ...]:
+    """The plugin targets loaded in this process, in order: what an isolated worker loads to see the same mechanisms."""
+    return tuple(_LOADED)
 
 
 def configured_plugins(path: Path = Path("pyproject.toml")) -> list[str]:

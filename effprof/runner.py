@@ -69,8 +69,11 @@ def estimated_bytes(spec, config: dict[str, Any], mode: str) -> float:
 
 
 def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str], config: dict[str, Any],
-         force: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
+         force: bool = False, probe: Callable | None = None) -> list[tuple[str, str, dict[str, Any]]]:
     """Every (name, mode, overrides) point of a sweep, each validated before anything runs.
+
+    Module factory targets are registered first, each probed by `probe` (effprof.modules.module_spec; the
+    executor's, so that --isolate builds them in its worker).
 
     A point whose estimated memory exceeds the device's is refused unless `force`, and so is a grid of more
     than MAX_POINTS points (counted before any is planned), or a point that appears twice.
@@ -81,7 +84,7 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
     if any(":" in name for name in names):  # module factories: registered and probed with these values first
         from effprof.modules import resolve_targets
 
-        names = resolve_targets(names, [], [], config)
+        names = resolve_targets(names, [], [], config, probe)
     if not names:
         raise ConfigError("no mechanism to measure; accepted: " + ", ".join(list_mechanisms()))
     for key, values in vary.items():
@@ -244,8 +247,9 @@ def sweep(
 
     names = [names] if isinstance(names, str) else names
     modes = [mode] if isinstance(mode, str) else mode
-    points = plan(names, vary, modes, config)
     if not isinstance(executor, str):
+        points = plan(names, vary, modes, config, probe=executor.probe)
         return to_frame(run_points(points, options, output, executor=executor))
     with make_executor(executor, address) as runner:
+        points = plan(names, vary, modes, config, probe=runner.probe)
         return to_frame(run_points(points, options, output, executor=runner))

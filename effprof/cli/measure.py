@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -56,14 +57,24 @@ def _options(max_time: float, threads: int, breakdown: bool = False, depth: int 
 
 
 def _targets(names: list[str] | None, module: list[str] | None, claim: list[str] | None,
-             param: list[str] | None) -> tuple[list[str], dict]:
-    """Mechanism names plus --module factories (registered with the --claim claims, probed with the --param values),
-    and the parsed --param values."""
+             param: list[str] | None, executor=None) -> tuple[list[str], dict]:
+    """Mechanism names plus --module factories (registered with the --claim claims, probed with the --param values
+    where `executor` runs its points: --isolate's worker), and the parsed --param values."""
     from effprof.modules import resolve_targets
 
     names = [*(names or []), *(m for m in module or [] if m not in (names or []))]
     config = parse_params(param, open_keys=any(":" in n for n in names))
-    return resolve_targets(names, [], list(claim or []), config), config
+    return resolve_targets(names, [], list(claim or []), config, getattr(executor, "probe", None)), config
+
+
+@contextlib.contextmanager
+def _closed_on_error(executor):
+    """Close the executor (its worker, started to probe a --module) when what runs here fails."""
+    try:
+        yield
+    except BaseException:
+        executor.close()
+        raise
 
 
 # What `effprof compare` prints: the summary that fits one screen, or every table.
@@ -169,7 +180,8 @@ def sweep_command(
         raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
     check_output_file(output, "--output")
-    names, config = _targets(names, module, claim, param)
+    with _closed_on_error(runner):
+        names, config = _targets(names, module, claim, param, runner)
     points = plan(names, varied, parse_modes(mode), config, force=force)
     if resume and output.exists():
         total = len(points)
@@ -232,9 +244,10 @@ def compare_command(
 
     if tables not in COMPARE_TABLES:
         raise BadInput(f"--tables {tables!r} is not a choice; accepted: {', '.join(COMPARE_TABLES)}")
-    names, config = _targets(names, module, claim, param) if names or module else (default_compare(), parse_params(param))
-    varied = parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
+    with _closed_on_error(runner):
+        names, config = _targets(names, module, claim, param, runner) if names or module else (default_compare(), parse_params(param))
+    varied = parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
     if plotlyjs not in html.PLOTLYJS:

@@ -32,6 +32,10 @@ class Executor:
     def records(self, points: list[Point], options: Options) -> Iterator[dict[str, Any]]:
         raise NotImplementedError
 
+    # Where a module factory is first built and run (effprof.modules.Probe): None, in this process; the process
+    # executor runs it in its worker, under the points' limits.
+    probe = None
+
     def close(self) -> None:
         """Stop workers, cancel what is still running; safe to call twice."""
 

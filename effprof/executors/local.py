@@ -28,13 +28,25 @@ class ProcessExecutor(Executor):
         self.timeout_s, self.max_memory, self.plugins = timeout_s, max_memory, tuple(plugins)
         self._runner = None
 
-    def records(self, points: list[Point], options: Options) -> Iterator[dict[str, Any]]:
+    def _isolated(self, options: Options):
+        """The worker (started on first use, kept between runs); each point is measured with this run's options."""
         from effprof.measure.isolate import IsolatedRunner
+        from effprof.plugins import loaded_plugins
 
-        self.close()  # one runner per run: its options are this run's
-        self._runner = IsolatedRunner(options, self.timeout_s, self.max_memory, self.plugins)
+        if self._runner is None:  # the plugins this process loaded, however (--plugin, pyproject.toml, load_plugin)
+            plugins = tuple(dict.fromkeys((*self.plugins, *loaded_plugins())))
+            self._runner = IsolatedRunner(options, self.timeout_s, self.max_memory, plugins)
+        self._runner.options = options
+        return self._runner
+
+    def records(self, points: list[Point], options: Options) -> Iterator[dict[str, Any]]:
+        runner = self._isolated(options)
         for name, mode, overrides in points:
-            yield self._runner.measure(name, mode, overrides)
+            yield runner.measure(name, mode, overrides)
+
+    def probe(self, target: str, claims: tuple, values: dict[str, Any]) -> bool:
+        """A module factory's first build and run, in the worker under the same limits as its points."""
+        return self._isolated(Options()).probe(target, claims, values)
 
     def close(self) -> None:
         if self._runner is not None:

@@ -89,7 +89,11 @@ def _one_malloc_arena() -> None:
 
 
 def _prepare(options: Options, max_memory: int | None, plugins: tuple[str, ...]) -> None:
-    """Load the plugins, warm up, then cap the address space at the worker's footprint plus `max_memory`."""
+    """Load the plugins, warm up, then cap the address space at the worker's footprint plus `max_memory`.
+
+    Module factory targets are not known yet: each point brings its target's definition (the driver's spec, claims
+    and modes) and a probe job its own, so they are built under the limits, never here.
+    """
     from effprof.measure.harness import measure_point
     from effprof.plugins import load_plugin
 
@@ -121,18 +125,38 @@ def _worker(conn, parent_pid: int, options: Options, max_memory: int | None, plu
         job = conn.recv()
         if job is None:
             return
-        name, mode, config, timeout_s = job
-        if max_memory and options.roofline:
-            _machine_roofline_unlimited(name, mode, config, options)
+        kind, timeout_s, *rest = job
         deadline = None
         if timeout_s is not None:
             deadline = threading.Timer(timeout_s + DEADLINE_GRACE_S, os._exit, args=(DEADLINE_EXIT_CODE,))
             deadline.daemon = True
             deadline.start()
-        record = measure_point(name, mode, config, options)
+        if kind == "probe":
+            answer: Any = _probe_here(*rest)
+        else:
+            name, mode, config, point_options, made = rest
+            if made is not None:  # a module factory target, registered as the driver has it (spec, claims, modes)
+                from effprof.modules import register_definition
+
+                register_definition(made)
+            if max_memory and point_options.roofline:
+                _machine_roofline_unlimited(name, mode, config, point_options)
+            answer = measure_point(name, mode, config, point_options)
         if deadline is not None:
             deadline.cancel()
-        conn.send(record)
+        conn.send(answer)
+
+
+def _probe_here(target: str, claims: tuple, values: dict[str, Any]) -> tuple[str, Any]:
+    """("probed", decodes) of a factory target built and run here (effprof.modules.module_spec), or ("refused", one line)."""
+    from effprof.modules import module_spec
+
+    try:
+        return "probed", module_spec(target, claims, values).decodes
+    except Exception as e:  # noqa: BLE001  (ConfigError names what failed; anything else is reported in one line too)
+        from effprof.config import ConfigError
+
+        return "refused", str(e) if isinstance(e, ConfigError) else f"--module {target!r}: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
 
 
 def _machine_roofline_unlimited(name: str, mode: str, config: dict[str, Any], options: Options) -> None:
@@ -209,13 +233,15 @@ class IsolatedRunner:
         self._reap()
 
     def measure(self, name: str, mode: str, config: dict[str, Any]) -> dict[str, Any]:
+        from effprof.modules import definition
+
         if self._process is None or not self._process.is_alive():
             try:
                 self._start()
             except WorkerStartError as e:
                 return failed_record(name, mode, config, self.options, "crash", str(e))
         oom_kills = _oom_kills()
-        self._conn.send((name, mode, config, self.timeout_s))
+        self._conn.send(("point", self.timeout_s, name, mode, config, self.options, definition(name)))
         if self._conn.poll(self.timeout_s):
             try:
                 return self._conn.recv()
@@ -226,6 +252,31 @@ class IsolatedRunner:
             return failed_record(name, mode, config, self.options, "timeout", f"no result within --timeout {self.timeout_s:g} s")
         code = self._reap()
         return failed_record(name, mode, config, self.options, *crash_status(code, oom_kills, _oom_kills(), self.max_memory))
+
+    def probe(self, target: str, claims: tuple, values: dict[str, Any]) -> bool:
+        """Build and run a module factory target in the worker, under --timeout and --max-memory (effprof.modules._probe
+        there): whether it decodes, or ConfigError in one line when it fails, hangs or kills the worker."""
+        from effprof.config import ConfigError
+
+        if self._process is None or not self._process.is_alive():
+            try:
+                self._start()
+            except WorkerStartError as e:
+                raise ConfigError(f"--module {target!r}: cannot probe it: {e}") from None
+        oom_kills = _oom_kills()
+        self._conn.send(("probe", self.timeout_s, target, tuple(claims), values))
+        where = f"--module {target!r}: built and run at seq_len 16 in the isolated worker,"
+        if not self._conn.poll(self.timeout_s):
+            self._kill()
+            raise ConfigError(f"{where} it gave no result within --timeout {self.timeout_s:g} s (the factory or its module hangs)")
+        try:
+            answer, value = self._conn.recv()
+        except EOFError:
+            status, error = crash_status(self._reap(), oom_kills, _oom_kills(), self.max_memory)
+            raise ConfigError(f"{where} it ended the worker ({status}): {error}") from None
+        if answer == "refused":
+            raise ConfigError(value)
+        return bool(value)
 
     def close(self) -> None:
         if self._conn is not None:

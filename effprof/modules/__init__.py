@@ -70,14 +70,23 @@ class ModuleSpec(MechanismSpec):
         return MODES if self.decodes else ("forward", "train")
 
 
-def module_spec(target: str, claims: tuple[Claim, ...] = (), config: dict[str, Any] | None = None) -> ModuleSpec:
+# What a process needs to register a factory target exactly as another process did, without probing it again:
+# (target, claims, decodes). The isolated worker gets it with every point of the target (effprof.measure.isolate).
+ModuleDefinition = tuple[str, tuple[Claim, ...], bool]
+Probe = Callable[[str, tuple[Claim, ...], dict[str, Any]], bool]  # (target, claims, values) -> decodes; ConfigError when it fails
+
+
+def module_spec(target: str, claims: tuple[Claim, ...] = (), config: dict[str, Any] | None = None,
+                probe: Probe | None = None) -> ModuleSpec:
     """The registered spec of a factory target, created, probed and registered on first use.
 
     `claims` are added to the spec's own (a second call may add more, e.g. from --claim).
     `config`: the user's values (--param), which the probe uses where the factory accepts them;
     `NAME.key` entries count for this target only.
+    `probe`: where the factory is first built and run (default: here, `_probe`); --isolate runs it in the
+    worker, under --timeout and --max-memory (effprof.measure.isolate.IsolatedRunner.probe).
     Raises ConfigError (one line) when the target cannot be imported, is not callable,
-    or its module fails the probe at small sizes.
+    its module fails the probe at small sizes, or a claim names a mode it cannot run.
     """
     if target in list_mechanisms():
         existing = get_spec(target)
@@ -86,6 +95,19 @@ def module_spec(target: str, claims: tuple[Claim, ...] = (), config: dict[str, A
         _check_claim_modes(existing, claims)
         existing.claims = tuple(dict.fromkeys((*existing.claims, *claims)))
         return existing
+    spec = _new_spec(target, tuple(claims))
+    values = _own_values(target, spec, config or {})
+    if probe is None:
+        _probe(spec, values)
+    else:
+        spec.decodes = spec.causal = bool(probe(target, tuple(claims), values))
+    _check_claim_modes(spec, claims)
+    add(spec)
+    return spec
+
+
+def _new_spec(target: str, claims: tuple[Claim, ...]) -> ModuleSpec:
+    """The spec of a factory target, not probed (decodes False) and not registered."""
     factory, summary, family = _resolve(target)
     defaults, extra = _signature_defaults(target, factory)
     spec = ModuleSpec(
@@ -94,9 +116,6 @@ def module_spec(target: str, claims: tuple[Claim, ...] = (), config: dict[str, A
         factory=factory, extra_keys=extra, equations=inspect.getdoc(factory) or "",
     )
     spec.builder = _make_builder(spec)
-    _probe(spec, _own_values(target, spec, config or {}))
-    _check_claim_modes(spec, claims)
-    add(spec)
     return spec
 
 
@@ -109,11 +128,34 @@ def _check_claim_modes(spec: ModuleSpec, claims: tuple[Claim, ...]) -> None:
                               f"available for {spec.target}{why}; accepted: {', '.join(spec.modes)}")
 
 
-def resolve_targets(names: list[str], modules: list[str], claims: list[str], config: dict[str, Any] | None = None) -> list[str]:
+def definition(name: str) -> ModuleDefinition | None:
+    """The definition of a registered factory target (None for a registered mechanism or an unknown name)."""
+    if not is_module_target(name) or name not in list_mechanisms():
+        return None
+    spec = get_spec(name)
+    return (spec.target, tuple(spec.claims), spec.decodes) if isinstance(spec, ModuleSpec) else None
+
+
+def register_definition(made: ModuleDefinition) -> ModuleSpec:
+    """Register a factory target as `definition` gave it in another process: same claims and modes, not probed again
+    (the other process probed it with the user's values; at its own defaults a factory may not even build)."""
+    target, claims, decodes = made
+    if target in list_mechanisms():
+        spec = get_spec(target)
+    else:
+        spec = _new_spec(target, claims)
+        add(spec)
+    spec.claims, spec.decodes, spec.causal = tuple(claims), decodes, decodes
+    return spec
+
+
+def resolve_targets(names: list[str], modules: list[str], claims: list[str], config: dict[str, Any] | None = None,
+                    probe: Probe | None = None) -> list[str]:
     """The names to measure: `names` then the --module targets, each module registered with the --claim claims.
 
     A name with a colon among `names` is a module target too; `config` (the --param values) is
-    what each new module is probed with. Claims apply to every module target (registered mechanisms carry their own); --claim without one is refused.
+    what each new module is probed with, by `probe` (see module_spec). Claims apply to every module target
+    (registered mechanisms carry their own); --claim without one is refused.
     """
     parsed = tuple(parse_claim(c) for c in claims)
     targets = [*names, *(m for m in modules if m not in names)]
@@ -121,7 +163,7 @@ def resolve_targets(names: list[str], modules: list[str], claims: list[str], con
     if parsed and not factories:
         raise ConfigError("--claim applies to --module targets, and none is given; registered mechanisms carry their own claims")
     for target in factories:
-        module_spec(target, parsed, config)
+        module_spec(target, parsed, config, probe)
     return targets
 
 
