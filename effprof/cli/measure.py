@@ -46,6 +46,7 @@ from effprof.cli.output import (
     read_records,
     warn_mixed_machines,
 )
+from effprof.plugins import load_project_plugins
 from effprof.render.escape import plain, terminal
 
 
@@ -114,6 +115,7 @@ def profile_command(
     json_: JsonOpt = False,
 ) -> None:
     """Measure one point: FLOPs (analytic, counted, fvcore), time, memory, state."""
+    load_project_plugins()
     from effprof.render.console import record_table
     from effprof.runner import profile
 
@@ -160,6 +162,7 @@ def sweep_command(
     threads: ThreadsOpt = 0,
 ) -> None:
     """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
+    load_project_plugins()
     from effprof.records import to_frame
     from effprof.render.console import comparison_tables
     from effprof.runner import pending, plan
@@ -224,6 +227,7 @@ def compare_command(
 
     The records are saved next to the report (same name, .jsonl) so it can be re-rendered without re-measuring.
     """
+    load_project_plugins()
     from effprof.analysis import analyse, session_path
     from effprof.measure.patterns import sparse_patterns
     from effprof.render import console, html
