@@ -27,6 +27,7 @@ import dataclasses
 import itertools
 import json
 import math
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from effprof.records import ResultsError, is_missing, json_ready, point_identity
 
 TIME_NOISE_FLOOR = 0.05
 COUNT_TOLERANCE = 0.005
-SESSION_VERSION = 1
+SESSION_VERSION = 2  # 2: source_sha256 added; patterns hold data only (version 1 could hold a `div` of markup)
 
 
 # ---- crossovers -------------------------------------------------------------------------
@@ -245,6 +246,8 @@ class Session:
                  or None when it was not measured (it needs torch: `effprof compare` measures it)
     noise        noise_summary()
     axis         the swept config key
+    source_sha256  SHA-256 of the results file the session was made from (records.file_digest), or None for
+                 records that came from no file: `effprof report R.jsonl` uses R.session.json only when it matches
     """
 
     records: list[dict[str, Any]]
@@ -257,6 +260,7 @@ class Session:
     axis: str | None = None
     title: str = "effprof report"
     command: str = ""
+    source_sha256: str | None = None
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -312,14 +316,26 @@ class Session:
 
     @classmethod
     def load(cls, path: str | Path) -> Session:
-        """A saved session; records of older schemas are converted."""
+        """A saved session, checked as records are (effprof.session_schema: a crafted or damaged file is a
+        SessionError naming the file and why, never a traceback); records of older schemas are converted.
+        A FIFO or device at `path` is refused without blocking."""
+        from effprof.records import open_regular
+        from effprof.session_schema import session_problem
+
         path = Path(path)
+        shown = repr(str(path))
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise SessionError(f"session file {str(path)!r} cannot be read: {e}") from None
-        if not isinstance(data, dict) or data.get("session") != SESSION_VERSION:
-            raise SessionError(f"session file {str(path)!r} is not an effprof session of version {SESSION_VERSION}")
+            with os.fdopen(open_regular(path), "rb") as f:
+                data = json.loads(f.read().decode("utf-8"))
+        except (OSError, UnicodeDecodeError) as e:
+            raise SessionError(f"session file {shown} cannot be read: {getattr(e, 'strerror', None) or e}") from None
+        except RecursionError:
+            raise SessionError(f"session file {shown} is nested too deeply to be a session") from None
+        except ValueError as e:  # not JSON, or an integer of thousands of digits
+            raise SessionError(f"session file {shown} is not JSON: {' '.join(str(e).split())[:120]}") from None
+        problem = session_problem(data, SESSION_VERSION)
+        if problem is not None:
+            raise SessionError(f"session file {shown} {problem}")
         data.pop("session")
         fields = {f.name for f in dataclasses.fields(cls)}
         session = cls(**{k: v for k, v in data.items() if k in fields})
@@ -329,6 +345,27 @@ class Session:
 
 class SessionError(ResultsError):
     """A session file that cannot be read: the message names the file and why."""
+
+
+def saved_session(results: str | Path, digest: str | None = None) -> tuple[Session | None, str]:
+    """The session saved beside `results` when it belongs to them, else (None, why not: "" when there is none).
+
+    It belongs when its source_sha256 is the SHA-256 of the results file now; a session that fails its checks
+    (session_schema), was made from other records (another run, or records appended since) or has no hash is
+    not used, and the reason says which. `digest`: records.file_digest(results), when already computed."""
+    from effprof.records import file_digest
+
+    path = session_path(results)
+    if not os.path.lexists(path):
+        return None, ""
+    try:
+        session = Session.load(path)
+    except SessionError as e:
+        return None, str(e)
+    if session.source_sha256 is None or session.source_sha256 != (digest or file_digest(results)):
+        return None, (f"session file {str(path)!r} was made from other records than {str(results)!r} "
+                      "(its content hash differs: another run, or records added since)")
+    return session, ""
 
 
 def session_path(results: str | Path) -> Path:

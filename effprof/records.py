@@ -10,9 +10,11 @@ and converts records of older schemas to this one (`upgrade`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
@@ -247,7 +249,12 @@ def validate_record(record: Any) -> str | None:
 
 def is_number(value: Any) -> bool:
     """A finite int or float (not a bool): the one test of "a figure is there" (is_missing is its converse for frames)."""
+    if type(value) is int:  # compared exactly: math.isfinite of a 400-digit integer raises OverflowError
+        return -_FLOAT_MAX <= value <= _FLOAT_MAX
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_FLOAT_MAX = 1.7976931348623157e308
 
 
 def _shown(value: Any) -> str:
@@ -285,7 +292,7 @@ def append(path: str | Path, record: dict[str, Any]) -> None:
     """
     line = _encode(record) + "\n"
     try:
-        with open(path, "a+b", buffering=0) as f:
+        with os.fdopen(open_regular(path, write=True), "a+b", buffering=0) as f:  # no FIFO, no symlink followed
             set_aside_unterminated_line(f, Path(path))
             size = f.seek(0, os.SEEK_END)
             data = memoryview(line.encode("utf-8"))
@@ -326,8 +333,15 @@ def set_aside_unterminated_line(f: IO[bytes], path: Path) -> None:
     if _whole_record(fragment):  # only its newline was lost: end the line, keep the record
         f.write(b"\n")
         return
-    side = path.with_name(path.name + ".corrupt")
-    with open(side, "ab") as corrupt:
+    side = corrupt_path(path)
+    try:
+        fd = open_regular(side, write=True)
+    except NotRegularFile:  # a planted symlink or FIFO: never written through, never waited on; the line goes beside it
+        fd, name = tempfile.mkstemp(prefix=side.name + ".", dir=side.parent)
+        warnings.warn(f"{side} is not a regular file (a symbolic link, FIFO or device): the cut line goes to {name} instead",
+                      stacklevel=3)
+        side = Path(name)
+    with os.fdopen(fd, "ab") as corrupt:
         corrupt.write(fragment + b"\n")
         corrupt.flush()
         os.fsync(corrupt.fileno())
@@ -336,6 +350,12 @@ def set_aside_unterminated_line(f: IO[bytes], path: Path) -> None:
     os.fsync(f.fileno())
     warnings.warn(f"{path}: its last line was cut off mid-write ({len(fragment)} bytes); "
                   f"moved it to {side} before appending", stacklevel=3)
+
+
+def corrupt_path(path: str | Path) -> Path:
+    """Where the cut-off last line of a results file goes: `<results>.corrupt` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".corrupt")
 
 
 def _whole_record(line: bytes) -> bool:
@@ -470,6 +490,48 @@ def atomic_writer(path: str | Path) -> Iterator[IO[str]]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+class NotRegularFile(OSError):
+    """A path that is a FIFO, socket, device, directory or (for writing) a symbolic link: effprof never reads,
+    appends to or writes through one."""
+
+
+def open_regular(path: str | Path, write: bool = False) -> int:
+    """A file descriptor of the regular file `path`: the one way effprof opens a file it reads, or appends to.
+
+    Never blocks: a FIFO is opened non-blocking and refused, as is a socket, device or directory (NotRegularFile).
+    For appending (write=True) the file is created if missing and a symbolic link at `path` is refused, never
+    followed (O_NOFOLLOW). Whole files are written by atomic_writer, which replaces a link and never follows it.
+    """
+    flags = os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    flags |= (os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW) if write else os.O_RDONLY
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as e:
+        if write and os.path.islink(path):
+            raise NotRegularFile(e.errno, "is a symbolic link; effprof does not write through one", str(path)) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(errno.EINVAL, "is not a regular file (a FIFO, socket, device or directory)", str(path))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 (hex) of the bytes of the regular file `path`: the content hash a session keeps of the results it was made from."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with os.fdopen(open_regular(path), "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _umask() -> int:

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import JsonOpt, ParamOpt
-from effprof.cli.output import err, out, print_json
+from effprof.cli.output import check_output_file, err, out, print_json
 from effprof.render.escape import plain
 
 
@@ -133,10 +133,10 @@ def patterns_command(
     load_project_plugins()
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
+    check_output_file(output, "--output")
     config = parse_params(param)
     config["seq_len"] = seq_len or config.get("seq_len", "256")
     data = pattern_data(name, **config)
-    output.parent.mkdir(parents=True, exist_ok=True)
     path = write_pattern_html(data, str(output))
     out.print(plain(f"{name}: {data['pairs']} (query, key) pairs at n={data['n']}, density {data['density']:.4f} of the causal triangle"))
     out.print(plain(f"pattern: {path}"))

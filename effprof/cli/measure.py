@@ -36,6 +36,7 @@ from effprof.cli.options import (
 from effprof.cli.output import (
     check_export_paths,
     check_output_file,
+    check_results_file,
     command_line,
     err,
     load_results,
@@ -94,6 +95,22 @@ def _compare_results_path(output: Path, baseline: str | None, overwrite: bool) -
         raise BadInput(f"{str(results)!r} already holds results (compare saves its records beside -o {str(output)!r}); "
                        "choose another -o, or pass --overwrite to replace them once the new points are measured")
     return results
+
+
+def _move_into_place(partial: Path, results: Path, overwrite: bool, output: Path) -> None:
+    """The finished sweep takes the results' name. Without --overwrite the name is claimed with an exclusive create
+    (O_EXCL) at this moment, so two compares writing one -o cannot both succeed with one's records replacing the
+    other's (the check before measuring cannot see a compare that started alongside): the second is refused in
+    one line, its records kept in the partial file."""
+    import os
+
+    if not overwrite:
+        try:
+            os.close(os.open(results, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666))
+        except FileExistsError:
+            raise BadInput(f"{str(results)!r} was written by another run while this one measured; this run's records are kept "
+                           f"in {str(partial)!r}: effprof report {partial} -o OTHER.html renders them, or pass --overwrite") from None
+    partial.replace(results)  # our own claim (or, with --overwrite, the old results) replaced whole
 
 
 @app.command("profile")
@@ -171,7 +188,7 @@ def sweep_command(
     if not varied:
         raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
-    check_output_file(output, "--output")
+    check_results_file(output, "--output")
     names, config = _targets(names, module, claim, param)
     points = plan(names, varied, parse_modes(mode), config, force=force)
     if resume and output.exists():
@@ -230,6 +247,7 @@ def compare_command(
     load_project_plugins()
     from effprof.analysis import analyse, session_path
     from effprof.measure.patterns import sparse_patterns
+    from effprof.records import file_digest
     from effprof.render import console, html
     from effprof.render.export import ExportError, write_exports
     from effprof.runner import DEFAULT_MODES, DEFAULT_VARY, default_compare, plan
@@ -243,11 +261,12 @@ def compare_command(
         raise BadInput(f"--output {str(output)!r} must end in .html")
     if plotlyjs not in html.PLOTLYJS:
         raise BadInput(f"--plotlyjs {plotlyjs!r} is not accepted; accepted: {', '.join(html.PLOTLYJS)}")
-    check_export_paths(latex, csv, figures, figure_size)
+    check_export_paths(latex, csv, figures, figure_size, output if plotlyjs == "directory" else None)
     check_output_file(output, "--output")
     if output == DEFAULT_COMPARE_OUTPUT and not overwrite:
         output = _fresh_default(output)  # the main job, run again, keeps the earlier run's files
     results = _compare_results_path(output, baseline, overwrite)
+    check_output_file(session_path(results), "--output side file")
     old = None
     if baseline is not None and (baseline.endswith(".jsonl") or Path(baseline).exists()):
         old, baseline = load_results(Path(baseline), "--baseline"), None
@@ -265,10 +284,11 @@ def compare_command(
     finally:
         if partial.exists() and not partial.stat().st_size:
             partial.unlink()  # nothing measured: leave nothing behind
-    partial.replace(results)
+    _move_into_place(partial, results, overwrite, output)
     warn_mixed_machines(records)
     session = analyse(records, old, patterns=sparse_patterns(records), title="effprof compare: " + ", ".join(names),
                       command=command_line())
+    session.source_sha256 = file_digest(results)  # report uses the session only while it belongs to these records
     session.save(session_path(results))
     path = html.write(session, output, plotlyjs)
     try:

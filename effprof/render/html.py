@@ -38,6 +38,7 @@ from plotly.offline import get_plotlyjs
 from effprof.analysis import Session
 from effprof.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis
 from effprof.metrics import NOISE_THRESHOLD, NOISY_MARK, human, is_busy, is_noisy, unit_of
+from effprof.render.escape import plotly_strings
 from effprof.render.figures import expert_load_figure, metric_figures, roofline_figure
 from effprof.render.points import COUNT, aggregate
 
@@ -77,7 +78,9 @@ def _num(value: Any, digits: int = 2) -> str:
 
 
 def _div(fig: go.Figure) -> str:
-    return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
+    """A figure as a <div> and its script: drawn from data now (never stored markup); plotly's JSON escapes < > &
+    and the names and title, which plotly.js reads as markup, pass through escape.plotly_strings."""
+    return plotly_strings(fig).to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
 
 
 def plotlyjs_tag(mode: str) -> str:
@@ -289,14 +292,11 @@ def _layer_breakdown(records: list[dict[str, Any]], axis: str | None) -> dict[st
 
 
 def _pattern_panels(patterns: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Heatmap divs of the measured pattern data (plotly only; the data was measured with the records)."""
+    """Heatmaps drawn now from the measured pattern data (coordinates): a session carries data, never markup,
+    and anything else it holds (a stored `div`) is ignored."""
     from effprof.render.patterns import pattern_figure
 
-    panels = []
-    for data in patterns or []:
-        div = data["div"] if "div" in data else _div(pattern_figure(data))
-        panels.append({"name": data["name"], "n": data["n"], "density": data["density"], "div": div})
-    return panels
+    return [{"name": data["name"], "n": data["n"], "density": data["density"], "div": _div(pattern_figure(data))} for data in patterns or []]
 
 
 # ---- the page ---------------------------------------------------------------------------
