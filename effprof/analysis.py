@@ -28,7 +28,7 @@ import itertools
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ import pandas as pd
 
 from effprof.frames import add_labels, fmt_value, noisy_mask, ok_rows, swept_axis, varying_keys
 from effprof.metrics import CROSSED, METRICS, NOISE_THRESHOLD, is_busy, is_noisy
-from effprof.records import ResultsError, is_missing, json_ready, point_identity, to_frame, upgrade
+from effprof.records import SCHEMA_VERSION, ResultsError, is_missing, json_ready, point_identity, to_frame, upgrade
 
 TIME_NOISE_FLOOR = 0.05
 COUNT_TOLERANCE = 0.005
@@ -265,6 +265,8 @@ class Session:
     @property
     def frame(self) -> pd.DataFrame:
         """The records as a DataFrame (one row per record): built once, a copy each time (renderers may add columns)."""
+        if isinstance(self.records, FrameRecords):
+            return self.records.frame.copy()
         return self._built("records", lambda: to_frame(self.records)).copy()
 
     @property
@@ -309,9 +311,19 @@ class Session:
         path.parent.mkdir(parents=True, exist_ok=True)
         from effprof.records import atomic_writer
 
-        data = {"session": SESSION_VERSION, **json_ready(dataclasses.asdict(self))}
         with atomic_writer(path) as f:  # a unique temporary file, never a predictable <path>.tmp
-            f.write(json.dumps(data, default=str))
+            f.write(f'{{"session": {SESSION_VERSION}')
+            for field in dataclasses.fields(self):
+                value = getattr(self, field.name)
+                f.write(f", {json.dumps(field.name)}: ")
+                if field.name == "records":  # a record at a time: 300k records never become one JSON text in memory
+                    f.write("[")
+                    for i, record in enumerate(value):
+                        f.write((", " if i else "") + json.dumps(json_ready(record), default=str))
+                    f.write("]")
+                else:
+                    f.write(json.dumps(json_ready(value), default=str))
+            f.write("}")
         return str(path)
 
     @classmethod
@@ -385,7 +397,7 @@ def analyse(records: Iterable[dict[str, Any]] | pd.DataFrame, baseline: Iterable
     from effprof.fit import fit_frame
 
     records = _as_records(records)
-    frame = to_frame(records)
+    frame = records.frame if isinstance(records, FrameRecords) else to_frame(records)
     fitted = fit_frame(frame) if fits is None else fits
     fitted = mark_noisy_fits(fitted, frame)
     old = to_frame(_as_records(baseline)) if baseline is not None else None
@@ -403,10 +415,43 @@ def analyse(records: Iterable[dict[str, Any]] | pd.DataFrame, baseline: Iterable
     )
 
 
-def _as_records(records: Iterable[dict[str, Any]] | pd.DataFrame) -> list[dict[str, Any]]:
-    """Records in the current schema, JSON-ready; a DataFrame row's NaN (a key its record lacked) is dropped."""
+def _as_records(records: Iterable[dict[str, Any]] | pd.DataFrame) -> list[dict[str, Any]] | FrameRecords:
+    """Records in the current schema, JSON-ready. A DataFrame (records.read_frame: read, upgraded and validated) is
+    kept as it is, its rows made into records only when they are read (FrameRecords)."""
     if isinstance(records, pd.DataFrame):
-        rows = [{k: v for k, v in row.items() if not is_missing(v)} for row in records.to_dict("records")]
-    else:
-        rows = list(records)
-    return [json_ready(upgrade(r)) for r in rows]
+        if "schema" in records.columns and records["schema"].eq(SCHEMA_VERSION).all():
+            return FrameRecords(records)
+        records = [{k: v for k, v in row.items() if not is_missing(v)} for row in records.to_dict("records")]  # older schemas
+    return [json_ready(upgrade(r)) for r in records]
+
+
+class FrameRecords(Sequence):
+    """Session.records of a session analysed from a DataFrame: each row is its record (the fields it has: a NaN
+    is a field its record lacked) when read, so 300k records are held as columns, never all as dicts."""
+
+    CHUNK = 4096
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [_record(row) for row in self.frame.iloc[index].to_dict("records")]
+        return _record(self.frame.iloc[[index]].to_dict("records")[0])
+
+    def __iter__(self):
+        for start in range(0, len(self.frame), self.CHUNK):
+            yield from (_record(row) for row in self.frame.iloc[start:start + self.CHUNK].to_dict("records"))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    def __repr__(self) -> str:
+        return f"FrameRecords({len(self)} records)"
+
+
+def _record(row: dict[str, Any]) -> dict[str, Any]:
+    return json_ready({k: v for k, v in row.items() if not is_missing(v)})

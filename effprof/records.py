@@ -17,7 +17,7 @@ import os
 import stat
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypedDict
 
@@ -147,6 +147,8 @@ class StoreError(OSError):
 def json_ready(value: Any) -> Any:
     """`value` as plain JSON data: numpy scalars and arrays to Python numbers and lists, NaN/inf to None,
     recursively through dicts, lists and tuples (the one converter for records, sessions and --json output)."""
+    if value is None or type(value) in _PLAIN:
+        return value
     if isinstance(value, dict):
         return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -157,7 +159,12 @@ def json_ready(value: Any) -> Any:
             return [json_ready(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):  # analysis.FrameRecords
+        return [json_ready(v) for v in value]
     return value
+
+
+_PLAIN = frozenset({str, int, bool})
 
 
 STATUSES = ("ok", "oom", "timeout", "error", "unsupported", "crash")
@@ -366,52 +373,121 @@ def _whole_record(line: bytes) -> bool:
 
 
 def read(path: str | Path) -> list[dict[str, Any]]:
-    """Every valid record in a JSON Lines file; each bad line is skipped with a warning naming its number.
+    """Every valid record in a JSON Lines file, as dicts; each bad line is skipped with a warning naming its number
+    (iter_records). For analysis, read_frame keeps the same records as columns, in far less memory."""
+    return list(iter_records(path))
+
+
+def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The valid records of a JSON Lines file, one at a time, read as a stream (a line in memory, not the file).
 
     A UTF-8 byte-order mark is ignored; a line that is not JSON, is nested too deeply, repeats a key, comes
-    from another schema version or fails `validate_record` is skipped, and the rest of the file is read.
+    from another schema version or fails `validate_record` is skipped with a warning naming its line number, and
+    the rest of the file is read. A FIFO or device is refused without blocking (open_regular).
     """
     path = Path(path)
     if not path.exists():
         raise ResultsError(f"results file {str(path)!r} does not exist")
     if path.is_dir():
         raise ResultsError(f"results file {str(path)!r} is a directory; expected a .jsonl file")
-    records = []
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ResultsError(f"results file {str(path)!r} cannot be read: {e}") from None
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
+        f = os.fdopen(open_regular(path), "r", encoding="utf-8-sig", newline="\n")
+    except OSError as e:
+        raise ResultsError(f"results file {str(path)!r} cannot be read: {getattr(e, 'strerror', None) or e}") from None
+    with f:
         try:
-            record = json.loads(line, object_pairs_hook=_refuse_duplicate_keys)
-        except RecursionError:
-            warnings.warn(f"{path}:{number}: skipped a line nested too deeply to be a record", stacklevel=2)
-            continue
-        except ValueError as e:  # JSONDecodeError is a ValueError, so is a repeated key
-            reason = "a corrupt or truncated line" if isinstance(e, json.JSONDecodeError) else f"a line whose {e}"
-            warnings.warn(f"{path}:{number}: skipped {reason}", stacklevel=2)
-            continue
-        if not isinstance(record, dict) or "mechanism" not in record or "mode" not in record:
-            warnings.warn(f"{path}:{number}: skipped a line that is not an effprof record", stacklevel=2)
-            continue
-        if ("\\ud" in line or "\\uD" in line) and not _valid_unicode(record):
-            warnings.warn(f"{path}:{number}: skipped a record holding text that is not valid Unicode (a lone surrogate)",
-                          stacklevel=2)
-            continue
-        version = record.get("schema", 1)
-        if version not in (1, SCHEMA_VERSION):
-            warnings.warn(f"{path}:{number}: skipped a record of schema {_shown(version)}; this effprof reads schemas "
-                          f"1 to {SCHEMA_VERSION}", stacklevel=2)
-            continue
-        record = upgrade(record, f"{path}:{number}")
-        reason = validate_record(record)
-        if reason is not None:
-            warnings.warn(f"{path}:{number}: skipped a record whose {reason}", stacklevel=2)
-            continue
-        records.append(record)
-    return records
+            for number, line in enumerate(f, start=1):
+                record = _parse_line(line, path, number)
+                if record is not None:
+                    yield record
+        except (OSError, UnicodeDecodeError) as e:
+            raise ResultsError(f"results file {str(path)!r} cannot be read: {e}") from None
+
+
+def _parse_line(line: str, path: Path, number: int) -> dict[str, Any] | None:
+    """The record on one line, upgraded and validated; None (with a warning naming the line) when it is not one."""
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line, object_pairs_hook=_refuse_duplicate_keys)
+    except RecursionError:
+        warnings.warn(f"{path}:{number}: skipped a line nested too deeply to be a record", stacklevel=4)
+        return None
+    except ValueError as e:  # JSONDecodeError is a ValueError, so is a repeated key (and an integer of 4300+ digits)
+        reason = "a corrupt or truncated line" if isinstance(e, json.JSONDecodeError) else f"a line whose {e}"
+        warnings.warn(f"{path}:{number}: skipped {reason}", stacklevel=4)
+        return None
+    if not isinstance(record, dict) or "mechanism" not in record or "mode" not in record:
+        warnings.warn(f"{path}:{number}: skipped a line that is not an effprof record", stacklevel=4)
+        return None
+    if ("\\ud" in line or "\\uD" in line) and not _valid_unicode(record):
+        warnings.warn(f"{path}:{number}: skipped a record holding text that is not valid Unicode (a lone surrogate)", stacklevel=4)
+        return None
+    version = record.get("schema", 1)
+    if version not in (1, SCHEMA_VERSION):
+        warnings.warn(f"{path}:{number}: skipped a record of schema {_shown(version)}; this effprof reads schemas "
+                      f"1 to {SCHEMA_VERSION}", stacklevel=4)
+        return None
+    record = upgrade(record, f"{path}:{number}")
+    reason = validate_record(record)
+    if reason is not None:
+        warnings.warn(f"{path}:{number}: skipped a record whose {reason}", stacklevel=4)
+        return None
+    return record
+
+
+def read_frame(path: str | Path) -> pandas.DataFrame:
+    """The valid records of a JSON Lines file as a DataFrame built column by column (one row per record, a column
+    per field, NaN where a record lacks it): the same frame as to_frame(read(path)), without holding every record
+    as a dict (each is dropped once its values are in the columns; repeated texts and claim lists are stored once)."""
+    import pandas as pd
+
+    columns: dict[str, list[Any]] = {}
+    shared: dict[Any, Any] = {}  # one object per distinct name, mode, status, claims list ... (100k records, a few dozen)
+    rows = 0
+    for record in iter_records(path):
+        for key in record:
+            if key not in columns:
+                columns[key] = [_ABSENT] * rows
+        for key, column in columns.items():
+            value = record.get(key, _ABSENT)
+            if type(value) is str:
+                value = shared.setdefault(value, value)
+            elif key in _SHARED_LISTS and isinstance(value, (list, dict)):
+                value = shared.setdefault((key, json.dumps(value, sort_keys=True)), value)
+            column.append(value)
+        rows += 1
+    frame = pd.DataFrame({key: _column(values) for key, values in columns.items()}, index=pd.RangeIndex(rows))
+    return frame
+
+
+_SHARED_LISTS = frozenset({"claims", "complexity"})  # the spec's, identical in every record of a mechanism
+
+
+def _column(values: list[Any]) -> Any:
+    """A column as pandas infers it from records (to_frame): NaN where a record lacks the field, None where it holds
+    null; numbers become float64 or int64 arrays here, so their Python objects are freed at once."""
+    import numpy as np
+
+    kinds = {type(v) for v in values}
+    numbers = kinds & {int, float}
+    if numbers and kinds <= {int, float, type(None), _Absent}:
+        if kinds == {int}:
+            try:
+                return np.array(values, dtype=np.int64)
+            except OverflowError:
+                return values
+        return np.array([v if type(v) in numbers else np.nan for v in values], dtype=np.float64)
+    if _Absent in kinds:
+        return [np.nan if v is _ABSENT else v for v in values]
+    return values
+
+
+class _Absent:
+    """A field a record lacks (NaN in its frame), unlike one it holds as null (None)."""
+
+
+_ABSENT = _Absent()
 
 
 def to_frame(records: Iterable[dict[str, Any]]) -> pandas.DataFrame:

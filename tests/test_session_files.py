@@ -88,8 +88,9 @@ def test_pattern_panels_are_drawn_from_data_with_names_escaped(tmp_path):
     parser = _Tags()
     parser.feed(page)
     assert parser.injected == []
-    # plotly.js reads tags in titles and trace names: the name reaches its JSON as entities, never as <a href>
-    assert "&lt;a href" in page.replace("\\u003c", "<").replace("\\u003e", ">").replace("\\u0026", "&")
+    # plotly.js reads tags in titles and trace names: in the figure's JSON (where plotly writes < as \u003c and / as
+    # \u002f) the name is entities, never a tag plotly.js would build
+    assert "\\u003ca href" not in page and '&lt;a href=\\"https:\\u002f\\u002fexample.com' in page
 
 
 def test_a_session_of_other_records_is_not_drawn(tmp_path):
@@ -395,3 +396,53 @@ def test_two_processes_claiming_one_results_name(tmp_path):
     assert sorted(codes) == [0, 2, 2, 2]
     winner = codes.index(0)
     assert (tmp_path / "c.jsonl").read_text() == f"run {winner}\n"
+
+
+# ---- large files: records read as columns ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["compare.jsonl", "sparse.jsonl", "ssm.jsonl"])
+def test_records_read_as_columns_are_the_frame_of_the_records(name):
+    import pandas as pd
+
+    from effprof.records import read_frame, to_frame
+
+    path = Path(__file__).parents[1] / "reports" / name
+    pd.testing.assert_frame_equal(read_frame(path), to_frame(read(path)))
+
+
+def test_reading_as_columns_skips_what_reading_as_dicts_skips(tmp_path):
+    import warnings
+
+    import pandas as pd
+
+    from effprof.records import read_frame, to_frame
+
+    path = _results(tmp_path)
+    lines = path.read_text().splitlines()
+    bad = ['{"mechanism": "m", "mode": "forward", "seq_len": -1}', "{cut", "[" * 5000 + "]" * 5000,
+           '{"mechanism": "m", "mode": "forward", "seq_len": ' + "9" * 400 + "}", '{"mechanism": "m", "mode": "forward", "extra": null}']
+    path.write_text("\n".join([lines[0], *bad, *lines[1:]]) + "\n")
+    with warnings.catch_warnings(record=True) as as_dicts:
+        warnings.simplefilter("always")
+        expected = to_frame(read(path))
+    with warnings.catch_warnings(record=True) as as_columns:
+        warnings.simplefilter("always")
+        frame = read_frame(path)
+    pd.testing.assert_frame_equal(frame, expected)
+    assert [str(w.message) for w in as_columns] == [str(w.message) for w in as_dicts] and len(as_dicts) == 4
+    assert frame["extra"].isna().all() and frame["claims"].iloc[0] is frame["claims"].iloc[2]  # one claims list per mechanism
+
+
+def test_a_session_analysed_from_columns_keeps_its_records(tmp_path):
+    from effprof.analysis import FrameRecords
+    from effprof.records import read_frame
+
+    path = _results(tmp_path)
+    session = analyse(read_frame(path))
+    assert isinstance(session.records, FrameRecords) and len(session.records) == 6
+    dicts = analyse(read(path))
+    assert session.fits == dicts.fits and session.crossovers == dicts.crossovers
+    assert list(session.records) == dicts.records and session.records[-1] == dicts.records[-1]
+    session.save(tmp_path / "s.session.json")
+    assert Session.load(tmp_path / "s.session.json").records == dicts.records

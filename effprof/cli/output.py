@@ -64,9 +64,9 @@ def check_output_file(path: Path, flag: str, append: bool = False) -> None:
 
     A directory, a FIFO or a device (/dev/full, a terminal) is refused, since results are appended to (and
     reports replace) a regular file; so is a folder that cannot be created or written, a read-only file, and
-    a file system with no free space. A symbolic link is never written through: a file that is appended to
-    (`append`) may not be one; a file written whole replaces the link itself (records.atomic_writer), so
-    there the link is no obstacle. Creates the parent folder where it is missing.
+    a file system with no free space (a symbolic link is judged by what it points to). A symbolic link is never
+    written through: a file that is appended to (`append`) may not be one; a file written whole replaces the
+    link itself (records.atomic_writer). Creates the parent folder where it is missing.
     """
     import os
     import stat
@@ -75,19 +75,18 @@ def check_output_file(path: Path, flag: str, append: bool = False) -> None:
     from effprof.cli import BadInput
 
     shown = repr(str(path))
-    link = path.is_symlink()
-    if link and append:
+    if append and path.is_symlink():
         raise BadInput(f"{flag} {shown} is a symbolic link; effprof does not append through one: give the file itself")
-    if not link and path.is_dir():
+    if path.is_dir():
         raise BadInput(f"{flag} {shown} is a directory; give a file path")
-    if not link and path.exists() and not stat.S_ISREG(path.stat().st_mode):
+    if path.exists() and not stat.S_ISREG(path.stat().st_mode):
         raise BadInput(f"{flag} {shown} is not a regular file (a FIFO, socket or device); give a file path")
     parent = path.parent if str(path.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise BadInput(f"{flag} {shown}: {str(parent)!r} is not a directory")
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        if not link and path.exists() and not os.access(path, os.W_OK):
+        if path.exists() and not os.access(path, os.W_OK):
             raise PermissionError(13, "the file is read-only")
         with tempfile.TemporaryFile(dir=parent):  # can a file be created there at all (read-only mounts)
             pass
@@ -215,12 +214,13 @@ def warn_mixed_machines(records) -> None:
 def load_results(path, what: str = "results file"):
     """Records of a JSON Lines file as a DataFrame; skipped lines reported on stderr."""
     from effprof.cli import BadInput
-    from effprof.records import to_frame
+    from effprof.records import read_frame
 
-    records = read_records(path, what)
-    if not records:
+    with _warnings_to_stderr():
+        frame = read_frame(path)  # as columns: 300k records are never all dicts at once
+    if frame.empty:
         raise BadInput(f"{what} {str(path)!r} holds no records; make one with effprof sweep ... -o {path}")
-    return to_frame(records)
+    return frame
 
 
 def check_export_paths(latex, csv, figures, figure_size: str = "single", plotlyjs_beside: Path | None = None) -> None:

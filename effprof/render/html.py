@@ -271,9 +271,12 @@ def _moe_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
             for r in rows.to_dict("records")]
 
 
-def _layer_breakdown(records: list[dict[str, Any]], axis: str | None) -> dict[str, Any]:
+def _layer_breakdown(frame: pd.DataFrame, axis: str | None) -> dict[str, Any]:
     """Per-layer-kind FLOPs (analytic, with their share), forward time and decode state of each stack point."""
-    stacks = [r for r in records if isinstance(r.get("layer_kinds"), dict) and r["layer_kinds"]]
+    if "layer_kinds" not in frame.columns:
+        return {}
+    rows = frame[frame["layer_kinds"].map(lambda kinds: isinstance(kinds, dict) and len(kinds) > 0)]
+    stacks = [{k: v for k, v in r.items() if not is_missing(v)} for r in rows.to_dict("records")]
     kinds = sorted({k for r in stacks for k in r["layer_kinds"]})
     rows = []
     for record in stacks:
@@ -326,7 +329,7 @@ def render(session: Session, plotlyjs: str = "inline") -> str:
         roofline=_div(roofline) if roofline is not None else "", expert_load=_div(load) if load is not None else "",
         cost=_cost_breakdown(frame),
         moe_rows=_moe_rows(points), patterns=_pattern_panels(session.patterns), patterns_measured=session.patterns is not None,
-        layers=_layer_breakdown(session.records, session.axis), families=families, family_mechanisms=family_mechanisms,
+        layers=_layer_breakdown(frame, session.axis), families=families, family_mechanisms=family_mechanisms,
         baseline=session.baseline or [], has_baseline=session.baseline is not None, mark=NOISY_MARK, threshold=NOISE_THRESHOLD,
         records_json=_json_script(records_data(points, session.axis)), plotlyjs=script, n_records=len(frame), n_points=len(points),
         n_failed=len(frame) - len(ok_rows(frame)),
