@@ -446,3 +446,29 @@ def test_a_session_analysed_from_columns_keeps_its_records(tmp_path):
     assert list(session.records) == dicts.records and session.records[-1] == dicts.records[-1]
     session.save(tmp_path / "s.session.json")
     assert Session.load(tmp_path / "s.session.json").records == dicts.records
+
+
+def test_figures_are_renamed_into_place_never_written_through_a_symlink(tmp_path, monkeypatch):
+    """kaleido (Chrome) writes into a staging folder of effprof's own; each file is renamed over whatever is at its
+    name. Chrome is not needed: the writer is replaced by one that writes the files kaleido would."""
+    import plotly.graph_objects as go
+
+    from effprof.render import static
+
+    def fake_export(named, folder, size, formats):
+        paths = [folder / f"{name}.{kind}" for name, _ in named for kind in formats]
+        for path in paths:
+            path.write_text("figure")
+        return paths
+
+    monkeypatch.setattr(static, "missing_requirement", lambda: None)
+    monkeypatch.setattr(static, "_export", fake_export)
+    target = tmp_path / "dotfile"
+    target.write_text("mine\n")
+    out = tmp_path / "figs"
+    out.mkdir()
+    (out / "forward-time.svg").symlink_to(target)
+    written = static.export_figures([("forward-time", go.Figure())], out, formats=["svg"])
+    assert written == [str(out / "forward-time.svg")]
+    assert target.read_text() == "mine\n" and (out / "forward-time.svg").read_text() == "figure"
+    assert sorted(p.name for p in out.iterdir()) == ["forward-time.svg"]  # the staging folder is gone
