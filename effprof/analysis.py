@@ -305,16 +305,26 @@ class Session:
                 "crossovers": [c for c in headline if not c["uncertain"]][:12],
                 "uncertain_crossovers": [c for c in headline if c["uncertain"]][:12], "noise": self.noise}
 
-    def save(self, path: str | Path) -> str:
-        """Write the session as JSON (atomically); returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def save(self, path: str | Path, records_in: str | Path | None = None) -> str:
+        """Write the session as JSON (atomically); returns the path.
+
+        `records_in`: the results file the session was made from (its source_sha256), in the same folder: the
+        records are then not copied into the session (it names the file instead, and load reads them from there
+        while its hash matches), so a session beside 300k records is the analysis alone, not a second copy of them.
+        """
         from effprof.records import atomic_writer
 
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if records_in is not None and (self.source_sha256 is None or Path(records_in).resolve().parent != path.resolve().parent):
+            raise ValueError("records_in: the results file beside the session (same folder) whose hash is source_sha256")
         with atomic_writer(path) as f:  # a unique temporary file, never a predictable <path>.tmp
             f.write(f'{{"session": {SESSION_VERSION}')
             for field in dataclasses.fields(self):
                 value = getattr(self, field.name)
+                if field.name == "records" and records_in is not None:
+                    f.write(f', "records_in": {json.dumps(Path(records_in).name)}')
+                    continue
                 f.write(f", {json.dumps(field.name)}: ")
                 if field.name == "records":  # a record at a time: 300k records never become one JSON text in memory
                     f.write("[")
@@ -327,11 +337,13 @@ class Session:
         return str(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> Session:
+    def load(cls, path: str | Path, records: bool = True) -> Session:
         """A saved session, checked as records are (effprof.session_schema: a crafted or damaged file is a
         SessionError naming the file and why, never a traceback); records of older schemas are converted.
-        A FIFO or device at `path` is refused without blocking."""
-        from effprof.records import open_regular
+        A FIFO or device at `path` is refused without blocking. A session that names its results file
+        (`records_in`) reads its records from there, as columns, only while that file's SHA-256 is its
+        source_sha256; records=False leaves them out (the analysis alone: what `effprof report` needs)."""
+        from effprof.records import file_digest, open_regular, read_frame
         from effprof.session_schema import session_problem
 
         path = Path(path)
@@ -349,9 +361,23 @@ class Session:
         if problem is not None:
             raise SessionError(f"session file {shown} {problem}")
         data.pop("session")
+        source = data.pop("records_in", None)
         fields = {f.name for f in dataclasses.fields(cls)}
-        session = cls(**{k: v for k, v in data.items() if k in fields})
-        session.records = [upgrade(r, str(path)) for r in session.records]
+        session = cls(**{"records": [], **{k: v for k, v in data.items() if k in fields}})
+        if source is not None and records:
+            results = path.parent / source
+            try:
+                digest = file_digest(results)
+            except OSError as e:
+                raise SessionError(f"session file {shown} reads its records from {str(results)!r}, which cannot be read: "
+                                   f"{e.strerror or e}") from None
+            if digest != session.source_sha256:
+                raise SessionError(f"session file {shown} was made from other records than {str(results)!r} (its content hash differs)")
+            session.records = FrameRecords(read_frame(results))
+        elif records:
+            session.records = [upgrade(r, str(path)) for r in session.records]
+        else:
+            session.records = []
         return session
 
 
@@ -371,7 +397,7 @@ def saved_session(results: str | Path, digest: str | None = None) -> tuple[Sessi
     if not os.path.lexists(path):
         return None, ""
     try:
-        session = Session.load(path)
+        session = Session.load(path, records=False)  # the records are the results file's own
     except SessionError as e:
         return None, str(e)
     if session.source_sha256 is None or session.source_sha256 != (digest or file_digest(results)):

@@ -20,6 +20,7 @@ from effprof.records import is_number, upgrade, validate_record
 
 MAX_PATTERN_N = 32768  # = effprof.mechanisms.sparse.pattern.MAX_SEQ_LEN (tests/test_session.py checks it)
 SHA256 = re.compile(r"[0-9a-f]{64}")
+SAFE_NAME = re.compile(r"[^/\\\x00-\x1f.][^/\\\x00-\x1f]{0,254}")  # a file name in the session's folder: no path, no dotfile
 PATTERN_KEYS = frozenset({"name", "config", "n", "rows", "cols", "pairs", "density", "causal"})
 LISTS = ("records", "fits", "crossovers", "complexity")
 
@@ -41,6 +42,13 @@ def session_problem(data: Any, version: int) -> str | None:
         return "is not a JSON object"
     if data.get("session") != version:
         return f"is not an effprof session of version {version}"
+    records_in = data.get("records_in")
+    if records_in is not None:  # the records stay in the results file beside the session, bound by its hash
+        if "records" in data:
+            return "has both records and records_in"
+        if not isinstance(records_in, str) or not SAFE_NAME.fullmatch(records_in) or data.get("source_sha256") is None:
+            return f"has records_in {_shown(records_in)}, not the name of a results file beside it with its source_sha256"
+        data = {**data, "records": []}
     for name in LISTS:
         if not isinstance(data.get(name), list):
             return f"has {name} {_shown(data.get(name))}, not a list"

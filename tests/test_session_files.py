@@ -472,3 +472,26 @@ def test_figures_are_renamed_into_place_never_written_through_a_symlink(tmp_path
     assert written == [str(out / "forward-time.svg")]
     assert target.read_text() == "mine\n" and (out / "forward-time.svg").read_text() == "figure"
     assert sorted(p.name for p in out.iterdir()) == ["forward-time.svg"]  # the staging folder is gone
+
+
+def test_a_session_beside_its_results_names_them_instead_of_copying_them(tmp_path):
+    from effprof.analysis import FrameRecords
+
+    results = _results(tmp_path, series=4)
+    session = analyse(read(results), patterns=[PATTERN])
+    session.source_sha256 = file_digest(results)
+    session.save(session_path(results), records_in=results)
+    data = json.loads(session_path(results).read_text())
+    assert "records" not in data and data["records_in"] == "r.jsonl"
+    loaded = Session.load(session_path(results))
+    assert isinstance(loaded.records, FrameRecords) and list(loaded.records) == session.records
+    assert loaded.fits == session.fits and loaded.patterns == session.patterns
+    assert Session.load(session_path(results), records=False).records == []
+    with results.open("a") as f:  # records appended since: the session no longer describes the file it names
+        f.write(results.read_text().splitlines()[0] + "\n")
+    with pytest.raises(SessionError, match="made from other records"):
+        Session.load(session_path(results))
+    for name in ("../r.jsonl", "/etc/passwd", ".r.jsonl", "", 5):
+        session_path(results).write_text(json.dumps({**data, "records_in": name}))
+        with pytest.raises(SessionError, match="records_in"):
+            Session.load(session_path(results))

@@ -50,7 +50,7 @@ def report_command(
     Attention patterns measured with the results (by effprof compare, in RESULTS.session.json beside
     them) are drawn; results without them are reported without, with a note.
     """
-    from effprof.analysis import analyse, saved_session, session_path
+    from effprof.analysis import analyse, saved_session
     from effprof.records import file_digest
     from effprof.render import html
     from effprof.render.export import ExportError, write_exports
@@ -68,7 +68,7 @@ def report_command(
     session = analyse(frame, old, patterns=saved.patterns if saved else None, command=command_line())
     session.source_sha256 = digest
     if why:
-        _rebuild_session(session, session_path(results), why)
+        _rebuild_session(session, results, why)
     path = html.write(session, output, plotlyjs)
     try:
         for line in write_exports(session, latex, csv, figures, figure_size):
@@ -78,15 +78,18 @@ def report_command(
     err.print(plain(f"report: {path}"), soft_wrap=True)
 
 
-def _rebuild_session(session, path: Path, why: str) -> None:
+def _rebuild_session(session, results: Path, why: str) -> None:
     """Replace a session file that does not belong to its results (or fails its checks) with one rebuilt from them.
     Only a regular file is replaced: a FIFO, device, folder or symbolic link there is left alone (a FIFO was never read)."""
+    from effprof.analysis import session_path
+
+    path = session_path(results)
     rewrite = path.is_file() and not path.is_symlink()
     then = "rebuilt from the records" if rewrite else "not used, and left as it is"
     err.print(plain(f"warning: {why}; {then} (attention patterns are measured by effprof compare)"), soft_wrap=True)
     if rewrite:
         try:
-            session.save(path)
+            session.save(path, records_in=results)
         except OSError as e:
             err.print(plain(f"warning: {path} could not be rewritten: {e.strerror or e}"), soft_wrap=True)
 

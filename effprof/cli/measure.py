@@ -289,7 +289,7 @@ def compare_command(
     session = analyse(records, old, patterns=sparse_patterns(records), title="effprof compare: " + ", ".join(names),
                       command=command_line())
     session.source_sha256 = file_digest(results)  # report uses the session only while it belongs to these records
-    session.save(session_path(results))
+    session.save(session_path(results), records_in=results)  # the analysis; the records stay in the results file
     path = html.write(session, output, plotlyjs)
     try:
         for line in write_exports(session, latex, csv, figures, figure_size):
