@@ -27,7 +27,8 @@ import dataclasses
 import itertools
 import json
 import math
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,11 @@ import pandas as pd
 
 from effprof.frames import add_labels, fmt_value, noisy_mask, ok_rows, swept_axis, varying_keys
 from effprof.metrics import CROSSED, METRICS, NOISE_THRESHOLD, is_busy, is_noisy
-from effprof.records import ResultsError, is_missing, json_ready, point_identity, to_frame, upgrade
+from effprof.records import SCHEMA_VERSION, ResultsError, is_missing, json_ready, point_identity, to_frame, upgrade
 
 TIME_NOISE_FLOOR = 0.05
 COUNT_TOLERANCE = 0.005
-SESSION_VERSION = 1
+SESSION_VERSION = 2  # 2: source_sha256 added; patterns hold data only (version 1 could hold a `div` of markup)
 
 
 # ---- crossovers -------------------------------------------------------------------------
@@ -245,6 +246,8 @@ class Session:
                  or None when it was not measured (it needs torch: `effprof compare` measures it)
     noise        noise_summary()
     axis         the swept config key
+    source_sha256  SHA-256 of the results file the session was made from (records.file_digest), or None for
+                 records that came from no file: `effprof report R.jsonl` uses R.session.json only when it matches
     """
 
     records: list[dict[str, Any]]
@@ -257,10 +260,13 @@ class Session:
     axis: str | None = None
     title: str = "effprof report"
     command: str = ""
+    source_sha256: str | None = None
 
     @property
     def frame(self) -> pd.DataFrame:
         """The records as a DataFrame (one row per record): built once, a copy each time (renderers may add columns)."""
+        if isinstance(self.records, FrameRecords):
+            return self.records.frame.copy()
         return self._built("records", lambda: to_frame(self.records)).copy()
 
     @property
@@ -299,36 +305,105 @@ class Session:
                 "crossovers": [c for c in headline if not c["uncertain"]][:12],
                 "uncertain_crossovers": [c for c in headline if c["uncertain"]][:12], "noise": self.noise}
 
-    def save(self, path: str | Path) -> str:
-        """Write the session as JSON (atomically); returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def save(self, path: str | Path, records_in: str | Path | None = None) -> str:
+        """Write the session as JSON (atomically); returns the path.
+
+        `records_in`: the results file the session was made from (its source_sha256), in the same folder: the
+        records are then not copied into the session (it names the file instead, and load reads them from there
+        while its hash matches), so a session beside 300k records is the analysis alone, not a second copy of them.
+        """
         from effprof.records import atomic_writer
 
-        data = {"session": SESSION_VERSION, **json_ready(dataclasses.asdict(self))}
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if records_in is not None and (self.source_sha256 is None or Path(records_in).resolve().parent != path.resolve().parent):
+            raise ValueError("records_in: the results file beside the session (same folder) whose hash is source_sha256")
         with atomic_writer(path) as f:  # a unique temporary file, never a predictable <path>.tmp
-            f.write(json.dumps(data, default=str))
+            f.write(f'{{"session": {SESSION_VERSION}')
+            for field in dataclasses.fields(self):
+                value = getattr(self, field.name)
+                if field.name == "records" and records_in is not None:
+                    f.write(f', "records_in": {json.dumps(Path(records_in).name)}')
+                    continue
+                f.write(f", {json.dumps(field.name)}: ")
+                if field.name == "records":  # a record at a time: 300k records never become one JSON text in memory
+                    f.write("[")
+                    for i, record in enumerate(value):
+                        f.write((", " if i else "") + json.dumps(json_ready(record), default=str))
+                    f.write("]")
+                else:
+                    f.write(json.dumps(json_ready(value), default=str))
+            f.write("}")
         return str(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> Session:
-        """A saved session; records of older schemas are converted."""
+    def load(cls, path: str | Path, records: bool = True) -> Session:
+        """A saved session, checked as records are (effprof.session_schema: a crafted or damaged file is a
+        SessionError naming the file and why, never a traceback); records of older schemas are converted.
+        A FIFO or device at `path` is refused without blocking. A session that names its results file
+        (`records_in`) reads its records from there, as columns, only while that file's SHA-256 is its
+        source_sha256; records=False leaves them out (the analysis alone: what `effprof report` needs)."""
+        from effprof.records import file_digest, open_regular, read_frame
+        from effprof.session_schema import session_problem
+
         path = Path(path)
+        shown = repr(str(path))
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise SessionError(f"session file {str(path)!r} cannot be read: {e}") from None
-        if not isinstance(data, dict) or data.get("session") != SESSION_VERSION:
-            raise SessionError(f"session file {str(path)!r} is not an effprof session of version {SESSION_VERSION}")
+            with os.fdopen(open_regular(path), "rb") as f:
+                data = json.loads(f.read().decode("utf-8"))
+        except (OSError, UnicodeDecodeError) as e:
+            raise SessionError(f"session file {shown} cannot be read: {getattr(e, 'strerror', None) or e}") from None
+        except RecursionError:
+            raise SessionError(f"session file {shown} is nested too deeply to be a session") from None
+        except ValueError as e:  # not JSON, or an integer of thousands of digits
+            raise SessionError(f"session file {shown} is not JSON: {' '.join(str(e).split())[:120]}") from None
+        problem = session_problem(data, SESSION_VERSION)
+        if problem is not None:
+            raise SessionError(f"session file {shown} {problem}")
         data.pop("session")
+        source = data.pop("records_in", None)
         fields = {f.name for f in dataclasses.fields(cls)}
-        session = cls(**{k: v for k, v in data.items() if k in fields})
-        session.records = [upgrade(r, str(path)) for r in session.records]
+        session = cls(**{"records": [], **{k: v for k, v in data.items() if k in fields}})
+        if source is not None and records:
+            results = path.parent / source
+            try:
+                digest = file_digest(results)
+            except OSError as e:
+                raise SessionError(f"session file {shown} reads its records from {str(results)!r}, which cannot be read: "
+                                   f"{e.strerror or e}") from None
+            if digest != session.source_sha256:
+                raise SessionError(f"session file {shown} was made from other records than {str(results)!r} (its content hash differs)")
+            session.records = FrameRecords(read_frame(results))
+        elif records:
+            session.records = [upgrade(r, str(path)) for r in session.records]
+        else:
+            session.records = []
         return session
 
 
 class SessionError(ResultsError):
     """A session file that cannot be read: the message names the file and why."""
+
+
+def saved_session(results: str | Path, digest: str | None = None) -> tuple[Session | None, str]:
+    """The session saved beside `results` when it belongs to them, else (None, why not: "" when there is none).
+
+    It belongs when its source_sha256 is the SHA-256 of the results file now; a session that fails its checks
+    (session_schema), was made from other records (another run, or records appended since) or has no hash is
+    not used, and the reason says which. `digest`: records.file_digest(results), when already computed."""
+    from effprof.records import file_digest
+
+    path = session_path(results)
+    if not os.path.lexists(path):
+        return None, ""
+    try:
+        session = Session.load(path, records=False)  # the records are the results file's own
+    except SessionError as e:
+        return None, str(e)
+    if session.source_sha256 is None or session.source_sha256 != (digest or file_digest(results)):
+        return None, (f"session file {str(path)!r} was made from other records than {str(results)!r} "
+                      "(its content hash differs: another run, or records added since)")
+    return session, ""
 
 
 def session_path(results: str | Path) -> Path:
@@ -348,7 +423,7 @@ def analyse(records: Iterable[dict[str, Any]] | pd.DataFrame, baseline: Iterable
     from effprof.fit import fit_frame
 
     records = _as_records(records)
-    frame = to_frame(records)
+    frame = records.frame if isinstance(records, FrameRecords) else to_frame(records)
     fitted = fit_frame(frame) if fits is None else fits
     fitted = mark_noisy_fits(fitted, frame)
     old = to_frame(_as_records(baseline)) if baseline is not None else None
@@ -366,10 +441,43 @@ def analyse(records: Iterable[dict[str, Any]] | pd.DataFrame, baseline: Iterable
     )
 
 
-def _as_records(records: Iterable[dict[str, Any]] | pd.DataFrame) -> list[dict[str, Any]]:
-    """Records in the current schema, JSON-ready; a DataFrame row's NaN (a key its record lacked) is dropped."""
+def _as_records(records: Iterable[dict[str, Any]] | pd.DataFrame) -> list[dict[str, Any]] | FrameRecords:
+    """Records in the current schema, JSON-ready. A DataFrame (records.read_frame: read, upgraded and validated) is
+    kept as it is, its rows made into records only when they are read (FrameRecords)."""
     if isinstance(records, pd.DataFrame):
-        rows = [{k: v for k, v in row.items() if not is_missing(v)} for row in records.to_dict("records")]
-    else:
-        rows = list(records)
-    return [json_ready(upgrade(r)) for r in rows]
+        if "schema" in records.columns and records["schema"].eq(SCHEMA_VERSION).all():
+            return FrameRecords(records)
+        records = [{k: v for k, v in row.items() if not is_missing(v)} for row in records.to_dict("records")]  # older schemas
+    return [json_ready(upgrade(r)) for r in records]
+
+
+class FrameRecords(Sequence):
+    """Session.records of a session analysed from a DataFrame: each row is its record (the fields it has: a NaN
+    is a field its record lacked) when read, so 300k records are held as columns, never all as dicts."""
+
+    CHUNK = 4096
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [_record(row) for row in self.frame.iloc[index].to_dict("records")]
+        return _record(self.frame.iloc[[index]].to_dict("records")[0])
+
+    def __iter__(self):
+        for start in range(0, len(self.frame), self.CHUNK):
+            yield from (_record(row) for row in self.frame.iloc[start:start + self.CHUNK].to_dict("records"))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    def __repr__(self) -> str:
+        return f"FrameRecords({len(self)} records)"
+
+
+def _record(row: dict[str, Any]) -> dict[str, Any]:
+    return json_ready({k: v for k, v in row.items() if not is_missing(v)})

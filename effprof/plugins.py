@@ -4,7 +4,9 @@
     effprof list --plugin my_package.my_module:my_builder      # after the command too
     effprof --plugin NAME ...        # NAME from the `effprof.mechanisms` entry-point group
 
-    # ./pyproject.toml: loaded by every command (check included), before any --plugin
+    # ./pyproject.toml: loaded only by the commands that build mechanisms (profile, sweep,
+    # compare, check, patterns), each time with a line on stderr; never by fit, report, merge,
+    # list, explain, validate or any --help (a cloned repository's code is not run by reading)
     [tool.effprof]
     plugins = ["my_package.my_module:my_builder"]
 
@@ -109,6 +111,28 @@ def configured_plugins(path: Path = Path("pyproject.toml")) -> list[str]:
     if not isinstance(plugins, list) or not all(isinstance(p, str) and p.strip() for p in plugins):
         raise PluginError(f"{path}: [tool.effprof] plugins must be a list of module:attr strings, e.g. plugins = [\"my_pkg.mixers:my_mixer\"]")
     return [p.strip() for p in plugins]
+
+
+# The commands that build mechanisms, the only ones that load ./pyproject.toml's plugins.
+BUILDING_COMMANDS = ("profile", "sweep", "compare", "check", "patterns")
+
+
+def load_project_plugins(path: Path = Path("pyproject.toml"), say: Callable[[str], None] | None = None) -> list[str]:
+    """Load `[tool.effprof] plugins` of ./pyproject.toml, saying so first (`say`, stderr by default): called by the
+    commands that build mechanisms (BUILDING_COMMANDS) and by nothing else, so a command that only reads results,
+    lists or explains never runs the code of the folder it happens to run in (as pytest with conftest.py, this is
+    code of the project at hand: it runs where mechanisms are built, and each time it says so)."""
+    targets = configured_plugins(path)
+    if not targets:
+        return []
+    from effprof.render.escape import terminal
+
+    message = f"loading plugins from ./{path.name}: {', '.join(targets)}"
+    if say is None:
+        print(terminal(message), file=sys.stderr, flush=True)
+    else:
+        say(terminal(message))
+    return [name for target in targets for name in load_plugin(target)]
 
 
 def import_module(name: str):

@@ -10,12 +10,14 @@ and converts records of older schemas to this one (`upgrade`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
+import stat
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypedDict
 
@@ -146,6 +148,8 @@ class StoreError(OSError):
 def json_ready(value: Any) -> Any:
     """`value` as plain JSON data: numpy scalars and arrays to Python numbers and lists, NaN/inf to None,
     recursively through dicts, lists and tuples (the one converter for records, sessions and --json output)."""
+    if value is None or type(value) in _PLAIN:
+        return value
     if isinstance(value, dict):
         return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -156,7 +160,12 @@ def json_ready(value: Any) -> Any:
             return [json_ready(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):  # analysis.FrameRecords
+        return [json_ready(v) for v in value]
     return value
+
+
+_PLAIN = frozenset({str, int, bool})
 
 
 STATUSES = ("ok", "oom", "timeout", "error", "unsupported", "crash")
@@ -251,7 +260,12 @@ def validate_record(record: Any) -> str | None:
 
 def is_number(value: Any) -> bool:
     """A finite int or float (not a bool): the one test of "a figure is there" (is_missing is its converse for frames)."""
+    if type(value) is int:  # compared exactly: math.isfinite of a 400-digit integer raises OverflowError
+        return -_FLOAT_MAX <= value <= _FLOAT_MAX
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_FLOAT_MAX = 1.7976931348623157e308
 
 
 def _shown(value: Any) -> str:
@@ -290,7 +304,7 @@ def append(path: str | Path, record: dict[str, Any]) -> None:
     """
     line = encode(record) + "\n"
     try:
-        with open(path, "a+b", buffering=0) as f:
+        with os.fdopen(open_regular(path, write=True), "a+b", buffering=0) as f:  # no FIFO, no symlink followed
             set_aside_unterminated_line(f, Path(path))
             size = f.seek(0, os.SEEK_END)
             data = memoryview(line.encode("utf-8"))
@@ -331,8 +345,15 @@ def set_aside_unterminated_line(f: IO[bytes], path: Path) -> None:
     if _whole_record(fragment):  # only its newline was lost: end the line, keep the record
         f.write(b"\n")
         return
-    side = path.with_name(path.name + ".corrupt")
-    with open(side, "ab") as corrupt:
+    side = corrupt_path(path)
+    try:
+        fd = open_regular(side, write=True)
+    except NotRegularFile:  # a planted symlink or FIFO: never written through, never waited on; the line goes beside it
+        fd, name = tempfile.mkstemp(prefix=side.name + ".", dir=side.parent)
+        warnings.warn(f"{side} is not a regular file (a symbolic link, FIFO or device): the cut line goes to {name} instead",
+                      stacklevel=3)
+        side = Path(name)
+    with os.fdopen(fd, "ab") as corrupt:
         corrupt.write(fragment + b"\n")
         corrupt.flush()
         os.fsync(corrupt.fileno())
@@ -343,6 +364,12 @@ def set_aside_unterminated_line(f: IO[bytes], path: Path) -> None:
                   f"moved it to {side} before appending", stacklevel=3)
 
 
+def corrupt_path(path: str | Path) -> Path:
+    """Where the cut-off last line of a results file goes: `<results>.corrupt` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".corrupt")
+
+
 def _whole_record(line: bytes) -> bool:
     try:
         return isinstance(json.loads(line), dict)
@@ -351,52 +378,121 @@ def _whole_record(line: bytes) -> bool:
 
 
 def read(path: str | Path) -> list[dict[str, Any]]:
-    """Every valid record in a JSON Lines file; each bad line is skipped with a warning naming its number.
+    """Every valid record in a JSON Lines file, as dicts; each bad line is skipped with a warning naming its number
+    (iter_records). For analysis, read_frame keeps the same records as columns, in far less memory."""
+    return list(iter_records(path))
+
+
+def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The valid records of a JSON Lines file, one at a time, read as a stream (a line in memory, not the file).
 
     A UTF-8 byte-order mark is ignored; a line that is not JSON, is nested too deeply, repeats a key, comes
-    from another schema version or fails `validate_record` is skipped, and the rest of the file is read.
+    from another schema version or fails `validate_record` is skipped with a warning naming its line number, and
+    the rest of the file is read. A FIFO or device is refused without blocking (open_regular).
     """
     path = Path(path)
     if not path.exists():
         raise ResultsError(f"results file {str(path)!r} does not exist")
     if path.is_dir():
         raise ResultsError(f"results file {str(path)!r} is a directory; expected a .jsonl file")
-    records = []
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ResultsError(f"results file {str(path)!r} cannot be read: {e}") from None
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
+        f = os.fdopen(open_regular(path), "r", encoding="utf-8-sig", newline="\n")
+    except OSError as e:
+        raise ResultsError(f"results file {str(path)!r} cannot be read: {getattr(e, 'strerror', None) or e}") from None
+    with f:
         try:
-            record = json.loads(line, object_pairs_hook=_refuse_duplicate_keys)
-        except RecursionError:
-            warnings.warn(f"{path}:{number}: skipped a line nested too deeply to be a record", stacklevel=2)
-            continue
-        except ValueError as e:  # JSONDecodeError is a ValueError, so is a repeated key
-            reason = "a corrupt or truncated line" if isinstance(e, json.JSONDecodeError) else f"a line whose {e}"
-            warnings.warn(f"{path}:{number}: skipped {reason}", stacklevel=2)
-            continue
-        if not isinstance(record, dict) or "mechanism" not in record or "mode" not in record:
-            warnings.warn(f"{path}:{number}: skipped a line that is not an effprof record", stacklevel=2)
-            continue
-        if ("\\ud" in line or "\\uD" in line) and not _valid_unicode(record):
-            warnings.warn(f"{path}:{number}: skipped a record holding text that is not valid Unicode (a lone surrogate)",
-                          stacklevel=2)
-            continue
-        version = record.get("schema", 1)
-        if version not in (1, SCHEMA_VERSION):
-            warnings.warn(f"{path}:{number}: skipped a record of schema {_shown(version)}; this effprof reads schemas "
-                          f"1 to {SCHEMA_VERSION}", stacklevel=2)
-            continue
-        record = upgrade(record, f"{path}:{number}")
-        reason = validate_record(record)
-        if reason is not None:
-            warnings.warn(f"{path}:{number}: skipped a record whose {reason}", stacklevel=2)
-            continue
-        records.append(record)
-    return records
+            for number, line in enumerate(f, start=1):
+                record = _parse_line(line, path, number)
+                if record is not None:
+                    yield record
+        except (OSError, UnicodeDecodeError) as e:
+            raise ResultsError(f"results file {str(path)!r} cannot be read: {e}") from None
+
+
+def _parse_line(line: str, path: Path, number: int) -> dict[str, Any] | None:
+    """The record on one line, upgraded and validated; None (with a warning naming the line) when it is not one."""
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line, object_pairs_hook=_refuse_duplicate_keys)
+    except RecursionError:
+        warnings.warn(f"{path}:{number}: skipped a line nested too deeply to be a record", stacklevel=4)
+        return None
+    except ValueError as e:  # JSONDecodeError is a ValueError, so is a repeated key (and an integer of 4300+ digits)
+        reason = "a corrupt or truncated line" if isinstance(e, json.JSONDecodeError) else f"a line whose {e}"
+        warnings.warn(f"{path}:{number}: skipped {reason}", stacklevel=4)
+        return None
+    if not isinstance(record, dict) or "mechanism" not in record or "mode" not in record:
+        warnings.warn(f"{path}:{number}: skipped a line that is not an effprof record", stacklevel=4)
+        return None
+    if ("\\ud" in line or "\\uD" in line) and not _valid_unicode(record):
+        warnings.warn(f"{path}:{number}: skipped a record holding text that is not valid Unicode (a lone surrogate)", stacklevel=4)
+        return None
+    version = record.get("schema", 1)
+    if version not in (1, SCHEMA_VERSION):
+        warnings.warn(f"{path}:{number}: skipped a record of schema {_shown(version)}; this effprof reads schemas "
+                      f"1 to {SCHEMA_VERSION}", stacklevel=4)
+        return None
+    record = upgrade(record, f"{path}:{number}")
+    reason = validate_record(record)
+    if reason is not None:
+        warnings.warn(f"{path}:{number}: skipped a record whose {reason}", stacklevel=4)
+        return None
+    return record
+
+
+def read_frame(path: str | Path) -> pandas.DataFrame:
+    """The valid records of a JSON Lines file as a DataFrame built column by column (one row per record, a column
+    per field, NaN where a record lacks it): the same frame as to_frame(read(path)), without holding every record
+    as a dict (each is dropped once its values are in the columns; repeated texts and claim lists are stored once)."""
+    import pandas as pd
+
+    columns: dict[str, list[Any]] = {}
+    shared: dict[Any, Any] = {}  # one object per distinct name, mode, status, claims list ... (100k records, a few dozen)
+    rows = 0
+    for record in iter_records(path):
+        for key in record:
+            if key not in columns:
+                columns[key] = [_ABSENT] * rows
+        for key, column in columns.items():
+            value = record.get(key, _ABSENT)
+            if type(value) is str:
+                value = shared.setdefault(value, value)
+            elif key in _SHARED_LISTS and isinstance(value, (list, dict)):
+                value = shared.setdefault((key, json.dumps(value, sort_keys=True)), value)
+            column.append(value)
+        rows += 1
+    frame = pd.DataFrame({key: _column(values) for key, values in columns.items()}, index=pd.RangeIndex(rows))
+    return frame
+
+
+_SHARED_LISTS = frozenset({"claims", "complexity"})  # the spec's, identical in every record of a mechanism
+
+
+def _column(values: list[Any]) -> Any:
+    """A column as pandas infers it from records (to_frame): NaN where a record lacks the field, None where it holds
+    null; numbers become float64 or int64 arrays here, so their Python objects are freed at once."""
+    import numpy as np
+
+    kinds = {type(v) for v in values}
+    numbers = kinds & {int, float}
+    if numbers and kinds <= {int, float, type(None), _Absent}:
+        if kinds == {int}:
+            try:
+                return np.array(values, dtype=np.int64)
+            except OverflowError:
+                return values
+        return np.array([v if type(v) in numbers else np.nan for v in values], dtype=np.float64)
+    if _Absent in kinds:
+        return [np.nan if v is _ABSENT else v for v in values]
+    return values
+
+
+class _Absent:
+    """A field a record lacks (NaN in its frame), unlike one it holds as null (None)."""
+
+
+_ABSENT = _Absent()
 
 
 def to_frame(records: Iterable[dict[str, Any]]) -> pandas.DataFrame:
@@ -475,6 +571,48 @@ def atomic_writer(path: str | Path) -> Iterator[IO[str]]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+class NotRegularFile(OSError):
+    """A path that is a FIFO, socket, device, directory or (for writing) a symbolic link: effprof never reads,
+    appends to or writes through one."""
+
+
+def open_regular(path: str | Path, write: bool = False) -> int:
+    """A file descriptor of the regular file `path`: the one way effprof opens a file it reads, or appends to.
+
+    Never blocks: a FIFO is opened non-blocking and refused, as is a socket, device or directory (NotRegularFile).
+    For appending (write=True) the file is created if missing and a symbolic link at `path` is refused, never
+    followed (O_NOFOLLOW). Whole files are written by atomic_writer, which replaces a link and never follows it.
+    """
+    flags = os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    flags |= (os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW) if write else os.O_RDONLY
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as e:
+        if write and os.path.islink(path):
+            raise NotRegularFile(e.errno, "is a symbolic link; effprof does not write through one", str(path)) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(errno.EINVAL, "is not a regular file (a FIFO, socket, device or directory)", str(path))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 (hex) of the bytes of the regular file `path`: the content hash a session keeps of the results it was made from."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with os.fdopen(open_regular(path), "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _umask() -> int:

@@ -140,7 +140,7 @@ def test_readme_template_passes_every_check_and_profiles_decode_per_token():
     assert record["flops_counted"] == pytest.approx(record["flops_analytic"], rel=0.02)
 
 
-def test_pyproject_plugins_load_for_every_command(tmp_path, monkeypatch):
+def test_pyproject_plugins_load_for_the_commands_that_build_mechanisms(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pyproject.toml").write_text(f"""
 [tool.effprof]
@@ -155,10 +155,50 @@ metric = "flops"
 exponent = 1.0
 tolerance = 0.1
 """)
-    result = runner.invoke(app, ["list", "--json"])
-    assert result.exit_code == 0 and "short_conv" in result.stdout, result.output
+    result = runner.invoke(app, ["list", "--json"])  # read, not imported: a note says how to list them
+    assert result.exit_code == 0 and "short_conv" not in result.stdout, result.output
+    assert f"names plugins ({PLUGIN}:short_conv)" in result.stderr and "--plugin" in result.stderr
     result = runner.invoke(app, ["check"])
     assert result.exit_code == 0, result.output
+    assert f"loading plugins from ./pyproject.toml: {PLUGIN}:short_conv" in result.stderr
+
+
+PLANTED = """
+import pathlib
+pathlib.Path({marker!r}).write_text("imported")  # what a cloned repository's code could do instead
+from tests.plugins.short_conv import short_conv
+"""
+
+
+def test_a_cloned_repositorys_plugins_run_only_where_mechanisms_are_built(tmp_path, monkeypatch):
+    """A pyproject.toml planted in a folder: reading results, listing, explaining and any --help run none of its
+    code; a command that builds mechanisms runs it and says so on stderr."""
+    import sys
+    import uuid
+
+    from effprof.synthetic import write
+
+    module = f"planted_{uuid.uuid4().hex[:8]}"
+    marker = tmp_path / "MARKER"
+    (tmp_path / f"{module}.py").write_text(PLANTED.format(marker=str(marker)))
+    (tmp_path / "pyproject.toml").write_text(f'[tool.effprof]\nplugins = ["{module}:short_conv"]\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write(tmp_path / "r.jsonl", series=2, sizes=3)
+    for args in (["fit", "r.jsonl"], ["report", "r.jsonl", "-o", "r.html"], ["merge", "r.jsonl", "-o", "m.jsonl"], ["list"],
+                 ["explain", "softmax_attention"], ["fit", "--help"], ["report", "--help"], ["sweep", "--help"],
+                 ["compare", "--help"], ["profile", "--help"], ["check", "--help"], ["validate", "--help"], ["--help"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+        assert not marker.exists() and module not in sys.modules, f"effprof {' '.join(args)} ran the planted plugin"
+        assert "loading plugins" not in result.output
+    result = runner.invoke(app, ["profile", "short_conv", "--seq-len", "32", "--max-time", "0.01", "--json"])
+    try:
+        assert result.exit_code == 0, result.output
+        assert marker.exists()
+        assert result.stderr.count(f"loading plugins from ./pyproject.toml: {module}:short_conv") == 1
+    finally:
+        sys.modules.pop(module, None)
 
 
 @pytest.mark.parametrize("value, fragment", [('"x:y"', "must be a list"), ('[""]', "must be a list"), ("[1", "cannot read")])

@@ -348,7 +348,9 @@ def test_fit_report_and_merge_on_saved_results_run_without_torch(tmp_path):
 
     drawn = tmp_path / "drawn.jsonl"  # the same results, with a session saved beside them holding pattern data
     drawn.write_text(results.read_text())
-    analyse(sparse, patterns=[pattern]).save(session_path(drawn))
+    saved = analyse(sparse, patterns=[pattern])
+    saved.source_sha256 = records.file_digest(drawn)  # made from these records: report uses it
+    saved.save(session_path(drawn))
     run_commands(["fit", str(results)], ["merge", str(results), "-o", str(tmp_path / "m.jsonl")],
                  ["report", str(results), "-o", str(tmp_path / "plain.html")], ["report", str(drawn), "-o", str(tmp_path / "drawn.html")])
     assert _has((tmp_path / "plain.html").read_text(), 'id="patterns-absent"')  # no saved session: said so, not drawn

@@ -151,9 +151,11 @@ def _load_plugins(
     plugin: list[str] = typer.Option(None, "--plugin", help="load mechanisms from module:attr or an effprof.mechanisms entry point (repeatable)"),
     version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="print effprof's version and exit"),
 ) -> None:
-    from effprof.plugins import configured_plugins, load_plugin
+    """--plugin X: the user named it, so every command loads it. [tool.effprof] plugins of ./pyproject.toml are
+    not loaded here: only the commands that build mechanisms load them (plugins.load_project_plugins)."""
+    from effprof.plugins import load_plugin
 
-    for target in [*configured_plugins(), *(plugin or [])]:  # [tool.effprof] plugins of ./pyproject.toml first
+    for target in plugin or []:
         load_plugin(target)
 
 

@@ -50,7 +50,8 @@ def report_command(
     Attention patterns measured with the results (by effprof compare, in RESULTS.session.json beside
     them) are drawn; results without them are reported without, with a note.
     """
-    from effprof.analysis import Session, analyse, session_path
+    from effprof.analysis import analyse, saved_session
+    from effprof.records import file_digest
     from effprof.render import html
     from effprof.render.export import ExportError, write_exports
 
@@ -59,12 +60,15 @@ def report_command(
     if plotlyjs not in html.PLOTLYJS:
         raise BadInput(f"--plotlyjs {plotlyjs!r} is not accepted; accepted: {', '.join(html.PLOTLYJS)}")
     check_output_file(output, "--output")
-    check_export_paths(latex, csv, figures, figure_size)
+    check_export_paths(latex, csv, figures, figure_size, output if plotlyjs == "directory" else None)
     frame = load_results(results)
     old = load_results(baseline, "--baseline") if baseline is not None else None
-    saved = session_path(results)
-    patterns = Session.load(saved).patterns if saved.exists() else None
-    session = analyse(frame, old, patterns=patterns, command=command_line())
+    digest = file_digest(results)
+    saved, why = saved_session(results, digest)  # used only when it belongs to these records (its content hash)
+    session = analyse(frame, old, patterns=saved.patterns if saved else None, command=command_line())
+    session.source_sha256 = digest
+    if why:
+        _rebuild_session(session, results, why)
     path = html.write(session, output, plotlyjs)
     try:
         for line in write_exports(session, latex, csv, figures, figure_size):
@@ -72,6 +76,22 @@ def report_command(
     except ExportError as e:
         raise BadInput(str(e)) from None
     err.print(plain(f"report: {path}"), soft_wrap=True)
+
+
+def _rebuild_session(session, results: Path, why: str) -> None:
+    """Replace a session file that does not belong to its results (or fails its checks) with one rebuilt from them.
+    Only a regular file is replaced: a FIFO, device, folder or symbolic link there is left alone (a FIFO was never read)."""
+    from effprof.analysis import session_path
+
+    path = session_path(results)
+    rewrite = path.is_file() and not path.is_symlink()
+    then = "rebuilt from the records" if rewrite else "not used, and left as it is"
+    err.print(plain(f"warning: {why}; {then} (attention patterns are measured by effprof compare)"), soft_wrap=True)
+    if rewrite:
+        try:
+            session.save(path, records_in=results)
+        except OSError as e:
+            err.print(plain(f"warning: {path} could not be rewritten: {e.strerror or e}"), soft_wrap=True)
 
 
 @app.command("merge")

@@ -10,7 +10,7 @@ import typer
 
 from effprof.cli import app
 from effprof.cli.options import AddressOpt, ExecutorOpt, IsolateOpt, JsonOpt, MaxTimeOpt, ThreadsOpt, TimeoutOpt, choose_executor
-from effprof.cli.output import check_output_file, err, out, print_json
+from effprof.cli.output import check_output_file, check_results_file, err, out, print_json
 from effprof.render.escape import plain
 
 
@@ -33,12 +33,16 @@ def check_command(
     Exit codes: 0 all checks hold, 1 a check failed, 2 a bad check file.
     """
     from effprof.check import github_annotations, junit_xml, load_checks, run_suite
+    from effprof.plugins import load_project_plugins
+
+    load_project_plugins()
 
     suite = load_checks(file)
     runner = choose_executor(executor, isolate, timeout, None, address, ctx)
-    for path, what in ((junit, "--junit"), (output, "--output")):
-        if path is not None:
-            check_output_file(path, what)
+    if junit is not None:
+        check_output_file(junit, "--junit")
+    if output is not None:
+        check_results_file(output, "--output")
     with runner:
         results = _run_with_progress(suite, run_suite, threads, max_time, str(output) if output else None, runner)
     if json_:
@@ -56,7 +60,10 @@ def check_command(
             # `::` command) and no control character reaches the log
             (err if json_ else out).print(plain(line), highlight=False, soft_wrap=True)
     if junit is not None:
-        junit.write_text(junit_xml(results), encoding="utf-8")
+        from effprof.records import atomic_writer
+
+        with atomic_writer(junit) as f:  # as every file effprof writes: never through a symlink, never into a FIFO
+            f.write(junit_xml(results))
     failed = sum(r.failed for r in results)
     allowed = sum(r.verdict == "inconclusive" and not r.failed for r in results)
     err.print(f"{len(results) - failed} of {len(results)} checks hold" + (f"; {failed} failed" if failed else "")

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from effprof.cli import BadInput, app
 from effprof.cli.options import JsonOpt, ParamOpt
-from effprof.cli.output import out, print_json
+from effprof.cli.output import check_output_file, err, out, print_json
 from effprof.render.escape import plain
 
 
@@ -24,11 +24,15 @@ def list_command(
 ) -> None:
     """List the registered mechanisms (and, with --keys, the config keys)."""
     from effprof.config import KEYS, RUN_DEFAULTS
+    from effprof.plugins import BUILDING_COMMANDS, configured_plugins
     from effprof.registry import families, get_spec, list_mechanisms
 
     if family is not None and family not in families():
         raise BadInput(f"--family {family!r} is not a family; accepted: {', '.join(families())}")
     specs = [get_spec(n) for n in list_mechanisms(family)]
+    if project := configured_plugins():  # read, never imported here
+        err.print(plain(f"note: ./pyproject.toml names plugins ({', '.join(project)}), loaded only by {', '.join(BUILDING_COMMANDS)}; "
+                        f"to list them: effprof list --plugin {project[0]}"), soft_wrap=True)
     key_rows = [{"name": info.name, "type": info.type.__name__, "default": RUN_DEFAULTS.get(info.name), "meaning": info.doc}
                 for info in KEYS.values()]
     if json_:
@@ -123,14 +127,16 @@ def patterns_command(
     """Render a sparse mechanism's attention pattern (which keys each query attends) as a heatmap with its density."""
     from effprof.cli.options import parse_params
     from effprof.mechanisms.sparse.pattern import pattern_data
+    from effprof.plugins import load_project_plugins
     from effprof.render.patterns import write_pattern_html
 
+    load_project_plugins()
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
+    check_output_file(output, "--output")
     config = parse_params(param)
     config["seq_len"] = seq_len or config.get("seq_len", "256")
     data = pattern_data(name, **config)
-    output.parent.mkdir(parents=True, exist_ok=True)
     path = write_pattern_html(data, str(output))
     out.print(plain(f"{name}: {data['pairs']} (query, key) pairs at n={data['n']}, density {data['density']:.4f} of the causal triangle"))
     out.print(plain(f"pattern: {path}"))

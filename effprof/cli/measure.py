@@ -37,6 +37,7 @@ from effprof.cli.options import (
 from effprof.cli.output import (
     check_export_paths,
     check_output_file,
+    check_results_file,
     command_line,
     err,
     load_results,
@@ -47,6 +48,7 @@ from effprof.cli.output import (
     read_records,
     warn_mixed_machines,
 )
+from effprof.plugins import load_project_plugins
 from effprof.render.escape import plain, terminal
 
 
@@ -106,6 +108,22 @@ def _compare_results_path(output: Path, baseline: str | None, overwrite: bool) -
     return results
 
 
+def _move_into_place(partial: Path, results: Path, overwrite: bool, output: Path) -> None:
+    """The finished sweep takes the results' name. Without --overwrite the name is claimed with an exclusive create
+    (O_EXCL) at this moment, so two compares writing one -o cannot both succeed with one's records replacing the
+    other's (the check before measuring cannot see a compare that started alongside): the second is refused in
+    one line, its records kept in the partial file."""
+    import os
+
+    if not overwrite:
+        try:
+            os.close(os.open(results, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666))
+        except FileExistsError:
+            raise BadInput(f"{str(results)!r} was written by another run while this one measured; this run's records are kept "
+                           f"in {str(partial)!r}: effprof report {partial} -o OTHER.html renders them, or pass --overwrite") from None
+    partial.replace(results)  # our own claim (or, with --overwrite, the old results) replaced whole
+
+
 @app.command("profile")
 def profile_command(
     name: Annotated[str | None, typer.Argument(help="a registered mechanism (see effprof list), or pkg.mod:factory")] = None,
@@ -125,6 +143,7 @@ def profile_command(
     json_: JsonOpt = False,
 ) -> None:
     """Measure one point: FLOPs (analytic, counted, fvcore), time, memory, state."""
+    load_project_plugins()
     from effprof.render.console import record_table
     from effprof.runner import profile
 
@@ -171,6 +190,7 @@ def sweep_command(
     threads: ThreadsOpt = 0,
 ) -> None:
     """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
+    load_project_plugins()
     from effprof.records import to_frame
     from effprof.render.console import comparison_tables
     from effprof.runner import pending, plan
@@ -179,7 +199,7 @@ def sweep_command(
     if not varied:
         raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
-    check_output_file(output, "--output")
+    check_results_file(output, "--output")
     with _closed_on_error(runner):
         names, config = _targets(names, module, claim, param, runner)
     points = plan(names, varied, parse_modes(mode), config, force=force)
@@ -236,8 +256,10 @@ def compare_command(
 
     The records are saved next to the report (same name, .jsonl) so it can be re-rendered without re-measuring.
     """
+    load_project_plugins()
     from effprof.analysis import analyse, session_path
     from effprof.measure.patterns import sparse_patterns
+    from effprof.records import file_digest
     from effprof.render import console, html
     from effprof.render.export import ExportError, write_exports
     from effprof.runner import DEFAULT_MODES, DEFAULT_VARY, default_compare, plan
@@ -252,11 +274,12 @@ def compare_command(
         raise BadInput(f"--output {str(output)!r} must end in .html")
     if plotlyjs not in html.PLOTLYJS:
         raise BadInput(f"--plotlyjs {plotlyjs!r} is not accepted; accepted: {', '.join(html.PLOTLYJS)}")
-    check_export_paths(latex, csv, figures, figure_size)
+    check_export_paths(latex, csv, figures, figure_size, output if plotlyjs == "directory" else None)
     check_output_file(output, "--output")
     if output == DEFAULT_COMPARE_OUTPUT and not overwrite:
         output = _fresh_default(output)  # the main job, run again, keeps the earlier run's files
     results = _compare_results_path(output, baseline, overwrite)
+    check_output_file(session_path(results), "--output side file")
     old = None
     if baseline is not None and (baseline.endswith(".jsonl") or Path(baseline).exists()):
         old, baseline = load_results(Path(baseline), "--baseline"), None
@@ -274,11 +297,12 @@ def compare_command(
     finally:
         if partial.exists() and not partial.stat().st_size:
             partial.unlink()  # nothing measured: leave nothing behind
-    partial.replace(results)
+    _move_into_place(partial, results, overwrite, output)
     warn_mixed_machines(records)
     session = analyse(records, old, patterns=sparse_patterns(records), title="effprof compare: " + ", ".join(names),
                       command=command_line())
-    session.save(session_path(results))
+    session.source_sha256 = file_digest(results)  # report uses the session only while it belongs to these records
+    session.save(session_path(results), records_in=results)  # the analysis; the records stay in the results file
     path = html.write(session, output, plotlyjs)
     try:
         for line in write_exports(session, latex, csv, figures, figure_size):

@@ -57,12 +57,16 @@ class Interrupted(Exception):
     """Ctrl-C or SIGTERM during a sweep; the message says what was saved and how to resume."""
 
 
-def check_output_file(path: Path, flag: str) -> None:
-    """Refuse an output path that cannot take a file, before anything is measured.
+def check_output_file(path: Path, flag: str, append: bool = False) -> None:
+    """Refuse an output path that cannot take a file, before anything is measured: the one check of every file
+    effprof writes, side files included (`results.jsonl.corrupt`, the CSV's `_fits.csv` and `_crossovers.csv`,
+    `results.session.json`, plotly.min.js, JUnit XML, LaTeX; see side_files).
 
     A directory, a FIFO or a device (/dev/full, a terminal) is refused, since results are appended to (and
     reports replace) a regular file; so is a folder that cannot be created or written, a read-only file, and
-    a file system with no free space. Creates the parent folder where it is missing.
+    a file system with no free space (a symbolic link is judged by what it points to). A symbolic link is never
+    written through: a file that is appended to (`append`) may not be one; a file written whole replaces the
+    link itself (records.atomic_writer). Creates the parent folder where it is missing.
     """
     import os
     import stat
@@ -71,6 +75,8 @@ def check_output_file(path: Path, flag: str) -> None:
     from effprof.cli import BadInput
 
     shown = repr(str(path))
+    if append and path.is_symlink():
+        raise BadInput(f"{flag} {shown} is a symbolic link; effprof does not append through one: give the file itself")
     if path.is_dir():
         raise BadInput(f"{flag} {shown} is a directory; give a file path")
     if path.exists() and not stat.S_ISREG(path.stat().st_mode):
@@ -88,6 +94,14 @@ def check_output_file(path: Path, flag: str) -> None:
             raise OSError(28, "No space left on device")
     except OSError as e:
         raise BadInput(f"{flag} {shown} cannot be written: {e.strerror or e}") from None
+
+
+def check_results_file(path: Path, flag: str) -> None:
+    """check_output_file for a results file that records are appended to, and for the side file its cut lines go to."""
+    from effprof.records import corrupt_path
+
+    check_output_file(path, flag, append=True)
+    check_output_file(corrupt_path(path), f"{flag} side file", append=True)
 
 
 def new_partial_file(results: Path) -> str:
@@ -207,17 +221,20 @@ def warn_mixed_machines(records) -> None:
 def load_results(path, what: str = "results file"):
     """Records of a JSON Lines file as a DataFrame; skipped lines reported on stderr."""
     from effprof.cli import BadInput
-    from effprof.records import to_frame
+    from effprof.records import read_frame
 
-    records = read_records(path, what)
-    if not records:
+    with _warnings_to_stderr():
+        frame = read_frame(path)  # as columns: 300k records are never all dicts at once
+    if frame.empty:
         raise BadInput(f"{what} {str(path)!r} holds no records; make one with effprof sweep ... -o {path}")
-    return to_frame(records)
+    return frame
 
 
-def check_export_paths(latex, csv, figures, figure_size: str = "single") -> None:
-    """Refuse unusable export paths before anything is measured."""
+def check_export_paths(latex, csv, figures, figure_size: str = "single", plotlyjs_beside: Path | None = None) -> None:
+    """Refuse unusable export paths before anything is measured: --latex, --csv and its side files
+    (`<stem>_fits.csv`, `<stem>_crossovers.csv`), --figures, and plotly.min.js beside a --plotlyjs directory report."""
     from effprof.cli import BadInput
+    from effprof.render.export import csv_paths
     from effprof.render.style import PRESETS
 
     for flag, path, suffix in (("--latex", latex, ".tex"), ("--csv", csv, ".csv")):
@@ -225,8 +242,17 @@ def check_export_paths(latex, csv, figures, figure_size: str = "single") -> None
             raise BadInput(f"{flag} {str(path)!r} must end in {suffix}")
         if path is not None:
             check_output_file(path, flag)
+    if csv is not None:
+        for side in csv_paths(csv)[1:]:
+            check_output_file(side, "--csv side file")
+    if plotlyjs_beside is not None:
+        from effprof.render.html import BUNDLE
+
+        check_output_file(plotlyjs_beside.parent / BUNDLE, "--plotlyjs directory: the bundle")
     if figures is not None and figures.exists() and not figures.is_dir():
         raise BadInput(f"--figures {str(figures)!r} is a file; give a folder")
+    if figures is not None and figures.is_symlink():
+        raise BadInput(f"--figures {str(figures)!r} is a symbolic link; give the folder itself")
     if figure_size not in PRESETS:
         raise BadInput(f"--figure-size {figure_size!r} is not a preset; accepted: {', '.join(PRESETS)}")
     if figures is not None:

@@ -17,7 +17,7 @@ from rich.table import Table
 from effprof.fit_breakdown import REST, breakdown_frame
 from effprof.render import axes, style
 from effprof.render.console import human
-from effprof.render.escape import plain
+from effprof.render.escape import plain, plotly_text
 
 METRIC_TITLES = {"flops": "FLOPs", "time_s": "forward time", "peak_bytes": "peak memory"}
 
@@ -65,7 +65,7 @@ def share_figure(frame: pd.DataFrame, mechanism: str, metric: str = "flops", mod
         kind = long.loc[long["path"] == path, "type"].iloc[0] if path != REST else "the module's own ops"
         fig.add_trace(go.Scatter(x=shares.index, y=100 * shares[path], name=f"{path} ({kind})", mode="lines", stackgroup="share",
                                  line={"color": style.OKABE_ITO[i % len(style.OKABE_ITO)], "width": 0.5},
-                                 hovertemplate=f"{path}: %{{y:.1f}}%<extra></extra>"))
+                                 customdata=[plotly_text(path)] * len(shares), hovertemplate="%{customdata}: %{y:.1f}%<extra></extra>"))
     fig.update_layout(xaxis=axes.size_axis(_axis_name(frame), list(shares.index)),
                       yaxis={"title": {"text": f"share of the layer's {METRIC_TITLES[metric]} (%)"}, "range": [0, 100]})
     style.screen_layout(fig, f"{mechanism} ({mode}): {METRIC_TITLES[metric]} by submodule")

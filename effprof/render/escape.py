@@ -11,6 +11,9 @@ every string that reaches an output passes through the function for that output:
     csv_cell(value) spreadsheets: a string starting with = + - @ (or a tab / carriage return)
                     is prefixed with ' so it is never evaluated as a formula
     xml_text(text)  XML 1.0: the characters it cannot carry at all are removed
+    plotly_text(text)  a string plotly.js draws (trace names, hover text, titles): plotly.js reads tags
+                    in them (<a href>, <b>, <span style>), so & < > become entities and print as themselves;
+                    `plotly_strings(fig)` does it to a figure's trace names and title (report and static figures)
 
 HTML is escaped by jinja2's autoescaping in render/html.py. Rich markup is never parsed
 from data: renderers build `rich.text.Text` from data strings (see `plain`).
@@ -92,3 +95,21 @@ def csv_cell(value: Any) -> Any:
 def xml_text(text: Any) -> str:
     """`text` without the characters XML 1.0 cannot carry (ElementTree would write an unparsable file)."""
     return _XML_INVALID.sub("", str(text))
+
+
+def plotly_text(text: Any) -> str:
+    """`text` as plotly.js text: control characters removed, & < > as entities (plotly.js shows them as
+    themselves), so a name from data never becomes a link, a style or a line break in a figure."""
+    return terminal(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plotly_strings(fig):
+    """`fig`'s trace names and title through plotly_text, in place (series labels and titles name mechanisms,
+    modules and configs from data; effprof writes no markup in them); returns `fig`."""
+    for trace in fig.data:
+        if isinstance(getattr(trace, "name", None), str):
+            trace.name = plotly_text(trace.name)
+    title = fig.layout.title.text
+    if isinstance(title, str):
+        fig.layout.title.text = plotly_text(title)
+    return fig

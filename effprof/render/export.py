@@ -27,7 +27,7 @@ import pandas as pd
 from effprof.analysis import Session, analyse
 from effprof.frames import fmt_value, is_missing, noisy_mask, ok_rows, varying_keys
 from effprof.metrics import COMPARED, METRICS, NOISE_THRESHOLD, relative_spread
-from effprof.records import is_number
+from effprof.records import atomic_writer, is_number
 from effprof.render.axes import axis_title, figure_name, metric_kind, metric_label, size_title, unit_for
 from effprof.render.escape import csv_cell, tex
 
@@ -321,16 +321,21 @@ def write_csv(data: Session | pd.DataFrame, fits_or_path: pd.DataFrame | str | P
     if "time_s" in records.columns:
         records["time_noisy"] = noisy_mask(frame)
         records["time_iqr_over_median"] = [relative_spread(r) for r in frame.to_dict("records")]
-    _csv_frame(records).to_csv(path, index=False)
     fits = session.fits_frame
     for column in ("local", "sizes"):
         if column in fits.columns:
             fits[column] = fits[column].map(lambda v: json.dumps(v) if isinstance(v, (list, tuple)) else v)
-    fits_path = path.with_name(path.stem + "_fits.csv")
-    _csv_frame(fits).to_csv(fits_path, index=False)
-    cross_path = path.with_name(path.stem + "_crossovers.csv")
-    _csv_frame(pd.DataFrame(session.crossovers)).to_csv(cross_path, index=False)
-    return [str(path), str(fits_path), str(cross_path)]
+    paths = csv_paths(path)
+    for table, where in zip((records, fits, pd.DataFrame(session.crossovers)), paths, strict=True):
+        with atomic_writer(where) as f:  # as every file effprof writes: never through a symlink, never into a FIFO
+            _csv_frame(table).to_csv(f, index=False)
+    return [str(p) for p in paths]
+
+
+def csv_paths(path: str | Path) -> list[Path]:
+    """The files `--csv path` writes: the records to `path`, fits to `<stem>_fits.csv`, crossovers to `<stem>_crossovers.csv`."""
+    path = Path(path)
+    return [path, path.with_name(path.stem + "_fits.csv"), path.with_name(path.stem + "_crossovers.csv")]
 
 
 def write_figures(session: Session, folder: str | Path, size: str = "single") -> list[str]:
@@ -360,7 +365,8 @@ def write_exports(session: Session, latex_path: str | Path | None = None, csv_pa
     if latex_path is not None:
         latex_path = Path(latex_path)
         latex_path.parent.mkdir(parents=True, exist_ok=True)
-        latex_path.write_text(latex(session), encoding="utf-8")
+        with atomic_writer(latex_path) as f:
+            f.write(latex(session))
         done.append(f"LaTeX: {latex_path}")
     if csv_path is not None:
         Path(csv_path).parent.mkdir(parents=True, exist_ok=True)

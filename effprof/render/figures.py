@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from effprof.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis
 from effprof.metrics import COMPARED, METRICS
 from effprof.render import axes, style
+from effprof.render.escape import plotly_text
 
 HOVER_KEYS = ("impl", "batch", "seq_len", "d_model", "n_heads", "head_dim", "d_state", "window", "n_experts", "top_k", "dtype", "device")
 
@@ -24,7 +25,7 @@ def _hover(rows: pd.DataFrame, axis: str) -> list[str]:
     keys = [k for k in HOVER_KEYS if k in rows.columns and k != axis]
     out = []
     for _, row in rows.iterrows():
-        parts = [f"{k}={fmt_value(row[k])}" for k in keys if not is_missing(row[k])]
+        parts = [plotly_text(f"{k}={fmt_value(row[k])}") for k in keys if not is_missing(row[k])]
         out.append("<br>".join(parts))
     return out
 

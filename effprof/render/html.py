@@ -38,6 +38,7 @@ from plotly.offline import get_plotlyjs
 from effprof.analysis import Session
 from effprof.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis
 from effprof.metrics import NOISE_THRESHOLD, NOISY_MARK, human, is_busy, is_noisy, unit_of
+from effprof.render.escape import plotly_strings
 from effprof.render.figures import expert_load_figure, metric_figures, roofline_figure
 from effprof.render.points import COUNT, aggregate
 
@@ -77,7 +78,9 @@ def _num(value: Any, digits: int = 2) -> str:
 
 
 def _div(fig: go.Figure) -> str:
-    return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
+    """A figure as a <div> and its script: drawn from data now (never stored markup); plotly's JSON escapes < > &
+    and the names and title, which plotly.js reads as markup, pass through escape.plotly_strings."""
+    return plotly_strings(fig).to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
 
 
 def plotlyjs_tag(mode: str) -> str:
@@ -268,9 +271,12 @@ def _moe_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
             for r in rows.to_dict("records")]
 
 
-def _layer_breakdown(records: list[dict[str, Any]], axis: str | None) -> dict[str, Any]:
+def _layer_breakdown(frame: pd.DataFrame, axis: str | None) -> dict[str, Any]:
     """Per-layer-kind FLOPs (analytic, with their share), forward time and decode state of each stack point."""
-    stacks = [r for r in records if isinstance(r.get("layer_kinds"), dict) and r["layer_kinds"]]
+    if "layer_kinds" not in frame.columns:
+        return {}
+    rows = frame[frame["layer_kinds"].map(lambda kinds: isinstance(kinds, dict) and len(kinds) > 0)]
+    stacks = [{k: v for k, v in r.items() if not is_missing(v)} for r in rows.to_dict("records")]
     kinds = sorted({k for r in stacks for k in r["layer_kinds"]})
     rows = []
     for record in stacks:
@@ -289,14 +295,11 @@ def _layer_breakdown(records: list[dict[str, Any]], axis: str | None) -> dict[st
 
 
 def _pattern_panels(patterns: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Heatmap divs of the measured pattern data (plotly only; the data was measured with the records)."""
+    """Heatmaps drawn now from the measured pattern data (coordinates): a session carries data, never markup,
+    and anything else it holds (a stored `div`) is ignored."""
     from effprof.render.patterns import pattern_figure
 
-    panels = []
-    for data in patterns or []:
-        div = data["div"] if "div" in data else _div(pattern_figure(data))
-        panels.append({"name": data["name"], "n": data["n"], "density": data["density"], "div": div})
-    return panels
+    return [{"name": data["name"], "n": data["n"], "density": data["density"], "div": _div(pattern_figure(data))} for data in patterns or []]
 
 
 # ---- the page ---------------------------------------------------------------------------
@@ -326,7 +329,7 @@ def render(session: Session, plotlyjs: str = "inline") -> str:
         roofline=_div(roofline) if roofline is not None else "", expert_load=_div(load) if load is not None else "",
         cost=_cost_breakdown(frame),
         moe_rows=_moe_rows(points), patterns=_pattern_panels(session.patterns), patterns_measured=session.patterns is not None,
-        layers=_layer_breakdown(session.records, session.axis), families=families, family_mechanisms=family_mechanisms,
+        layers=_layer_breakdown(frame, session.axis), families=families, family_mechanisms=family_mechanisms,
         baseline=session.baseline or [], has_baseline=session.baseline is not None, mark=NOISY_MARK, threshold=NOISE_THRESHOLD,
         records_json=_json_script(records_data(points, session.axis)), plotlyjs=script, n_records=len(frame), n_points=len(points),
         n_failed=len(frame) - len(ok_rows(frame)),

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from effprof.render.escape import plotly_strings
+
 MAX_CELLS = 512
 
 PAGE = """<!DOCTYPE html>
@@ -80,12 +82,15 @@ def write_pattern_html(data: dict[str, Any], path: str) -> str:
     page = PAGE.format(
         title=escape(title),
         summary=escape(summary),
-        figure=fig.to_html(full_html=False, include_plotlyjs=True),
+        figure=plotly_strings(fig).to_html(full_html=False, include_plotlyjs=True),
         config_rows=rows,
         note=escape("Dynamic patterns (reformer, routing, topk_attention, block_sparse) depend on the input: "
                     "this is the pattern for a fixed-seed random input, batch 0, union over heads."),
     )
+    from effprof.records import atomic_writer
+
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    with atomic_writer(out) as f:  # as every file effprof writes: never through a symlink, never into a FIFO
+        f.write(page)
     return str(out)

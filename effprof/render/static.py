@@ -12,14 +12,17 @@ at 300 dpi.
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
+import tempfile
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
 import plotly.graph_objects as go
 
+from effprof.render.escape import plotly_strings
 from effprof.render.style import CSS_PX_PER_INCH, PNG_DPI, PRESETS, print_layout
 
 FORMATS = ("svg", "pdf", "png")
@@ -77,14 +80,25 @@ def export_figures(figures: Iterable[tuple[str, go.Figure]], folder: str | Path,
     reason = missing_requirement()
     if reason:
         raise StaticExportError(reason)
-    import plotly.io as pio
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".effprof-figures.", dir=folder))  # kaleido writes here, a folder of our own
+    try:
+        written = _export(named, staging, size, formats)
+        for path in written:  # renamed into place: a symlink or FIFO planted at a name is replaced, never written through
+            os.replace(path, folder / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [str(folder / path.name) for path in written]
+
+
+def _export(named: list[tuple[str, go.Figure]], folder: Path, size: str, formats: list[str]) -> list[Path]:
+    import plotly.io as pio
+
     preset = PRESETS[size]
     sized, paths, kinds, scales, widths, heights = [], [], [], [], [], []
     for name, fig in named:
-        printed = print_layout(fig, preset)
+        printed = plotly_strings(print_layout(fig, preset))  # names from data: no plotly.js markup
         for kind in formats:
             sized.append(printed)
             paths.append(folder / f"{name}.{kind}")
@@ -102,7 +116,7 @@ def export_figures(figures: Iterable[tuple[str, go.Figure]], folder: str | Path,
     for path, kind in zip(paths, kinds, strict=False):
         if kind == "png":
             set_png_dpi(path, PNG_DPI)
-    return [str(p) for p in paths]
+    return paths
 
 
 def set_png_dpi(path: str | Path, dpi: int) -> None:
