@@ -162,11 +162,17 @@ def crossovers_table(crossings: list[dict[str, Any]]) -> Table:
     for column in ("mode", "metric", "series A", "series B", "crossover", "cheaper below", "cheaper above"):
         table.add_column(column, justify="right" if column == "crossover" else "left")
     for c in crossings:
-        where = f"{c['axis']} ≈ {c['at']:.0f}" if c["at"] is not None else c["note"]
+        where = f"{c['axis']} ≈ {c['at']:.0f}" if c["at"] is not None else _equal_note(c) if c.get("equal") else c["note"]
         cell = plain(f"{where} {NOISY_MARK} uncertain", "dim") if c.get("uncertain") else plain(where)
         table.add_row(plain(c["mode"]), plain(c["metric"]), plain(c["a"]), plain(c["b"]), cell, plain(c["cheaper_below"] or ""),
                       plain(c["cheaper_above"] or ""))
     return table
+
+
+def _equal_note(c: dict[str, Any]) -> str:
+    """How an equal pair reads: no crossover, neither cheaper, and the tolerance that made them equal."""
+    tolerance = c.get("tolerance")
+    return "equal" + (f" (within {100 * tolerance:g}% at every size)" if _number(tolerance) else "")
 
 
 def complexity_table(rows: list[dict[str, Any]]) -> Table:
@@ -372,6 +378,11 @@ def crossover_lines(session: Session, limit: int = MAX_CROSSOVER_LINES) -> list[
     head = Text(f"{len(found)} crossovers in range" + (":" if found else " (every other pair keeps its order over the measured sizes)"),
                 style="bold")
     result = [head, *shown]
+    equal = [c for c in session.crossovers if c.get("equal")]
+    if equal:
+        pairs = "; ".join(f"{c['mode']} {SUMMARY_LABELS.get(c['metric'], c['metric'])}: {c['a']} = {c['b']}" for c in equal[:3])
+        more = f"; … {len(equal) - 3} more" if len(equal) > 3 else ""
+        result.append(plain(f"  {len(equal)} pair(s) equal at every size (no crossover): {pairs}{more}", "dim"))
     if uncertain:
         result.append(Text(f"  {len(uncertain)} more rest on noisy timings ({NOISY_MARK} uncertain): not stated as findings", style="dim"))
     return result

@@ -321,6 +321,7 @@ def render(session: Session, plotlyjs: str = "inline") -> str:
         fits=session.fits, verdicts=_verdicts(session.fits), noise=session.noise, found=_found_crossovers(crossings),
         uncertain_crossovers=[c for c in crossings if c.get("at") is not None and c.get("uncertain")],
         crossings=[c for c in crossings if c.get("at") is not None], unfound=[c for c in crossings if c.get("at") is None],
+        equal_pairs=[c for c in crossings if c.get("equal")],
         complexity=session.complexity,
         figures=figures, left_out=left_out, max_series=MAX_FIGURE_SERIES,
         roofline=_div(roofline) if roofline is not None else "", expert_load=_div(load) if load is not None else "",
