@@ -218,7 +218,7 @@ def compare_command(
     json_: JsonOpt = False,
     tables: Annotated[str, typer.Option("--tables", help="summary: one summary table, the crossovers that exist and the report's "
                                         "path (fits one screen); all: every table (values per size, fits, crossovers, complexity)")] = "summary",
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="print every table (= --tables all)")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="print every table (= --tables all; -v is --vary, as in sweep)")] = False,
 ) -> None:
     """Measure mechanisms side by side, fit their exponents, print a summary and write an HTML report.
 
