@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from effprof.config import KEYS, ConfigError
-from effprof.registry import MODES, Claim, MechanismSpec, add, get_spec, list_mechanisms, unregister
+from effprof.registry import MODES, Claim, Cost, MechanismSpec, add, get_spec, list_mechanisms, unregister
 
 ENTRY_POINT_GROUP = "effprof.mechanisms"
 TINY = {"batch": 2, "seq_len": 24, "d_model": 32}  # structural checks (tests/helpers.py uses the same)
@@ -221,6 +221,10 @@ def contract_checks(spec: MechanismSpec, flops: bool = True) -> list[CheckResult
 
     if not run("config: defaults validate", config_check):
         return results
+    own = [k for k in spec.defaults if k not in KEYS]
+    if own:  # a plugin's own keys: settable (--param, a check's params) as they are; an axis only once declared
+        results.append(CheckResult("config: own keys", True, f"{', '.join(own)}: settable without declaring; to sweep one or "
+                                   f"make it a check's axis, declare it: effprof.config.declare_key({own[0]!r}, int, \"what it counts\")"))
     run("cost model: answers in every mode", lambda: _cost_problem(spec, tiny))
     x = torch.randn(tiny["batch"], tiny["seq_len"], tiny["d_model"], generator=torch.Generator().manual_seed(1))
     module = _built(spec, tiny)
@@ -237,6 +241,9 @@ def contract_checks(spec: MechanismSpec, flops: bool = True) -> list[CheckResult
     if flops:
         sized = resolve_config(spec, {**spec.test_overrides, "seq_len": FLOP_SEQ_LEN})
         for mode in spec.modes:
+            if spec.cost(sized, mode).flops is None:  # Cost(flops=None): no analytic model, FLOPs are counted only
+                run(f"flops: every op counted in {mode} (no analytic model: Cost(flops=None))", lambda mode=mode: _flops_problem(spec, sized, mode))
+                continue
             label = "decode: cost per generated token = counted" if mode == "decode" else f"flops: counted = analytic in {mode} (±2%)"
             run(label, lambda mode=mode: _flops_problem(spec, sized, mode))
     return results
@@ -261,8 +268,12 @@ def _cost_problem(spec: MechanismSpec, config: dict[str, Any]) -> str:
         return "has no cost model (spec.cost)"
     for mode in spec.modes:
         cost = spec.cost(config, mode)
-        if cost.flops is None or not math.isfinite(float(cost.flops)) or float(cost.flops) < 0:
-            return f"cost model gives flops={cost.flops!r} for mode {mode}; accepted: a finite number >= 0"
+        if not isinstance(cost, Cost):
+            return f"cost model returns a {type(cost).__name__} for mode {mode}; accepted: effprof.registry.Cost"
+        if cost.flops is None:  # no analytic model: counted FLOPs only (as for --module targets)
+            continue
+        if not math.isfinite(float(cost.flops)) or float(cost.flops) < 0:
+            return f"cost model gives flops={cost.flops!r} for mode {mode}; accepted: a finite number >= 0, or None for no analytic model"
     return ""
 
 
@@ -380,9 +391,11 @@ def _flops_problem(spec: MechanismSpec, config: dict[str, Any], mode: str) -> st
     with FlopCounter() as counter:
         work.run()
     counted = counter.total / work.per_call
-    analytic = float(spec.cost(config, mode).flops)
     if counter.unknown_ops:
         return f"ops with no FLOP formula ran (their FLOPs are missing from the count): {', '.join(sorted(counter.unknown_ops))}"
+    if spec.cost(config, mode).flops is None:
+        return "" if counted > 0 else "no FLOPs were counted: the module ran no op with a FLOP formula"
+    analytic = float(spec.cost(config, mode).flops)
     if math.isclose(counted, analytic, rel_tol=FLOP_TOLERANCE):
         return ""
     ratio = analytic / counted if counted else math.inf

@@ -36,3 +36,27 @@ def test_v_means_vary_in_every_command():
     # compare's -v is --vary (it read "-v seq_len=…" as a mechanism name), and --verbose is still there
     assert_bad_input(invoke("compare", "softmax_attention", "-v", "seq_lenn=128,256"), "--vary 'seq_lenn' is not a config key")
     assert "--verbose" in invoke("compare", "--help").output
+
+
+def test_did_you_mean_for_names_keys_dtypes_modes_metrics_and_hf_targets():
+    cases = [
+        (["profile", "sofmax_attention"], ["did you mean 'softmax_attention'?"]),
+        (["sweep", "softmax_attention", "-v", "seq_lenn=16,32", "-o", "x.jsonl"], ["did you mean 'seq_len'?"]),
+        (["profile", "softmax_attention", "--param", "windw=4"], ["did you mean 'window'?"]),
+        (["profile", "softmax_attention", "--dtype", "bfloat61"], ["did you mean 'bfloat16'?"]),
+        (["profile", "softmax_attention", "--mode", "decod"], ["did you mean 'decode'?"]),
+        (["sweep", "--module", "tests.plugins.mylayers:build_quadratic", "--claim", "flop:seq_len=2", "-v", "seq_len=16,32",
+          "-o", "x.jsonl"], ["did you mean 'flops'?"]),
+        (["profile", "--module", "hf:llama.atention"], ["'hf:llama.atention'", "did you mean 'hf:llama.attention'?"]),
+    ]
+    for args, fragments in cases:
+        result = invoke(*args)
+        assert_bad_input(result, *fragments)
+        assert "linear_attention" not in result.output or "did you mean 'linear" in result.output  # no list of every name
+    far = invoke("profile", "qqqq")  # nothing close: the list, as before
+    assert_bad_input(far, "unknown mechanism 'qqqq'", "softmax_attention", "mamba2")
+
+
+def test_a_module_named_with_a_dot_gets_the_colon_hint_and_hf_quotes_the_whole_target():
+    assert_bad_input(invoke("profile", "mylayers.build_gated_conv"), "pkg.module:factory", "did you mean 'mylayers:build_gated_conv'?")
+    assert_bad_input(invoke("profile", "--module", "hf:llama.model"), "--module 'hf:llama.model' is not a known layer")

@@ -10,8 +10,8 @@ file may also put them at the top level, `[[claims]]`):
     peak_bytes = 1.05
 
     [[tool.effprof.check.claims]]
-    mechanism = "linear_attention"
-    params = { d_model = 256, impl = "chunked" }   # optional config overrides
+    mechanism = "linear_attention"      # a registered mechanism, or your own module: "pkg.mod:factory", "hf:llama.attention"
+    params = { d_model = 256, impl = "chunked" }   # optional config overrides (a plugin's or factory's own keys too)
     mode = "forward"                    # optional, default forward
     axis = "seq_len"                    # a numeric config key
     values = [256, 512, 1024, 2048]     # at least three distinct sizes
@@ -119,8 +119,10 @@ def _check_from(entry: Any) -> Check:
     """Validate one claims entry (a dict from TOML or Python) and plan its points; raises _Bad."""
     from effprof.fit import NUMERIC_AXES
     from effprof.fit import tolerance as default_tolerance
-    from effprof.registry import MODES, get_spec, list_mechanisms
+    from effprof.modules import is_module_target, module_spec
+    from effprof.registry import MODES, get_spec, list_mechanisms, unknown_mechanism
     from effprof.runner import plan
+    from effprof.suggest import accepted
 
     if not isinstance(entry, dict):
         raise _Bad(None, f"a claim must be a table of keys, not {type(entry).__name__}")
@@ -130,21 +132,32 @@ def _check_from(entry: Any) -> Check:
     for key in REQUIRED_KEYS:
         if key not in entry:
             raise _Bad(key, f"missing key {key!r}; a claim needs {', '.join(REQUIRED_KEYS)}")
-    mechanism = _typed(entry, "mechanism", str, "a mechanism name")
-    if mechanism not in list_mechanisms():
-        raise _Bad("mechanism", f"unknown mechanism {mechanism!r}; accepted: {', '.join(list_mechanisms())}")
-    spec = get_spec(mechanism)
+    mechanism = _typed(entry, "mechanism", str, "a mechanism name, pkg.module:factory or hf:model_type.layer")
+    raw_params = entry.get("params", {})
+    if is_module_target(mechanism):  # the user's own module, as --module takes it: probed once, at small sizes
+        try:
+            spec = module_spec(mechanism, (), dict(raw_params) if isinstance(raw_params, dict) else {})
+        except ConfigError as e:
+            raise _Bad("mechanism", str(e)) from None
+    elif mechanism not in list_mechanisms():
+        raise _Bad("mechanism", unknown_mechanism(mechanism) + "; or a module: pkg.module:factory, hf:model_type.layer")
+    else:
+        spec = get_spec(mechanism)
     mode = _typed(entry, "mode", str, "a mode name", "forward")
     if mode not in MODES:
-        raise _Bad("mode", f"mode {mode!r} is not a mode; accepted: {', '.join(MODES)}")
+        raise _Bad("mode", f"mode {mode!r} is not a mode" + accepted(mode, MODES))
     if mode not in spec.modes:
         raise _Bad("mode", f"mode {mode!r} is not available for {mechanism}; accepted: {', '.join(spec.modes)}")
     metric = _typed(entry, "metric", str, "a metric name")
     if metric not in METRIC_NAMES:
-        raise _Bad("metric", f"metric {metric!r} is not a metric; accepted: {', '.join(METRIC_NAMES)}")
+        raise _Bad("metric", f"metric {metric!r} is not a metric" + accepted(metric, METRIC_NAMES))
     axis = _typed(entry, "axis", str, "a config key")
     if axis not in NUMERIC_AXES:
-        raise _Bad("axis", f"axis {axis!r} is not a numeric config key; accepted: {', '.join(NUMERIC_AXES)}")
+        if axis in spec.defaults and axis not in KEYS:  # a plugin's or factory's own key: settable, not sweepable
+            raise _Bad("axis", f"axis {axis!r} is {mechanism}'s own key, not a declared config key, so it cannot be swept; "
+                               f"declare it (effprof.config.declare_key({axis!r}, int, \"what it counts\")) or pick a declared "
+                               f"axis: {', '.join(NUMERIC_AXES)}")
+        raise _Bad("axis", f"axis {axis!r} is not a numeric config key" + accepted(axis, NUMERIC_AXES))
     values = entry["values"]
     if not isinstance(values, list) or not all(is_number(v) and v > 0 for v in values):
         raise _Bad("values", f"values must be a list of positive numbers, e.g. [256, 512, 1024]; got {values!r}")
@@ -165,8 +178,9 @@ def _check_from(entry: Any) -> Check:
     if not isinstance(params, dict):
         raise _Bad("params", f"params must be a table of config keys, e.g. {{ d_model = 64 }}; got {params!r}")
     for key, value in params.items():
-        if key not in KEYS:
-            raise _Bad("params", f"{key!r} is not a config key; accepted: {', '.join(KEYS)}")
+        if key not in KEYS and key not in spec.defaults:  # a plugin's own keys (its defaults) need no declare_key
+            own = [*KEYS, *(k for k in spec.defaults if k not in KEYS)]
+            raise _Bad("params", f"{key!r} is not a config key of {mechanism}" + accepted(key, own))
         if key == axis:
             raise _Bad("params", f"params sets {axis}, the axis; give its sizes in values only")
         if not isinstance(value, (int, float, str)) or isinstance(value, bool):
