@@ -10,8 +10,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-CUTOFF = 0.6
-SHORT_LIST = 8  # a list this short is shown beside the suggestion (modes, metrics); a longer one only on a miss  # difflib's default: 'seq_lenn' -> 'seq_len', 'sofmax_attention' -> 'softmax_attention'
+CUTOFF = 0.6  # difflib's default: 'seq_lenn' -> 'seq_len', 'sofmax_attention' -> 'softmax_attention'
+SHORT_LIST = 8  # a list this short is shown beside the suggestion (modes, metrics); a longer one only on a miss
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
