@@ -21,6 +21,10 @@ file may also put them at the top level, `[[claims]]`):
     log_power = 0                       # optional
     name = "linear attention is linear" # optional label
     allow_inconclusive = false          # optional: true lets an inconclusive verdict pass the gate
+
+    [tool.effprof.check.labels]         # optional: how the table and messages name a mechanism (as --label)
+    linear_attention = "Linear attention (ours)"
+    "mylayers:build_gated_conv" = "Gated conv (ours)"
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ METRIC_NAMES = tuple(METRICS)
 CLAIM_KEYS = ("mechanism", "params", "mode", "axis", "values", "metric", "exponent", "tolerance", "log_power", "name",
               "allow_inconclusive")
 REQUIRED_KEYS = ("mechanism", "axis", "values", "metric", "exponent")
-SECTION_KEYS = ("claims", "baseline", "regression")
+SECTION_KEYS = ("claims", "baseline", "regression", "labels")
 HOW_TO_ADD = ('add a [[tool.effprof.check.claims]] table, e.g.  mechanism = "linear_attention"  axis = "seq_len"  '
               'values = [256, 512, 1024]  metric = "flops"  exponent = 1.0')
 
@@ -71,6 +75,7 @@ class Check:
     allow_inconclusive: bool = False
     file: str | None = None
     line: int | None = None
+    shown_as: str = ""  # the mechanism's label from the check file's [labels], shown in place of its name
     points: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list, repr=False)
 
     @property
@@ -83,8 +88,13 @@ class Check:
         return f"{self.metric} ∝ {self.axis}^{self.exponent:g}{log}"
 
     @property
+    def shown(self) -> str:
+        """The mechanism as the table names it: its label, or its name."""
+        return self.shown_as or self.mechanism
+
+    @property
     def label(self) -> str:
-        where = " ".join(p for p in (self.mechanism, self.mode, self.variant) if p)
+        where = " ".join(p for p in (self.shown, self.mode, self.variant) if p)
         return f"{self.name} ({where}: {self.claim})" if self.name else f"{where}: {self.claim}"
 
     @property
@@ -264,6 +274,23 @@ def load_checks(path: str | Path | None = None) -> CheckSuite:
             raise bad(line, e.key, f"{label}: {e.message}") from None
         check.file, check.line = str(path), start
         checks.append(check)
+    labels = section.get("labels", {})
+    if not isinstance(labels, dict):
+        raise bad(lines.section_key("labels"), "labels", 'labels must be a table of name = "text", e.g. linear_attention = "Linear attention (ours)"')
+    named = {c.mechanism for c in checks}
+    for name, text in labels.items():
+        if name not in named:
+            from effprof.suggest import accepted
+
+            raise bad(lines.section_key("labels", name), name, f"label {name!r} names no mechanism of these claims" + accepted(name, sorted(named)))
+        try:
+            from effprof.labels import add_label
+
+            add_label({}, name, text, "label")
+        except ConfigError as e:
+            raise bad(lines.section_key("labels", name), name, str(e)) from None
+    for check in checks:
+        check.shown_as = str(labels.get(check.mechanism, "")).strip().strip('"').strip()
     from effprof.check.baseline import DEFAULT_REGRESSION
 
     regression = section.get("regression", DEFAULT_REGRESSION if "baseline" in section else {})

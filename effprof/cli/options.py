@@ -48,6 +48,10 @@ PlotlyjsOpt = Annotated[str, typer.Option("--plotlyjs", metavar="inline|cdn|dire
           "cdn (from cdn.plot.ly, version-pinned and integrity-checked; 4.6 MB smaller, needs a network to "
           "view), directory (plotly.min.js written once beside the report, shared by every report of the "
           "folder)"))]
+LabelOpt = Annotated[list[str] | None, typer.Option("--label",
+    help=('a name for a series in every figure, table, LaTeX, CSV and HTML (repeatable): NAME="text" for a mechanism or '
+          'module target, KEY=VALUE="text" for a variant, e.g. --label softmax_attention="Softmax (sdpa)" '
+          '--label impl=recurrent="scan"'))]
 ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's, and grids above 10000 points")]
 
 

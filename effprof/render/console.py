@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from effprof.analysis import Session
-from effprof.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, swept_axis
+from effprof.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, swept_axis, variant_words
 from effprof.metrics import COMPARED, METRICS, NOISE_THRESHOLD, NOISY_MARK, human, is_busy, is_noisy, relative_spread
 from effprof.render.escape import plain, terminal
 
@@ -98,7 +98,7 @@ def fits_table(fits: pd.DataFrame) -> Table:
             leading = f"{row.leading_exponent:.2f}" + (f" [{row.leading_ci_low:.2f}, {row.leading_ci_high:.2f}]" if _number(row.leading_ci_low) else "")
         raw = f"{row.exponent:.3f}" if _number(row.exponent) else "–"
         r2 = f"{row.r2:.3f}" if _number(row.r2) else "–"
-        table.add_row(plain(row.mechanism), plain(row.variant or ""), plain(row.mode), plain(row.metric), plain(row.axis),
+        table.add_row(plain(row.mechanism), plain(variant_words(row.variant)), plain(row.mode), plain(row.metric), plain(row.axis),
                       leading, claimed, raw, ci, r2, analytic, verdict)
     return table
 
@@ -272,7 +272,7 @@ def summary_table(session: Session, baseline_series: str | None = None) -> Table
     title = ("summary: exponent in " + (terminal(axis) if axis else "the swept size") + ": measured (claimed) verdict; "
              "then the values at the largest size; decode per generated token")
     table = Table(title=title, title_justify="left")
-    labels = [mechanism + (f" [{variant}]" if variant else "") for mechanism, variant, _ in keys]
+    labels = [mechanism + (f" [{variant_words(variant)}]" if variant else "") for mechanism, variant, _ in keys]
     table.add_column("mechanism", overflow="fold", min_width=min(40, max(map(len, labels), default=9)))  # names stay whole
     table.add_column("mode")
     for name in SUMMARY_METRICS:
@@ -406,7 +406,7 @@ def verdict_lines(session: Session) -> list[Text]:
     lines = [line]
     reasons = [f for f in inconclusive if isinstance(f.get("verdict_reason"), str) and f["verdict_reason"]]
     for f in reasons[:MAX_REASON_LINES]:
-        where = f"{f['mechanism']}" + (f" [{f['variant']}]" if f.get("variant") else "") + f" {f['mode']} {f['metric']}"
+        where = f"{f['mechanism']}" + (f" [{variant_words(f['variant'])}]" if f.get("variant") else "") + f" {f['mode']} {f['metric']}"
         lines.append(plain(f"  inconclusive: {where}: {f['verdict_reason']}", "yellow"))
     if len(reasons) > MAX_REASON_LINES:
         lines.append(Text(f"  … {len(reasons) - MAX_REASON_LINES} more inconclusive verdicts explained in the report", style="dim"))

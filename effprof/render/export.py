@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from effprof.analysis import Session, analyse
-from effprof.frames import fmt_value, is_missing, noisy_mask, ok_rows, varying_keys
+from effprof.frames import is_missing, noisy_mask, ok_rows, variant_part, variant_words, varying_keys
 from effprof.metrics import COMPARED, METRICS, NOISE_THRESHOLD, relative_spread
 from effprof.records import is_number
 from effprof.render.axes import axis_title, figure_name, metric_kind, metric_label, size_title, unit_for
@@ -138,7 +138,7 @@ def raw_value_tables(session: Session, labels: _Labels | None = None) -> list[st
         return []
     frame = frame[frame[axis].map(is_number)]
     keys = varying_keys(frame, axis)
-    variant = frame.apply(lambda r: ", ".join(f"{k}={fmt_value(r[k])}" for k in keys if not is_missing(r[k])), axis=1) if len(frame) else []
+    variant = frame.apply(lambda r: ", ".join(variant_part(k, r[k]) for k in keys if not is_missing(r[k])), axis=1) if len(frame) else []
     frame = frame.assign(_variant=variant, _noisy=noisy_mask(frame))
     ok = ok_rows(frame)
     tables = []
@@ -209,7 +209,7 @@ def fits_tables(session: Session, labels: _Labels | None = None) -> list[str]:
             if f.get("uncertain"):
                 verdict += rf" (uncertain{NOISY})"
                 noisy_shown = True
-            rows.append([_cell(f.get("mechanism")), *([_cell(f.get("variant"))] if with_variant else []),
+            rows.append([_cell(f.get("mechanism")), *([_cell(variant_words(f.get("variant")))] if with_variant else []),
                          _cell(_metric_name(f.get("metric"))), *([_cell(f.get("axis"))] if len(axes) > 1 else []),
                          _n(f.get("exponent")), f"[{_n(f.get('ci_low'))}, {_n(f.get('ci_high'))}]",
                          _n(f.get("leading_exponent")), _n(f.get("claimed")), verdict])

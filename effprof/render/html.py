@@ -36,7 +36,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from effprof.analysis import Session
-from effprof.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis
+from effprof.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis, variant_words
 from effprof.metrics import NOISE_THRESHOLD, NOISY_MARK, human, is_busy, is_noisy, unit_of
 from effprof.render.figures import expert_load_figure, metric_figures, roofline_figure
 from effprof.render.points import COUNT, aggregate
@@ -67,6 +67,7 @@ def _environment() -> jinja2.Environment:
                              autoescape=jinja2.select_autoescape(default=True, default_for_string=True))
     env.filters["num"] = _num
     env.filters["human"] = human
+    env.filters["words"] = variant_words  # impl=chunked -> chunked
     return env
 
 
