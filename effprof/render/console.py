@@ -257,7 +257,7 @@ def summary_table(session: Session, baseline_series: str | None = None) -> Table
 
     An exponent cell reads `2.00 (2) pass`: measured (the leading exponent where the two-term fit found one,
     else the log-log slope), claimed, verdict. Inconclusive verdicts are yellow, failures red, and a time
-    verdict resting on noisy points is dim and marked † (uncertain: not counted). With `baseline_series`,
+    exponent resting on noisy points reads `noisy †`, dim (not judged, not counted: no number to quote). With `baseline_series`,
     the values at the largest size carry their ratio to that series.
     """
     frame = ok_rows(session.frame)
@@ -321,11 +321,12 @@ def _exponent_cell(fit: dict[str, Any] | None) -> Text:
         return Text("–", style="dim")
     verdict = fit.get("verdict") or "no-claim"
     uncertain = fit.get("uncertain") in (True,)
+    if uncertain:  # a time exponent over noisy points is not judged: "noisy", never a number such as −2.59 to quote
+        claimed = f" ({fit['claimed']:g})" if _number(fit.get("claimed")) else ""
+        return Text(f"noisy{claimed} {NOISY_MARK}", style="dim")
     text = f"{value if abs(value) >= 0.005 else 0.0:.2f}" if _number(value) else "–"  # never "-0.00"
     if _number(fit.get("claimed")):
         text += f" ({fit['claimed']:g}) " + ("FAIL" if verdict == "fail" else verdict)
-    if uncertain:
-        return Text(text + f" {NOISY_MARK}", style="dim")
     return Text(text, style=VERDICT_STYLE.get(verdict, "") if verdict != "no-claim" else "")
 
 
