@@ -8,7 +8,9 @@ console, HTML, LaTeX and CSV outputs are each `render(session)` and never recomp
 Crossovers: for every pair of series measured in one mode, and each compared metric, the size
 on the swept axis where one becomes cheaper than the other, interpolated linearly in
 log(size)–log(value) between the two measured sizes that bracket the sign change; "none in
-range" when one stays cheaper throughout. A time crossover is `uncertain` when any of the
+range" when one stays cheaper throughout; "equal" (no crossover, neither cheaper) when the two are
+equal within the metric's tolerance (`crossing_tolerance`: 5% for time, 0.5% for counts) at every
+common size — identical series never "cross" at their first size. A time crossover is `uncertain` when any of the
 points it rests on (the bracketing sizes of both series; every size for "none in range") is
 noisy: it is shown, marked, and never stated as a finding.
 
@@ -69,30 +71,47 @@ def crossovers(frame: pd.DataFrame) -> list[dict[str, Any]]:
                     curves[name] = values
                     noisy[name] = set(rows.loc[rows["_noisy"], axis]) if metric.timed else set()
             for a, b in itertools.combinations(curves, 2):
-                crossing = _crossing(curves[a], curves[b])
+                crossing = _crossing(curves[a], curves[b], crossing_tolerance(metric.name))
                 rests_on = crossing.pop("rests_on")
                 names = {"a": a, "b": b, None: None}
                 crossing["cheaper_below"], crossing["cheaper_above"] = names[crossing["cheaper_below"]], names[crossing["cheaper_above"]]
                 noisy_points = sum(size in noisy[a] for size in rests_on) + sum(size in noisy[b] for size in rests_on)
-                out.append({"mode": mode, "metric": metric.name, "axis": axis, "a": a, "b": b, **crossing,
+                out.append({"mode": mode, "metric": metric.name, "axis": axis, "a": a, "b": b, **crossing, "equal": crossing["note"] == "equal",
+                            "tolerance": crossing_tolerance(metric.name),
                             "noisy_points": noisy_points, "uncertain": noisy_points > 0})
     return out
 
 
-def _crossing(a: pd.Series, b: pd.Series) -> dict[str, Any]:
+def crossing_tolerance(metric: str) -> float:
+    """The relative difference below which two series count as equal at a size: the metric's noise floor
+    (5% for time, 0.5% for counted quantities), the same bands the baseline rule uses."""
+    return TIME_NOISE_FLOOR if METRICS[metric].timed else COUNT_TOLERANCE
+
+
+def _crossing(a: pd.Series, b: pd.Series, tolerance: float = 0.0) -> dict[str, Any]:
+    """Where series `a` and `b` (value by size) change order. Sizes where they differ by at most `tolerance`
+    (relative) count as equal: equal at every common size is "equal" (no crossover, neither cheaper); the
+    order flips only between a size where one is cheaper beyond the tolerance and a later one where the other is."""
     sizes = sorted(set(a.index) & set(b.index))
     if len(sizes) < 2:
         return {"at": None, "cheaper_below": None, "cheaper_above": None, "note": "too few common sizes", "rests_on": sizes}
     x = np.log(np.array(sizes, dtype=float))
     d = np.log(a[sizes].to_numpy(dtype=float)) - np.log(b[sizes].to_numpy(dtype=float))  # < 0: a cheaper
-    for i in range(len(sizes) - 1):
-        if d[i] == 0 or d[i] * d[i + 1] < 0:
-            t = 0.0 if d[i] == 0 else d[i] / (d[i] - d[i + 1])
-            at = float(math.exp(x[i] + t * (x[i + 1] - x[i])))
-            below, above = ("a", "b") if d[i + 1] > 0 or (d[i] == 0 and d[i + 1] > 0) else ("b", "a")
-            return {"at": at, "cheaper_below": below, "cheaper_above": above, "note": "", "rests_on": sizes[i:i + 2]}
-    cheaper = "a" if d.mean() < 0 else "b"
-    return {"at": None, "cheaper_below": cheaper, "cheaper_above": cheaper, "note": "none in range", "rests_on": sizes}
+    band = math.log1p(tolerance) + 1e-12
+    sign = np.where(np.abs(d) <= band, 0, np.sign(d))
+    apart = [i for i in range(len(sizes)) if sign[i] != 0]
+    if not apart:
+        return {"at": None, "cheaper_below": None, "cheaper_above": None, "note": "equal", "rests_on": sizes}
+    for i, j in itertools.pairwise(apart):
+        if sign[i] != sign[j]:
+            t = d[i] / (d[i] - d[j])
+            at = float(math.exp(x[i] + t * (x[j] - x[i])))
+            below, above = ("a", "b") if sign[i] < 0 else ("b", "a")
+            return {"at": at, "cheaper_below": below, "cheaper_above": above, "note": "", "rests_on": sizes[i:j + 1]}
+    cheaper = "a" if sign[apart[0]] < 0 else "b"
+    equal = [s for s, g in zip(sizes, sign, strict=True) if g == 0]
+    note = "none in range" + (f" (equal at {', '.join(fmt_value(s) for s in equal)})" if equal else "")
+    return {"at": None, "cheaper_below": cheaper, "cheaper_above": cheaper, "note": note, "rests_on": sizes}
 
 
 # ---- the baseline rule ------------------------------------------------------------------

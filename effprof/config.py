@@ -163,9 +163,10 @@ def resolve_config(spec: Any, overrides: dict[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = dict(accepted)
     for key, value in overrides.items():
         if key not in accepted:
-            known = ", ".join(sorted(accepted))
+            from effprof.suggest import accepted as near_miss
+
             hint = " (a config key of other mechanisms)" if key in KEYS else ""
-            raise ConfigError(f"unknown config key {key!r} for {spec.name}{hint}; accepted: {known}")
+            raise ConfigError(f"unknown config key {key!r} for {spec.name}{hint}" + near_miss(key, sorted(accepted), f"effprof explain {spec.name}"))
         config[key] = _coerce(key, value) if key in KEYS else value  # a module factory's own key: its spec types it
     for key, value in config.items():
         if key in KEYS:
@@ -176,7 +177,10 @@ def resolve_config(spec: Any, overrides: dict[str, Any]) -> dict[str, Any]:
     config["dtype"] = DTYPE_ALIASES.get(config["dtype"], config["dtype"])
     if config["dtype"] not in DTYPES:
         aliases = ", ".join(f"{a} ({full})" for a, full in DTYPE_ALIASES.items())
-        raise ConfigError(f"dtype={config['dtype']!r} is not accepted; accepted: {', '.join(DTYPES)}, or {aliases}")
+        from effprof.suggest import did_you_mean
+
+        raise ConfigError(f"dtype={config['dtype']!r} is not accepted{did_you_mean(config['dtype'], [*DTYPES, *DTYPE_ALIASES])}; "
+                          f"accepted: {', '.join(DTYPES)}, or {aliases}")
     check_device(config["device"])
     _derive_heads(config)
     if spec.validate is not None:

@@ -365,6 +365,77 @@ def _judge_two_term(ls: np.ndarray, ly: np.ndarray, sigma: np.ndarray, q: float,
     return p, low, high, reasons
 
 
+# ---- claims with a log factor ------------------------------------------------------------------
+
+
+def _log_claim_lower_terms(x: np.ndarray, y: np.ndarray, sigma: np.ndarray, claimed: float, log_power: float) -> str:
+    """Why a failed claim y ∝ x^c·log(x)^r cannot be judged at these sizes (or '' when the failure stands).
+
+    The fit judges y / log(x)^r, where a lower term without the log factor (b·x^q: projections and gating
+    beside an FFT convolution, linear in N) reads as an exponent below c. The claimed law with such a term,
+
+        y ≈ a·x^c·log(x)^r + b·x^q,   a, b ≥ 0, q ∈ {0, 1}, q ≤ c   (least squares in relative error),
+
+    is fitted with c fixed. Where it fits within the noise (rms relative residual ≤ max(0.5%, 2·rms σ)) and the
+    log term is present (≥ 1% of the metric at the largest size), the failure is the lower term's: these
+    sizes cannot judge the claim, inconclusive, naming the claimed term's share and the size where it would
+    pass the lower one. A series with no log term (a pure x^q: N where N log N was claimed) or one the
+    claimed law does not fit keeps its failure: N log N is told apart from N.
+    """
+    ls, ly = np.log(x / x[-1]), np.log(y / y[-1])
+    log_x = np.log(x)
+    if not (log_x > 0).all():
+        return ""
+    lead = np.exp(claimed * ls + log_power * np.log(log_x / log_x[-1]) - ly)  # the claimed term over y, 1 at the top
+    best = None
+    for q in (0.0, 1.0):
+        if q > claimed:
+            continue
+        loss, a, b = _nonnegative_pair(lead, np.exp(q * ls - ly))
+        if best is None or loss < best[0]:
+            best = (loss, a, b, q)
+    if best is None:
+        return ""
+    loss, a, b, q = best
+    rms = math.sqrt(max(loss, 0.0) / len(x))
+    allowed = max(0.005, 2 * math.sqrt(float(np.mean(np.square(sigma)))))
+    share = a / (a + b) if a + b > 0 else 0.0  # the claimed term's share of the metric at the largest size
+    if rms > allowed or share < NEGLIGIBLE:
+        return ""
+    passes = next((2.0**k * x[-1] for k in range(1, 64)
+                   if a * 2.0 ** (k * claimed) * (np.log(2.0**k * x[-1]) / log_x[-1]) ** log_power > b * 2.0 ** (k * q)), None)
+    if share >= 0.5:
+        where = "measure larger sizes, where it weighs less"
+    elif passes:
+        where = f"the claimed term passes it near {_fmt(round(passes))}"
+    else:
+        where = f"the claimed term does not pass it below 2^63 × {_fmt(x[-1])}"
+    law = f"x^{claimed:g}·log(x)^{log_power:g}"
+    head = "lower terms dominate" if share < 0.5 else "a lower term biases the fit"
+    return (f"{head}: the claimed {law} term carries {100 * share:.0f}% of the metric at the largest size and a lower "
+            f"x^{q:g} term without the log factor the rest; the claimed law with that term fits to {100 * rms:.2g}%, so these "
+            f"sizes cannot judge its exponent ({where})")
+
+
+def _nonnegative_pair(u: np.ndarray, v: np.ndarray) -> tuple[float, float, float]:
+    """(loss, a, b) of min over a, b ≥ 0 of Σ (a·u + b·v − 1)²: both columns, or the better single one."""
+    uu, vv, uv, uy, vy = float(u @ u), float(v @ v), float(u @ v), float(u.sum()), float(v.sum())
+    n = float(len(u))
+    candidates = []
+    det = uu * vv - uv * uv
+    if det > 1e-12 * uu * vv:
+        a, b = (uy * vv - vy * uv) / det, (vy * uu - uy * uv) / det
+        if a >= 0 and b >= 0:
+            candidates.append((n - (a * uy + b * vy), a, b))
+    if uu > 0:
+        a = max(uy, 0.0) / uu
+        candidates.append((n - a * uy, a, 0.0))
+    if vv > 0:
+        b = max(vy, 0.0) / vv
+        candidates.append((n - b * vy, 0.0, b))
+    return min(candidates) if candidates else (math.inf, 0.0, 0.0)
+
+
 # ---- scalar helpers kept for callers that fit one series ----------------------------------
 
 
@@ -595,6 +666,10 @@ def _fit_chunk(metric: str, axis: str, series: np.ndarray, x: np.ndarray, y: np.
     claimed = np.array([math.nan if c is None else float(c[0]) for c in claims])
     verdict, reason = judge_many(claimed, fit["leading_ci_low"], fit["leading_ci_high"], fit["reason"],
                                  np.full(len(series), tol))
+    for i in np.flatnonzero((log_power != 0) & (verdict == "fail")):
+        why = _log_claim_lower_terms(x[i], y[i], sigma[i], claimed[i], log_power[i])
+        if why:
+            verdict[i], reason[i] = "inconclusive", why
     count = len(series)
     return pd.DataFrame({
         "mechanism": [meta["mechanism"][s] for s in series], "variant": [meta["variant"][s] for s in series],

@@ -12,7 +12,7 @@ from effprof.config import KEYS
 from effprof.metrics import is_noisy
 from effprof.records import is_missing
 
-__all__ = ["add_labels", "fmt_value", "is_missing", "noisy_mask", "ok_rows", "swept_axis", "varying_keys"]
+__all__ = ["add_labels", "fmt_value", "is_missing", "noisy_mask", "ok_rows", "swept_axis", "variant_part", "variant_words", "varying_keys"]
 
 
 def ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -43,16 +43,35 @@ def varying_keys(frame: pd.DataFrame, axis: str | None = None, within: str | Non
 
 
 def add_labels(frame: pd.DataFrame, axis: str | None) -> pd.DataFrame:
-    """A `series` column: mechanism plus the config that distinguishes its series."""
+    """A `series` column: mechanism plus the config that distinguishes its series, as words: a text key by its
+    value (impl=recurrent -> `mamba2 [recurrent]`), a number with its key (`[d_model=64]`)."""
     frame = frame.copy()
     keys = varying_keys(frame, axis)
 
     def label(row: pd.Series) -> str:
-        parts = [f"{k}={fmt_value(row[k])}" for k in keys if k in row and not is_missing(row[k])]
+        parts = [variant_part(k, row[k]) for k in keys if k in row and not is_missing(row[k])]
         return row["mechanism"] + (f" [{', '.join(parts)}]" if parts else "")
 
     frame["series"] = frame.apply(label, axis=1) if len(frame) else []
     return frame
+
+
+def variant_part(key: str, value: Any) -> str:
+    """One config value of a variant as a reader says it: the word itself for a text key (impl, feature_map,
+    pattern, dtype, device), key=value for a number."""
+    text = fmt_value(value)
+    return text if key in KEYS and KEYS[key].type is str else f"{key}={text}"
+
+
+def variant_words(variant: Any) -> str:
+    """A fit's variant ('impl=chunked,d_model=64') as words: 'chunked, d_model=64'."""
+    if not isinstance(variant, str) or not variant:
+        return ""
+    parts = []
+    for part in variant.split(","):
+        key, sep, value = part.partition("=")
+        parts.append(variant_part(key, value) if sep else part)
+    return ", ".join(parts)
 
 
 def noisy_mask(frame: pd.DataFrame) -> pd.Series:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from effprof.config import KEYS, ConfigError
-from effprof.registry import MODES, Claim, MechanismSpec, add, get_spec, list_mechanisms, unregister
+from effprof.registry import MODES, Claim, Cost, MechanismSpec, add, get_spec, list_mechanisms, unregister
 
 ENTRY_POINT_GROUP = "effprof.mechanisms"
 TINY = {"batch": 2, "seq_len": 24, "d_model": 32}  # structural checks (tests/helpers.py uses the same)
@@ -263,6 +263,10 @@ def contract_checks(spec: MechanismSpec, flops: bool = True) -> list[CheckResult
 
     if not run("config: defaults validate", config_check):
         return results
+    own = [k for k in spec.defaults if k not in KEYS]
+    if own:  # a plugin's own keys: settable (--param, a check's params) as they are; an axis only once declared
+        results.append(CheckResult("config: own keys", True, f"{', '.join(own)}: settable without declaring; to sweep one or "
+                                   f"make it a check's axis, declare it: effprof.config.declare_key({own[0]!r}, int, \"what it counts\")"))
     run("cost model: answers in every mode", lambda: _cost_problem(spec, tiny))
     x = torch.randn(tiny["batch"], tiny["seq_len"], tiny["d_model"], generator=torch.Generator().manual_seed(1))
     module = _built(spec, tiny, changes)
@@ -279,6 +283,9 @@ def contract_checks(spec: MechanismSpec, flops: bool = True) -> list[CheckResult
     if flops:
         sized = resolve_config(spec, {**spec.test_overrides, "seq_len": FLOP_SEQ_LEN})
         for mode in spec.modes:
+            if spec.cost(sized, mode).flops is None:  # Cost(flops=None): no analytic model, FLOPs are counted only
+                run(f"flops: every op counted in {mode} (no analytic model: Cost(flops=None))", lambda mode=mode: _flops_problem(spec, sized, mode, changes))
+                continue
             label = "decode: cost per generated token = counted" if mode == "decode" else f"flops: counted = analytic in {mode} (±2%)"
             run(label, lambda mode=mode: _flops_problem(spec, sized, mode, changes))
         for mode in spec.modes:
@@ -306,10 +313,15 @@ def _cost_problem(spec: MechanismSpec, config: dict[str, Any]) -> str:
         return "has no cost model (spec.cost)"
     for mode in spec.modes:
         cost = spec.cost(config, mode)
+        if not isinstance(cost, Cost):
+            return f"cost model returns a {type(cost).__name__} for mode {mode}; accepted: effprof.registry.Cost"
         for field in ("flops", "state_bytes"):  # "1e9" as text passed float() here, and then no command could read the records
             value = getattr(cost, field, None)
+            if field == "flops" and value is None:  # Cost(flops=None): no analytic model, FLOPs are counted only
+                continue
             if not _is_figure(value):
-                return f"cost model gives {field}={value!r} for mode {mode}; accepted: a finite number >= 0"
+                none = ", or None for no analytic model" if field == "flops" else ""
+                return f"cost model gives {field}={value!r} for mode {mode}; accepted: a finite number >= 0{none}"
         for key, value in (getattr(cost, "extra", None) or {}).items():
             if not _is_figure(value):
                 return f"cost model gives extra[{key!r}]={value!r} for mode {mode}; accepted: a finite number >= 0"
@@ -457,9 +469,11 @@ def _flops_problem(spec: MechanismSpec, config: dict[str, Any], mode: str, chang
     with FlopCounter() as counter:
         work.run()
     counted = counter.total / work.per_call
-    analytic = float(spec.cost(config, mode).flops)
     if counter.unknown_ops:
         return f"ops with no FLOP formula ran (their FLOPs are missing from the count): {', '.join(sorted(counter.unknown_ops))}"
+    if spec.cost(config, mode).flops is None:
+        return "" if counted > 0 else "no FLOPs were counted: the module ran no op with a FLOP formula"
+    analytic = float(spec.cost(config, mode).flops)
     if math.isclose(counted, analytic, rel_tol=FLOP_TOLERANCE):
         return ""
     ratio = analytic / counted if counted else math.inf

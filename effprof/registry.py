@@ -169,8 +169,27 @@ def get_spec(name: str) -> MechanismSpec:
 
         return module_spec(name)
     if name not in _REGISTRY:
-        raise ConfigError(f"unknown mechanism {name!r}; accepted: {', '.join(_REGISTRY)}")
+        raise ConfigError(unknown_mechanism(name))
     return _REGISTRY[name]
+
+
+def unknown_mechanism(name: str) -> str:
+    """The one line for a name that is not registered: a near miss suggested, a module target written with a
+    dot where the colon goes (mylayers.build_conv) pointed at pkg.module:factory, else every name."""
+    from effprof.suggest import accepted
+
+    _load()
+    head, dot, tail = str(name).rpartition(".")
+    if dot and head and tail and ":" not in name and not closest_name(name):
+        return (f"unknown mechanism {name!r}; a module factory is named pkg.module:factory, with a colon before the factory: "
+                f"did you mean {head + ':' + tail!r}?")
+    return f"unknown mechanism {name!r}" + accepted(name, _REGISTRY, "effprof list")
+
+
+def closest_name(name: str) -> str | None:
+    from effprof.suggest import closest
+
+    return closest(name, _REGISTRY)
 
 
 def build(name: str, seed: int = 0, **config: Any):

@@ -92,7 +92,9 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
             raise ConfigError(f"--vary {key} has no values; give at least one, e.g. {key}=256,512")
     for mode in modes:
         if mode not in MODES:
-            raise ConfigError(f"mode={mode!r} is not a mode; accepted: {', '.join(MODES)}")
+            from effprof.suggest import did_you_mean
+
+            raise ConfigError(f"mode={mode!r} is not a mode{did_you_mean(mode, MODES)}; accepted: {', '.join(MODES)}")
     for key in config:
         if key.rpartition(".")[2] in vary:
             raise ConfigError(f"{key} is both varied (--vary {key.rpartition('.')[2]}=...) and fixed (--param {key}=...); give one")

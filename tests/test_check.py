@@ -134,7 +134,7 @@ BAD_CASES = [
     (LINEAR.replace("exponent = 1.0", "expnent = 1.0"), "expnent", "expnent", ["unknown key", "accepted"]),
     (LINEAR.replace('metric = "flops"\n', ""), "metric", "[[claims]]", ["missing key"]),
     (LINEAR.replace("exponent = 1.0", 'exponent = "one"'), "exponent", "exponent =", ["number"]),
-    (LINEAR.replace('"linear_attention"', '"linear_atention"'), "mechanism", "mechanism =", ["linear_atention", "softmax_attention"]),
+    (LINEAR.replace('"linear_attention"', '"linear_atention"'), "mechanism", "mechanism =", ["linear_atention", "did you mean 'linear_attention'"]),
     (LINEAR.replace('metric = "flops"', 'metric = "flop"'), "metric", "metric =", ["'flop'", "peak_bytes"]),
     (LINEAR.replace('mode = "forward"', 'mode = "fly"'), "mode", "mode =", ["'fly'", "decode"]),
     (LINEAR.replace("[32, 64, 128, 256]", "[32, 64]"), "values", "values =", ["three"]),

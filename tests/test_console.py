@@ -105,11 +105,11 @@ def test_failed_inconclusive_and_uncertain_verdicts_look_different_from_pass(six
     rows = {line.split()[1]: line for line in text.splitlines() if line.startswith("│ lin_") and "forward" in line}
     assert "FAIL" in rows["lin_a"] and "pass" not in rows["lin_a"].split("│")[3]
     assert "inconclusive" in rows["lin_b"].split("│")[3]
-    assert f"pass {NOISY_MARK}" in rows["lin_c"].split("│")[4]
+    assert f"noisy (1) {NOISY_MARK}" in rows["lin_c"].split("│")[4]
     assert "1 FAIL" in text and "1 inconclusive" in text and "1 time verdict(s) uncertain" in text
     assert "lin_b forward flops: sizes up to 8192 would decide" in text
     colored = _shown(summary_table(session), color=True)
-    styles = {word: colored.split(word)[0].rsplit("\x1b[", 1)[-1] for word in ("FAIL", "inconclusive", f"pass {NOISY_MARK}")}
+    styles = {word: colored.split(word)[0].rsplit("\x1b[", 1)[-1] for word in ("FAIL", "inconclusive", f"noisy (1) {NOISY_MARK}")}
     assert len(set(styles.values())) == 3  # three different styles: red, yellow, dim
 
 

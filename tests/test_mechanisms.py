@@ -120,12 +120,16 @@ def test_impls_agree_on_gradients(name):
 
 
 HEAVY_FAMILIES = ("hybrid",)  # whole stacks: at their default sizes these run with -m slow (see .ci/run)
+# forms that step token by token in Python (a step's ops run once per token, forward and backward): counted at the
+# default seq_len with -m slow; the default run counts them at seq_len 64, where every op of the step runs as it does
+# at any length (they took a third of this test's time)
+TOKEN_LOOPS = {("mamba", "sequential"), ("mamba2", "recurrent"), ("linear_attention", "recurrent"), ("s4", "recurrent")}
 
 
 def _flop_cases() -> list:
     out = []
     for case in CASES:
-        if get_spec(case[0]).family in HEAVY_FAMILIES:
+        if get_spec(case[0]).family in HEAVY_FAMILIES or (case[0], case[1].get("impl")) in TOKEN_LOOPS:
             out.append(pytest.param(case, marks=pytest.mark.slow, id=case_id(case)))
             out.append(pytest.param((case[0], {**case[1], "seq_len": 64}), id=case_id(case) + "-seq_len64"))
         else:
@@ -138,7 +142,7 @@ def _flop_cases() -> list:
 def test_counted_flops_match_analytic(case, mode):
     """At the default sizes, the dispatcher's count is within 2% of the cost model, and no op goes uncounted.
 
-    Whole stacks are checked at seq_len 64 in the default run and at their default sizes with -m slow.
+    Whole stacks and token-by-token forms are checked at seq_len 64 in the default run and at their default sizes with -m slow.
     """
     name, overrides = case
     spec = get_spec(name)

@@ -10,8 +10,8 @@ file may also put them at the top level, `[[claims]]`):
     peak_bytes = 1.05
 
     [[tool.effprof.check.claims]]
-    mechanism = "linear_attention"
-    params = { d_model = 256, impl = "chunked" }   # optional config overrides
+    mechanism = "linear_attention"      # a registered mechanism, or your own module: "pkg.mod:factory", "hf:llama.attention"
+    params = { d_model = 256, impl = "chunked" }   # optional config overrides (a plugin's or factory's own keys too)
     mode = "forward"                    # optional, default forward
     axis = "seq_len"                    # a numeric config key
     values = [256, 512, 1024, 2048]     # at least three distinct sizes
@@ -21,6 +21,10 @@ file may also put them at the top level, `[[claims]]`):
     log_power = 0                       # optional
     name = "linear attention is linear" # optional label
     allow_inconclusive = false          # optional: true lets an inconclusive verdict pass the gate
+
+    [tool.effprof.check.labels]         # optional: how the table and messages name a mechanism (as --label)
+    linear_attention = "Linear attention (ours)"
+    "mylayers:build_gated_conv" = "Gated conv (ours)"
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ METRIC_NAMES = tuple(METRICS)
 CLAIM_KEYS = ("mechanism", "params", "mode", "axis", "values", "metric", "exponent", "tolerance", "log_power", "name",
               "allow_inconclusive")
 REQUIRED_KEYS = ("mechanism", "axis", "values", "metric", "exponent")
-SECTION_KEYS = ("claims", "baseline", "regression")
+SECTION_KEYS = ("claims", "baseline", "regression", "labels")
 HOW_TO_ADD = ('add a [[tool.effprof.check.claims]] table, e.g.  mechanism = "linear_attention"  axis = "seq_len"  '
               'values = [256, 512, 1024]  metric = "flops"  exponent = 1.0')
 
@@ -71,6 +75,7 @@ class Check:
     allow_inconclusive: bool = False
     file: str | None = None
     line: int | None = None
+    shown_as: str = ""  # the mechanism's label from the check file's [labels], shown in place of its name
     points: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list, repr=False)
 
     @property
@@ -83,8 +88,13 @@ class Check:
         return f"{self.metric} ∝ {self.axis}^{self.exponent:g}{log}"
 
     @property
+    def shown(self) -> str:
+        """The mechanism as the table names it: its label, or its name."""
+        return self.shown_as or self.mechanism
+
+    @property
     def label(self) -> str:
-        where = " ".join(p for p in (self.mechanism, self.mode, self.variant) if p)
+        where = " ".join(p for p in (self.shown, self.mode, self.variant) if p)
         return f"{self.name} ({where}: {self.claim})" if self.name else f"{where}: {self.claim}"
 
     @property
@@ -119,8 +129,10 @@ def _check_from(entry: Any) -> Check:
     """Validate one claims entry (a dict from TOML or Python) and plan its points; raises _Bad."""
     from effprof.fit import NUMERIC_AXES
     from effprof.fit import tolerance as default_tolerance
-    from effprof.registry import MODES, get_spec, list_mechanisms
+    from effprof.modules import is_module_target, module_spec
+    from effprof.registry import MODES, get_spec, list_mechanisms, unknown_mechanism
     from effprof.runner import plan
+    from effprof.suggest import accepted
 
     if not isinstance(entry, dict):
         raise _Bad(None, f"a claim must be a table of keys, not {type(entry).__name__}")
@@ -130,21 +142,32 @@ def _check_from(entry: Any) -> Check:
     for key in REQUIRED_KEYS:
         if key not in entry:
             raise _Bad(key, f"missing key {key!r}; a claim needs {', '.join(REQUIRED_KEYS)}")
-    mechanism = _typed(entry, "mechanism", str, "a mechanism name")
-    if mechanism not in list_mechanisms():
-        raise _Bad("mechanism", f"unknown mechanism {mechanism!r}; accepted: {', '.join(list_mechanisms())}")
-    spec = get_spec(mechanism)
+    mechanism = _typed(entry, "mechanism", str, "a mechanism name, pkg.module:factory or hf:model_type.layer")
+    raw_params = entry.get("params", {})
+    if is_module_target(mechanism):  # the user's own module, as --module takes it: probed once, at small sizes
+        try:
+            spec = module_spec(mechanism, (), dict(raw_params) if isinstance(raw_params, dict) else {})
+        except ConfigError as e:
+            raise _Bad("mechanism", str(e)) from None
+    elif mechanism not in list_mechanisms():
+        raise _Bad("mechanism", unknown_mechanism(mechanism) + "; or a module: pkg.module:factory, hf:model_type.layer")
+    else:
+        spec = get_spec(mechanism)
     mode = _typed(entry, "mode", str, "a mode name", "forward")
     if mode not in MODES:
-        raise _Bad("mode", f"mode {mode!r} is not a mode; accepted: {', '.join(MODES)}")
+        raise _Bad("mode", f"mode {mode!r} is not a mode" + accepted(mode, MODES))
     if mode not in spec.modes:
         raise _Bad("mode", f"mode {mode!r} is not available for {mechanism}; accepted: {', '.join(spec.modes)}")
     metric = _typed(entry, "metric", str, "a metric name")
     if metric not in METRIC_NAMES:
-        raise _Bad("metric", f"metric {metric!r} is not a metric; accepted: {', '.join(METRIC_NAMES)}")
+        raise _Bad("metric", f"metric {metric!r} is not a metric" + accepted(metric, METRIC_NAMES))
     axis = _typed(entry, "axis", str, "a config key")
     if axis not in NUMERIC_AXES:
-        raise _Bad("axis", f"axis {axis!r} is not a numeric config key; accepted: {', '.join(NUMERIC_AXES)}")
+        if axis in spec.defaults and axis not in KEYS:  # a plugin's or factory's own key: settable, not sweepable
+            raise _Bad("axis", f"axis {axis!r} is {mechanism}'s own key, not a declared config key, so it cannot be swept; "
+                               f"declare it (effprof.config.declare_key({axis!r}, int, \"what it counts\")) or pick a declared "
+                               f"axis: {', '.join(NUMERIC_AXES)}")
+        raise _Bad("axis", f"axis {axis!r} is not a numeric config key" + accepted(axis, NUMERIC_AXES))
     values = _sizes(entry["values"])
     if len(set(values)) < 3:
         raise _Bad("values", f"values needs at least three distinct sizes to fit an exponent; got {values!r}")
@@ -164,8 +187,9 @@ def _check_from(entry: Any) -> Check:
         raise _Bad("params", f"params must be a table of config keys, e.g. {{ d_model = 64 }}; got {params!r}")
     params = {k: v.item() if type(v).__module__ == "numpy" and hasattr(v, "item") else v for k, v in params.items()}  # numpy scalars
     for key, value in params.items():
-        if key not in KEYS:
-            raise _Bad("params", f"{key!r} is not a config key; accepted: {', '.join(KEYS)}")
+        if key not in KEYS and key not in spec.defaults:  # a plugin's own keys (its defaults) need no declare_key
+            own = [*KEYS, *(k for k in spec.defaults if k not in KEYS)]
+            raise _Bad("params", f"{key!r} is not a config key of {mechanism}" + accepted(key, own))
         if key == axis:
             raise _Bad("params", f"params sets {axis}, the axis; give its sizes in values only")
         if not isinstance(value, (int, float, str)) or isinstance(value, bool):
@@ -262,6 +286,23 @@ def load_checks(path: str | Path | None = None) -> CheckSuite:
             raise bad(line, e.key, f"{label}: {e.message}") from None
         check.file, check.line = str(path), start
         checks.append(check)
+    labels = section.get("labels", {})
+    if not isinstance(labels, dict):
+        raise bad(lines.section_key("labels"), "labels", 'labels must be a table of name = "text", e.g. linear_attention = "Linear attention (ours)"')
+    named = {c.mechanism for c in checks}
+    for name, text in labels.items():
+        if name not in named:
+            from effprof.suggest import accepted
+
+            raise bad(lines.section_key("labels", name), name, f"label {name!r} names no mechanism of these claims" + accepted(name, sorted(named)))
+        try:
+            from effprof.labels import add_label
+
+            add_label({}, name, text, "label")
+        except ConfigError as e:
+            raise bad(lines.section_key("labels", name), name, str(e)) from None
+    for check in checks:
+        check.shown_as = str(labels.get(check.mechanism, "")).strip().strip('"').strip()
     from effprof.check.baseline import DEFAULT_REGRESSION
 
     regression = section.get("regression", DEFAULT_REGRESSION if "baseline" in section else {})

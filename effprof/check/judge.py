@@ -47,7 +47,7 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         c, f = self.check, self.fit or {}
         return {
-            "name": c.name, "mechanism": c.mechanism, "mode": c.mode, "variant": c.variant, "params": c.params,
+            "name": c.name, "mechanism": c.mechanism, "label": c.shown, "mode": c.mode, "variant": c.variant, "params": c.params,
             "metric": c.metric, "axis": c.axis, "values": c.values, "claimed": c.exponent, "log_power": c.log_power,
             "tolerance": c.tolerance, **{k: f.get(k) for k in ("exponent", "ci_low", "ci_high", "r2", "leading_exponent",
                                                            "leading_ci_low", "leading_ci_high", "local")},

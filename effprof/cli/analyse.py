@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from effprof.cli import BadInput, app
-from effprof.cli.options import CsvOpt, FigureSizeOpt, FiguresOpt, JsonOpt, LatexOpt, PlotlyjsOpt
+from effprof.cli.options import CsvOpt, FigureSizeOpt, FiguresOpt, JsonOpt, LabelOpt, LatexOpt, PlotlyjsOpt
 from effprof.cli.output import check_export_paths, check_output_file, command_line, err, load_results, out, print_frame_json, read_records
 from effprof.render.escape import plain
 
@@ -37,13 +37,14 @@ def fit_command(
 @app.command("report")
 def report_command(
     results: Annotated[Path, typer.Argument(help="results file from effprof sweep (JSON Lines)")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="HTML file to write (default: beside RESULTS, RESULTS.html)")] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="an earlier results file: ratio columns, changes beyond noise flagged")] = None,
     latex: LatexOpt = None,
     csv: CsvOpt = None,
     figures: FiguresOpt = None,
     figure_size: FigureSizeOpt = "single",
     plotlyjs: PlotlyjsOpt = "inline",
+    label: LabelOpt = None,
 ) -> None:
     """Write a self-contained HTML report (plots, claims, crossovers, records) of saved results.
 
@@ -51,24 +52,32 @@ def report_command(
     them) are drawn; results without them are reported without, with a note.
     """
     from effprof.analysis import analyse, saved_session
+    from effprof.labels import apply, apply_patterns, parse_labels
     from effprof.records import file_digest
     from effprof.render import html
     from effprof.render.export import ExportError, write_exports
 
+    if output is None:
+        output = results.with_suffix(".html")  # beside the results: runs.jsonl -> runs.html
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
     if plotlyjs not in html.PLOTLYJS:
         raise BadInput(f"--plotlyjs {plotlyjs!r} is not accepted; accepted: {', '.join(html.PLOTLYJS)}")
+    labels = parse_labels(label)
     check_output_file(output, "--output")
     check_export_paths(latex, csv, figures, figure_size, output if plotlyjs == "directory" else None)
     frame = load_results(results)
     old = load_results(baseline, "--baseline") if baseline is not None else None
     digest = file_digest(results)
     saved, why = saved_session(results, digest)  # used only when it belongs to these records (its content hash)
-    session = analyse(frame, old, patterns=saved.patterns if saved else None, command=command_line())
+    patterns = saved.patterns if saved else None
+    session = analyse(frame, old, patterns=patterns, command=command_line())
     session.source_sha256 = digest
     if why:
-        _rebuild_session(session, results, why)
+        _rebuild_session(session, results, why)  # the session file holds the names measured; labels are the report's
+    if labels:
+        session = analyse(apply(frame, labels), apply(old, labels) if old is not None else None,
+                          patterns=apply_patterns(patterns, labels), command=command_line())
     path = html.write(session, output, plotlyjs)
     try:
         for line in write_exports(session, latex, csv, figures, figure_size):

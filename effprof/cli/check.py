@@ -102,6 +102,6 @@ def _checks_table(results):
         c = r.check
         measured = exponent_text(r.fit) if r.fit else r.error
         verdict = Text(r.verdict, style=VERDICT_STYLE.get(r.verdict, "")) + (" (regressed)" if r.regressions else "")
-        table.add_row(plain(c.mechanism), plain(c.variant), plain(c.mode), plain(c.metric), plain(c.axis),
+        table.add_row(plain(c.shown), plain(c.variant), plain(c.mode), plain(c.metric), plain(c.axis),
                       plain(measured), plain(leading_text(r.fit) or "–"), f"{c.exponent:g}", f"{c.tolerance:g}", verdict)
     return table

@@ -19,6 +19,7 @@ from effprof.cli.options import (
     ForceOpt,
     IsolateOpt,
     JsonOpt,
+    LabelOpt,
     LatexOpt,
     MaxMemoryOpt,
     MaxTimeOpt,
@@ -48,6 +49,7 @@ from effprof.cli.output import (
     read_records,
     warn_mixed_machines,
 )
+from effprof.config import ConfigError
 from effprof.plugins import load_project_plugins
 from effprof.render.escape import plain, terminal
 
@@ -250,7 +252,8 @@ def compare_command(
     json_: JsonOpt = False,
     tables: Annotated[str, typer.Option("--tables", help="summary: one summary table, the crossovers that exist and the report's "
                                         "path (fits one screen); all: every table (values per size, fits, crossovers, complexity)")] = "summary",
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="print every table (= --tables all)")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="print every table (= --tables all; -v is --vary, as in sweep)")] = False,
+    label: LabelOpt = None,
 ) -> None:
     """Measure mechanisms side by side, fit their exponents, print a summary and write an HTML report.
 
@@ -258,6 +261,7 @@ def compare_command(
     """
     load_project_plugins()
     from effprof.analysis import analyse, session_path
+    from effprof.labels import apply, apply_patterns, parse_labels
     from effprof.measure.patterns import sparse_patterns
     from effprof.records import file_digest
     from effprof.render import console, html
@@ -266,6 +270,7 @@ def compare_command(
 
     if tables not in COMPARE_TABLES:
         raise BadInput(f"--tables {tables!r} is not a choice; accepted: {', '.join(COMPARE_TABLES)}")
+    labels = parse_labels(label)
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
     with _closed_on_error(runner):
         names, config = _targets(names, module, claim, param, runner) if names or module else (default_compare(), parse_params(param))
@@ -287,6 +292,13 @@ def compare_command(
         raise BadInput(f"--baseline {baseline!r} is neither a results file nor among the compared mechanisms; accepted: "
                        f"a .jsonl file or one of {', '.join(names)}")
     points = plan(names, varied, parse_modes(mode) if mode else list(DEFAULT_MODES), config, force=force)
+    if labels:  # refused before anything is measured: a label must name a series of this compare
+        from effprof.suggest import accepted
+
+        known = [*names, *(f"{k}={v}" for k, values in varied.items() for v in values), *(f"{k}={v}" for k, v in config.items())]
+        for name in labels:
+            if name not in known:
+                raise BadInput(f"--label {name!r} names nothing this compare measures" + accepted(name, known))
     # Measure into a fresh file of its own; it takes the results' name only when the sweep has finished,
     # so an interrupted compare leaves an existing results file as it was.
     partial = Path(new_partial_file(results))
@@ -302,7 +314,14 @@ def compare_command(
     session = analyse(records, old, patterns=sparse_patterns(records), title="effprof compare: " + ", ".join(names),
                       command=command_line())
     session.source_sha256 = file_digest(results)  # report uses the session only while it belongs to these records
-    session.save(session_path(results), records_in=results)  # the analysis; the records stay in the results file
+    session.save(session_path(results), records_in=results)  # the names measured; the labels are the report's
+    if labels:
+        try:
+            session = analyse(apply(records, labels), apply(old, labels) if old is not None else None,
+                              patterns=apply_patterns(session.patterns, labels), title=session.title, command=session.command)
+        except ConfigError as e:  # a --label naming nothing measured: the records are saved, the report is not written
+            raise BadInput(f"{e} (the results are saved in {results}; effprof report {results} --label ... renders them)") from None
+        baseline = labels.get(baseline, baseline) if baseline else baseline
     path = html.write(session, output, plotlyjs)
     try:
         for line in write_exports(session, latex, csv, figures, figure_size):

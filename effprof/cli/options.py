@@ -9,6 +9,7 @@ import typer
 
 from effprof.cli import BadInput
 from effprof.config import KEYS, MAX_THREADS, MAX_TIME_S
+from effprof.suggest import accepted, did_you_mean
 
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p",
     help=("config key=value (repeatable), e.g. impl=tiled; NAME.key=value applies to mechanism NAME only"))]
@@ -40,12 +41,17 @@ FigureSizeOpt = Annotated[str, typer.Option("--figure-size", metavar="single|dou
 ModuleOpt = Annotated[list[str] | None, typer.Option("--module",
     help=("also measure a module from a factory: pkg.mod:factory or hf:model_type.layer (repeatable)"))]
 ClaimOpt = Annotated[list[str] | None, typer.Option("--claim",
-    help=("a claim for the --module targets: metric:axis=exponent[@mode], e.g. flops:seq_len=2 (repeatable)"))]
+    help=("a claim for the --module targets: metric:axis=exponent[@mode], e.g. flops:seq_len=2 (repeatable); "
+          "TARGET.metric:axis=exponent for one target only, e.g. mylayers:build_conv.flops:seq_len=1"))]
 PlotlyjsOpt = Annotated[str, typer.Option("--plotlyjs", metavar="inline|cdn|directory",
     help=("how the HTML report loads plotly.js: inline (default: one self-contained file that opens offline), "
           "cdn (from cdn.plot.ly, version-pinned and integrity-checked; 4.6 MB smaller, needs a network to "
           "view), directory (plotly.min.js written once beside the report, shared by every report of the "
           "folder)"))]
+LabelOpt = Annotated[list[str] | None, typer.Option("--label",
+    help=('a name for a series in every figure, table, LaTeX, CSV and HTML (repeatable): NAME="text" for a mechanism or '
+          'module target, KEY=VALUE="text" for a variant, e.g. --label softmax_attention="Softmax (sdpa)" '
+          '--label impl=recurrent="scan"'))]
 ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's, and grids above 10000 points")]
 
 
@@ -62,7 +68,7 @@ def parse_params(params: list[str] | None, open_keys: bool = False) -> dict[str,
             raise BadInput(f"--param {item!r} is not key=value; e.g. --param impl=tiled")
         bare = key.rpartition(".")[2]  # NAME.key scopes a value to one mechanism
         if bare not in KEYS and not open_keys:
-            raise BadInput(f"--param {key!r} is not a config key; accepted: {', '.join(KEYS)}")
+            raise BadInput(f"--param {key!r} is not a config key" + accepted(bare, KEYS, "effprof list --keys"))
         if key in out:
             raise BadInput(f"--param {key} is given twice ({out[key]!r} and {value.strip()!r}); give it once")
         out[key] = value.strip()
@@ -78,7 +84,7 @@ def parse_vary(vary: list[str] | None) -> dict[str, list[str]]:
         if not sep or not key:
             raise BadInput(f"--vary {item!r} is not key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
         if key not in KEYS:
-            raise BadInput(f"--vary {key!r} is not a config key; accepted: {', '.join(KEYS)}")
+            raise BadInput(f"--vary {key!r} is not a config key" + accepted(key, KEYS, "effprof list --keys"))
         parts = [v.strip() for v in values.split(",") if v.strip()]
         if not parts:
             raise BadInput(f"--vary {key} has no values; e.g. --vary {key}=256,512")
@@ -97,7 +103,7 @@ def parse_modes(modes: list[str] | None, default: str = "forward") -> list[str]:
     modes = modes or [default]
     for mode in modes:
         if mode not in MODES:
-            raise BadInput(f"--mode {mode!r} is not a mode; accepted: {', '.join(MODES)}")
+            raise BadInput(f"--mode {mode!r} is not a mode{did_you_mean(mode, MODES)}; accepted: {', '.join(MODES)}")
     return list(dict.fromkeys(modes))
 
 

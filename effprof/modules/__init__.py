@@ -45,6 +45,7 @@ from typing import Any
 
 from effprof.config import ASCII_INTEGER, ASCII_NUMBER, KEYS, RUN_DEFAULTS, ConfigError, resolve_config
 from effprof.registry import MODES, Claim, Cost, MechanismSpec, Paper, add, get_spec, list_mechanisms
+from effprof.suggest import did_you_mean
 
 PROBE_SEQ_LEN = 16  # the size a factory is first built and checked at
 DECODE_METHODS = ("init_state", "prefill", "step")
@@ -154,17 +155,36 @@ def resolve_targets(names: list[str], modules: list[str], claims: list[str], con
     """The names to measure: `names` then the --module targets, each module registered with the --claim claims.
 
     A name with a colon among `names` is a module target too; `config` (the --param values) is
-    what each new module is probed with, by `probe` (see module_spec). Claims apply to every module target
-    (registered mechanisms carry their own); --claim without one is refused.
+    what each new module is probed with, by `probe` (see module_spec). A claim `metric:axis=exponent` applies to every module target; one
+    scoped to a target, `TARGET.metric:axis=exponent` (as `--param NAME.key=v` is), to that target only, so a
+    linear and a quadratic layer are each judged by their own. Registered mechanisms carry their own claims;
+    --claim without a module target, or scoped to a target not measured here, is refused.
     """
-    parsed = tuple(parse_claim(c) for c in claims)
+    scoped = [split_claim(c) for c in claims]
     targets = [*names, *(m for m in modules if m not in names)]
     factories = [t for t in targets if is_module_target(t)]
-    if parsed and not factories:
+    if scoped and not factories:
         raise ConfigError("--claim applies to --module targets, and none is given; registered mechanisms carry their own claims")
+    for target, text in scoped:
+        if target is not None and target not in factories:
+            raise ConfigError(f"--claim {target + '.' + text!r} names {target!r}, which is not a --module target here; "
+                              f"accepted prefixes: {', '.join(factories)}")
     for target in factories:
-        module_spec(target, parsed, config, probe)
+        module_spec(target, tuple(parse_claim(text) for scope, text in scoped if scope in (None, target)), config, probe)
     return targets
+
+
+def split_claim(text: str) -> tuple[str | None, str]:
+    """'mylayers:build_conv.flops:seq_len=1' -> ('mylayers:build_conv', 'flops:seq_len=1'); an unscoped claim -> (None, text).
+
+    The scope is everything before the last '.' that precedes the claim's metric (targets hold colons and dots:
+    hf:llama.attention.time:seq_len=2)."""
+    head, _, _ = text.partition("=")
+    before_axis = head.rpartition(":")[0]  # TARGET.metric, or metric
+    target, dot, _ = before_axis.rpartition(".")
+    if dot and target:
+        return target, text[len(target) + 1:]
+    return None, text
 
 
 def _own_values(target: str, spec: ModuleSpec, config: dict[str, Any]) -> dict[str, Any]:
@@ -190,9 +210,9 @@ def parse_claim(text: str) -> Claim:
     if not head or not axis or not exponent_text:
         raise ConfigError(f"--claim {text!r} is not metric:axis=exponent[@mode]; {example}")
     if head not in METRICS:
-        raise ConfigError(f"--claim {text!r}: metric {head!r} is not one of {', '.join(METRICS)}")
+        raise ConfigError(f"--claim {text!r}: metric {head!r} is not one of {', '.join(METRICS)}{did_you_mean(head, METRICS)}")
     if axis not in KEYS:
-        raise ConfigError(f"--claim {text!r}: axis {axis!r} is not a config key; e.g. seq_len, d_model, batch")
+        raise ConfigError(f"--claim {text!r}: axis {axis!r} is not a config key{did_you_mean(axis, KEYS)}; e.g. seq_len, d_model, batch")
     try:
         exponent = float(exponent_text)
     except ValueError:
@@ -200,7 +220,7 @@ def parse_claim(text: str) -> Claim:
     if not math.isfinite(exponent) or abs(exponent) > 10:
         raise ConfigError(f"--claim {text!r}: exponent {exponent_text!r} must be a number between -10 and 10")
     if mode not in MODES:
-        raise ConfigError(f"--claim {text!r}: mode {mode!r} is not one of {', '.join(MODES)}")
+        raise ConfigError(f"--claim {text!r}: mode {mode!r} is not one of {', '.join(MODES)}{did_you_mean(mode, MODES)}")
     return Claim(head, axis, exponent, mode)
 
 

@@ -158,7 +158,9 @@ LAYERS: dict[str, Callable[..., Any]] = {
 def hf_factory(layer: str) -> tuple[Callable[..., Any], str]:
     """(factory, summary) of `model_type.layer`; ConfigError listing the layers, or naming the missing extra."""
     if layer not in LAYERS:
-        raise ConfigError(f"--module hf:{layer!r} is not a known layer; accepted: {', '.join('hf:' + name for name in LAYERS)}")
+        from effprof.suggest import accepted
+
+        raise ConfigError(f"--module {'hf:' + layer!r} is not a known layer" + accepted("hf:" + layer, ["hf:" + name for name in LAYERS]))
     _transformers()
     factory = LAYERS[layer]
     return factory, f"transformers: {(factory.__doc__ or '').strip().splitlines()[0]}"

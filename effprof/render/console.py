@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from effprof.analysis import Session
-from effprof.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, swept_axis
+from effprof.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, swept_axis, variant_words
 from effprof.metrics import COMPARED, METRICS, NOISE_THRESHOLD, NOISY_MARK, human, is_busy, is_noisy, relative_spread
 from effprof.render.escape import plain, terminal
 
@@ -98,7 +98,7 @@ def fits_table(fits: pd.DataFrame) -> Table:
             leading = f"{row.leading_exponent:.2f}" + (f" [{row.leading_ci_low:.2f}, {row.leading_ci_high:.2f}]" if _number(row.leading_ci_low) else "")
         raw = f"{row.exponent:.3f}" if _number(row.exponent) else "–"
         r2 = f"{row.r2:.3f}" if _number(row.r2) else "–"
-        table.add_row(plain(row.mechanism), plain(row.variant or ""), plain(row.mode), plain(row.metric), plain(row.axis),
+        table.add_row(plain(row.mechanism), plain(variant_words(row.variant)), plain(row.mode), plain(row.metric), plain(row.axis),
                       leading, claimed, raw, ci, r2, analytic, verdict)
     return table
 
@@ -164,11 +164,17 @@ def crossovers_table(crossings: list[dict[str, Any]]) -> Table:
     for column in ("mode", "metric", "series A", "series B", "crossover", "cheaper below", "cheaper above"):
         table.add_column(column, justify="right" if column == "crossover" else "left")
     for c in crossings:
-        where = f"{c['axis']} ≈ {c['at']:.0f}" if c["at"] is not None else c["note"]
+        where = f"{c['axis']} ≈ {c['at']:.0f}" if c["at"] is not None else _equal_note(c) if c.get("equal") else c["note"]
         cell = plain(f"{where} {NOISY_MARK} uncertain", "dim") if c.get("uncertain") else plain(where)
         table.add_row(plain(c["mode"]), plain(c["metric"]), plain(c["a"]), plain(c["b"]), cell, plain(c["cheaper_below"] or ""),
                       plain(c["cheaper_above"] or ""))
     return table
+
+
+def _equal_note(c: dict[str, Any]) -> str:
+    """How an equal pair reads: no crossover, neither cheaper, and the tolerance that made them equal."""
+    tolerance = c.get("tolerance")
+    return "equal" + (f" (within {100 * tolerance:g}% at every size)" if _number(tolerance) else "")
 
 
 def complexity_table(rows: list[dict[str, Any]]) -> Table:
@@ -253,7 +259,7 @@ def summary_table(session: Session, baseline_series: str | None = None) -> Table
 
     An exponent cell reads `2.00 (2) pass`: measured (the leading exponent where the two-term fit found one,
     else the log-log slope), claimed, verdict. Inconclusive verdicts are yellow, failures red, and a time
-    verdict resting on noisy points is dim and marked † (uncertain: not counted). With `baseline_series`,
+    exponent resting on noisy points reads `noisy †`, dim (not judged, not counted: no number to quote). With `baseline_series`,
     the values at the largest size carry their ratio to that series.
     """
     frame = ok_rows(session.frame)
@@ -268,7 +274,7 @@ def summary_table(session: Session, baseline_series: str | None = None) -> Table
     title = ("summary: exponent in " + (terminal(axis) if axis else "the swept size") + ": measured (claimed) verdict; "
              "then the values at the largest size; decode per generated token")
     table = Table(title=title, title_justify="left")
-    labels = [mechanism + (f" [{variant}]" if variant else "") for mechanism, variant, _ in keys]
+    labels = [mechanism + (f" [{variant_words(variant)}]" if variant else "") for mechanism, variant, _ in keys]
     table.add_column("mechanism", overflow="fold", min_width=min(40, max(map(len, labels), default=9)))  # names stay whole
     table.add_column("mode")
     for name in SUMMARY_METRICS:
@@ -317,11 +323,12 @@ def _exponent_cell(fit: dict[str, Any] | None) -> Text:
         return Text("–", style="dim")
     verdict = fit.get("verdict") or "no-claim"
     uncertain = fit.get("uncertain") in (True,)
+    if uncertain:  # a time exponent over noisy points is not judged: "noisy", never a number such as −2.59 to quote
+        claimed = f" ({fit['claimed']:g})" if _number(fit.get("claimed")) else ""
+        return Text(f"noisy{claimed} {NOISY_MARK}", style="dim")
     text = f"{value if abs(value) >= 0.005 else 0.0:.2f}" if _number(value) else "–"  # never "-0.00"
     if _number(fit.get("claimed")):
         text += f" ({fit['claimed']:g}) " + ("FAIL" if verdict == "fail" else verdict)
-    if uncertain:
-        return Text(text + f" {NOISY_MARK}", style="dim")
     return Text(text, style=VERDICT_STYLE.get(verdict, "") if verdict != "no-claim" else "")
 
 
@@ -374,6 +381,11 @@ def crossover_lines(session: Session, limit: int = MAX_CROSSOVER_LINES) -> list[
     head = Text(f"{len(found)} crossovers in range" + (":" if found else " (every other pair keeps its order over the measured sizes)"),
                 style="bold")
     result = [head, *shown]
+    equal = [c for c in session.crossovers if c.get("equal")]
+    if equal:
+        pairs = "; ".join(f"{c['mode']} {SUMMARY_LABELS.get(c['metric'], c['metric'])}: {c['a']} = {c['b']}" for c in equal[:3])
+        more = f"; … {len(equal) - 3} more" if len(equal) > 3 else ""
+        result.append(plain(f"  {len(equal)} pair(s) equal at every size (no crossover): {pairs}{more}", "dim"))
     if uncertain:
         result.append(Text(f"  {len(uncertain)} more rest on noisy timings ({NOISY_MARK} uncertain): not stated as findings", style="dim"))
     return result
@@ -397,7 +409,7 @@ def verdict_lines(session: Session) -> list[Text]:
     lines = [line]
     reasons = [f for f in inconclusive if isinstance(f.get("verdict_reason"), str) and f["verdict_reason"]]
     for f in reasons[:MAX_REASON_LINES]:
-        where = f"{f['mechanism']}" + (f" [{f['variant']}]" if f.get("variant") else "") + f" {f['mode']} {f['metric']}"
+        where = f"{f['mechanism']}" + (f" [{variant_words(f['variant'])}]" if f.get("variant") else "") + f" {f['mode']} {f['metric']}"
         lines.append(plain(f"  inconclusive: {where}: {f['verdict_reason']}", "yellow"))
     if len(reasons) > MAX_REASON_LINES:
         lines.append(Text(f"  … {len(reasons) - MAX_REASON_LINES} more inconclusive verdicts explained in the report", style="dim"))

@@ -48,21 +48,31 @@ def metric_figures(frame: pd.DataFrame, fits: pd.DataFrame | None) -> list[tuple
             unit = axes.unit_for(axes.metric_kind(metric), values)
             label = axes.metric_label(metric, mode)
             fig, shown, analytic, fitted = go.Figure(), [], False, False
+            drawn: dict[str, dict[float, float]] = {}  # each drawn series' values by size, to find overlaps
             for series, rows in group.groupby("series", sort=False):
                 look = styles[series]
+                measured = rows[rows[metric].notna()]
                 rows = rows[rows[metric] > 0].sort_values(axis).drop_duplicates(axis)
                 if rows.empty:
+                    if not measured.empty and (measured[metric] == 0).all():  # a log axis cannot show 0: say so in the legend
+                        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{series}: {zero_text(metric)}",
+                                                 legendgroup=series, marker={"color": look.color, "symbol": look.symbol + "-open", "size": 7},
+                                                 hoverinfo="skip"))
                     continue
                 ys = unit.scaled(rows[metric])
+                same = style.overlapping(dict(zip(rows[axis].astype(float), ys, strict=True)), drawn)
+                drawn[series] = dict(zip(rows[axis].astype(float), ys, strict=True))
+                dash = style.OVERLAP_DASHES[(len(same) - 1) % len(style.OVERLAP_DASHES)] if same else style.MEASURED_DASH
                 bars = style.time_error_bars(rows, unit) if entry.timed else None
                 shown += ys + (style.bar_ends(ys, bars) if bars else [])
                 fig.add_trace(go.Scatter(
                     x=rows[axis], y=ys, mode="lines+markers", name=series, legendgroup=series,
-                    line={"color": look.color, "dash": style.MEASURED_DASH, "width": 1.5},
+                    line={"color": look.color, "dash": dash, "width": 1.5},
                     marker={"color": look.color, "symbol": look.symbol, "size": 7},
                     error_y=bars,
                     customdata=_hover(rows, axis),
-                    hovertemplate=f"{axis}=%{{x}}<br>%{{y:.4g}} {unit.symbol}<br>%{{customdata}}<extra>%{{fullData.name}}</extra>",
+                    hovertemplate=(f"{axis}=%{{x}}<br>%{{y:.4g}} {unit.symbol}<br>%{{customdata}}"
+                                   + ("<br>drawn over " + html_text(", ".join(same)) if same else "") + "<extra>%{fullData.name}</extra>"),
                 ))
                 if metric == "flops_counted" and "flops_analytic" in rows.columns and (rows["flops_analytic"] > 0).any():
                     analytic = True
@@ -82,6 +92,18 @@ def metric_figures(frame: pd.DataFrame, fits: pd.DataFrame | None) -> list[tuple
             style.screen_layout(fig, title).update_layout(meta={"name": axes.figure_name(mode, metric)})
             out.append((mode, title, fig))
     return out
+
+
+def zero_text(metric: str) -> str:
+    """What a series whose every value is 0 shows in the legend of a log-axis figure, where 0 cannot be drawn."""
+    return "no state" if metric == "state_bytes" else "0 at every size"
+
+
+def html_text(text: str) -> str:
+    """Data inside a plotly hover template: HTML-escaped, and no %{…} placeholder of its own."""
+    import html
+
+    return html.escape(text).replace("%", "&#37;")
 
 
 def _add_fit_line(fig: go.Figure, fits: pd.DataFrame | None, rows: pd.DataFrame, mode: str, metric: str, axis: str, color: str,

@@ -36,7 +36,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from effprof.analysis import Session
-from effprof.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis
+from effprof.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis, variant_words
 from effprof.metrics import NOISE_THRESHOLD, NOISY_MARK, human, is_busy, is_noisy, unit_of
 from effprof.render.escape import plotly_strings
 from effprof.render.figures import expert_load_figure, metric_figures, roofline_figure
@@ -68,6 +68,7 @@ def _environment() -> jinja2.Environment:
                              autoescape=jinja2.select_autoescape(default=True, default_for_string=True))
     env.filters["num"] = _num
     env.filters["human"] = human
+    env.filters["words"] = variant_words  # impl=chunked -> chunked
     return env
 
 
@@ -324,6 +325,7 @@ def render(session: Session, plotlyjs: str = "inline") -> str:
         fits=session.fits, verdicts=_verdicts(session.fits), noise=session.noise, found=_found_crossovers(crossings),
         uncertain_crossovers=[c for c in crossings if c.get("at") is not None and c.get("uncertain")],
         crossings=[c for c in crossings if c.get("at") is not None], unfound=[c for c in crossings if c.get("at") is None],
+        equal_pairs=[c for c in crossings if c.get("equal")],
         complexity=session.complexity,
         figures=figures, left_out=left_out, max_series=MAX_FIGURE_SERIES,
         roofline=_div(roofline) if roofline is not None else "", expert_load=_div(load) if load is not None else "",

@@ -38,6 +38,11 @@ OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "
 # Filled symbols that stay apart in greyscale; a series keeps its symbol in every figure.
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "triangle-down", "pentagon", "hexagon", "star", "cross", "x")
 MEASURED_DASH = "solid"
+# measured lines drawn over an earlier series with the same values (mamba and mamba2's decode state): each one
+# that overlaps gets the next of these, so every line stays visible under the others (never dot or dash: those
+# are the analytic cost and the fitted slope)
+OVERLAP_DASHES = ("longdash", "dashdot", "longdashdot", "5px,3px,1px,3px")
+OVERLAP_TOLERANCE = 0.01  # relative: values within 1% at every shared size draw on top of each other
 ANALYTIC_DASH = "dot"
 FIT_DASH = "dash"
 KEY_RANK = 2000  # legend order: the series first (plotly's default rank is 1000), then what line styles and rings mean
@@ -106,6 +111,17 @@ def report_styles(frame: pd.DataFrame) -> dict[str, SeriesStyle]:
     if ok.empty or "mechanism" not in ok.columns:
         return {}
     return series_styles(add_labels(ok, swept_axis(ok))["series"])
+
+
+def overlapping(values: dict[float, float], drawn: dict[str, dict[float, float]]) -> list[str]:
+    """The series already drawn that `values` (y by x, in the axis unit) would hide or be hidden by: equal within
+    OVERLAP_TOLERANCE at every size they share, at two sizes or more."""
+    out = []
+    for name, other in drawn.items():
+        shared = [x for x in values if x in other]
+        if len(shared) >= 2 and all(abs(values[x] - other[x]) <= OVERLAP_TOLERANCE * max(abs(other[x]), 1e-300) for x in shared):
+            out.append(name)
+    return out
 
 
 def noisy_marker() -> dict[str, Any]:
@@ -215,12 +231,14 @@ def print_layout(fig: go.Figure, preset: Preset | str = "single") -> go.Figure:
     preset = PRESETS[preset] if isinstance(preset, str) else preset
     out = copy.deepcopy(fig)
     small = preset.font_px
+    columns, rows = compact_legend(out, preset)
     out.update_layout(
-        template="simple_white", width=preset.width_px, height=preset.height_px + _legend_rows(out, preset) * small * 1.35,
+        template="simple_white", width=preset.width_px, height=preset.height_px + rows * legend_row_px(preset),
         title={"text": ""}, font={"family": FONT_FAMILY, "size": small, "color": "#000000"},
         margin={"l": 4, "r": 6, "t": 4, "b": 4, "pad": 0},
-        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom", "font": {"size": small * 0.9},
-                "itemwidth": 30, "tracegroupgap": 0, "bgcolor": "rgba(0,0,0,0)", "entrywidthmode": "pixels"},
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom",
+                "font": {"size": small * LEGEND_FONT}, "itemwidth": 30, "tracegroupgap": 0, "bgcolor": "rgba(0,0,0,0)",
+                "entrywidthmode": "fraction", "entrywidth": 1 / columns if columns else 0},
         showlegend=any(t.showlegend is not False for t in out.data) and len(out.data) > 1,
     )
     frame = {"showline": True, "mirror": True, "linewidth": 0.75, "ticks": "outside", "ticklen": 3, "tickwidth": 0.75,
@@ -230,9 +248,10 @@ def print_layout(fig: go.Figure, preset: Preset | str = "single") -> go.Figure:
     out.update_yaxes(**frame)
     for trace in out.data:
         if isinstance(trace, go.Scatter):
-            if trace.marker is not None and trace.marker.size is not None and trace.marker.symbol != noisy_marker()["symbol"]:
+            ring = trace.legendgroup == "noisy"
+            if trace.marker is not None and trace.marker.size is not None and not ring:
                 trace.marker.size = min(trace.marker.size, 5)
-            if trace.marker is not None and trace.marker.symbol == noisy_marker()["symbol"]:
+            if trace.marker is not None and ring:
                 trace.marker.size = 9
                 trace.marker.line.width = 0.8
             if trace.line is not None and trace.line.width is not None:
@@ -249,17 +268,52 @@ def print_layout(fig: go.Figure, preset: Preset | str = "single") -> go.Figure:
     return out
 
 
-def _legend_rows(fig: go.Figure, preset: Preset) -> int:
-    """Rows the horizontal legend takes at this width, estimated from the entries' text (about 0.55 em a
-    character, plus the symbol), so the plot area keeps its height whatever the number of series."""
-    names = [t.name or "" for t in fig.data if t.showlegend is not False and (t.name or "")]
-    if len(names) < 2:
-        return 0
-    char = preset.font_px * 0.9 * 0.55
-    rows, used = 1, 0.0
-    for name in names:
-        width = 40 + len(name) * char
-        if used and used + width > preset.width_px - 10:
-            rows, used = rows + 1, 0.0
-        used += width
-    return rows
+LEGEND_FONT = 0.85  # legend text against the figure's font
+LEGEND_SHARE = 0.2  # the most of a print figure's height its legend may take
+MIN_ENTRY_CHARS = 12  # an entry is never cut shorter than this
+ENTRY_SYMBOL_PX = 30  # the line-and-marker sample before each entry's text
+
+
+def legend_row_px(preset: Preset) -> float:
+    return preset.font_px * LEGEND_FONT * 1.35
+
+
+def compact_legend(fig: go.Figure, preset: Preset) -> tuple[int, int]:
+    """Lay the print legend out in equal columns above the plot, few enough rows to keep it within LEGEND_SHARE of the
+    figure's height (at 3.5 in a legend of one entry a row took a quarter of it); entries longer than a column are
+    cut in the middle with an ellipsis (both ends name a series: 'softmax_at…[chunked]'), distinct still. The plot
+    area keeps its height. Returns (columns, rows); (0, 0) without a legend."""
+    entries = [t for t in fig.data if t.showlegend is not False and (t.name or "")]
+    if len(entries) < 2:
+        return 0, 0
+    char = preset.font_px * LEGEND_FONT * 0.55  # about 0.55 em a character
+    longest = max(len(t.name) for t in entries)
+    row = legend_row_px(preset)
+
+    def chars(columns: int) -> int:  # characters of text an entry has room for
+        return int(((preset.width_px - 10) / columns - ENTRY_SYMBOL_PX) // max(char, 1e-9))
+
+    def small(columns: int) -> bool:
+        rows = math.ceil(len(entries) / columns)
+        return rows * row <= LEGEND_SHARE * (preset.height_px + rows * row)
+
+    usable = [c for c in range(1, 5) if c == 1 or chars(c) >= MIN_ENTRY_CHARS]
+    whole = [c for c in usable if chars(c) >= longest and small(c)]  # every name whole, the legend small enough
+    cut = [c for c in usable if small(c)]  # small enough with names cut to fit
+    chosen = whole[0] if whole else cut[0] if cut else usable[-1]
+    names = [_cut_middle(t.name, max(chars(chosen), MIN_ENTRY_CHARS)) for t in entries]
+    if len(set(names)) == len(names):
+        for trace, name in zip(entries, names, strict=True):
+            if name != trace.name:
+                trace.hovertemplate = trace.hovertemplate.replace("%{fullData.name}", trace.name) if trace.hovertemplate else None
+                trace.name = name
+    return chosen, math.ceil(len(entries) / chosen)
+
+
+def _cut_middle(text: str, width: int) -> str:
+    """`text` within `width` characters, an ellipsis in the middle when cut."""
+    if len(text) <= width:
+        return text
+    head = (width - 1 + 1) // 2
+    tail = width - 1 - head
+    return text[:head].rstrip() + "…" + (text[-tail:].lstrip() if tail > 0 else "")
