@@ -158,6 +158,7 @@ def _load_plugins(
 
 
 from effprof.cli import analyse, check, inspect, measure, validate  # noqa: E402,F401  (register the commands)
+from effprof.cli import course  # noqa: E402,F401  (effprof course: the roadmap's labs)
 
 
 def main() -> None:
