@@ -15,7 +15,7 @@ import importlib
 
 from effprof.config import ConfigError
 
-WEEK_MODULES = {4: "week04", 6: "week06", 7: "week07", 8: "week08", 9: "week09", 10: "week10", 11: "week11",
+WEEK_MODULES = {4: "week04", 5: "week05", 6: "week06", 7: "week07", 8: "week08", 9: "week09", 10: "week10", 11: "week11",
                 12: "week12", 13: "week13", 15: "week15"}
 
 

@@ -63,7 +63,8 @@ def discretisations(seq_len: int = 256) -> dict[str, Any]:
     return {"title": f"S4D: zero-order hold against bilinear on the same weights (d_model={x.shape[-1]}, seq_len={seq_len})",
             "columns": ["channel", "Δ", "max |Ā_zoh − Ā_bilinear|", "median gap / (Δ|Λ|)³"], "rows": rows,
             "output_gap": float((y["zoh"] - y["bilinear"]).abs().max()), "output_scale": float(y["zoh"].abs().max()),
-            "gap_per_cube": float(scaled.median()), "dt_min": float(dt.min()), "dt_max": float(dt.max())}
+            "gap_per_cube": float(scaled.median()), "largest_gap": float(a_gap.max()),
+            "largest_at": float((dt[:, None] * lam).flatten()[a_gap.flatten().argmax()])}
 
 
 def attention_matrix(seq_len: int = 48) -> dict[str, Any]:

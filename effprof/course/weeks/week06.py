@@ -40,9 +40,15 @@ def decode_time(session, extras):
     small, n = min(SIZES), read.largest(session, "seq_len")
     t_small = read.value(session, "softmax_attention", "decode", "time_s", n_kv_heads=2, seq_len=small)
     t_large = read.value(session, "softmax_attention", "decode", "time_s", n_kv_heads=2, seq_len=n)
+    grew = read.ratio(t_large, t_small)
+    if grew is None:
+        meaning = ""
+    elif grew < n / small:
+        meaning = f"less than N's ×{n // small}: a fixed per-step cost (projections, dispatch) dominates at small N"
+    else:
+        meaning = f"more than N's ×{n // small}: beyond the FLOPs, the cache outgrows the CPU caches (or the machine was busy)"
     return Finding(f"time per generated token at N={small} and N={n}",
-                   f"{read.show(t_small, 'time')} → {read.show(t_large, 'time')} ({read.times(read.ratio(t_large, t_small))})",
-                   f"N grew ×{n // small}; small sizes are dominated by the fixed per-step overhead")
+                   f"{read.show(t_small, 'time')} → {read.show(t_large, 'time')} ({read.times(grew)})", meaning)
 
 
 def grouped(session, extras):
