@@ -107,6 +107,14 @@ def student_spec(project, build: Callable[..., Any]):
 
 def check_project(project, build: Callable[..., Any], sizes: tuple[int, ...] = SCALING_SIZES,
                   scaling_config: dict[str, Any] | None = None) -> list[CheckResult]:
+    """`sizes`: the seq_len values of the scaling measurement (the project may add other axes, e.g. MoE's top_k)."""
+    from effprof.course.threads import one_thread
+
+    with one_thread():
+        return _check(project, build, sizes, scaling_config)
+
+
+def _check(project, build: Callable[..., Any], sizes: tuple[int, ...], scaling_config: dict[str, Any] | None) -> list[CheckResult]:
     """Every check, in order; a later check is skipped (and said so) when the module cannot run at all."""
     spec = student_spec(project, build)
     results = [_explained(r) for r in contract_checks(spec, flops=False)]
@@ -117,7 +125,8 @@ def check_project(project, build: Callable[..., Any], sizes: tuple[int, ...] = S
     config = resolve_config(spec, {**TINY, **spec.test_overrides})
     results.append(_run("outputs: equal to the reference's on the same weights", lambda: output_problem(spec, project, config)))
     results.append(_run("gradients: equal to the reference's", lambda: gradient_problem(spec, project, config)))
-    results.extend(scaling_results(spec, sizes, scaling_config or project.scaling_config))
+    axes = {"seq_len": tuple(sizes), **project.scaling_axes}
+    results.extend(scaling_results(spec, axes, scaling_config or project.scaling_config))
     return results
 
 
@@ -174,12 +183,19 @@ def _keep(seen: dict[str, Any], name: str, value: Any) -> None:
     seen.setdefault(name, value)
 
 
-def _differs(a: Any, b: Any) -> bool:
+def _differs(a: Any, b: Any, any_order: bool = False) -> bool:
+    """Whether two values differ beyond the tolerance; with `any_order`, the same numbers in another order (tokens
+    routed batch-major instead of position-major) count as equal."""
     import torch
 
     if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
         return False
-    return a.shape != b.shape or not torch.allclose(a.float(), b.float(), rtol=TOLERANCE, atol=TOLERANCE)
+    if a.shape != b.shape:
+        return True
+    a, b = a.float(), b.float()
+    if any_order:
+        a, b = a.flatten().sort().values, b.flatten().sort().values
+    return not torch.allclose(a, b, rtol=TOLERANCE, atol=TOLERANCE)
 
 
 def output_problem(spec, project, config: dict[str, Any]) -> str:
@@ -200,7 +216,7 @@ def output_problem(spec, project, config: dict[str, Any]) -> str:
     if int(bad_tokens[0]) > 0:
         text += f", tokens before {int(bad_tokens[0])} agree (look at how past tokens are combined: their weights, the running sums)"
     shared = [name for name in theirs if name in ours and name != "(output)"]
-    parted = next((name for name in shared if _differs(ours[name], theirs[name])), None)
+    parted = next((name for name in shared if _differs(ours[name], theirs[name], any_order=True)), None)
     agreed = [name for name in shared if not name.endswith("(input)")][:6]
     if parted is not None:
         text += f"; the first shared sub-layer value that differs is {parted}"
@@ -265,46 +281,57 @@ HOW = {  # (metric, mode, measured above the claim)
     ("flops", "decode", True): "each generated token costs more as the context grows: your step() redoes work over the past "
                                "tokens instead of updating a state",
     ("state_bytes", "decode", True): "your decode state grows with N: keep the fixed-size state of the recurrence, not the past tokens",
+    ("flops", "top_k"): "your layer's work does not follow k: every expert runs on every token (compute must follow the k "
+                        "chosen experts; zeroing the unchosen ones after running them saves nothing)",
 }
 
 
-def scaling_results(spec, sizes: tuple[int, ...], config: dict[str, Any]) -> list[CheckResult]:
-    """The student's form measured by effprof's runner at `sizes`, fitted, judged against the reference's claims."""
+def scaling_results(spec, axes: dict[str, tuple[Any, ...]], config: dict[str, Any]) -> list[CheckResult]:
+    """The student's form measured by effprof's runner along each axis (seq_len in forward and decode, the others in
+    forward, the rest at `config`), fitted by effprof.fit, judged against the reference's claims on that axis."""
+    results = []
+    for axis, values in axes.items():
+        results.extend(_scaling_along(spec, axis, values, config))
+    if not results:
+        results.append(CheckResult("scaling: the reference's claims", False, "no claim of the reference could be judged from the measurements"))
+    return results
+
+
+def _scaling_along(spec, axis: str, sizes: tuple[Any, ...], config: dict[str, Any]) -> list[CheckResult]:
     from effprof.fit import fit_frame
     from effprof.measure.harness import Options
     from effprof.records import to_frame
     from effprof.registry import add, unregister
     from effprof.runner import plan, run_points
 
-    modes = [m for m in ("forward", "decode") if m in spec.modes]
+    modes = [m for m in ("forward", "decode") if m in spec.modes and (axis == "seq_len" or m == "forward")]
     add(spec)
     try:
-        points = plan([spec.name], {"seq_len": list(sizes)}, modes, dict(config))
+        points = plan([spec.name], {axis: list(sizes)}, modes, {k: v for k, v in config.items() if k != axis})
         records = run_points(points, Options(timing=False, memory=False, fvcore=False, roofline=False))
     finally:
         unregister(spec.name)
     failed = [r for r in records if r.get("status") != "ok"]
     if failed:
-        return [CheckResult("scaling: measured at growing seq_len", False,
-                            f"{failed[0]['mode']} at seq_len={failed[0]['seq_len']} failed: {failed[0].get('error', '')[:300]}")]
+        return [CheckResult(f"scaling: measured at growing {axis}", False,
+                            f"{failed[0]['mode']} at {axis}={failed[0].get(axis)} failed: {failed[0].get('error', '')[:300]}")]
     fits = fit_frame(to_frame(records))
     results = []
     for row in fits.to_dict("records"):
-        if row["axis"] != "seq_len" or row["metric"] not in SCALED or row.get("verdict") in (None, "no-claim"):
+        if row["axis"] != axis or row["metric"] not in SCALED or row.get("verdict") in (None, "no-claim"):
             continue
         if row["metric"] == "state_bytes" and row["mode"] != "decode":
             continue  # the same figure in every mode: judged once, with decode
         measured = row.get("leading_exponent") if _finite(row.get("leading_exponent")) else row.get("exponent")
-        name = f"scaling: {SCALED[row['metric']]} in {row['mode']} ∝ N^{row['claimed']:g}"
+        symbol = "N" if axis == "seq_len" else axis
+        name = f"scaling: {SCALED[row['metric']]} in {row['mode']} ∝ {symbol}^{row['claimed']:g}"
         if row["verdict"] == "pass":
-            results.append(CheckResult(name, True, f"measured ∝ N^{measured:.2f} over seq_len {', '.join(map(str, sizes))}"))
+            results.append(CheckResult(name, True, f"measured ∝ {symbol}^{measured:.2f} over {axis} {', '.join(map(str, sizes))}"))
             continue
-        how = HOW.get((row["metric"], row["mode"], bool(_finite(measured) and measured > row["claimed"])),
-                      "your form's cost does not grow as the mechanism's does")
-        results.append(CheckResult(name, False, f"measured ∝ N^{measured:.2f}, claimed N^{row['claimed']:g} ({row['verdict']}: "
+        how = HOW.get((row["metric"], row["mode"], bool(_finite(measured) and measured > row["claimed"])) if axis == "seq_len"
+                      else (row["metric"], axis), "your form's cost does not grow as the mechanism's does")
+        results.append(CheckResult(name, False, f"measured ∝ {symbol}^{measured:.2f}, claimed {symbol}^{row['claimed']:g} ({row['verdict']}: "
                                                 f"{row.get('verdict_reason') or 'see effprof fit'}); {how}"))
-    if not results:
-        results.append(CheckResult("scaling: the reference's claims", False, "no claim of the reference could be judged from the measurements"))
     return results
 
 

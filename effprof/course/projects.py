@@ -25,6 +25,7 @@ class Project:
     template: str  # file in effprof/course/templates/
     config: dict[str, Any] = field(default_factory=dict)  # reference defaults the check uses (the form whose claims apply)
     scaling_config: dict[str, Any] = field(default_factory=dict)  # sizes of the scaling measurement (besides seq_len)
+    scaling_axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # axes measured besides seq_len, with their values
 
     def template_text(self) -> str:
         return resources.files("effprof.course.templates").joinpath(self.template).read_text(encoding="utf-8")
@@ -37,7 +38,8 @@ PROJECTS = {p.name: p for p in (
     Project("sliding_window", 9, "A sparse pattern: causal sliding-window attention", "sliding_window", "sliding_window.py",
             {"impl": "fused", "dilation": 1}, {"d_model": 32, "n_heads": 2, "window": 16}),
     Project("moe_topk", 10, "An MoE router: token-choice top-k", "moe_topk", "moe_router.py",
-            {"impl": "sorted", "capacity_factor": 0.0, "n_shared_experts": 0}, {"d_model": 16, "d_ff": 16}),
+            {"impl": "sorted", "capacity_factor": 0.0, "n_shared_experts": 0}, {"d_model": 16, "d_ff": 16, "seq_len": 64},
+            {"top_k": (1, 2, 4, 8)}),
     Project("hybrid", 11, "A hybrid: Mamba, MoE, attention and FFN in one residual stack", "hybrid", "hybrid.py",
             {"pattern": "MEAF"}, {"d_model": 16, "d_ff": 16, "d_state": 4}),
 )}

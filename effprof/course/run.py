@@ -47,9 +47,15 @@ def run_lab(lab: Lab, results: str | Path | None = None, measure: Callable[..., 
     from effprof.measure.patterns import sparse_patterns
     from effprof.runner import run_points
 
+    import contextlib
+
+    from effprof.course.threads import one_thread
+
     points = lab_points(lab)
-    records = (measure or run_points)(points, lab_options(lab), str(results) if results else None)
-    extras = {name: probe() for name, probe in lab.extras.items()}
+    with contextlib.nullcontext() if lab.timing else one_thread():  # counting only: one thread (threads.py)
+        records = (measure or run_points)(points, lab_options(lab), str(results) if results else None)
+    with one_thread():
+        extras = {name: probe() for name, probe in lab.extras.items()}
     session = analyse(records, patterns=sparse_patterns(records) if lab.patterns else None,
                       title=f"effprof course, week {lab.week}: {lab.title}", command=command)
     return LabResult(lab, session, [read_look(look, session, extras) for look in lab.looks], extras)
