@@ -66,7 +66,8 @@ def _default_first(spec) -> list[str]:
 @app.command("explain")
 def explain_command(
     name: Annotated[str, typer.Argument(help="a registered mechanism")],
-    results: Annotated[Path | None, typer.Option("--results", help="a results file (JSON Lines): its measured exponents and verdicts beside the claims")] = None,
+    results: Annotated[Path | None, typer.Option(
+        "--results", help="a results file (JSON Lines): its measured exponents and verdicts beside the claims")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Equations, config, cost model at the defaults, and claims of one mechanism (with --results: beside what was measured)."""

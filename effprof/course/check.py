@@ -200,7 +200,6 @@ def _differs(a: Any, b: Any, any_order: bool = False) -> bool:
 
 def output_problem(spec, project, config: dict[str, Any]) -> str:
     """'' when the student's output equals the reference's; else what differs, where, and what it looks like."""
-    import torch
 
     student, reference, x = _pair(spec, project, config)
     ours, theirs = _outputs_by_name(student, x), _outputs_by_name(reference, x)

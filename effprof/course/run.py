@@ -43,13 +43,12 @@ def run_lab(lab: Lab, results: str | Path | None = None, measure: Callable[..., 
 
     `measure(points, options, output)` runs the points (default effprof.runner.run_points; the CLI passes its
     progress-bar form). A look that cannot read its figure says "not measured" with the reason."""
-    from effprof.analysis import analyse
-    from effprof.measure.patterns import sparse_patterns
-    from effprof.runner import run_points
-
     import contextlib
 
+    from effprof.analysis import analyse
     from effprof.course.threads import one_thread
+    from effprof.measure.patterns import sparse_patterns
+    from effprof.runner import run_points
 
     points = lab_points(lab)
     with contextlib.nullcontext() if lab.timing else one_thread():  # counting only: one thread (threads.py)

@@ -31,7 +31,7 @@ class Solution(MyHybrid):
 
     def step(self, x_t, state):
         h, states = x_t, []
-        for i, (layer, own) in enumerate(zip(self.layers, state)):
+        for i, (layer, own) in enumerate(zip(self.layers, state, strict=False)):
             y, own = layer.step(self.norm(i, h), self.carried(layer, own, x_t.shape[0]))
             h = self.add(h, y)
             states.append(own)

@@ -11,7 +11,7 @@ SIZES = [128, 256, 512, 1024]
 
 def rules(session, extras):
     d = extras["discretisation"]
-    return Finding(f"ZOH against bilinear on the same weights: |Ā_zoh − Ā_bilinear| / (Δ|Λ|)³, median over modes (theory 1/12 ≈ 0.083)",
+    return Finding("ZOH against bilinear on the same weights: |Ā_zoh − Ā_bilinear| / (Δ|Λ|)³, median over modes (theory 1/12 ≈ 0.083)",
                    f"{d['gap_per_cube']:.3g}; largest gap {d['largest_gap']:.2g} at Δ|Λ| = {d['largest_at']:.2g}",
                    "exp(x) and (1 + x/2)/(1 − x/2) agree to second order: the rules part only where Δ|Λ| is not small")
 
