@@ -157,15 +157,11 @@ def _load_plugins(
         load_plugin(target)
 
 
-from effprof.cli import (  # noqa: E402,F401  (register the commands)
-    analyse,
-    check,
-    course,  # noqa: E402,F401  (effprof course: the roadmap's labs)
-    inspect,
-    measure,
-    validate,
-)
+from effprof.cli import analyse, check, inspect, measure, validate  # noqa: E402,F401  (register the commands)
 
 
 def main() -> None:
     app()
+
+
+from effprof.cli import course  # noqa: E402,F401  (effprof course: the roadmap's labs)
