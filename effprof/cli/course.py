@@ -30,7 +30,7 @@ def course_command(
 
     if week is None:
         if check or template:
-            raise BadInput(f"--check and --template need a WEEK; weeks with a project: {', '.join(map(str, _project_weeks()))}")
+            raise BadInput(f"--check and --template need a WEEK; accepted weeks (with a project): {', '.join(map(str, _project_weeks()))}")
         _list_weeks(weeks(), get_lab)
         return
     lab = get_lab(week)

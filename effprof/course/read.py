@@ -76,6 +76,21 @@ def exponent_text(row: dict[str, Any] | None, axis: str = "N") -> str:
     return text
 
 
+def growth_text(session, mechanism: str, metric: str, mode: str, axis: str = "seq_len", **where: Any) -> str:
+    """exponent_text of the fit; a series with one value at every size (not fitted) is 'constant: X at every N'."""
+    row = fit(session, mechanism, metric, mode, axis, **where)
+    if row is not None:
+        return exponent_text(row)
+    from effprof.metrics import METRICS
+
+    column = METRICS[metric].column
+    values = {r[axis]: r.get(column) for r in records(session, mechanism, mode, **where) if axis in r}
+    numbers = [v for v in values.values() if _number(v)]
+    if len(numbers) >= 3 and len(numbers) == len(values) and len(set(numbers)) == 1:
+        return f"constant: {show(numbers[0], METRICS[metric].unit)} at every {axis} from {min(values)} to {max(values)}"
+    return NOT_MEASURED
+
+
 def crossover(session, a: str, b: str, metric: str, mode: str) -> dict[str, Any] | None:
     """The crossover row between the series whose labels start with `a` and `b`, or None."""
     for row in session.crossovers:

@@ -5,7 +5,7 @@ from effprof.course import read
 from effprof.course.lab import Finding, Lab, Sweep
 from effprof.course.probes import forms_agree
 
-SIZES = [64, 128, 256, 512, 1024, 2048]
+SIZES = [64, 128, 256, 512, 1024]
 NAMES = ("softmax_attention", "linear_attention")
 
 
@@ -59,6 +59,7 @@ LAB = Lab(
     concept="o_t = φ(q_t)S_t / φ(q_t)z_t with S_t = S_{t−1} + φ(k_t)ᵀv_t: O(N²d) → O(N·D·d) work, O(N²) → O(D·d) memory.",
     sweeps=(Sweep(NAMES, {"seq_len": SIZES}, ("forward", "decode")),),
     looks=(flops_crossover, time_crossover, exponents, state, cache, forms),
+    max_time_s=0.1,
     extras={"forms": lambda: forms_agree("linear_attention", seq_len=64, chunk_size=16)},
     project="linear_attention",
 )

@@ -9,7 +9,7 @@ PATTERNS = ["AAAA", "MAMA", "MMMA", "MMMM"]
 
 
 def growth(session, extras):
-    parts = [f"{p}: {read.exponent_text(read.fit(session, 'hybrid', 'state_bytes', 'decode', pattern=p))}" for p in PATTERNS]
+    parts = [f"{p}: {read.growth_text(session, 'hybrid', 'state_bytes', 'decode', pattern=p)}" for p in PATTERNS]
     return Finding("decode state as N grows, by layer pattern (A attention, M Mamba)", "; ".join(parts),
                    "any attention layer makes the state grow linearly; all-Mamba keeps it constant")
 
@@ -32,7 +32,8 @@ def decode_cost(session, extras):
 
 def prefill(session, extras):
     parts = [f"{p}: {read.exponent_text(read.fit(session, 'hybrid', 'flops', 'forward', pattern=p))}" for p in ("AAAA", "MMMA", "MMMM")]
-    return Finding("prefill FLOPs as N grows", "; ".join(parts), "the attention layers' N² term dominates at long N")
+    return Finding("prefill FLOPs as N grows (log-log slope)", "; ".join(parts),
+                   "each attention layer adds an N² term; the slope climbs toward 2 as it overtakes the N·d² projections")
 
 
 LAB = Lab(

@@ -26,7 +26,8 @@ def _row(name: str):
 
 def verdicts(session, extras):
     summary = session.summary
-    return Finding("claims judged from this lab's measurements", f"{summary['held']} of {summary['claims']} hold",
+    held = f"{summary['held']} of {summary['claims']} hold" if summary["claims"] else read.NOT_MEASURED
+    return Finding("claims judged from this lab's measurements", held,
                    "a failing or inconclusive claim is listed on the page with its reason")
 
 
