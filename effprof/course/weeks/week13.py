@@ -31,13 +31,20 @@ def flops(session, extras):
 
 def intensity(session, extras):
     n = read.largest(session, "seq_len")
-    parts = []
+    parts, moved = [], {}
     for impl in IMPLS:
-        moved = read.value(session, "softmax_attention", "forward", "bytes_moved", impl=impl, seq_len=n)
+        moved[impl] = read.value(session, "softmax_attention", "forward", "bytes_moved", impl=impl, seq_len=n)
         ai = read.value(session, "softmax_attention", "forward", "arithmetic_intensity", impl=impl, seq_len=n)
-        parts.append(f"{impl} {read.show(moved, 'bytes')} ({ai:.3g} FLOP/B)" if ai is not None else f"{impl} {read.NOT_MEASURED}")
-    return Finding(f"bytes moved (cost model) and arithmetic intensity at N={n}", ", ".join(parts),
-                   "above the machine's ridge point a kernel is compute-bound, below memory-bound")
+        parts.append(f"{impl} {read.show(moved[impl], 'bytes')} ({ai:.3g} FLOP/B)" if ai is not None else f"{impl} {read.NOT_MEASURED}")
+    peak = read.value(session, "softmax_attention", "forward", "peak_flops_per_s", seq_len=n)
+    bandwidth = read.value(session, "softmax_attention", "forward", "peak_bytes_per_s", seq_len=n)
+    ridge = read.ratio(peak, bandwidth)
+    meaning = f"this machine's ridge point is {ridge:.3g} FLOP/B: below it a kernel waits on memory" if ridge else ""
+    tiled, naive = moved["tiled"], moved["naive"]
+    if tiled is not None and naive is not None and tiled >= naive:
+        meaning += ("; written in torch, each tile's S and P still pass through memory, so the tiled form moves no fewer bytes: "
+                    "the IO saving needs the fused kernel (sdpa)")
+    return Finding(f"bytes moved (cost model) and arithmetic intensity at N={n}", ", ".join(parts), meaning)
 
 
 def speed(session, extras):

@@ -34,7 +34,7 @@ def verdicts(session, extras):
 LAB = Lab(
     week=15, title="Comparative analysis: the complexity table",
     concept="Training vs inference complexity and memory of every family, measured: the survey's comparison table with exponents.",
-    sweeps=(Sweep(NAMES, {"seq_len": SIZES}, ("forward", "decode"), {"hybrid.pattern": "MMMA"}),),
+    sweeps=(Sweep(NAMES, {"seq_len": SIZES}, ("forward", "decode")),),  # hybrid at its default MEAF: Jamba-like, with claims
     looks=(*(_row(name) for name in NAMES), verdicts),
     timing=False,
 )
