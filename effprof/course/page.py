@@ -59,7 +59,7 @@ def write_page(result, path: str | Path) -> str:
 
     page = html.render(result.session)
     section = lab_section(result)
-    at = page.find(MARKER)
+    at = page.find(MARKER, max(page.rfind("</head>"), 0))  # the page's body tag, never one inside the inlined plotly.js
     page = page[: at + len(MARKER)] + section + page[at + len(MARKER):] if at >= 0 else section + page
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
