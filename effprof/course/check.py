@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import itertools
-import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 
 from effprof.config import ConfigError
 from effprof.plugins import TINY, CheckResult, contract_checks
+from effprof.records import is_number as _finite
 
 TOLERANCE = 1e-4  # as the contract's decode checks
 SCALING_SIZES = (128, 256, 512, 1024)
@@ -332,7 +332,3 @@ def _scaling_along(spec, axis: str, sizes: tuple[Any, ...], config: dict[str, An
         results.append(CheckResult(name, False, f"measured ∝ {symbol}^{measured:.2f}, claimed {symbol}^{row['claimed']:g} ({row['verdict']}: "
                                                 f"{row.get('verdict_reason') or 'see effprof fit'}); {how}"))
     return results
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))

@@ -6,12 +6,12 @@ point failed or was not measured, the answer is None and the look says "not meas
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from effprof.frames import fmt_value
 from effprof.metrics import human
 from effprof.records import is_missing
+from effprof.records import is_number as _number
 
 NOT_MEASURED = "not measured"
 
@@ -123,7 +123,3 @@ def show(number: float | None, unit: str) -> str:
 
 def times(number: float | None) -> str:
     return f"×{number:.3g}" if _number(number) else NOT_MEASURED
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))

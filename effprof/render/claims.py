@@ -13,6 +13,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from effprof.records import is_number as _number
 from effprof.render.escape import plain
 
 MODE_FREE = ("state_bytes", "params")  # as effprof.measure.harness.MODE_FREE_METRICS: judged in whichever mode measured them
@@ -20,10 +21,6 @@ MODE_FREE = ("state_bytes", "params")  # as effprof.measure.harness.MODE_FREE_ME
 
 def _variant(row: dict[str, Any]) -> dict[str, str]:
     return dict(part.partition("=")[::2] for part in str(row.get("variant") or "").split(",") if part)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
 def claims_beside_fits(spec, fits: list[dict[str, Any]]) -> list[dict[str, Any]]:
