@@ -164,3 +164,6 @@ from effprof.cli import analyse, check, inspect, measure, validate  # noqa: E402
 
 def main() -> None:
     app()
+
+
+from effprof.cli import course  # noqa: E402,F401  (effprof course: the roadmap's labs)

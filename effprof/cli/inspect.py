@@ -70,9 +70,11 @@ def _default_first(spec) -> list[str]:
 @app.command("explain")
 def explain_command(
     name: Annotated[str, typer.Argument(help="a registered mechanism")],
+    results: Annotated[Path | None, typer.Option(
+        "--results", help="a results file (JSON Lines): its measured exponents and verdicts beside the claims")] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Equations, config, cost model at the defaults, and claims of one mechanism."""
+    """Equations, config, cost model at the defaults, and claims of one mechanism (with --results: beside what was measured)."""
     from effprof.config import resolve_config
     from effprof.metrics import human
     from effprof.registry import get_spec
@@ -83,9 +85,11 @@ def explain_command(
     from effprof import kernels
 
     built = {kernel: kernels.status(kernel) for kernel in spec.kernels}
+    measured = _measured_claims(spec, results) if results is not None else None
     if json_:
-        print_json({**spec.summary_dict(), "config": config, "kernel_status": built,
-                    "cost": {m: {"flops": c.flops, "state_bytes": c.state_bytes} for m, c in costs.items()}})
+        data = {**spec.summary_dict(), "config": config, "kernel_status": built,
+                "cost": {m: {"flops": c.flops, "state_bytes": c.state_bytes} for m, c in costs.items()}}
+        print_json({**data, "measured": measured} if measured is not None else data)
         return
     module = pyinspect.getmodule(spec.builder)
     out.print(Text.assemble(plain(spec.name, "bold"), " — ", plain(spec.summary)))
@@ -115,6 +119,27 @@ def explain_command(
     out.print(claims)
     for kernel, status in built.items():
         out.print(Text.assemble("compiled kernel ", plain(kernel, "bold"), ": ", plain(status)))
+    if measured is not None:
+        from effprof.render.claims import claims_table
+
+        out.print(claims_table(measured, str(results)))
+
+
+def _measured_claims(spec, results: Path) -> list[dict]:
+    """The spec's claims paired with the fits of `results` (effprof.render.claims); refuses a file without the mechanism."""
+    from effprof.analysis import mark_noisy_fits
+    from effprof.cli.output import load_results
+    from effprof.fit import fit_frame
+    from effprof.records import json_ready
+    from effprof.render.claims import claims_beside_fits
+
+    frame = load_results(results)
+    if "mechanism" not in frame.columns or spec.name not in set(frame["mechanism"]):
+        names = sorted(set(frame["mechanism"])) if "mechanism" in frame.columns else []
+        raise BadInput(f"--results {str(results)!r} holds no record of {spec.name!r}; it holds: {', '.join(names) or 'none'}")
+    frame = frame[frame["mechanism"] == spec.name]
+    fits = mark_noisy_fits(fit_frame(frame), frame)
+    return json_ready(claims_beside_fits(spec, fits.to_dict("records")))
 
 
 @app.command("patterns")
