@@ -55,6 +55,11 @@ class Record(TypedDict, total=False):
     custom_ops: str  # comma-separated compiled kernels that ran
     bytes_moved: float  # bytes — read + written by the counted ops
     arithmetic_intensity: float  # FLOP/byte — flops_counted / bytes_moved
+    # compiled variants (config key compile, --compile; measure/compile.py): FLOPs above are the eager module's
+    compile_time_s: float  # seconds — the first call of the compiled workload: compilation plus one run (cold)
+    graph_breaks: int  # times torch._dynamo broke the graph while compiling
+    graph_break_reasons: str  # the distinct reasons, '; '-separated
+    compile_error: str  # why torch.compile failed (status error)
     # time (torch.utils.benchmark blocks after warm-up; per generated token in decode)
     time_s: float  # seconds — median per call
     time_iqr_s: float  # seconds — interquartile range per call
@@ -163,11 +168,11 @@ STATUSES = ("ok", "oom", "timeout", "error", "unsupported", "crash")
 # Fields a reader relies on, with the JSON types each may hold (None: the field may be null).
 # Numbers that sizes or rates divide by must be positive where present.
 _TEXT_FIELDS = ("mechanism", "mode")
-_OPTIONAL_TEXT_FIELDS = ("family", "status", "error")
+_OPTIONAL_TEXT_FIELDS = ("family", "status", "error", "graph_break_reasons", "compile_error")
 _NUMBER_FIELDS = (
     "flops_analytic", "flops_counted", "flops_fvcore", "time_s", "time_iqr_s", "time_reps", "peak_bytes",
     "activation_bytes", "state_bytes", "params", "state_bytes_analytic", "bytes_moved", "arithmetic_intensity",
-    "achieved_flops_per_s", "load_avg_1m", "cpu_count", "time_blocks", "fraction_of_peak",
+    "achieved_flops_per_s", "load_avg_1m", "cpu_count", "time_blocks", "fraction_of_peak", "compile_time_s", "graph_breaks",
 )  # all of them counts, sizes or durations: never negative
 _POSITIVE_FIELDS = ("peak_flops_per_s", "peak_bytes_per_s")
 _NUMBER_SET, _POSITIVE_SET = frozenset(_NUMBER_FIELDS), frozenset(_POSITIVE_FIELDS)
@@ -450,7 +455,8 @@ def point_identity(record: dict[str, Any]) -> str:
     """
     from effprof.config import KEYS
 
-    config = {k: _plain_value(record[k]) for k in KEYS if k in record and not is_missing(record[k])}
+    config = {k: _plain_value(record[k]) for k in KEYS if k in record and not is_missing(record[k])
+              and not (k == "compile" and record[k] == "none")}  # eager: the same point as a record from before the key
     return json.dumps([record.get("mechanism"), record.get("mode"), config], sort_keys=True, default=str)
 
 

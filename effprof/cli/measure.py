@@ -11,6 +11,8 @@ from effprof.cli import BadInput, app
 from effprof.cli.options import (
     AddressOpt,
     ClaimOpt,
+    CompileModeOpt,
+    CompileOpt,
     CsvOpt,
     ExecutorOpt,
     FigureSizeOpt,
@@ -32,6 +34,7 @@ from effprof.cli.options import (
     parse_modes,
     parse_params,
     parse_vary,
+    with_compile,
 )
 from effprof.cli.output import (
     check_export_paths,
@@ -158,6 +161,8 @@ def sweep_command(
     force: ForceOpt = False,
     max_time: MaxTimeOpt = 1.0,
     threads: ThreadsOpt = 0,
+    compile_: CompileOpt = False,
+    compile_mode: CompileModeOpt = "default",
 ) -> None:
     """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
     from effprof.records import to_frame
@@ -167,6 +172,7 @@ def sweep_command(
     varied = parse_vary(vary)
     if not varied:
         raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
+    varied = with_compile(varied, compile_, compile_mode)
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
     check_output_file(output, "--output")
     names, config = _targets(names, module, claim, param)
@@ -219,6 +225,8 @@ def compare_command(
     tables: Annotated[str, typer.Option("--tables", help="summary: one summary table, the crossovers that exist and the report's "
                                         "path (fits one screen); all: every table (values per size, fits, crossovers, complexity)")] = "summary",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="print every table (= --tables all)")] = False,
+    compile_: CompileOpt = False,
+    compile_mode: CompileModeOpt = "default",
 ) -> None:
     """Measure mechanisms side by side, fit their exponents, print a summary and write an HTML report.
 
@@ -233,7 +241,7 @@ def compare_command(
     if tables not in COMPARE_TABLES:
         raise BadInput(f"--tables {tables!r} is not a choice; accepted: {', '.join(COMPARE_TABLES)}")
     names, config = _targets(names, module, claim, param) if names or module else (default_compare(), parse_params(param))
-    varied = parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}
+    varied = with_compile(parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}, compile_, compile_mode)
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
