@@ -71,6 +71,8 @@ for _name, _type, _doc, _positive in [
     ("gen_len", int, "tokens generated in decode mode", True),
     ("dtype", str, "float32, float16 or bfloat16 (also fp32, fp16, bf16)", True),
     ("device", str, "cpu, cuda or cuda:N", True),
+    ("compile", str, "torch.compile mode of a compiled variant: none (eager), default, reduce-overhead, max-autotune, "
+                     "max-autotune-no-cudagraphs; any mechanism or module takes it", True),
 ]:
     declare_key(_name, _type, _doc, _positive)
 
@@ -83,6 +85,10 @@ RUN_DEFAULTS: dict[str, Any] = {
     "dtype": "float32",
     "device": "cpu",
 }
+
+# Keys every mechanism accepts without a default: absent from a config (and its record) unless given.
+OPTIONAL_KEYS = ("compile",)
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # measure/compile.py
 
 DTYPES = ("float32", "float16", "bfloat16")
 DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}  # recorded by full name
@@ -162,7 +168,7 @@ def resolve_config(spec: Any, overrides: dict[str, Any]) -> dict[str, Any]:
     accepted = {**RUN_DEFAULTS, **spec.defaults}
     config: dict[str, Any] = dict(accepted)
     for key, value in overrides.items():
-        if key not in accepted:
+        if key not in accepted and key not in OPTIONAL_KEYS:
             from effprof.suggest import accepted as near_miss
 
             hint = " (a config key of other mechanisms)" if key in KEYS else ""
@@ -182,6 +188,8 @@ def resolve_config(spec: Any, overrides: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"dtype={config['dtype']!r} is not accepted{did_you_mean(config['dtype'], [*DTYPES, *DTYPE_ALIASES])}; "
                           f"accepted: {', '.join(DTYPES)}, or {aliases}")
     check_device(config["device"])
+    if config.get("compile") is not None and config["compile"] not in COMPILE_MODES:
+        raise ConfigError(f"compile={config['compile']!r} is not a torch.compile mode; accepted: {', '.join(COMPILE_MODES)}")
     _derive_heads(config)
     if spec.validate is not None:
         spec.validate(config)

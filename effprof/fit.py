@@ -53,6 +53,7 @@ never imports torch.
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import types
@@ -127,21 +128,51 @@ def upper_half(x: np.ndarray) -> np.ndarray:
     return order[_upper_mask(np.log(x[order]))]
 
 
+BLOCK = 1 << 16  # numbers per (..., P) array of one block of series: a few hundred KB, held in cache
+
+
 def _two_term(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, p: np.ndarray, q: float
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(loss, a, b) of min over a, b ≥ 0 of Σ w·((a·s^p + b·s^q)/y − 1)² for each p.
 
-    ls, ly, w: (..., k) log sizes (largest 0), log values, weights; p: (..., P). Returns (..., P).
+    ls, ly, w: (S, ..., k) log sizes (largest 0), log values, weights; p: (S, ..., P). Returns (S, ..., P).
+    Series are independent: they are solved in blocks of rows small enough to stay in cache.
     """
+    shape = np.broadcast_shapes(ls.shape[:-1], ly.shape[:-1], w.shape[:-1], p.shape[:-1]) + p.shape[-1:]
+    rows = shape[0] if shape else 1
+    per_row = math.prod(shape[1:])
+    step = max(1, BLOCK // max(per_row, 1))
+    if len(shape) < 2 or rows <= step:
+        return _two_term_block(ls, ly, w, p, q)
+
+    def block(v: np.ndarray, start: int) -> np.ndarray:
+        return v[start:start + step] if v.ndim == len(shape) and v.shape[0] == rows else v
+
+    parts = [_two_term_block(block(ls, i), block(ly, i), block(w, i), block(p, i), q) for i in range(0, rows, step)]
+    return tuple(np.concatenate([part[j] for part in parts]) for j in range(3))  # type: ignore[return-value]
+
+
+def _two_term_block(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, p: np.ndarray, q: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """_two_term on one block of series. The sums over sizes run size by size on (..., P) arrays (k is
+    small: an inner axis of 4 would cost numpy a loop per 4 numbers), added in numpy's own order
+    (_sum_sizes), so every figure is bit for bit the one of `(w·u·u).sum(-1)` on the (..., P, k) array."""
+    k = ls.shape[-1]
     # values spanning more than ~1e±150 overflow: their loss is inf (never chosen), not a warning
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        u = np.exp(p[..., :, None] * ls[..., None, :] - ly[..., None, :])  # column of a, in units of y
-        v = np.exp(q * ls - ly)[..., None, :]  # column of b
-        wk = w[..., None, :]
-        uu, vv, uv = (wk * u * u).sum(-1), (wk * v * v).sum(-1), (wk * u * v).sum(-1)
-        uy, vy = (wk * u).sum(-1), (wk * v).sum(-1)  # the target is all ones
-        vv, uv, vy = np.broadcast_arrays(vv, uv, vy)  # the b column is the same for every p
-        vv, vy = vv * np.ones_like(uu), vy * np.ones_like(uu)
+        uu_terms, uv_terms, uy_terms, vv_terms, vy_terms = [], [], [], [], []
+        for j in range(k):
+            ls_j, ly_j, w_j = ls[..., j, None], ly[..., j, None], w[..., j, None]  # (..., 1)
+            u = np.exp(p * ls_j - ly_j)  # (..., P) column of a at size j, in units of y
+            v = np.exp(q * ls_j - ly_j)  # (..., 1) column of b
+            wu = w_j * u
+            uu_terms.append(wu * u)
+            uv_terms.append(wu * v)
+            uy_terms.append(wu)  # the target is all ones
+            vv_terms.append(w_j * v * v)
+            vy_terms.append(w_j * v)
+        uu, uv, uy = _sum_sizes(uu_terms), _sum_sizes(uv_terms), _sum_sizes(uy_terms)  # (..., P)
+        vv, vy = _sum_sizes(vv_terms), _sum_sizes(vy_terms)  # (..., 1): the b column is the same for every p
         n = w.sum(-1)[..., None]
         det = uu * vv - uv * uv
         both_ok = det > 1e-10 * uu * vv
@@ -150,15 +181,43 @@ def _two_term(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, p: np.ndarray, q: f
         b = (vy * uu - uy * uv) / safe_det
         both_ok &= (a >= 0) & (b >= 0)
         only_a = np.maximum(uy, 0) / np.where(uu > 0, uu, 1.0)
-        only_b = np.maximum(vy, 0) / np.where(vv > 0, vv, 1.0)
-        loss_a, loss_b = n - only_a * uy, n - only_b * vy
-        loss_both = np.where(both_ok, n - (a * uy + b * vy), np.inf)
-        best = np.argmin(np.stack([loss_both, loss_a, loss_b]), axis=0)
-        loss = np.choose(best, [loss_both, loss_a, loss_b])
-        a_out = np.choose(best, [np.where(both_ok, a, 0.0), only_a, np.zeros_like(a)])
-        b_out = np.choose(best, [np.where(both_ok, b, 0.0), np.zeros_like(b), only_b])
+        only_b = np.maximum(vy, 0) / np.where(vv > 0, vv, 1.0)  # (..., 1), broadcast below
+        loss_a, loss_b = n - only_a * uy, np.broadcast_to(n - only_b * vy, uu.shape)
+        only_b = np.broadcast_to(only_b, uu.shape)
+        loss = np.where(both_ok, n - (a * uy + b * vy), np.inf)
+        # the least of (both, a alone, b alone), the first on ties and a NaN where one comes first (as argmin)
+        take_a = (loss_a < loss) | np.isnan(loss_a)  # loss (both terms) is never NaN
+        loss = np.where(take_a, loss_a, loss)
+        take_b = (loss_b < loss) | (np.isnan(loss_b) & ~np.isnan(loss))
+        loss = np.where(take_b, loss_b, loss)
+        a_out = np.where(take_b, 0.0, np.where(take_a, only_a, np.where(both_ok, a, 0.0)))
+        b_out = np.where(take_b, only_b, np.where(take_a, 0.0, np.where(both_ok, b, 0.0)))
         loss = np.where(np.isnan(loss), np.inf, loss)
     return loss, a_out, b_out
+
+
+def _sum_sizes(terms: list[np.ndarray]) -> np.ndarray:
+    """Σ of the per-size arrays in numpy's pairwise order for a contiguous row of len(terms) numbers
+    (sequential below 8; eight running sums, then their tree, then the rest; halves above 128)."""
+    n = len(terms)
+    if n < 8:
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return total
+    if n <= 128:
+        partial = list(terms[:8])
+        whole = n - n % 8
+        for i in range(8, whole, 8):
+            for j in range(8):
+                partial[j] = partial[j] + terms[i + j]
+        total = ((partial[0] + partial[1]) + (partial[2] + partial[3])) + ((partial[4] + partial[5]) + (partial[6] + partial[7]))
+        for term in terms[whole:]:
+            total = total + term
+        return total
+    half = n // 2
+    half -= half % 8
+    return _sum_sizes(terms[:half]) + _sum_sizes(terms[half:])
 
 
 def _golden(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, q: float, low: np.ndarray, high: np.ndarray,
@@ -502,6 +561,8 @@ def _claims_key(claims: Any) -> Hashable:
     """A hashable form of a record's claims list."""
     if not isinstance(claims, (list, tuple)):
         return ()
+    if all(type(c) is list for c in claims):
+        return tuple(map(tuple, claims))
     return tuple(tuple(c) if isinstance(c, (list, tuple)) else (c,) for c in claims)
 
 
@@ -577,10 +638,11 @@ def _fit_axis(part: pd.DataFrame, axis: str, others: list[str], tolerances: dict
         if column not in per_size.columns:
             continue
         values = per_size[column]
-        values = values[values.notna() & (values > 0)]
+        present = (values.notna() & (values > 0)).to_numpy()
+        values = values[present]
         if values.empty:
             continue
-        frame = values.reset_index()
+        frame = values.reset_index().assign(_row=np.flatnonzero(present))  # _row: the position in per_size
         frame = frame[frame["series"].map(n_sizes).to_numpy() >= 3]
         length = frame.groupby("series")["size"].transform("size").to_numpy()
         for k in sorted(set(length[length >= 3])):
@@ -588,7 +650,8 @@ def _fit_axis(part: pd.DataFrame, axis: str, others: list[str], tolerances: dict
             series = chunk["series"].to_numpy()[::k]
             x = chunk["size"].to_numpy(dtype=float).reshape(-1, k)
             y = chunk[column].to_numpy(dtype=float).reshape(-1, k)
-            rows = _fit_chunk(metric, axis, series, x, y, meta, per_size, tolerances)
+            at = chunk["_row"].to_numpy().reshape(-1, k)
+            rows = _fit_chunk(metric, axis, series, x, y, at, meta, per_size, tolerances)
             if rows is not None:
                 out.append(rows)
     return out
@@ -605,9 +668,11 @@ def _sample_noise(info: pd.DataFrame, samples: list[Any], seed: int = 0, chunk: 
                           dtype=np.int64, count=len(samples))
     if not lengths.any():
         return pd.Series(dtype=float)
-    flat = np.concatenate([np.asarray(v, dtype=float) for v, n in zip(samples, lengths, strict=False) if n])
-    keys = pd.MultiIndex.from_frame(info[lengths > 0])
-    codes, groups = pd.factorize(keys)
+    flat = np.fromiter(itertools.chain.from_iterable(v for v, n in zip(samples, lengths, strict=False) if n),
+                       dtype=float, count=int(lengths.sum()))
+    keys = info[lengths > 0]
+    codes = keys.groupby(["series", "size"], sort=False).ngroup().to_numpy()  # numbered in order of appearance
+    groups = keys.drop_duplicates()
     group = np.repeat(codes, lengths[lengths > 0])
     order = np.lexsort((flat, group))
     flat, count = flat[order], np.bincount(group, minlength=len(groups))
@@ -632,14 +697,21 @@ def _sample_noise(info: pd.DataFrame, samples: list[Any], seed: int = 0, chunk: 
         centre = quantile(g, np.full((len(g), 1), 0.5))
         with np.errstate(all="ignore"):
             se[g] = np.log(medians / centre).std(axis=1)
-    return pd.Series(se, index=pd.MultiIndex.from_tuples(list(groups), names=["series", "size"]))
+    return pd.Series(se, index=pd.MultiIndex.from_frame(groups, names=["series", "size"]))
 
 
-def _fit_chunk(metric: str, axis: str, series: np.ndarray, x: np.ndarray, y: np.ndarray, meta: dict[str, list],
-               per_size: pd.DataFrame, tolerances: dict[str, float]) -> pd.DataFrame | None:
-    """Fit S series of k sizes of one metric: their rows, columns FIT_COLUMNS (None when none is fitted)."""
+def _fit_chunk(metric: str, axis: str, series: np.ndarray, x: np.ndarray, y: np.ndarray, at: np.ndarray,
+               meta: dict[str, list], per_size: pd.DataFrame, tolerances: dict[str, float]) -> pd.DataFrame | None:
+    """Fit S series of k sizes of one metric: their rows, columns FIT_COLUMNS (None when none is fitted).
+    at: (S, k) the rows of per_size that hold each point's medians."""
     tol = tolerances.get(metric, tolerance(metric))
-    claims = [_claim_in(meta["claims"][s], metric, axis) if meta["claims"][s] is not None else None for s in series]
+    found: dict[tuple, tuple[float, float] | None] = {None: None}  # most series share one claims list: look it up once
+    claims = []
+    for s in series:
+        key = meta["claims"][s]
+        if key not in found:
+            found[key] = _claim_in(key, metric, axis)
+        claims.append(found[key])
     constant = (np.abs(y - y[:, :1]) <= 1e-9 * np.abs(y[:, :1])).all(-1) & (metric != "time")
     keep = ~constant | np.array([c is not None for c in claims])  # a constant nobody claims teaches nothing
     log_power = np.array([c[1] if c else 0.0 for c in claims], dtype=float)
@@ -650,11 +722,11 @@ def _fit_chunk(metric: str, axis: str, series: np.ndarray, x: np.ndarray, y: np.
         keep &= np.log(y_fit.max(-1) / y_fit.min(-1)) < MAX_LOG_RANGE
     if not keep.any():
         return None
-    series, x, y, y_fit, constant, log_power = (v[keep] for v in (series, x, y, y_fit, constant, log_power))
+    series, x, y, y_fit, at, constant, log_power = (v[keep] for v in (series, x, y, y_fit, at, constant, log_power))
     claims = [c for c, k in zip(claims, keep, strict=False) if k]
-    sigma = _time_noise(series, x, y, per_size) if metric == "time" else np.zeros_like(x)
+    sigma = _time_noise(at, y, per_size) if metric == "time" else np.zeros_like(x)
     batch = _fit_batch(x, y_fit, sigma, np.full(len(series), tol))
-    analytic = _analytic(series, x, per_size, log_power) if metric == "flops" else None
+    analytic = _analytic(at, x, per_size, log_power) if metric == "flops" else None
     fit = dict(batch)
     if constant.any():  # exactly constant values: exponent 0, no interval to speak of
         for key in ("exponent", "ci_low", "ci_high", "leading_exponent", "leading_ci_low", "leading_ci_high"):
@@ -683,15 +755,13 @@ def _fit_chunk(metric: str, axis: str, series: np.ndarray, x: np.ndarray, y: np.
     }, columns=FIT_COLUMNS)
 
 
-def _time_noise(series: np.ndarray, x: np.ndarray, y: np.ndarray, per_size: pd.DataFrame) -> np.ndarray:
+def _time_noise(at: np.ndarray, y: np.ndarray, per_size: pd.DataFrame) -> np.ndarray:
     """(S, k) log-unit standard error of each size's median time: from the raw samples where records
     carry them (`time_samples_s`), else from the IQR: 1.253·(IQR/1.349)/median/√blocks; else 0."""
-    index = pd.MultiIndex.from_arrays([np.repeat(series, x.shape[1]), x.ravel()])
-
     def column(name: str) -> np.ndarray:
         if name not in per_size.columns:
-            return np.full(x.shape, np.nan)
-        return per_size[name].reindex(index).to_numpy(dtype=float).reshape(x.shape)
+            return np.full(at.shape, np.nan)
+        return per_size[name].to_numpy(dtype=float)[at]
 
     blocks = np.maximum(np.nan_to_num(column("time_blocks"), nan=1.0), 1.0)
     with np.errstate(all="ignore"):
@@ -700,12 +770,11 @@ def _time_noise(series: np.ndarray, x: np.ndarray, y: np.ndarray, per_size: pd.D
     return np.where(np.isfinite(from_samples), from_samples, from_iqr)
 
 
-def _analytic(series: np.ndarray, x: np.ndarray, per_size: pd.DataFrame, log_power: np.ndarray) -> np.ndarray | None:
-    """Upper-half log-log slope of the cost model's FLOPs at the same sizes."""
+def _analytic(at: np.ndarray, x: np.ndarray, per_size: pd.DataFrame, log_power: np.ndarray) -> np.ndarray | None:
+    """Upper-half log-log slope of the cost model's FLOPs at the same sizes (at: their rows of per_size)."""
     if "flops_analytic" not in per_size.columns:
         return None
-    index = pd.MultiIndex.from_arrays([np.repeat(series, x.shape[1]), x.ravel()])
-    a = per_size["flops_analytic"].reindex(index).to_numpy(dtype=float).reshape(x.shape)
+    a = per_size["flops_analytic"].to_numpy(dtype=float)[at]
     with np.errstate(all="ignore"):
         a = np.where(log_power[:, None] != 0, a / np.log(x) ** log_power[:, None], a)
         valid = (a > 0).all(-1)

@@ -58,6 +58,11 @@ class Record(TypedDict, total=False):
     custom_ops: str  # comma-separated compiled kernels that ran
     bytes_moved: float  # bytes — read + written by the counted ops
     arithmetic_intensity: float  # FLOP/byte — flops_counted / bytes_moved
+    # compiled variants (config key compile, --compile; measure/compile.py): FLOPs above are the eager module's
+    compile_time_s: float  # seconds — the first call of the compiled workload: compilation plus one run (cold)
+    graph_breaks: int  # times torch._dynamo broke the graph while compiling
+    graph_break_reasons: str  # the distinct reasons, '; '-separated
+    compile_error: str  # why torch.compile failed (status error)
     # time (torch.utils.benchmark blocks after warm-up; per generated token in decode)
     time_s: float  # seconds — median per call
     time_iqr_s: float  # seconds — interquartile range per call
@@ -173,11 +178,11 @@ STATUSES = ("ok", "oom", "timeout", "error", "unsupported", "crash")
 # Fields a reader relies on, with the JSON types each may hold (None: the field may be null).
 # Numbers that sizes or rates divide by must be positive where present.
 _TEXT_FIELDS = ("mechanism", "mode")
-_OPTIONAL_TEXT_FIELDS = ("family", "status", "error")
+_OPTIONAL_TEXT_FIELDS = ("family", "status", "error", "graph_break_reasons", "compile_error")
 _NUMBER_FIELDS = (
     "flops_analytic", "flops_counted", "flops_fvcore", "time_s", "time_iqr_s", "time_reps", "peak_bytes",
     "activation_bytes", "state_bytes", "params", "state_bytes_analytic", "bytes_moved", "arithmetic_intensity",
-    "achieved_flops_per_s", "load_avg_1m", "cpu_count", "time_blocks", "fraction_of_peak",
+    "achieved_flops_per_s", "load_avg_1m", "cpu_count", "time_blocks", "fraction_of_peak", "compile_time_s", "graph_breaks",
 )  # all of them counts, sizes or durations: never negative
 _POSITIVE_FIELDS = ("peak_flops_per_s", "peak_bytes_per_s")
 _NUMBER_SET, _POSITIVE_SET = frozenset(_NUMBER_FIELDS), frozenset(_POSITIVE_FIELDS)
@@ -189,9 +194,9 @@ def validate_record(record: Any) -> str | None:
     Checks the types every reader relies on, so that a crafted or damaged file is skipped record by record
     instead of failing later with a traceback: text where names belong, numbers where figures belong,
     positive integers for every size key, claims as [metric, axis, exponent(, log_power)] lists.
+    Each check takes a fast path for the common valid value (a finite non-negative float, a list of them)
+    and falls back to the full test only to name what is wrong (100k records validate in about a second).
     """
-    from effprof.config import KEYS
-
     if not isinstance(record, dict):
         return "not a JSON object"
     for field in _TEXT_FIELDS:
@@ -202,12 +207,14 @@ def validate_record(record: Any) -> str | None:
             return f"{field} is {_shown(record[field])}, not text"
     if record.get("status") is not None and record["status"] not in STATUSES:
         return f"status {_shown(record['status'])} is not one of {', '.join(STATUSES)}"
-    present = record.keys()  # only the fields a record carries are checked (100k records are read in seconds)
+    present = record.keys()  # only the fields a record carries are checked
     for field in present & _NUMBER_SET:
         value = record[field]
-        if value is not None and not is_number(value):
+        if value is None or (type(value) is float and 0.0 <= value < math.inf):
+            continue
+        if not is_number(value):
             return f"{field} is {_shown(value)}, not a number"
-        if value is not None and value < 0:
+        if value < 0:
             return f"{field} is {value!r}; it cannot be negative"
     for field in present & _POSITIVE_SET:
         value = record[field]
@@ -215,9 +222,10 @@ def validate_record(record: Any) -> str | None:
             return f"{field} is {_shown(value)}, not a number"
         if value is not None and not value > 0:
             return f"{field} is {value!r}; it must be positive"
-    for key in present & KEYS.keys():
-        info, value = KEYS[key], record[key]
-        if value is None:
+    keys = _config_keys()
+    for key in present & keys.keys():
+        info, value = keys[key], record[key]
+        if value is None or (type(value) is int and info.type is int and -_EXACT < value < _EXACT and (value > 0 or not info.positive)):
             continue
         if info.type is int and (not is_number(value) or float(value) != int(value)):
             return f"{key} is {_shown(value)}, not a whole number"
@@ -232,7 +240,7 @@ def validate_record(record: Any) -> str | None:
         return f"warnings is {_shown(notes)}, not a list of texts"
     for field in ("time_samples_s", "expert_load"):
         values = record.get(field)
-        if values is not None and (not isinstance(values, list) or not all(is_number(v) and v >= 0 for v in values)):
+        if values is not None and not _non_negative_numbers(values):
             return f"{field} is {_shown(values)}, not a list of non-negative numbers"
     for field in ("layer_kinds", "breakdown"):  # nested figures: {name: {figure: number}}
         nested = record.get(field)
@@ -252,20 +260,54 @@ def validate_record(record: Any) -> str | None:
         if not isinstance(claims, list):
             return f"claims is {_shown(claims)}, not a list"
         for claim in claims:
-            if (not isinstance(claim, list) or len(claim) not in (3, 4) or not all(isinstance(c, str) for c in claim[:2])
-                    or not all(is_number(c) for c in claim[2:])):
+            if not _is_claim(claim):
                 return f"claim {_shown(claim)} is not [metric, axis, exponent, log_power]"
     return None
 
 
+def _is_claim(claim: Any) -> bool:
+    """[metric, axis, exponent(, log_power)]: two texts, then one or two numbers."""
+    if not isinstance(claim, list) or len(claim) not in (3, 4) or not isinstance(claim[0], str) or not isinstance(claim[1], str):
+        return False
+    for value in claim[2:]:
+        if not is_number(value):
+            return False
+    return True
+
+
+def _config_keys() -> dict[str, Any]:
+    from effprof.config import KEYS  # config imports nothing of records; imported late to keep this module light
+
+    return KEYS
+
+
+def _non_negative_numbers(values: Any) -> bool:
+    """A list of finite numbers ≥ 0 (not bools). Fast path: only floats whose sum is finite (so none is NaN or
+    infinite) and whose least is ≥ 0; otherwise (ints, an overflowing sum) each value is tested."""
+    if not isinstance(values, list):
+        return False
+    if not values:
+        return True
+    if {type(v) for v in values} == _FLOAT_ONLY and math.isfinite(sum(values)) and min(values) >= 0:
+        return True
+    return all(is_number(v) and v >= 0 for v in values)
+
+
+_FLOAT_ONLY = {float}
+
+
 def is_number(value: Any) -> bool:
-    """A finite int or float (not a bool): the one test of "a figure is there" (is_missing is its converse for frames)."""
-    if type(value) is int:  # compared exactly: math.isfinite of a 400-digit integer raises OverflowError
-        return -_FLOAT_MAX <= value <= _FLOAT_MAX
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (not a bool): the one test of "a figure is there" (is_missing is its converse for frames).
+    An integer too large for a float (JSON allows 400 digits) is not a figure: no reader could use it."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
-_FLOAT_MAX = 1.7976931348623157e308
+_EXACT = 2**53  # integers below this in magnitude are exact as floats
 
 
 def _shown(value: Any) -> str:
@@ -283,11 +325,12 @@ def _valid_unicode(record: dict[str, Any]) -> bool:
 
 
 def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
+    record = dict(pairs)
+    if len(record) != len(pairs):  # the common case costs one dict; only a repeat looks for which key
+        keys = [k for k, _ in pairs]
         repeated = sorted({k for k in keys if keys.count(k) > 1})
         raise ValueError(f"key {repeated[0]!r} appears twice")
-    return dict(pairs)
+    return record
 
 
 def encode(record: dict[str, Any]) -> str:
@@ -508,7 +551,8 @@ def point_identity(record: dict[str, Any]) -> str:
     """
     from effprof.config import KEYS
 
-    config = {k: _plain_value(record[k]) for k in KEYS if k in record and not is_missing(record[k])}
+    config = {k: _plain_value(record[k]) for k in KEYS if k in record and not is_missing(record[k])
+              and not (k == "compile" and record[k] == "none")}  # eager: the same point as a record from before the key
     return json.dumps([record.get("mechanism"), record.get("mode"), config], sort_keys=True, default=str)
 
 

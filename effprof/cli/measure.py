@@ -12,6 +12,8 @@ from effprof.cli import BadInput, app
 from effprof.cli.options import (
     AddressOpt,
     ClaimOpt,
+    CompileModeOpt,
+    CompileOpt,
     CsvOpt,
     ExecutorOpt,
     FigureSizeOpt,
@@ -34,6 +36,7 @@ from effprof.cli.options import (
     parse_modes,
     parse_params,
     parse_vary,
+    with_compile,
 )
 from effprof.cli.output import (
     check_export_paths,
@@ -190,6 +193,8 @@ def sweep_command(
     force: ForceOpt = False,
     max_time: MaxTimeOpt = 1.0,
     threads: ThreadsOpt = 0,
+    compile_: CompileOpt = False,
+    compile_mode: CompileModeOpt = "default",
 ) -> None:
     """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
     load_project_plugins()
@@ -200,6 +205,7 @@ def sweep_command(
     varied = parse_vary(vary)
     if not varied:
         raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
+    varied = with_compile(varied, compile_, compile_mode)
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
     check_results_file(output, "--output")
     with _closed_on_error(runner):
@@ -254,6 +260,8 @@ def compare_command(
                                         "path (fits one screen); all: every table (values per size, fits, crossovers, complexity)")] = "summary",
     verbose: Annotated[bool, typer.Option("--verbose", help="print every table (= --tables all; -v is --vary, as in sweep)")] = False,
     label: LabelOpt = None,
+    compile_: CompileOpt = False,
+    compile_mode: CompileModeOpt = "default",
 ) -> None:
     """Measure mechanisms side by side, fit their exponents, print a summary and write an HTML report.
 
@@ -274,7 +282,7 @@ def compare_command(
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
     with _closed_on_error(runner):
         names, config = _targets(names, module, claim, param, runner) if names or module else (default_compare(), parse_params(param))
-    varied = parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}
+    varied = with_compile(parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}, compile_, compile_mode)
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
     if plotlyjs not in html.PLOTLYJS:

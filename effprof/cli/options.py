@@ -52,6 +52,12 @@ LabelOpt = Annotated[list[str] | None, typer.Option("--label",
     help=('a name for a series in every figure, table, LaTeX, CSV and HTML (repeatable): NAME="text" for a mechanism or '
           'module target, KEY=VALUE="text" for a variant, e.g. --label softmax_attention="Softmax (sdpa)" '
           '--label impl=recurrent="scan"'))]
+CompileOpt = Annotated[bool, typer.Option("--compile",
+    help=("also measure each point compiled with torch.compile (a variant compile=MODE beside the eager compile=none): "
+          "cold time, warm time, peak memory and graph breaks; FLOPs are counted on the eager module"))]
+CompileModeOpt = Annotated[str, typer.Option("--compile-mode", metavar="MODE",
+    help=("torch.compile mode for --compile: default (inductor), reduce-overhead (and CUDA graphs), max-autotune, "
+          "max-autotune-no-cudagraphs"))]
 ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's, and grids above 10000 points")]
 
 
@@ -157,3 +163,18 @@ def choose_executor(executor: str | None, isolate: bool, timeout: float | None, 
 
         plugins = (*configured_plugins(), *(context.find_root().params.get("plugin") or ()))
     return make_executor(name, address, timeout, limit, plugins)
+
+
+def with_compile(varied: dict[str, list[str]], compile_: bool, compile_mode: str) -> dict[str, list[str]]:
+    """--compile: the varied keys plus compile=none,MODE (each point eager and compiled, as two series)."""
+    from effprof.config import COMPILE_MODES
+
+    if compile_mode not in COMPILE_MODES[1:]:
+        raise BadInput(f"--compile-mode {compile_mode!r} is not a torch.compile mode; accepted: {', '.join(COMPILE_MODES[1:])}")
+    if not compile_:
+        if compile_mode != "default":
+            raise BadInput(f"--compile-mode {compile_mode} needs --compile")
+        return varied
+    if "compile" in varied:
+        raise BadInput("--compile and --vary compile=... both choose the compiled variants; give one")
+    return {**varied, "compile": ["none", compile_mode]}

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from effprof.config import MAX_THREADS, MAX_TIME_S, resolve_config
+from effprof.measure.compile import CompileFailed, is_compiled
 from effprof.measure.env import environment
 from effprof.measure.flops import FlopCounter
 from effprof.measure.fvcore_count import fvcore_flops
@@ -101,6 +102,8 @@ def measure_point(name: str, mode: str, config: dict[str, Any], options: Options
         record.update(status="oom", error=_one_line(e))
     except MemoryError as e:
         record.update(status="oom", error=_one_line(e) or "MemoryError")
+    except CompileFailed as e:  # torch.compile could not compile this form: the variant has no figures past the counts
+        record.update(status="error", error=f"torch.compile failed: {e}", compile_error=str(e))
     except NotImplementedError as e:  # a form that cannot run this mode (mamba impl=chunked_c has no backward)
         record.update(status="unsupported", error=_one_line(e))
     except RuntimeError as e:
@@ -109,6 +112,8 @@ def measure_point(name: str, mode: str, config: dict[str, Any], options: Options
     except Exception as e:  # a bug in one mechanism must not end the sweep
         record.update(status="error", error=f"{type(e).__name__}: {_one_line(e)} [{_where(e)}]")
     finally:
+        if is_compiled(resolved):
+            torch._dynamo.reset()  # the next point compiles afresh (dynamo's recompile limit would make it eager)
         if resolved["device"].startswith("cuda"):
             torch.cuda.empty_cache()
     if changes:
@@ -199,6 +204,13 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
         record["flops_fvcore"] = flops
         if note:
             record["fvcore_note"] = note
+    compiled = is_compiled(config)
+    if compiled:  # every count above is of the eager module; what follows runs the compiled one
+        from effprof.measure.compile import cold_call, compile_in_place
+
+        torch._dynamo.reset()
+        compile_in_place(module, mode, config["compile"])
+        record.update(cold_call(work.run, config["device"]))
     if options.memory:
         record["peak_bytes"] = peak_bytes(work.run, config["device"])  # decode: over all gen_len steps
         if mode == "train":
@@ -223,12 +235,12 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
         with torch.no_grad():
             module(work.inputs[0].detach())
         record.update(module.diagnostics())
-    if options.breakdown and mode == "forward":
+    if options.breakdown and mode == "forward" and not compiled:  # its hooks would break the compiled graph
         from effprof.measure.breakdown import measure_breakdown
 
         record["breakdown"] = measure_breakdown(module, work.run, options.breakdown_depth)
         record["breakdown"][""]["flops_analytic"] = record["flops_analytic"]  # the spec's model, beside the count
-    if options.timing and provides(module, "layer_kinds") and mode == "forward":
+    if options.timing and provides(module, "layer_kinds") and mode == "forward" and not compiled:
         for kind, t in time_by_layer_kind(module, work.run).items():
             record.setdefault("layer_kinds", {}).setdefault(kind, {})["time_s"] = t
     if options.timing:

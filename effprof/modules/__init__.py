@@ -43,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from effprof.config import ASCII_INTEGER, ASCII_NUMBER, KEYS, RUN_DEFAULTS, ConfigError, resolve_config
+from effprof.config import ASCII_INTEGER, ASCII_NUMBER, KEYS, OPTIONAL_KEYS, RUN_DEFAULTS, ConfigError, resolve_config
 from effprof.registry import MODES, Claim, Cost, MechanismSpec, Paper, add, get_spec, list_mechanisms
 from effprof.suggest import did_you_mean
 
@@ -190,7 +190,7 @@ def split_claim(text: str) -> tuple[str | None, str]:
 def _own_values(target: str, spec: ModuleSpec, config: dict[str, Any]) -> dict[str, Any]:
     """The values of `config` that `spec` accepts: unscoped keys it has, and `target.key` ones."""
     accepted = {**RUN_DEFAULTS, **spec.defaults}
-    own = {k: v for k, v in config.items() if "." not in k and k in accepted}
+    own = {k: v for k, v in config.items() if "." not in k and (k in accepted or k in OPTIONAL_KEYS)}
     own.update({k.rpartition(".")[2]: v for k, v in config.items() if k.rpartition(".")[0] == target})
     return own
 
