@@ -36,7 +36,7 @@ class LayerKind(TypedDict, total=False):
 
 class Record(TypedDict, total=False):
     """One measured point. Every config key (config.KEYS: batch, seq_len, d_model, impl, ...) is also a
-    field, resolved to the value that ran. Figures of decode records are per generated token.
+    field, resolved to the value that ran (impl as asked: the form that ran is impl_resolved). Figures of decode records are per generated token.
     Absent or None: not measured (e.g. a failed point, or timing switched off)."""
 
     schema: int  # SCHEMA_VERSION of the effprof that wrote it
@@ -46,6 +46,10 @@ class Record(TypedDict, total=False):
     status: str  # ok | oom | timeout | error | unsupported | crash (STATUSES)
     error: str  # one line: why the point failed ("" when ok)
     seed: int  # seed of the weights and inputs
+    # impl is as asked; with impl=auto (the default where a mechanism has a faster form that runs only at some
+    # points, as mamba's compiled scan) these say which form ran and why
+    impl_resolved: str  # the impl that ran: impl itself, or what impl=auto resolved to at this point
+    impl_reason: str  # impl=auto only: why that form (the fastest here, or what kept the faster one from running)
     # FLOPs (a multiply-add is 2 FLOPs; DESIGN.md "Metrics")
     flops_analytic: float  # FLOPs — the spec's cost model
     flops_counted: float  # FLOPs — counted at the op dispatcher
@@ -163,7 +167,7 @@ STATUSES = ("ok", "oom", "timeout", "error", "unsupported", "crash")
 # Fields a reader relies on, with the JSON types each may hold (None: the field may be null).
 # Numbers that sizes or rates divide by must be positive where present.
 _TEXT_FIELDS = ("mechanism", "mode")
-_OPTIONAL_TEXT_FIELDS = ("family", "status", "error")
+_OPTIONAL_TEXT_FIELDS = ("family", "status", "error", "impl_resolved", "impl_reason")
 _NUMBER_FIELDS = (
     "flops_analytic", "flops_counted", "flops_fvcore", "time_s", "time_iqr_s", "time_reps", "peak_bytes",
     "activation_bytes", "state_bytes", "params", "state_bytes_analytic", "bytes_moved", "arithmetic_intensity",

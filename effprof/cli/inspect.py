@@ -71,7 +71,7 @@ def explain_command(
     """Equations, config, cost model at the defaults, and claims of one mechanism."""
     from effprof.config import resolve_config
     from effprof.metrics import human
-    from effprof.registry import get_spec
+    from effprof.registry import forms_note, get_spec
 
     spec = get_spec(name)
     config = resolve_config(spec, {})
@@ -79,8 +79,9 @@ def explain_command(
     from effprof import kernels
 
     built = {kernel: kernels.status(kernel) for kernel in spec.kernels}
+    forms = forms_note(spec, config)
     if json_:
-        print_json({**spec.summary_dict(), "config": config, "kernel_status": built,
+        print_json({**spec.summary_dict(), "config": config, "kernel_status": built, "forms": forms,
                     "cost": {m: {"flops": c.flops, "state_bytes": c.state_bytes} for m, c in costs.items()}})
         return
     module = pyinspect.getmodule(spec.builder)
@@ -109,6 +110,7 @@ def explain_command(
         claims.add_row(plain(c.metric), plain(f"{c.axis}^{c.exponent:g}{log}"), plain(c.mode),
                        plain(", ".join(f"{k}={v}" for k, v in (c.where or {}).items())))
     out.print(claims)
+    out.print(Text.assemble(plain("forms", "bold"), ": ", plain(forms)))
     for kernel, status in built.items():
         out.print(Text.assemble("compiled kernel ", plain(kernel, "bold"), ": ", plain(status)))
 

@@ -92,6 +92,20 @@ def selective_scan_flops(b: int, n: int, d_inner: int, N: int, size: int) -> flo
     return t.forward
 
 
+def selective_scan_backward_flops(b: int, n: int, d_inner: int, N: int, size: int) -> float:
+    """FLOPs of the compiled backward (selective_scan.c, chunked_selective_scan_backward), phase by phase:
+    a. the adjoint of every lane after the first from 0: 5 per (token, channel, state), 7 per (token, channel);
+    b. the adjoints passed across lanes: 4 per (lane after the first, channel, state);
+    c. every lane's states recomputed and every gradient accumulated: 22 per (token, channel, state), 23 per
+       (token, channel);
+    d. ∂A and ∂D summed over the b·c lanes."""
+    size = min(size, n)
+    lanes = -(-n // size)
+    later = b * (n - size)  # tokens of the lanes after the first
+    return (later * d_inner * (5 * N + 7) + 4 * b * (lanes - 1) * d_inner * N + b * n * d_inner * (22 * N + 23)
+            + b * lanes * (N + 1) * d_inner)
+
+
 def mamba_cost(config: dict[str, Any], mode: str) -> Cost:
     b, n, d, N = config["batch"], config["seq_len"], config["d_model"], config["d_state"]
     d_inner, K = config["expand"] * d, config["d_conv"]
@@ -108,10 +122,12 @@ def mamba_cost(config: dict[str, Any], mode: str) -> Cost:
         return Cost(mean_over_decode(config, per_token), state_bytes)
     t = Tally()
     _block_in(t, config, b * n)
-    if config["impl"] == "chunked_c":  # the kernel: scan and gate in one op, forward only (no backward to count)
-        t.add(selective_scan_flops(b, n, d_inner, N, config["chunk_size"]), 0)
+    if config["impl"] == "chunked_c":  # the kernels: scan and gate in one op each way
+        size = config["chunk_size"]
+        # bwd: the backward kernel, and x's two gradients (from x_proj and from the kernel) summed
+        t.add(selective_scan_flops(b, n, d_inner, N, size), selective_scan_backward_flops(b, n, d_inner, N, size) + b * n * d_inner)
         t.linear(b * n, d_inner, d)
-        return Cost(t.forward if mode == "forward" else math.nan, state_bytes)
+        return Cost(t.total(mode), state_bytes)
     if config["impl"] == "sequential":
         _sequential_scan(t, b, n, d_inner, N)
     else:
