@@ -70,12 +70,16 @@ def main() -> int:
     parser.add_argument("--seq-len", default="1024,4096,16384")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-time", type=float, default=1.0, help="seconds per timing (time_call's max_time_s)")
+    parser.add_argument("--threads", type=int, default=0, help="torch (and kernel) threads; 0: torch's default")
     parser.add_argument("--json", help="write the raw times here")
     args = parser.parse_args()
     from effprof.mechanisms.ssm.mamba import resolve_impl
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
     auto = resolve_impl({"device": "cpu", "dtype": "float32", "d_state": 16, "impl": "auto"}, "forward")
-    print(f"load: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads; "
+    print(f"load: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs, {torch.get_num_threads()} threads; "
           f"impl=auto resolves to {auto.impl} ({auto.reason})", file=sys.stderr)
     threads = torch.get_num_threads()
     results = {}

@@ -274,8 +274,10 @@ def _torch_form(x, delta, A, B, C, D, z, size):
     return (y + x * D) * F.silu(z), h
 
 
-# channel counts off the kernel's block of 32, odd d_state, ragged and single lanes, one token per lane
-@pytest.mark.parametrize("b,n,d,N,size", [(2, 100, 40, 7, 16), (1, 64, 32, 16, 64), (3, 37, 5, 3, 200), (1, 9, 70, 1, 1), (2, 130, 33, 16, 7)])
+# channel counts off the kernel's block of 32, odd d_state, ragged and single lanes, one token per lane; the last
+# two run the one-pass form (b·D_in ≥ 256), one with a ragged last block of channels
+WIDE = [(1, 50, 256, 4, 8), (2, 70, 130, 16, 16)]
+@pytest.mark.parametrize("b,n,d,N,size", [(2, 100, 40, 7, 16), (1, 64, 32, 16, 64), (3, 37, 5, 3, 200), (1, 9, 70, 1, 1), (2, 130, 33, 16, 7), *WIDE])
 def test_compiled_scan_equals_torch_form(compiled, b, n, d, N, size):
     args = _wide_scan_inputs(b, n, d, N)
     with torch.no_grad():
@@ -299,14 +301,16 @@ def test_compiled_scan_is_stable_with_large_decays(compiled):
     torch.testing.assert_close(h, h_seq, rtol=1e-4, atol=1e-5)
 
 
-def test_compiled_scan_counts_the_torch_forms_flops(compiled):
-    """The kernel's registered formula is the count of the torch form it mirrors, measured by the counter."""
-    args = _wide_scan_inputs(2, 45, 40, 7)
+@pytest.mark.parametrize("d,lane", [(40, 8), (256, 45)])  # lanes of 8; one pass (b·D_in ≥ 256): one lane of n
+def test_compiled_scan_counts_the_torch_forms_flops(compiled, d, lane):
+    """The kernel's registered formula is the count of the torch form it mirrors (with the lanes it runs: one of
+    n tokens in its one-pass form), measured by the counter."""
+    args = _wide_scan_inputs(2, 45, d, 7)
     with torch.no_grad(), FlopCounter() as torch_form:
-        _torch_form(*args, 8)
+        _torch_form(*args, lane)
     with torch.no_grad(), FlopCounter() as kernel:
         selective_scan(*args, "chunked_c", 8)
-    assert torch_form.total == selective_scan_flops(2, 45, 40, 7, 8) == kernel.total
+    assert torch_form.total == selective_scan_flops(2, 45, d, 7, 8) == kernel.total
     assert dict(kernel.custom_ops) == {"effprof::selective_scan": 1}
     assert not kernel.unknown_ops and not torch_form.custom_ops
 
@@ -328,8 +332,9 @@ def test_chunked_never_runs_the_kernel(compiled):
     assert not counter.custom_ops
 
 
-# ragged and single lanes, channels off the block of 32, one token per lane, a lane longer than the sequence
-@pytest.mark.parametrize("b,n,d,N,size", [(2, 100, 40, 7, 16), (1, 64, 32, 16, 64), (3, 37, 5, 3, 200), (1, 9, 70, 1, 1), (2, 130, 33, 16, 7)])
+# ragged and single lanes, channels off the block of 32, one token per lane, a lane longer than the sequence, and
+# the one-pass forward (its chunk states feed the backward)
+@pytest.mark.parametrize("b,n,d,N,size", [(2, 100, 40, 7, 16), (1, 64, 32, 16, 64), (3, 37, 5, 3, 200), (1, 9, 70, 1, 1), (2, 130, 33, 16, 7), *WIDE])
 def test_compiled_backward_equals_autograd_of_the_torch_form(compiled, b, n, d, N, size):
     """The kernel's gradients of x, Δ, A, B, C, D and z, from weighted output AND final-state gradients, equal
     autograd through the torch form run in float64 (the kernel's float32 to 1e-5 relative)."""

@@ -151,19 +151,57 @@ static void add_entering(const Scan *p, long i, long k, long d0, long w) {
     }
 }
 
+/* The one-pass form, used where sequences × blocks of channels alone occupy the threads (the caller decides:
+ * mamba_cost.one_pass): sequence i, channels d0 … run the recurrence over all n tokens from h = 0, finishing
+ * each output as they go — phase 1 with one lane, as Mamba's own kernel runs a sequence per thread block. The
+ * state entering every chunk of `size` tokens is stored in `entering` on the way (the backward restarts from
+ * these), and h_n in `last`. */
+static void one_pass(const Scan *p, long i, long d0, long w) {
+    const long n = p->n, D = p->D, N = p->N;
+    float h[STATE_MAX][BLOCK] = {{0}};
+    for (long t = 0; t < n; t++) {
+        if (t % p->size == 0) {
+            float *slot = p->entering + (i * p->lanes + t / p->size) * N * D + d0;
+            for (long s = 0; s < N; s++)
+                for (long j = 0; j < w; j++) slot[s * D + j] = h[s][j];
+        }
+        const long at = (i * n + t) * D + d0;
+        const float *dt = p->delta + at, *xt = p->x + at, *bt = p->B + (i * n + t) * N, *ct = p->C + (i * n + t) * N;
+        float u[BLOCK], acc[BLOCK] = {0};
+        for (long j = 0; j < w; j++) u[j] = dt[j] * xt[j]; /* Δ_t x_t */
+        for (long s = 0; s < N; s++) {
+            const float *a = p->At + s * D + d0;
+            for (long j = 0; j < w; j++) {
+                h[s][j] = exp_f32(dt[j] * a[j]) * h[s][j] + bt[s] * u[j]; /* Ā_t ⊙ h + B̄_t x_t */
+                acc[j] += ct[s] * h[s][j];                                /* C_t h_t */
+            }
+        }
+        gate(p->y + at, acc, xt, p->Dskip + d0, p->z + i * p->z_batch + t * p->z_token + d0, w);
+    }
+    for (long s = 0; s < N; s++)
+        for (long j = 0; j < w; j++) p->last[(i * D + d0 + j) * N + s] = h[s][j];
+}
+
 /* x, delta: (b, n, D); At = Aᵀ: (N, D); B, C: (b, n, N); Dskip: (D,); z: (b, n, D) with strides z_batch,
  * z_token (channels contiguous). Writes y: (b, n, D) = (scan + D ⊙ x) ⊙ SiLU(z), last: (b, D, N) (h_n), and
  * the scratch the algorithm needs, which the caller allocates so that memory accounting sees it:
  * entering: (b, c, N, D) (lane end states, then H_k), cumulative: (b, n, D) (Σ Δ within each lane).
+ * single ≠ 0: the one-pass form instead (one_pass; cumulative unused), which leaves the same H_k in entering.
  * Returns 0, or 1 (and writes nothing) when N is outside 1 … STATE_MAX or size < 1. */
 int chunked_selective_scan(const float *x, const float *delta, const float *At, const float *B, const float *C,
                             const float *Dskip, const float *z, long z_batch, long z_token, float *y, float *last,
                             float *entering, float *cumulative, long b, long n, long D, long N, long size,
-                            int threads) {
+                            int single, int threads) {
     if (N < 1 || N > STATE_MAX || size < 1) return 1;
     const Scan p = {x, delta, At, B, C, Dskip, z, z_batch, z_token, y, last, entering, cumulative,
                     b, n, D, N, size, (n + size - 1) / size};
     const long blocks = (D + BLOCK - 1) / BLOCK, lanes = p.lanes;
+    if (single) {
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
+        for (long i = 0; i < b; i++)
+            for (long q = 0; q < blocks; q++) one_pass(&p, i, q * BLOCK, min_long(BLOCK, D - q * BLOCK));
+        return 0;
+    }
 #pragma omp parallel num_threads(threads)
     {
 #pragma omp for collapse(3) schedule(static)

@@ -20,7 +20,9 @@ Forms (config `impl`), the same function (selective_scan.py):
   Always the torch form, in every mode, device and dtype.
 - chunked_c: the same three phases, and the output's D skip and gate, as one compiled kernel
   (effprof/kernels/selective_scan.c, the op effprof::selective_scan; records list it under `custom_ops`), the
-  same arithmetic op for op, with a compiled backward (effprof::selective_scan_backward: the adjoint scan, by
+  same arithmetic op for op (where b·D_in ≥ 256, sequences × channel blocks occupy the threads and it runs the
+  scan in one pass, one lane of n tokens, storing the state entering each chunk for the backward), with a
+  compiled backward (effprof::selective_scan_backward: the adjoint scan, by
   the same lanes), so it runs forward, prefill and train. On CPU in float32, d_state ≤ the kernel's STATE_MAX
   (256): another device or dtype, or a larger d_state, is refused when the config is checked; building it
   where the kernel is not built (no C compiler, EFFPROF_KERNELS=0) raises KernelUnsupported. It never falls

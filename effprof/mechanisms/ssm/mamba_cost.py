@@ -83,11 +83,21 @@ def _chunked_scan(t: Tally, b: int, n: int, d_inner: int, N: int, size: int) -> 
     t.add(0, (2 * size - 1) * per_position + 2 * b * padded * d_inner + b * padded * N + 2 * size * d_inner * N)
 
 
+ONE_PASS_CHANNELS = 256  # b·D_in from which the compiled forward runs in one pass (8 blocks of 32 channels)
+
+
+def one_pass(b: int, d_inner: int) -> bool:
+    """Whether the compiled forward runs its one-pass form: sequences × channels alone give the threads enough
+    work (b·D_in ≥ 256, eight blocks of 32 channels), so the tokens need not be cut into lanes run in
+    parallel, which costs a second pass (phase 3). Its FLOPs are then those of one lane of n tokens."""
+    return b * d_inner >= ONE_PASS_CHANNELS
+
+
 def selective_scan_flops(b: int, n: int, d_inner: int, N: int, size: int) -> float:
-    """Forward FLOPs of the compiled kernel (registered with torch's flop counter): the lane scan and the
-    output around it, which it finishes in the same pass."""
+    """Forward FLOPs of the compiled kernel (registered with torch's flop counter): the lane scan (one lane of
+    n tokens where it runs in one pass) and the output around it, which it finishes in the same pass."""
     t = Tally()
-    _chunked_scan(t, b, n, d_inner, N, size)
+    _chunked_scan(t, b, n, d_inner, N, n if one_pass(b, d_inner) else size)
     _gate(t, b * n, d_inner)
     return t.forward
 

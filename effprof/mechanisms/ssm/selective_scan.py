@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import register_flop_formula
 
 from effprof import kernels
-from effprof.mechanisms.ssm.mamba_cost import selective_scan_backward_flops, selective_scan_flops
+from effprof.mechanisms.ssm.mamba_cost import one_pass, selective_scan_backward_flops, selective_scan_flops
 
 IMPLS = ("sequential", "chunked", "chunked_c", "auto")
 COMPILED = "chunked_c"  # the impl that is the compiled kernel
@@ -165,14 +165,15 @@ def compiled_selective_scan(
     size = min(chunk_size, n)
     lanes = -(-n // size)
     out, last = x.new_empty(b, n, d), x.new_empty(b, d, N)
-    entering, cumulative = x.new_empty(b, lanes, N, d), x.new_empty(b, n, d) if lanes > 1 else x.new_empty(0)
+    single = one_pass(b, d)
+    entering, cumulative = x.new_empty(b, lanes, N, d), x.new_empty(b, n, d) if lanes > 1 and not single else x.new_empty(0)
     inputs = [ctypes.c_void_p(t.data_ptr()) for t in (x, delta, At, B, C, D, z)]
     outputs = [ctypes.c_void_p(t.data_ptr()) for t in (out, last, entering, cumulative)]
     strides = [ctypes.c_long(z.stride(0)), ctypes.c_long(z.stride(1))]
     sizes = [ctypes.c_long(v) for v in (b, n, d, N, size)]
     kernel = _library().chunked_selective_scan
     kernel.restype = ctypes.c_int
-    if kernel(*inputs, *strides, *outputs, *sizes, ctypes.c_int(torch.get_num_threads())) != 0:
+    if kernel(*inputs, *strides, *outputs, *sizes, ctypes.c_int(single), ctypes.c_int(torch.get_num_threads())) != 0:
         raise ValueError(f"selective_scan kernel refused d_state={N}, chunk size {size}")
     return out, last, entering, cumulative
 
@@ -181,7 +182,7 @@ def compiled_selective_scan(
 def _(x, delta, A, B, C, D, z, chunk_size):
     (b, n, d), N = x.shape, A.shape[1]
     lanes = math.ceil(n / min(chunk_size, n))
-    scratch = x.new_empty(b, lanes, N, d), x.new_empty(b, n, d) if lanes > 1 else x.new_empty(0)
+    scratch = x.new_empty(b, lanes, N, d), x.new_empty(b, n, d) if lanes > 1 and not one_pass(b, d) else x.new_empty(0)
     return x.new_empty(b, n, d), x.new_empty(b, d, N), *scratch
 
 
