@@ -38,7 +38,7 @@ class LayerKind(TypedDict, total=False):
 
 class Record(TypedDict, total=False):
     """One measured point. Every config key (config.KEYS: batch, seq_len, d_model, impl, ...) is also a
-    field, resolved to the value that ran. Figures of decode records are per generated token.
+    field, resolved to the value that ran (impl as asked: the form that ran is impl_resolved). Figures of decode records are per generated token.
     Absent or None: not measured (e.g. a failed point, or timing switched off)."""
 
     schema: int  # SCHEMA_VERSION of the effprof that wrote it
@@ -49,6 +49,10 @@ class Record(TypedDict, total=False):
     error: str  # one line: why the point failed ("" when ok)
     warnings: list[str]  # one line each: torch settings the mechanism's code changed, restored (measure/guard.py)
     seed: int  # seed of the weights and inputs
+    # impl is as asked; with impl=auto (the default where a mechanism has a faster form that runs only at some
+    # points, as mamba's compiled scan) these say which form ran and why
+    impl_resolved: str  # the impl that ran: impl itself, or what impl=auto resolved to at this point
+    impl_reason: str  # impl=auto only: why that form (the fastest here, or what kept the faster one from running)
     # FLOPs (a multiply-add is 2 FLOPs; DESIGN.md "Metrics")
     flops_analytic: float  # FLOPs — the spec's cost model
     flops_counted: float  # FLOPs — counted at the op dispatcher
@@ -178,7 +182,7 @@ STATUSES = ("ok", "oom", "timeout", "error", "unsupported", "crash")
 # Fields a reader relies on, with the JSON types each may hold (None: the field may be null).
 # Numbers that sizes or rates divide by must be positive where present.
 _TEXT_FIELDS = ("mechanism", "mode")
-_OPTIONAL_TEXT_FIELDS = ("family", "status", "error", "graph_break_reasons", "compile_error")
+_OPTIONAL_TEXT_FIELDS = ("family", "status", "error", "graph_break_reasons", "compile_error", "impl_resolved", "impl_reason")
 _NUMBER_FIELDS = (
     "flops_analytic", "flops_counted", "flops_fvcore", "time_s", "time_iqr_s", "time_reps", "peak_bytes",
     "activation_bytes", "state_bytes", "params", "state_bytes_analytic", "bytes_moved", "arithmetic_intensity",

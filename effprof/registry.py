@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from effprof.config import ConfigError, resolve_config
 
 MODES = ("forward", "train", "decode")
+AUTO = "auto"  # impl value: the mechanism's fastest faithful form that runs at the point (MechanismSpec.resolve_impl)
 
 
 class Paper(NamedTuple):
@@ -43,6 +44,13 @@ class Claim(NamedTuple):
 
     def applies_to(self, config: dict[str, Any]) -> bool:
         return all(config.get(k) == v for k, v in (self.where or {}).items())
+
+
+class Resolution(NamedTuple):
+    """The form that runs for impl=auto at one point, and why, where a faster form could not run there."""
+
+    impl: str  # a concrete impl of the spec
+    reason: str  # why this form: the fastest here, or what kept the faster one from running
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,10 @@ class MechanismSpec:
     # compiled kernels (effprof/kernels/NAME.c) some of its forms use where they apply; `explain` says whether
     # each is built on this machine
     kernels: tuple[str, ...] = ()
+    # where the spec accepts impl=auto (AUTO in choices["impl"]): (config, mode or None) -> the fastest faithful
+    # form that runs at that point's device, dtype and mode, and why. Called when a point is built or costed,
+    # never when the registry loads (it may build a compiled kernel).
+    resolve_impl: Callable[[dict[str, Any], str | None], Resolution] | None = None
     builder: Callable[[dict[str, Any]], Any] | None = None
 
     @property
@@ -137,6 +149,8 @@ def add(spec: MechanismSpec) -> None:
         raise ValueError(f"mechanism {spec.name!r} is registered twice")
     if spec.builder is None:
         raise ValueError(f"mechanism {spec.name!r} has no builder")
+    if AUTO in spec.impls and spec.resolve_impl is None:
+        raise ValueError(f"mechanism {spec.name!r} accepts impl={AUTO} but has no resolve_impl")
     for claim in spec.claims:
         if claim.mode not in MODES:
             raise ValueError(f"{spec.name}: claim mode {claim.mode!r} is not one of {MODES}")
@@ -190,6 +204,38 @@ def closest_name(name: str) -> str | None:
     from effprof.suggest import closest
 
     return closest(name, _REGISTRY)
+
+
+def resolve_impl(spec: MechanismSpec, config: dict[str, Any], mode: str | None = None) -> Resolution:
+    """The form that runs at this point: config["impl"] itself, or for impl=auto the spec's choice and why
+    (reason "" for a named impl: it runs as named, never swapped for another form)."""
+    impl = config.get("impl")
+    if impl == AUTO:
+        return spec.resolve_impl(config, mode)
+    return Resolution(impl, "")
+
+
+def run_config(spec: MechanismSpec, config: dict[str, Any], mode: str | None = None) -> dict[str, Any]:
+    """`config` with impl=auto replaced by the form that runs (resolve_impl); any other config unchanged."""
+    if config.get("impl") != AUTO:
+        return config
+    return {**config, "impl": spec.resolve_impl(config, mode).impl}
+
+
+def forms_note(spec: MechanismSpec, config: dict[str, Any]) -> str:
+    """One line for `effprof explain`: which form the default runs, per mode at `config`, and why."""
+    if not spec.impls:
+        return f"{spec.name} has one form (no impl to choose)."
+    default = spec.defaults.get("impl")
+    if AUTO not in spec.impls:
+        return (f"default impl={default}: runs at every point; {spec.name} has no faster faithful form that runs only at some "
+                f"points (device, dtype, mode), so it offers no impl={AUTO}.")
+    by_form: dict[Resolution, list[str]] = {}
+    for mode in spec.modes:
+        by_form.setdefault(spec.resolve_impl(config, mode), []).append(mode)
+    picks = "; ".join(f"{'/'.join(modes)} → {r.impl} ({r.reason})" for r, modes in by_form.items())
+    return (f"default impl={default}: the fastest faithful form that runs at each point, resolved when the point is built "
+            f"(records: impl_resolved, impl_reason); here, device={config.get('device')} dtype={config.get('dtype')}: {picks}.")
 
 
 def build(name: str, seed: int = 0, **config: Any):

@@ -237,15 +237,22 @@ def test_attention_formulas_read_is_causal_where_the_schema_has_it(op, position)
     assert causal == full * (16 * 17 // 2) / (16 * 16)  # causal pairs of 16 queries and keys
 
 
-def test_a_form_without_this_mode_is_recorded_unsupported_not_error():
-    """mamba impl=chunked_c is a compiled forward: its train point says so (status unsupported), and an
-    ordinary failure stays an error."""
+def test_a_form_that_cannot_run_here_is_recorded_unsupported_not_error(monkeypatch):
+    """mamba impl=chunked_c where its kernel is not built (EFFPROF_KERNELS=0): the point says so (status
+    unsupported, naming the reason), while the kernel, where built, trains; an ordinary failure stays an error."""
     from effprof import kernels
     from effprof.measure.harness import Options, measure_point
 
-    if kernels.load("selective_scan") is None:
-        pytest.skip(f"kernel not built here: {kernels.status('selective_scan')}")
     quick = Options(max_time_s=0.01, fvcore=False, roofline=False)
-    record = measure_point("mamba", "train", {"seq_len": 16, "d_model": 16, "impl": "chunked_c"}, quick)
-    assert record["status"] == "unsupported" and "impl=chunked" in record["error"]
+    config = {"seq_len": 16, "d_model": 16, "impl": "chunked_c"}
+    if kernels.load("selective_scan") is not None:
+        assert measure_point("mamba", "train", config, quick)["status"] == "ok"
+    monkeypatch.setenv("EFFPROF_KERNELS", "0")
+    kernels.load.cache_clear()
+    try:
+        record = measure_point("mamba", "train", config, quick)
+    finally:
+        monkeypatch.delenv("EFFPROF_KERNELS")
+        kernels.load.cache_clear()
+    assert record["status"] == "unsupported" and "EFFPROF_KERNELS=0" in record["error"]
     assert measure_point("mamba", "train", {"seq_len": 16, "d_model": 16, "impl": "chunked"}, quick)["status"] == "ok"

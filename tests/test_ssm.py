@@ -19,7 +19,7 @@ from effprof.measure.memory import LiveTensorTracker
 from effprof.measure.workload import make_workload
 from effprof.mechanisms.base import state_nbytes
 from effprof.mechanisms.ssm.hippo import conjugate_half, legs_dplr, legs_matrices
-from effprof.mechanisms.ssm.mamba_cost import selective_scan_flops
+from effprof.mechanisms.ssm.mamba_cost import selective_scan_backward_flops, selective_scan_flops
 from effprof.mechanisms.ssm.s4_kernel import DPLR, Diagonal
 from effprof.mechanisms.ssm.selective_scan import (
     KernelUnsupported,
@@ -274,8 +274,10 @@ def _torch_form(x, delta, A, B, C, D, z, size):
     return (y + x * D) * F.silu(z), h
 
 
-# channel counts off the kernel's block of 32, odd d_state, ragged and single lanes, one token per lane
-@pytest.mark.parametrize("b,n,d,N,size", [(2, 100, 40, 7, 16), (1, 64, 32, 16, 64), (3, 37, 5, 3, 200), (1, 9, 70, 1, 1), (2, 130, 33, 16, 7)])
+# channel counts off the kernel's block of 32, odd d_state, ragged and single lanes, one token per lane; the last
+# two run the one-pass form (b·D_in ≥ 256), one with a ragged last block of channels
+WIDE = [(1, 50, 256, 4, 8), (2, 70, 130, 16, 16)]
+@pytest.mark.parametrize("b,n,d,N,size", [(2, 100, 40, 7, 16), (1, 64, 32, 16, 64), (3, 37, 5, 3, 200), (1, 9, 70, 1, 1), (2, 130, 33, 16, 7), *WIDE])
 def test_compiled_scan_equals_torch_form(compiled, b, n, d, N, size):
     args = _wide_scan_inputs(b, n, d, N)
     with torch.no_grad():
@@ -299,14 +301,16 @@ def test_compiled_scan_is_stable_with_large_decays(compiled):
     torch.testing.assert_close(h, h_seq, rtol=1e-4, atol=1e-5)
 
 
-def test_compiled_scan_counts_the_torch_forms_flops(compiled):
-    """The kernel's registered formula is the count of the torch form it mirrors, measured by the counter."""
-    args = _wide_scan_inputs(2, 45, 40, 7)
+@pytest.mark.parametrize("d,lane", [(40, 8), (256, 45)])  # lanes of 8; one pass (b·D_in ≥ 256): one lane of n
+def test_compiled_scan_counts_the_torch_forms_flops(compiled, d, lane):
+    """The kernel's registered formula is the count of the torch form it mirrors (with the lanes it runs: one of
+    n tokens in its one-pass form), measured by the counter."""
+    args = _wide_scan_inputs(2, 45, d, 7)
     with torch.no_grad(), FlopCounter() as torch_form:
-        _torch_form(*args, 8)
+        _torch_form(*args, lane)
     with torch.no_grad(), FlopCounter() as kernel:
         selective_scan(*args, "chunked_c", 8)
-    assert torch_form.total == selective_scan_flops(2, 45, 40, 7, 8) == kernel.total
+    assert torch_form.total == selective_scan_flops(2, 45, d, 7, 8) == kernel.total
     assert dict(kernel.custom_ops) == {"effprof::selective_scan": 1}
     assert not kernel.unknown_ops and not torch_form.custom_ops
 
@@ -319,19 +323,67 @@ def test_compiled_scan_scratch_is_seen_by_memory_accounting(compiled):
     assert result[2].numel() == 16 * 16 * 64  # H_k of 16 lanes
 
 
-def test_chunked_c_refuses_a_gradient_and_chunked_never_runs_the_kernel(compiled):
-    """Each impl is one piece of code: chunked is the torch form even where the kernel could run, and
-    chunked_c raises rather than fall back when autograd needs a backward it does not have."""
+def test_chunked_never_runs_the_kernel(compiled):
+    """Each impl is one piece of code: chunked is the torch form even where the kernel could run, in every mode."""
     x, delta, A, B, C, D, z = _wide_scan_inputs(1, 20, 8, 4)
-    with torch.no_grad(), FlopCounter() as counter:
-        selective_scan(x, delta, A, B, C, D, z, "chunked", 4)
-    assert not counter.custom_ops
     D.requires_grad_(True)
-    with pytest.raises(KernelUnsupported, match="no backward; train with impl=chunked"):
-        selective_scan(x, delta, A, B, C, D, z, "chunked_c", 4)
-    module = effprof.build("mamba", impl="chunked_c", batch=1, seq_len=8, d_model=8)
-    with pytest.raises(NotImplementedError, match="impl=chunked"):
-        module(torch.randn(1, 8, 8))
+    with FlopCounter() as counter:
+        selective_scan(x, delta, A, B, C, D, z, "chunked", 4)[0].sum().backward()
+    assert not counter.custom_ops
+
+
+# ragged and single lanes, channels off the block of 32, one token per lane, a lane longer than the sequence, and
+# the one-pass forward (its chunk states feed the backward)
+@pytest.mark.parametrize("b,n,d,N,size", [(2, 100, 40, 7, 16), (1, 64, 32, 16, 64), (3, 37, 5, 3, 200), (1, 9, 70, 1, 1), (2, 130, 33, 16, 7), *WIDE])
+def test_compiled_backward_equals_autograd_of_the_torch_form(compiled, b, n, d, N, size):
+    """The kernel's gradients of x, Δ, A, B, C, D and z, from weighted output AND final-state gradients, equal
+    autograd through the torch form run in float64 (the kernel's float32 to 1e-5 relative)."""
+    args = _wide_scan_inputs(b, n, d, N)
+    g = torch.Generator().manual_seed(9)
+    w_out, w_last = torch.randn(b, n, d, generator=g, dtype=torch.float64), torch.randn(b, d, N, generator=g, dtype=torch.float64)
+    exact = [t.double().requires_grad_(True) for t in args]
+    y, h = chunked_scan(*exact[:5], size)
+    (((y + exact[0] * exact[5]) * F.silu(exact[6]) * w_out).sum() + (h * w_last).sum()).backward()
+    fast = [t.detach().requires_grad_(True) for t in args]
+    with FlopCounter() as counter:
+        out, last, _, _ = compiled_selective_scan(*fast, size)
+        ((out * w_out.float()).sum() + (last * w_last.float()).sum()).backward()
+    assert dict(counter.custom_ops) == {"effprof::selective_scan": 1, "effprof::selective_scan_backward": 1}
+    for name, want, got in zip(("x", "Δ", "A", "B", "C", "D", "z"), exact, fast, strict=True):
+        scale = want.grad.abs().max().item()
+        error = (got.grad.double() - want.grad).abs().max().item() / scale
+        assert error < 1e-5, f"∂{name}: relative error {error:.2e}"
+
+
+def test_compiled_backward_is_finite_with_large_decays(compiled):
+    """Δ·|A| far below fp32's exp range: the kernel's gradients stay finite and equal the float64 torch form's."""
+    x, delta, A, B, C, D, z = _wide_scan_inputs(1, 60, 36, 5)
+    delta = delta * 30
+    exact = [t.double().requires_grad_(True) for t in (x, delta, A, B, C, D, z)]
+    y, _ = chunked_scan(*exact[:5], 16)
+    ((y + exact[0] * exact[5]) * F.silu(exact[6])).sum().backward()
+    fast = [t.detach().requires_grad_(True) for t in (x, delta, A, B, C, D, z)]
+    compiled_selective_scan(*fast, 16)[0].sum().backward()
+    for want, got in zip(exact, fast, strict=True):
+        assert torch.isfinite(got.grad).all()
+        torch.testing.assert_close(got.grad.double(), want.grad, rtol=1e-4, atol=1e-4 * want.grad.abs().max().item())
+
+
+def test_compiled_backward_counts_its_registered_formula(compiled):
+    """The backward op is counted by the formula registered for it (selective_scan_backward_flops), and a
+    mamba train point's counted FLOPs equal the cost model with the kernel in both directions."""
+    args = [t.detach().requires_grad_(True) for t in _wide_scan_inputs(2, 45, 40, 7)]
+    out = selective_scan(*args, "chunked_c", 8)[0]
+    with FlopCounter() as counter:
+        out.sum().backward()
+    assert counter.by_op["selective_scan_backward"] == selective_scan_backward_flops(2, 45, 40, 7, 8) > 0
+    from effprof.measure.harness import Options, measure_point
+
+    record = measure_point("mamba", "train", {"impl": "chunked_c", "seq_len": 40, "d_model": 16, "chunk_size": 8},
+                           Options(timing=False, fvcore=False, memory=False, roofline=False))
+    assert record["status"] == "ok", record["error"]
+    assert record["custom_ops"] == "effprof::selective_scan,effprof::selective_scan_backward"
+    assert record["flops_counted"] == record["flops_analytic"]
 
 
 def test_kernel_boundary_checks_dtype_and_shape_and_copies_strided_inputs(compiled):
@@ -374,19 +426,90 @@ def test_chunked_c_refuses_other_devices_and_dtypes_in_config(key, value):
 
 
 def test_the_default_impl_runs_everywhere_and_starting_effprof_compiles_nothing(tmp_path):
-    """mamba's default form trains and runs in bf16 (chunked_c would refuse both); loading the registry, as
-    `effprof list` does, compiles no kernel (an empty kernel cache stays empty)."""
+    """mamba's default, impl=auto, trains and runs in bf16 (as the torch form, saying why); loading the registry,
+    as `effprof list` does, compiles no kernel (an empty kernel cache stays empty)."""
     import subprocess
     import sys
 
-    assert get_spec("mamba").defaults["impl"] == "chunked"
+    assert get_spec("mamba").defaults["impl"] == "auto"
     module = effprof.build("mamba", seq_len=8, d_model=16, dtype="bfloat16")
-    module(torch.randn(1, 8, 16, dtype=torch.bfloat16, requires_grad=True)).sum().backward()
+    with FlopCounter() as counter:
+        module(torch.randn(1, 8, 16, dtype=torch.bfloat16, requires_grad=True)).sum().backward()
+    assert not counter.custom_ops
     code = "from effprof.registry import list_mechanisms; list_mechanisms()"
     env = {**os.environ, "EFFPROF_CACHE": str(tmp_path / "cache")}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.so"))
+
+
+
+def _quick_point(mode: str, **config):
+    from effprof.measure.harness import Options, measure_point
+
+    return measure_point("mamba", mode, {"seq_len": 24, "d_model": 16, "chunk_size": 8, **config},
+                         Options(timing=False, fvcore=False, memory=False, roofline=False))
+
+
+@pytest.mark.parametrize("mode", ["forward", "train", "decode"])
+def test_auto_runs_the_compiled_scan_on_cpu_float32_and_the_record_says_so(compiled, mode):
+    """impl=auto is the kernel, forward and backward, where it runs; the record keeps impl=auto as asked and
+    names the form that ran; its counted FLOPs are that form's cost model."""
+    record = _quick_point(mode)
+    assert record["status"] == "ok", record["error"]
+    assert (record["impl"], record["impl_resolved"]) == ("auto", "chunked_c")
+    assert "compiled scan" in record["impl_reason"]
+    # decode counts its per-token steps: the one-token recurrence, the same in every form (the prefill is not counted)
+    kernels_ran = {"forward": "effprof::selective_scan", "train": "effprof::selective_scan,effprof::selective_scan_backward"}
+    assert record.get("custom_ops") == kernels_ran.get(mode)
+    assert record["flops_counted"] == pytest.approx(record["flops_analytic"], rel=1e-9)
+    assert ["flops", "seq_len", 1.0, 0.0] in record["claims"] or mode == "decode"
+
+
+@pytest.mark.parametrize("config,why", [
+    ({"dtype": "bfloat16"}, "chunked_c runs in float32 only, not bfloat16"),
+    ({"d_state": 10_000}, "chunked_c takes d_state up to 256, not 10000"),
+])
+def test_auto_falls_back_to_the_torch_form_and_says_why(compiled, config, why):
+    """Where the kernel cannot run, auto runs chunked (no kernel in custom_ops) and impl_reason names the cause."""
+    from effprof.mechanisms.ssm.mamba import resolve_impl
+
+    assert resolve_impl({**resolve_config(get_spec("mamba"), {}), **config}) == ("chunked", why)
+    record = _quick_point("train", seq_len=12, **config)
+    assert record["status"] == "ok", record["error"]
+    assert (record["impl"], record["impl_resolved"], record["impl_reason"]) == ("auto", "chunked", why)
+    assert "custom_ops" not in record
+    assert resolve_impl({**resolve_config(get_spec("mamba"), {}), "device": "cuda"}) == ("chunked", "chunked_c runs on CPU only, not cuda")
+
+
+def test_a_named_impl_is_never_resolved(compiled):
+    """impl=chunked is the torch form even where the kernel runs: impl_resolved = impl, no reason, no kernel."""
+    record = _quick_point("forward", impl="chunked")
+    assert (record["impl"], record["impl_resolved"], "impl_reason" in record, "custom_ops" in record) == ("chunked", "chunked", False, False)
+
+
+def test_auto_without_a_kernel_runs_the_torch_form(monkeypatch):
+    monkeypatch.setenv("EFFPROF_KERNELS", "0")
+    kernels.load.cache_clear()
+    try:
+        record = _quick_point("forward")
+    finally:
+        monkeypatch.delenv("EFFPROF_KERNELS")
+        kernels.load.cache_clear()
+    assert record["status"] == "ok"
+    assert (record["impl_resolved"], record["impl_reason"]) == ("chunked", "chunked_c is not built here: disabled by EFFPROF_KERNELS=0")
+    assert "custom_ops" not in record
+
+
+def test_a_spec_offering_auto_must_say_how_it_resolves():
+    from effprof.registry import MechanismSpec, Paper, add, resolve_impl
+
+    spec = MechanismSpec("auto_without_rule", "ssm", "", Paper("t", 2020, "0"), True, {"impl": "auto"}, cost=None,
+                         choices={"impl": ("auto", "slow")})
+    spec.builder = lambda config: None
+    with pytest.raises(ValueError, match="accepts impl=auto but has no resolve_impl"):
+        add(spec)
+    assert resolve_impl(get_spec("mamba"), {"impl": "sequential"}) == ("sequential", "")
 
 
 def test_kernels_can_be_switched_off(monkeypatch):

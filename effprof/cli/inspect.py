@@ -77,7 +77,7 @@ def explain_command(
     """Equations, config, cost model at the defaults, and claims of one mechanism (with --results: beside what was measured)."""
     from effprof.config import resolve_config
     from effprof.metrics import human
-    from effprof.registry import get_spec
+    from effprof.registry import forms_note, get_spec
 
     spec = get_spec(name)
     config = resolve_config(spec, {})
@@ -86,8 +86,9 @@ def explain_command(
 
     built = {kernel: kernels.status(kernel) for kernel in spec.kernels}
     measured = _measured_claims(spec, results) if results is not None else None
+    forms = forms_note(spec, config)
     if json_:
-        data = {**spec.summary_dict(), "config": config, "kernel_status": built,
+        data = {**spec.summary_dict(), "config": config, "kernel_status": built, "forms": forms,
                 "cost": {m: {"flops": c.flops, "state_bytes": c.state_bytes} for m, c in costs.items()}}
         print_json({**data, "measured": measured} if measured is not None else data)
         return
@@ -117,6 +118,7 @@ def explain_command(
         claims.add_row(plain(c.metric), plain(f"{c.axis}^{c.exponent:g}{log}"), plain(c.mode),
                        plain(", ".join(f"{k}={v}" for k, v in (c.where or {}).items())))
     out.print(claims)
+    out.print(Text.assemble(plain("forms", "bold"), ": ", plain(forms)))
     for kernel, status in built.items():
         out.print(Text.assemble("compiled kernel ", plain(kernel, "bold"), ": ", plain(status)))
     if measured is not None:

@@ -32,7 +32,7 @@ from effprof.measure.timing import time_call
 from effprof.measure.workload import make_workload
 from effprof.mechanisms.base import provides, state_nbytes
 from effprof.records import SCHEMA_VERSION, Record
-from effprof.registry import MODES, build, get_spec
+from effprof.registry import MODES, build, get_spec, resolve_impl
 
 
 @dataclass(frozen=True)
@@ -97,14 +97,15 @@ def measure_point(name: str, mode: str, config: dict[str, Any], options: Options
     changes: list[str] = []  # torch settings the mechanism's code changed (measure/guard.py), restored
     try:
         with user_code(changes):
-            _measure(spec, resolved, mode, options, threads, record, changes)
+            _measure(spec, {**resolved, "impl": record["impl_resolved"]} if "impl_resolved" in record else resolved, mode, options, threads,
+                     record, changes)
     except torch.cuda.OutOfMemoryError as e:
         record.update(status="oom", error=_one_line(e))
     except MemoryError as e:
         record.update(status="oom", error=_one_line(e) or "MemoryError")
     except CompileFailed as e:  # torch.compile could not compile this form: the variant has no figures past the counts
         record.update(status="error", error=f"torch.compile failed: {e}", compile_error=str(e))
-    except NotImplementedError as e:  # a form that cannot run this mode (mamba impl=chunked_c has no backward)
+    except NotImplementedError as e:  # a form that cannot run here (a mode it lacks, or mamba impl=chunked_c with no kernel built)
         record.update(status="unsupported", error=_one_line(e))
     except RuntimeError as e:
         status = "oom" if "out of memory" in str(e).lower() or "can't allocate memory" in str(e).lower() else "error"
@@ -143,7 +144,14 @@ def failed_record(name: str, mode: str, config: dict[str, Any], options: Options
 
 
 def _base_record(spec, resolved: dict[str, Any], mode: str, threads: int, options: Options) -> Record:
-    cost = spec.cost(resolved, mode)
+    """The point's record before measuring: config as asked, the form that runs (impl_resolved: impl=auto
+    resolved, and impl_reason), the cost model and claims of that form."""
+    form: dict[str, str] = {}
+    if resolved.get("impl") is not None:
+        resolution = resolve_impl(spec, resolved, mode)
+        form = {"impl_resolved": resolution.impl, **({"impl_reason": resolution.reason} if resolution.reason else {})}
+    runs = {**resolved, "impl": form["impl_resolved"]} if form else resolved
+    cost = spec.cost(runs, mode)
     analytic: dict[str, Any] = {}  # the cost model's extras: a stack's figures by layer kind, a memory estimate, ...
     kinds: dict[str, dict[str, Any]] = {}
     for key, value in cost.extra.items():
@@ -161,6 +169,7 @@ def _base_record(spec, resolved: dict[str, Any], mode: str, threads: int, option
         "family": spec.family,
         "mode": mode,
         **resolved,
+        **form,
         "flops_analytic": cost.flops,
         "state_bytes_analytic": cost.state_bytes,
         "flops_counted": None,
@@ -172,7 +181,7 @@ def _base_record(spec, resolved: dict[str, Any], mode: str, threads: int, option
         "activation_bytes": None,
         "state_bytes": None,
         "params": None,
-        "claims": applicable_claims(spec, resolved, mode),
+        "claims": applicable_claims(spec, runs, mode),
         "complexity": dict(spec.complexity),
         "status": "ok",
         "error": "",

@@ -154,7 +154,10 @@ def point_label(record: dict[str, Any]) -> str:
     """A point as the progress bar describes it: rich markup (the bar's column parses it), so the data in it
     is stripped of control characters and its brackets escaped."""
     keys = ("impl", "seq_len", "d_model")
-    return escape(terminal(f"{record.get('mechanism')} {record.get('mode')} " + " ".join(f"{k}={record[k]}" for k in keys if k in record)))
+    shown = {k: record[k] for k in keys if k in record}
+    if record.get("impl_resolved") not in (None, record.get("impl")):  # impl=auto: the form that ran
+        shown["impl"] = f"{record.get('impl')}→{record['impl_resolved']}"
+    return escape(terminal(f"{record.get('mechanism')} {record.get('mode')} " + " ".join(f"{k}={v}" for k, v in shown.items())))
 
 
 def crossovers_table(crossings: list[dict[str, Any]]) -> Table:

@@ -17,7 +17,7 @@ from effprof.metrics import COMPARED, METRICS
 from effprof.render import axes, style
 from effprof.render.escape import plotly_text
 
-HOVER_KEYS = ("impl", "batch", "seq_len", "d_model", "n_heads", "head_dim", "d_state", "window", "n_experts", "top_k", "dtype", "device")
+HOVER_KEYS = ("impl", "impl_resolved", "batch", "seq_len", "d_model", "n_heads", "head_dim", "d_state", "window", "n_experts", "top_k", "dtype", "device")
 
 
 def _hover(rows: pd.DataFrame, axis: str) -> list[str]:

@@ -233,7 +233,8 @@ def records_data(points: pd.DataFrame, axis: str | None) -> dict[str, Any]:
     distinct values, which rows index), then one array per row with a last element of flags (1: noisy timing,
     2: busy machine). Columns empty in every row are left out."""
     columns = [c for c in RECORD_COLUMNS if c in points.columns and points[c].notna().any() and not (points[c].astype(str) == "").all()]
-    config = [c for c in ("impl", axis, "d_model", "batch") if c and c in points.columns and c not in columns and points[c].notna().any()]
+    keys = ("impl", "impl_resolved", "impl_reason", axis, "d_model", "batch")  # impl_*: the form impl=auto ran, and why
+    config = [c for c in keys if c and c in points.columns and c not in columns and points[c].notna().any()]
     columns[3:3] = config
     if COUNT in points.columns and (points[COUNT] > 1).any():
         columns.insert(3 + len(config), COUNT)

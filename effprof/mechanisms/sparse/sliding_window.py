@@ -94,7 +94,10 @@ class SlidingWindowAttention(StaticPlanAttention):
         """Each query block's band of keys (a strided view, copied once) through torch's fused attention kernel.
 
         Residue classes of the dilation are folded into separate subsequences (positions u·δ + r), in which
-        the window is contiguous: bands of L = w + B − 1 keys, step B, by unfold; a (G, B, L) band mask.
+        the window is contiguous: bands of L = w + B − 1 keys, step B, by unfold. The band mask is the same
+        (B, L) for every block whose band starts at or after position 0, so those blocks share one mask (no
+        (G, B, L) mask to expand per call); the first ⌈(w − 1)/B⌉ blocks, whose bands reach before 0, take
+        their own. The front padding is w − 1 zero rows (never attended), not a padded copy filled whole.
         """
         b, h, n, d = q.shape
         w, δ, B = self.window, self.dilation, self.block_size
@@ -106,14 +109,20 @@ class SlidingWindowAttention(StaticPlanAttention):
             return pad_tokens(t, length).reshape(b, h, m, δ, d).transpose(2, 3).reshape(b * h * δ, m, d)
 
         qf, kf, vf = fold(q), fold(k), fold(v)
-        bands = [F.pad(t, (0, 0, w - 1, 0)).unfold(1, w + B - 1, B).transpose(-1, -2) for t in (kf, vf)]  # (bhδ, G, L, d)
-        # 4-D (1, G, B, L), not (G, B, L): torch's CPU dispatcher sends a 3-D mask with 4-D q to its unfused math path
-        allowed = static_tensor(band_allowed, groups, w, B, device=q.device)[None]
-        o = F.scaled_dot_product_attention(qf.reshape(-1, groups, B, d), bands[0], bands[1], attn_mask=allowed, scale=1.0)
+        keys, values = (torch.cat([t.new_zeros(t.shape[0], w - 1, d), t], 1).unfold(1, w + B - 1, B).transpose(-1, -2)
+                        for t in (kf, vf))  # (bhδ, G, L, d)
+        queries = qf.reshape(-1, groups, B, d)  # (bhδ, G, B, d)
+        allowed = static_tensor(band_allowed, groups, w, B, device=q.device)  # (G, B, L)
+        first = min(-(-(w - 1) // B), groups)  # blocks whose band reaches before position 0
+        # 4-D masks, not 3-D: torch's CPU dispatcher sends a 3-D mask with 4-D q to its unfused math path
+        parts = [F.scaled_dot_product_attention(queries[:, :first], keys[:, :first], values[:, :first], attn_mask=allowed[None, :first],
+                                                scale=1.0)]
+        if first < groups:  # every later block: one shared (B, L) mask
+            parts.append(F.scaled_dot_product_attention(queries[:, first:], keys[:, first:], values[:, first:],
+                                                        attn_mask=allowed[first][None, None], scale=1.0))
+        o = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]  # (bhδ, G, B, d)
         o = o.reshape(b, h, δ, m, d).transpose(2, 3).reshape(b, h, length, d)  # unfold the residue classes
         return o[:, :, :n]
-
-
 
     # decode: the last δ·(w − 1) keys and values
     @property
@@ -164,6 +173,8 @@ def sliding_window_cost(config: dict[str, Any], mode: str) -> Cost:
         # torch's flash kernel: QKᵀ (2d), softmax (5), PV (2d) per pair; its backward dV, dP, softmax', dQ, dK;
         # the backward of unfold sums the overlapping bands' gradients (keys and values)
         t.add(pairs * (4.0 * d + SOFTMAX_FLOPS), pairs * (8.0 * d + SOFTMAX_BACKWARD_FLOPS) + 2 * bands)
+        if length // (δ * B) > -(-(w - 1) // B):  # queries and bands used in two parts (first blocks, the rest): grads summed
+            t.add(0, b * h * length * d + 2 * bands)
     else:
         length = padded(n, δ * B)
         attend_cost(t, config, length // B, B, [("group", w + B - 1)], length)

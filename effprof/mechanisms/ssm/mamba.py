@@ -20,16 +20,19 @@ Forms (config `impl`), the same function (selective_scan.py):
   Always the torch form, in every mode, device and dtype.
 - chunked_c: the same three phases, and the output's D skip and gate, as one compiled kernel
   (effprof/kernels/selective_scan.c, the op effprof::selective_scan; records list it under `custom_ops`), the
-  same arithmetic op for op. Forward and prefill only, on CPU in float32, d_state ≤ the kernel's STATE_MAX
-  (256): another device or dtype, or a larger d_state, is refused when the config is checked; a train point
-  raises KernelUnsupported (the kernel has no backward), and so does building it where the kernel is not
-  built (no C compiler, EFFPROF_KERNELS=0). It never falls back to another form.
+  same arithmetic op for op (where b·D_in ≥ 256, sequences × channel blocks occupy the threads and it runs the
+  scan in one pass, one lane of n tokens, storing the state entering each chunk for the backward), with a
+  compiled backward (effprof::selective_scan_backward: the adjoint scan, by
+  the same lanes), so it runs forward, prefill and train. On CPU in float32, d_state ≤ the kernel's STATE_MAX
+  (256): another device or dtype, or a larger d_state, is refused when the config is checked; building it
+  where the kernel is not built (no C compiler, EFFPROF_KERNELS=0) raises KernelUnsupported. It never falls
+  back to another form.
+- auto (the default): the fastest of these that runs at the point, as the paper's own fused kernel is what
+  Mamba stands for: chunked_c on CPU in float32 where the kernel is built and d_state fits, chunked
+  elsewhere (selective_scan.fastest_scan). Records say which ran (`impl_resolved`) and why (`impl_reason`).
+  The kernel is compiled when a point first resolves auto, never when effprof starts.
 All are O(n·D_in·N) FLOPs; the chunked forms do about twice the exponentials (each lane's incoming state
 is decayed to every position) but no loop over tokens.
-
-The default impl is chunked: it runs in every mode, on every device and in every dtype, and its figures do not
-depend on whether the machine has a C compiler. chunked_c is asked for by name (`--param impl=chunked_c`); the
-kernel is compiled on its first use, never when effprof starts. Records name the impl that ran.
 
 Decode keeps the conv window (the last K-1 inputs, D_in·(K-1)) and h (D_in·N) per sequence: constant in n.
 """
@@ -47,8 +50,8 @@ from effprof.config import ConfigError
 from effprof.mechanisms.base import Mechanism
 from effprof.mechanisms.ssm.conv import CausalConv1d, init_dt_bias
 from effprof.mechanisms.ssm.mamba_cost import dt_rank, mamba_cost
-from effprof.mechanisms.ssm.selective_scan import COMPILED, IMPLS, KernelUnsupported, selective_scan, state_max
-from effprof.registry import Claim, MechanismSpec, Paper, register
+from effprof.mechanisms.ssm.selective_scan import COMPILED, IMPLS, KernelUnsupported, fastest_scan, selective_scan, state_max
+from effprof.registry import AUTO, Claim, MechanismSpec, Paper, Resolution, register
 
 
 class Mamba(Mechanism):
@@ -116,6 +119,17 @@ def _validate(config: dict[str, Any]) -> None:
         raise ConfigError(f"d_state={config['d_state']} is above impl={COMPILED}'s {state_max()}; accepted: up to {state_max()}, or impl=chunked")
 
 
+def resolve_impl(config: dict[str, Any], mode: str | None = None) -> Resolution:
+    """impl=auto at this point: the same rule every call of the auto scan applies (fastest_scan); the kernel,
+    with its backward, serves every mode, so the mode does not change the choice."""
+    return Resolution(*fastest_scan(config["device"], config["dtype"], config["d_state"]))
+
+
+def _cost(config: dict[str, Any], mode: str):
+    """The cost of the form that runs: impl=auto costed as what it resolves to."""
+    return mamba_cost({**config, "impl": resolve_impl(config, mode).impl} if config["impl"] == AUTO else config, mode)
+
+
 @register(
     MechanismSpec(
         name="mamba",
@@ -124,16 +138,17 @@ def _validate(config: dict[str, Any]) -> None:
         family="ssm",
         summary=(
             "Mamba selective SSM block (input-dependent Δ, B, C; conv; SiLU gate): token-loop, chunked parallel scan, "
-            "or that scan compiled (chunked_c: CPU float32 forward)"
+            "or that scan compiled (chunked_c: CPU float32, forward and backward); auto picks the fastest that runs"
         ),
         paper=Paper("Mamba: Linear-Time Sequence Modeling with Selective State Spaces", 2023, "2312.00752"),
         causal=True,
-        defaults={"d_state": 16, "expand": 2, "d_conv": 4, "impl": "chunked", "chunk_size": 64},
+        defaults={"d_state": 16, "expand": 2, "d_conv": 4, "impl": AUTO, "chunk_size": 64},
         choices={"impl": IMPLS},
         validate=_validate,
-        cost=mamba_cost,
+        cost=_cost,
+        resolve_impl=resolve_impl,
         loop_impls=("sequential",),  # chunked loops 2C + c steps (chunked_c none), not n
-        kernels=("selective_scan",),  # impl chunked_c, and only it
+        kernels=("selective_scan",),  # impl chunked_c (and auto where it resolves to chunked_c), and only it
         test_overrides={"chunk_size": 5},
         claims=(
             Claim("flops", "seq_len", 1.0, "forward", {"impl": "sequential"}),
@@ -142,6 +157,7 @@ def _validate(config: dict[str, Any]) -> None:
             Claim("flops", "d_state", 1.0, "forward", {"impl": "sequential"}),
             Claim("flops", "d_state", 1.0, "forward", {"impl": "chunked"}),
             Claim("flops", "seq_len", 1.0, "forward", {"impl": COMPILED}),
+            Claim("flops", "seq_len", 1.0, "train", {"impl": COMPILED}),
             Claim("flops", "d_state", 1.0, "forward", {"impl": COMPILED}),
             Claim("state_bytes", "seq_len", 0.0, "decode"),
             Claim("flops", "seq_len", 0.0, "decode"),

@@ -83,13 +83,37 @@ def _chunked_scan(t: Tally, b: int, n: int, d_inner: int, N: int, size: int) -> 
     t.add(0, (2 * size - 1) * per_position + 2 * b * padded * d_inner + b * padded * N + 2 * size * d_inner * N)
 
 
+ONE_PASS_CHANNELS = 256  # b·D_in from which the compiled forward runs in one pass (8 blocks of 32 channels)
+
+
+def one_pass(b: int, d_inner: int) -> bool:
+    """Whether the compiled forward runs its one-pass form: sequences × channels alone give the threads enough
+    work (b·D_in ≥ 256, eight blocks of 32 channels), so the tokens need not be cut into lanes run in
+    parallel, which costs a second pass (phase 3). Its FLOPs are then those of one lane of n tokens."""
+    return b * d_inner >= ONE_PASS_CHANNELS
+
+
 def selective_scan_flops(b: int, n: int, d_inner: int, N: int, size: int) -> float:
-    """Forward FLOPs of the compiled kernel (registered with torch's flop counter): the lane scan and the
-    output around it, which it finishes in the same pass."""
+    """Forward FLOPs of the compiled kernel (registered with torch's flop counter): the lane scan (one lane of
+    n tokens where it runs in one pass) and the output around it, which it finishes in the same pass."""
     t = Tally()
-    _chunked_scan(t, b, n, d_inner, N, size)
+    _chunked_scan(t, b, n, d_inner, N, n if one_pass(b, d_inner) else size)
     _gate(t, b * n, d_inner)
     return t.forward
+
+
+def selective_scan_backward_flops(b: int, n: int, d_inner: int, N: int, size: int) -> float:
+    """FLOPs of the compiled backward (selective_scan.c, chunked_selective_scan_backward), phase by phase:
+    a. the adjoint of every lane after the first from 0: 5 per (token, channel, state), 7 per (token, channel);
+    b. the adjoints passed across lanes: 4 per (lane after the first, channel, state);
+    c. every lane's states recomputed and every gradient accumulated: 22 per (token, channel, state), 23 per
+       (token, channel);
+    d. ∂A and ∂D summed over the b·c lanes."""
+    size = min(size, n)
+    lanes = -(-n // size)
+    later = b * (n - size)  # tokens of the lanes after the first
+    return (later * d_inner * (5 * N + 7) + 4 * b * (lanes - 1) * d_inner * N + b * n * d_inner * (22 * N + 23)
+            + b * lanes * (N + 1) * d_inner)
 
 
 def mamba_cost(config: dict[str, Any], mode: str) -> Cost:
@@ -108,10 +132,12 @@ def mamba_cost(config: dict[str, Any], mode: str) -> Cost:
         return Cost(mean_over_decode(config, per_token), state_bytes)
     t = Tally()
     _block_in(t, config, b * n)
-    if config["impl"] == "chunked_c":  # the kernel: scan and gate in one op, forward only (no backward to count)
-        t.add(selective_scan_flops(b, n, d_inner, N, config["chunk_size"]), 0)
+    if config["impl"] == "chunked_c":  # the kernels: scan and gate in one op each way
+        size = config["chunk_size"]
+        # bwd: the backward kernel, and x's two gradients (from x_proj and from the kernel) summed
+        t.add(selective_scan_flops(b, n, d_inner, N, size), selective_scan_backward_flops(b, n, d_inner, N, size) + b * n * d_inner)
         t.linear(b * n, d_inner, d)
-        return Cost(t.forward if mode == "forward" else math.nan, state_bytes)
+        return Cost(t.total(mode), state_bytes)
     if config["impl"] == "sequential":
         _sequential_scan(t, b, n, d_inner, N)
     else:

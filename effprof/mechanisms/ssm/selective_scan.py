@@ -24,8 +24,11 @@ Both compute, for every channel d and state index s (A: (D_in, N) diagonal, Δ, 
     (effprof/kernels/selective_scan.c: OpenMP over lanes × blocks of channels, vectorised across channels),
     registered as the op `effprof::selective_scan` with its FLOP formula, so records list it under
     `custom_ops`. It does the torch form's arithmetic op for op, on CPU in float32, d_state ≤ the kernel's
-    STATE_MAX, and it has no backward: asked for a gradient it raises `KernelUnsupported` (a
-    NotImplementedError) instead of running another form.
+    STATE_MAX. Its backward is a second kernel (`effprof::selective_scan_backward`, registered as the op's
+    autograd formula, with its own FLOP formula): the adjoint recurrence run backwards by the same three
+    phases over lanes, each lane recomputing its states from the H_k the forward left. Where the kernel
+    cannot run (no compiler, another device or dtype) it raises `KernelUnsupported` (a NotImplementedError)
+    instead of running another form.
 """
 
 from __future__ import annotations
@@ -38,9 +41,9 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import register_flop_formula
 
 from effprof import kernels
-from effprof.mechanisms.ssm.mamba_cost import selective_scan_flops
+from effprof.mechanisms.ssm.mamba_cost import one_pass, selective_scan_backward_flops, selective_scan_flops
 
-IMPLS = ("sequential", "chunked", "chunked_c")
+IMPLS = ("sequential", "chunked", "chunked_c", "auto")
 COMPILED = "chunked_c"  # the impl that is the compiled kernel
 
 
@@ -54,11 +57,31 @@ def state_max() -> int:
     return ctypes.c_long.in_dll(_library(), "selective_scan_state_max").value
 
 
+def block() -> int:
+    """Channels per block in the kernel (BLOCK in selective_scan.c): its backward's workspace is per block."""
+    return ctypes.c_long.in_dll(_library(), "selective_scan_block").value
+
+
 def _library() -> ctypes.CDLL:
     library = kernels.load("selective_scan")
     if library is None:
         raise KernelUnsupported(f"impl={COMPILED} needs the compiled kernel selective_scan: {kernels.status('selective_scan')}")
     return library
+
+
+def fastest_scan(device: str, dtype: str, d_state: int) -> tuple[str, str]:
+    """impl=auto's choice -> (impl, reason): the compiled kernel chunked_c where it runs (CPU, float32, d_state up
+    to its STATE_MAX, the kernel built on this machine: forward, prefill and train alike), else the torch form
+    chunked, which runs everywhere. Builds the kernel on its first call, never before."""
+    if device != "cpu":
+        return "chunked", f"{COMPILED} runs on CPU only, not {device}"
+    if dtype != "float32":
+        return "chunked", f"{COMPILED} runs in float32 only, not {dtype}"
+    if kernels.load("selective_scan") is None:
+        return "chunked", f"{COMPILED} is not built here: {kernels.status('selective_scan')}"
+    if d_state > state_max():
+        return "chunked", f"{COMPILED} takes d_state up to {state_max()}, not {d_state}"
+    return COMPILED, "the compiled scan, the fastest form; on another device or dtype auto runs chunked"
 
 
 def sequential_scan(
@@ -79,13 +102,14 @@ def selective_scan(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The scan and the block's output around it: (scan(x) + D ⊙ x) ⊙ SiLU(z) -> (b, n, D_in), h_n.
 
-    impl "sequential" starts from state h (zeros when None); "chunked" and "chunked_c" from zeros.
+    impl "sequential" starts from state h (zeros when None); "chunked" and "chunked_c" from zeros; "auto" runs
+    the form fastest_scan picks for these tensors.
     """
+    if impl == "auto":  # decided per call, on the tensors at hand, by the rule the record reports (fastest_scan)
+        impl = fastest_scan(x.device.type, str(x.dtype).removeprefix("torch."), A.shape[1])[0]
     if h is not None and impl != "sequential":
         raise ValueError("only the sequential scan continues from a given state (decode steps use it)")
     if impl == COMPILED:
-        if torch.is_grad_enabled() and any(t.requires_grad for t in (x, delta, A, B, C, D, z)):
-            raise KernelUnsupported(f"impl={COMPILED} is a compiled forward with no backward; train with impl=chunked")
         out, last, _, _ = compiled_selective_scan(x, delta, A, B, C, D, z, chunk_size)
         return out, last
     if impl == "sequential":
@@ -141,14 +165,15 @@ def compiled_selective_scan(
     size = min(chunk_size, n)
     lanes = -(-n // size)
     out, last = x.new_empty(b, n, d), x.new_empty(b, d, N)
-    entering, cumulative = x.new_empty(b, lanes, N, d), x.new_empty(b, n, d) if lanes > 1 else x.new_empty(0)
+    single = one_pass(b, d)
+    entering, cumulative = x.new_empty(b, lanes, N, d), x.new_empty(b, n, d) if lanes > 1 and not single else x.new_empty(0)
     inputs = [ctypes.c_void_p(t.data_ptr()) for t in (x, delta, At, B, C, D, z)]
     outputs = [ctypes.c_void_p(t.data_ptr()) for t in (out, last, entering, cumulative)]
     strides = [ctypes.c_long(z.stride(0)), ctypes.c_long(z.stride(1))]
     sizes = [ctypes.c_long(v) for v in (b, n, d, N, size)]
     kernel = _library().chunked_selective_scan
     kernel.restype = ctypes.c_int
-    if kernel(*inputs, *strides, *outputs, *sizes, ctypes.c_int(torch.get_num_threads())) != 0:
+    if kernel(*inputs, *strides, *outputs, *sizes, ctypes.c_int(single), ctypes.c_int(torch.get_num_threads())) != 0:
         raise ValueError(f"selective_scan kernel refused d_state={N}, chunk size {size}")
     return out, last, entering, cumulative
 
@@ -157,7 +182,7 @@ def compiled_selective_scan(
 def _(x, delta, A, B, C, D, z, chunk_size):
     (b, n, d), N = x.shape, A.shape[1]
     lanes = math.ceil(n / min(chunk_size, n))
-    scratch = x.new_empty(b, lanes, N, d), x.new_empty(b, n, d) if lanes > 1 else x.new_empty(0)
+    scratch = x.new_empty(b, lanes, N, d), x.new_empty(b, n, d) if lanes > 1 and not one_pass(b, d) else x.new_empty(0)
     return x.new_empty(b, n, d), x.new_empty(b, d, N), *scratch
 
 
@@ -165,6 +190,76 @@ def _(x, delta, A, B, C, D, z, chunk_size):
 def _(x_shape, delta_shape, A_shape, B_shape, C_shape, D_shape, z_shape, chunk_size, out_shape=None, **kwargs) -> float:
     (b, n, d), N = x_shape, A_shape[1]
     return selective_scan_flops(b, n, d, N, chunk_size)
+
+
+def _backward_layout(x, delta, A, B, C, D, z):
+    """The kernel's layout: contiguous x, Δ, Aᵀ, B, C, D; z as it is where its channels are adjacent."""
+    x, delta, At, B, C, D = (t.contiguous() for t in (x, delta, A.t(), B, C, D))
+    return x, delta, At, B, C, D, z if z.stride(-1) == 1 else z.contiguous()
+
+
+@torch.library.custom_op("effprof::selective_scan_backward", mutates_args=(), device_types="cpu")
+def compiled_selective_scan_backward(
+    x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor,
+    z: torch.Tensor, dout: torch.Tensor, dlast: torch.Tensor, entering: torch.Tensor, chunk_size: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+           torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of compiled_selective_scan's inputs from those of its output (dout: (b, n, D_in)) and of h_n
+    (dlast: (b, D_in, N)), given the forward's H_k (entering) -> ∂x, ∂Δ, ∂Aᵀ (N, D_in), ∂B, ∂C, ∂D, ∂z, then
+    the kernel's scratch (returned, as the forward's, so that memory accounting sees it)."""
+    check_kernel_inputs(x, delta, A, B, C, D, z)
+    x, delta, At, B, C, D, z = _backward_layout(x, delta, A, B, C, D, z)
+    dout, dlast, entering = dout.contiguous(), dlast.contiguous(), entering.contiguous()
+    (b, n, d), N = x.shape, A.shape[1]
+    size = min(chunk_size, n)
+    lanes, threads = -(-n // size), torch.get_num_threads()
+    grads = [x.new_empty(b, n, d), x.new_empty(b, n, d), x.new_empty(N, d), x.new_empty(b, n, N), x.new_empty(b, n, N),
+             x.new_empty(d), x.new_empty(b, n, d)]  # ∂x, ∂Δ, ∂Aᵀ, ∂B, ∂C, ∂D, ∂z
+    scratch = [x.new_empty(b, lanes, N, d), x.new_empty(b, lanes, d), x.new_empty(b, lanes, N, d), x.new_empty(b, lanes, d),
+               x.new_empty(threads, 2, size, N, block())]  # Λ_k, ΣΔ per lane, ∂A and ∂D per lane, h and Ā per thread
+    pointers = [ctypes.c_void_p(t.data_ptr()) for t in (x, delta, At, B, C, D, z)]
+    strides = [ctypes.c_long(z.stride(0)), ctypes.c_long(z.stride(1))]
+    given = [ctypes.c_void_p(t.data_ptr()) for t in (dout, dlast, entering)]
+    outputs = [ctypes.c_void_p(t.data_ptr()) for t in (grads[0], grads[1], grads[2], grads[3], grads[4], grads[5], grads[6], *scratch)]
+    sizes = [ctypes.c_long(v) for v in (b, n, d, N, size)]
+    kernel = _library().chunked_selective_scan_backward
+    kernel.restype = ctypes.c_int
+    if kernel(*pointers, *strides, *given, *outputs, *sizes, ctypes.c_int(threads)) != 0:
+        raise ValueError(f"selective_scan backward kernel refused d_state={N}, chunk size {size}")
+    return (*grads, *scratch)
+
+
+@compiled_selective_scan_backward.register_fake
+def _(x, delta, A, B, C, D, z, dout, dlast, entering, chunk_size):
+    (b, n, d), N = x.shape, A.shape[1]
+    size = min(chunk_size, n)
+    lanes = -(-n // size)
+    return (x.new_empty(b, n, d), x.new_empty(b, n, d), x.new_empty(N, d), x.new_empty(b, n, N), x.new_empty(b, n, N),
+            x.new_empty(d), x.new_empty(b, n, d), x.new_empty(b, lanes, N, d), x.new_empty(b, lanes, d),
+            x.new_empty(b, lanes, N, d), x.new_empty(b, lanes, d), x.new_empty(torch.get_num_threads(), 2, size, N, block()))
+
+
+@register_flop_formula(torch.ops.effprof.selective_scan_backward)
+def _(x_shape, delta_shape, A_shape, *args, out_shape=None, **kwargs) -> float:
+    (b, n, d), N = x_shape, A_shape[1]
+    return selective_scan_backward_flops(b, n, d, N, args[-1])
+
+
+def _save_for_backward(ctx, inputs, output) -> None:
+    x, delta, A, B, C, D, z, chunk_size = inputs
+    ctx.save_for_backward(x, delta, A, B, C, D, z, output[2])  # output[2]: H_k, the state entering each lane
+    ctx.chunk_size = chunk_size
+
+
+def _backward(ctx, dout, dlast, _entering, _cumulative):
+    x, delta, A, B, C, D, z, entering = ctx.saved_tensors
+    dout = torch.zeros_like(x) if dout is None else dout
+    dlast = x.new_zeros(x.shape[0], x.shape[2], A.shape[1]) if dlast is None else dlast
+    dx, ddelta, dAt, dB, dC, dD, dz, *_ = compiled_selective_scan_backward(x, delta, A, B, C, D, z, dout, dlast, entering, ctx.chunk_size)
+    return dx, ddelta, dAt.t(), dB, dC, dD, dz, None
+
+
+compiled_selective_scan.register_autograd(_backward, setup_context=_save_for_backward)
 
 
 def chunked_scan(
