@@ -39,7 +39,7 @@ def default_compare() -> list[str]:
 
 
 def profile(name: str, mode: str = "forward", options: Options = Options(), **config: Any) -> dict[str, Any]:
-    ((_, _, overrides),) = plan([name], {}, [mode], config)  # validates, and resolves NAME.key params
+    ((_, _, overrides),) = plan([name], {}, [mode], config, count_only=options.count_only)  # validates, resolves NAME.key
     return measure_point(name, mode, overrides, options)
 
 
@@ -69,11 +69,12 @@ def estimated_bytes(spec, config: dict[str, Any], mode: str) -> float:
 
 
 def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str], config: dict[str, Any],
-         force: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
+         force: bool = False, count_only: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
     """Every (name, mode, overrides) point of a sweep, each validated before anything runs.
 
-    A point whose estimated memory exceeds the device's is refused unless `force`, and so is a grid of more
-    than MAX_POINTS points (counted before any is planned), or a point that appears twice.
+    A point whose estimated memory exceeds the device's is refused unless `force` (or `count_only`: a count
+    allocates nothing of that size), and so is a grid of more than MAX_POINTS points (counted before any is
+    planned), or a point that appears twice.
     """
     from effprof.records import point_identity
 
@@ -112,7 +113,7 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
             for values in itertools.product(*(vary[k] for k in keys)):
                 overrides = {**own, **dict(zip(keys, values, strict=False))}
                 resolved = resolve_config(spec, overrides)  # raises ConfigError naming the bad value
-                if not force:
+                if not force and not count_only:
                     need, have = estimated_bytes(spec, resolved, mode), machine_bytes(resolved["device"])
                     if need > have:
                         sizes = ", ".join(f"{k}={resolved[k]}" for k in ("batch", "seq_len", "d_model"))
@@ -215,7 +216,7 @@ def sweep(
 
     names = [names] if isinstance(names, str) else names
     modes = [mode] if isinstance(mode, str) else mode
-    points = plan(names, vary, modes, config)
+    points = plan(names, vary, modes, config, count_only=options.count_only)
     if not isinstance(executor, str):
         return to_frame(run_points(points, options, output, executor=executor))
     with make_executor(executor, address) as runner:

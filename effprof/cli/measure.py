@@ -11,6 +11,7 @@ from effprof.cli import BadInput, app
 from effprof.cli.options import (
     AddressOpt,
     ClaimOpt,
+    CountOnlyOpt,
     CsvOpt,
     ExecutorOpt,
     FigureSizeOpt,
@@ -49,10 +50,10 @@ from effprof.cli.output import (
 from effprof.render.escape import plain, terminal
 
 
-def _options(max_time: float, threads: int, breakdown: bool = False, depth: int | None = None):
+def _options(max_time: float, threads: int, breakdown: bool = False, depth: int | None = None, count_only: bool = False):
     from effprof.measure.harness import Options
 
-    return Options(threads=threads, max_time_s=max_time, breakdown=breakdown, breakdown_depth=depth)
+    return Options(threads=threads, max_time_s=max_time, breakdown=breakdown, breakdown_depth=depth, count_only=count_only)
 
 
 def _targets(names: list[str] | None, module: list[str] | None, claim: list[str] | None,
@@ -111,6 +112,7 @@ def profile_command(
     depth: Annotated[int | None, typer.Option("--depth", help="levels of submodules in the --breakdown tree (default: all)", min=1)] = None,
     max_time: MaxTimeOpt = 1.0,
     threads: ThreadsOpt = 0,
+    count_only: CountOnlyOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Measure one point: FLOPs (analytic, counted, fvcore), time, memory, state."""
@@ -124,7 +126,7 @@ def profile_command(
                                                   ("batch", batch)) if value is not None]
     (name,), config = _targets(targets, [], claim, [*(param or []), *sizes])
     parse_modes([mode])
-    record = profile(name, mode=mode, options=_options(max_time, threads, breakdown, depth), **config)
+    record = profile(name, mode=mode, options=_options(max_time, threads, breakdown, depth, count_only), **config)
     if json_:
         print_json(record)
     else:
@@ -158,6 +160,7 @@ def sweep_command(
     force: ForceOpt = False,
     max_time: MaxTimeOpt = 1.0,
     threads: ThreadsOpt = 0,
+    count_only: CountOnlyOpt = False,
 ) -> None:
     """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
     from effprof.records import to_frame
@@ -170,7 +173,7 @@ def sweep_command(
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
     check_output_file(output, "--output")
     names, config = _targets(names, module, claim, param)
-    points = plan(names, varied, parse_modes(mode), config, force=force)
+    points = plan(names, varied, parse_modes(mode), config, force=force, count_only=count_only)
     if resume and output.exists():
         total = len(points)
         points = pending(points, read_records(output))
@@ -179,7 +182,7 @@ def sweep_command(
         err.print(plain(f"appending to {output}, which already holds records (--resume skips the points measured ok)"))
     hint = command_line() if resume else command_line() + " --resume"
     with runner:
-        records = measure_with_progress(points, _options(max_time, threads, breakdown, depth), str(output), runner, hint)
+        records = measure_with_progress(points, _options(max_time, threads, breakdown, depth, count_only), str(output), runner, hint)
     warn_mixed_machines(records)
     if records:
         for table in comparison_tables(to_frame(records)):
@@ -215,6 +218,7 @@ def compare_command(
     force: ForceOpt = False,
     max_time: MaxTimeOpt = 0.5,
     threads: ThreadsOpt = 0,
+    count_only: CountOnlyOpt = False,
     json_: JsonOpt = False,
     tables: Annotated[str, typer.Option("--tables", help="summary: one summary table, the crossovers that exist and the report's "
                                         "path (fits one screen); all: every table (values per size, fits, crossovers, complexity)")] = "summary",
@@ -250,14 +254,14 @@ def compare_command(
     if baseline is not None and baseline not in names:
         raise BadInput(f"--baseline {baseline!r} is neither a results file nor among the compared mechanisms; accepted: "
                        f"a .jsonl file or one of {', '.join(names)}")
-    points = plan(names, varied, parse_modes(mode) if mode else list(DEFAULT_MODES), config, force=force)
+    points = plan(names, varied, parse_modes(mode) if mode else list(DEFAULT_MODES), config, force=force, count_only=count_only)
     # Measure into a fresh file of its own; it takes the results' name only when the sweep has finished,
     # so an interrupted compare leaves an existing results file as it was.
     partial = Path(new_partial_file(results))
     hint = f"effprof sweep {' '.join(names)} ... -o {partial} --resume, then effprof report {partial} -o {output}"
     try:
         with runner:
-            records = measure_with_progress(points, _options(max_time, threads, breakdown, depth), str(partial), runner, hint)
+            records = measure_with_progress(points, _options(max_time, threads, breakdown, depth, count_only), str(partial), runner, hint)
     finally:
         if partial.exists() and not partial.stat().st_size:
             partial.unlink()  # nothing measured: leave nothing behind

@@ -16,6 +16,9 @@ VaryOpt = Annotated[list[str] | None, typer.Option("--vary", "-v", help="config 
 ModeOpt = Annotated[list[str] | None, typer.Option("--mode", "-m", help="forward, train or decode (repeatable)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of tables")]
 MaxTimeOpt = Annotated[float, typer.Option("--max-time", help="seconds spent timing each point", min=0.01, max=600)]
+CountOnlyOpt = Annotated[bool, typer.Option("--count-only",
+    help=("count, don't run: FLOPs, bytes moved, params, state/KV, activation and peak bytes from shapes alone "
+          "(fake tensors; nothing of full size is allocated, nothing is timed), at any size"))]
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default)", min=0, max=1024)]
 IsolateOpt = Annotated[bool, typer.Option("--isolate", help="run each point in a worker subprocess (timeouts, OOM, crashes become records)")]
 TimeoutOpt = Annotated[float | None, typer.Option("--timeout",

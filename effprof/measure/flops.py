@@ -286,6 +286,7 @@ permute_copy t_copy view_copy transpose_copy slice_copy split_copy select_copy _
 alias_copy detach_copy clone_copy new_tensor tensor item is_nonzero isnan isinf isfinite bincount
 slice_backward select_backward unbind_backward index_select_backward narrow_backward
 histc unique _unique2 unique_consecutive searchsorted bucketize complex argsort sort_stable diag_embed
+device
 """.split()
 
 FORMULAS: dict[str, Formula] = {
