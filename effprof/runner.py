@@ -38,9 +38,39 @@ def default_compare() -> list[str]:
     return [n for n in DEFAULT_COMPARE if n in registered]
 
 
-def profile(name: str, mode: str = "forward", options: Options = Options(), **config: Any) -> dict[str, Any]:
+def profile(name: Any, mode: str = "forward", options: Options = Options(), **config: Any) -> dict[str, Any]:
+    """`name`: a registered mechanism, a module target (pkg.mod:factory, hf:...), an nn.Module or a factory."""
+    (name,) = targets([name], config)
     ((_, _, overrides),) = plan([name], {}, [mode], config, count_only=options.count_only)  # validates, resolves NAME.key
     return measure_point(name, mode, overrides, options)
+
+
+def targets(names: Iterable[Any], config: dict[str, Any]) -> list[str]:
+    """Names for the Python API's targets: strings as they are; an nn.Module instance or a factory registered
+    as a module target (modules/objects.py), probed with `config`'s values."""
+    out = []
+    for name in names:
+        if isinstance(name, str):
+            out.append(name)
+        else:
+            from effprof.modules.objects import object_target
+
+            out.append(object_target(name, config))
+    return out
+
+
+def options_from(max_time: float = 1.0, threads: int = 0, count_only: bool = False, breakdown: bool = False,
+                 depth: int | None = None, seed: int = 0) -> Options:
+    """The Python API's measuring options (the CLI's --max-time, --threads, --count-only, --breakdown, --depth),
+    checked as the CLI checks them."""
+    if not (isinstance(max_time, (int, float)) and 0.01 <= max_time <= 600):
+        raise ConfigError(f"max_time={max_time!r} is not accepted; accepted: seconds from 0.01 to 600")
+    if not (isinstance(threads, int) and 0 <= threads <= 1024):
+        raise ConfigError(f"threads={threads!r} is not accepted; accepted: 0 (torch's default) to 1024")
+    if depth is not None and not (isinstance(depth, int) and depth >= 1):
+        raise ConfigError(f"depth={depth!r} is not accepted; accepted: a whole number of levels, 1 or more")
+    return Options(threads=threads, max_time_s=float(max_time), count_only=bool(count_only), breakdown=bool(breakdown),
+                   breakdown_depth=depth, seed=seed)
 
 
 @functools.cache
@@ -214,7 +244,7 @@ def sweep(
     from effprof.executors import make_executor
     from effprof.records import to_frame
 
-    names = [names] if isinstance(names, str) else names
+    names = targets([names] if isinstance(names, str) or not isinstance(names, (list, tuple)) else names, config)
     modes = [mode] if isinstance(mode, str) else mode
     points = plan(names, vary, modes, config, count_only=options.count_only)
     if not isinstance(executor, str):

@@ -26,6 +26,7 @@ on a silent guess. An op that still needs data ends the point with status
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator
 
 import torch
@@ -106,26 +107,28 @@ def with_data() -> Iterator[None]:
 
 
 def to_device(module: torch.nn.Module, device: str, dtype: torch.dtype) -> torch.nn.Module:
-    """module.to(device, dtype) for a module built while counting: every parameter and buffer made fake.
+    """module.to(device, dtype) while counting: every parameter and buffer made fake.
 
-    nn.Module.to swaps each fake parameter with its converted copy in place (torch.utils.swap_tensors), which
-    fails when anything holds a weak reference to it (the fake mode's own memo can); the parameters are
-    replaced in their modules instead, a parameter shared by two modules (tied weights) staying shared.
-    Module.to's rule is kept: only floating-point and complex tensors change dtype.
+    A module built while counting already holds fakes; they are replaced in their modules, not swapped as
+    nn.Module.to does (torch.utils.swap_tensors fails on a tensor anything holds a weak reference to, as the
+    fake mode's memo can). A module holding real tensors (an instance given to effprof.profile) is never
+    changed: a copy of it is made whose parameters are fakes (no data is copied). A tensor shared by two
+    modules (tied weights) stays shared. Module.to's rule is kept: only floating-point and complex tensors
+    change dtype.
     """
     mode = torch._guards.detect_fake_mode() or FakeTensorMode(allow_non_fake_inputs=True)
-    done: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(original) -> (original, kept alive; converted)
-
-    def convert(t: torch.Tensor) -> torch.Tensor:
-        if id(t) not in done:
+    tensors = [*module.parameters(), *module.buffers()]
+    converted: dict[int, torch.Tensor] = {}
+    for t in tensors:
+        if id(t) not in converted:
             fake = t if is_fake(t) else mode.from_tensor(t)
             new = fake.to(device=device, dtype=dtype if t.is_floating_point() or t.is_complex() else None, copy=True)
-            done[id(t)] = t, torch.nn.Parameter(new, requires_grad=t.requires_grad) if isinstance(t, torch.nn.Parameter) else new
-        return done[id(t)][1]
-
+            converted[id(t)] = torch.nn.Parameter(new, requires_grad=t.requires_grad) if isinstance(t, torch.nn.Parameter) else new
+    if not all(is_fake(t) for t in tensors):
+        return copy.deepcopy(module, memo=dict(converted))  # the parameters found in the memo are not copied
     for sub in module.modules():
         for table in (sub._parameters, sub._buffers):
             for key, t in table.items():
                 if t is not None:
-                    table[key] = convert(t)
+                    table[key] = converted[id(t)]
     return module

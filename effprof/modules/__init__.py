@@ -70,12 +70,14 @@ class ModuleSpec(MechanismSpec):
         return MODES if self.decodes else ("forward", "train")
 
 
-def module_spec(target: str, claims: tuple[Claim, ...] = (), config: dict[str, Any] | None = None) -> ModuleSpec:
+def module_spec(target: str, claims: tuple[Claim, ...] = (), config: dict[str, Any] | None = None,
+                made_by: tuple[Callable[..., Any], str, str] | None = None) -> ModuleSpec:
     """The registered spec of a factory target, created, probed and registered on first use.
 
     `claims` are added to the spec's own (a second call may add more, e.g. from --claim).
     `config`: the user's values (--param), which the probe uses where the factory accepts them;
-    `NAME.key` entries count for this target only.
+    `NAME.key` entries count for this target only. `made_by`: (factory, summary, family) of a factory
+    given as an object (the Python API, modules/objects.py) rather than imported from `target`.
     Raises ConfigError (one line) when the target cannot be imported, is not callable,
     or its module fails the probe at small sizes.
     """
@@ -85,7 +87,7 @@ def module_spec(target: str, claims: tuple[Claim, ...] = (), config: dict[str, A
             raise ConfigError(f"{target!r} is a registered mechanism, not a module factory")
         existing.claims = tuple(dict.fromkeys((*existing.claims, *claims)))
         return existing
-    factory, summary, family = _resolve(target)
+    factory, summary, family = made_by or _resolve(target)
     defaults, extra = _signature_defaults(target, factory)
     spec = ModuleSpec(
         name=target, family=family, summary=summary, paper=Paper("", 0, ""), causal=False, defaults=defaults,
