@@ -198,7 +198,8 @@ def compare_command(
     param: ParamOpt = None,
     module: ModuleOpt = None,
     claim: ClaimOpt = None,
-    breakdown: Annotated[bool, typer.Option("--breakdown/--no-breakdown", help="store FLOPs, time and peak memory per submodule in each record")] = True,
+    breakdown: Annotated[bool | None, typer.Option("--breakdown/--no-breakdown", help=("store FLOPs, time and peak memory per submodule "
+                                                    "in each record (default: on, off with --count-only)"))] = None,
     depth: Annotated[int | None, typer.Option("--depth", help="levels of submodules kept in the breakdown (default: 2)", min=1)] = 2,
     mode: ModeOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML report to write; its records go beside it (.jsonl)")] = DEFAULT_COMPARE_OUTPUT,
@@ -234,6 +235,8 @@ def compare_command(
     from effprof.render.export import ExportError, write_exports
     from effprof.runner import DEFAULT_MODES, DEFAULT_VARY, default_compare, plan
 
+    if breakdown is None:  # counting at production sizes, the breakdown's own pass over the model doubles the time
+        breakdown = not count_only
     if tables not in COMPARE_TABLES:
         raise BadInput(f"--tables {tables!r} is not a choice; accepted: {', '.join(COMPARE_TABLES)}")
     names, config = _targets(names, module, claim, param) if names or module else (default_compare(), parse_params(param))

@@ -37,6 +37,7 @@ so records, fits and reports name it as the user did.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 from collections.abc import Callable
@@ -198,8 +199,10 @@ def _signature_defaults(target: str, factory: Callable[..., Any]) -> tuple[dict[
             continue
         if p.kind is p.POSITIONAL_ONLY:
             raise ConfigError(f"--module {target!r}: parameter {name!r} is positional-only; a factory takes config keys by name")
-        if name in RUN_DEFAULTS:
-            continue  # effprof supplies these
+        if name in RUN_DEFAULTS:  # effprof supplies these; a factory's own default replaces effprof's (a published
+            if p.default is not p.empty:  # model's width, its dtype)
+                defaults[name] = p.default
+            continue
         if p.default is p.empty:
             raise ConfigError(f"--module {target!r}: parameter {name!r} has no default; give it one "
                               f"(only {', '.join(RUN_DEFAULTS)} may go without)")
@@ -271,20 +274,27 @@ def _probe(spec: ModuleSpec, values: dict[str, Any]) -> None:
         config = resolve_config(spec, {**values, "seq_len": PROBE_SEQ_LEN})
     except ConfigError as e:
         raise ConfigError(f"--module {target!r}: {e}") from None
+    from effprof.measure import count_only
+
+    # a factory marked count_probe (a whole published model) is probed on fake tensors: its weights are never allocated
+    shapes_only = bool(getattr(spec.factory, "count_probe", False))
     try:
-        module = build_with_spec(spec, config).eval()
-        x = torch.randn(config["batch"], config["seq_len"], config["d_model"], generator=torch.Generator().manual_seed(0))
-        with torch.no_grad():
-            y = module(x)
+        with count_only.counting() if shapes_only else contextlib.nullcontext():
+            module = build_with_spec(spec, config).eval()
+            x = torch.randn(config["batch"], config["seq_len"], config["d_model"], generator=torch.Generator().manual_seed(0))
+            with torch.no_grad():
+                y = module(x)
     except Exception as e:  # the factory's or the module's error, in one line
         raise ConfigError(f"--module {target!r} fails at d_model={config['d_model']}, seq_len={PROBE_SEQ_LEN}: "
                           f"{type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
-    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+    expected = tuple(module.output_shape(x)) if callable(getattr(module, "output_shape", None)) else tuple(x.shape)  # logits
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != expected:
         shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise ConfigError(f"--module {target!r}: its forward returned {shape}, expected {tuple(x.shape)} (batch, seq_len, d_model); "
                           "a module that needs other inputs or returns a tuple: have the factory return (module, inputs)")
     has_steps = all(callable(getattr(module, m, None)) for m in DECODE_METHODS)
-    spec.decodes = has_steps and _is_causal(module, x, y)
+    declared = getattr(module, "causal", None) is True  # a decoder model says so (a probe on fakes has no data to check)
+    spec.decodes = has_steps and (declared or _is_causal(module, x, y))
     spec.causal = spec.decodes  # DESIGN.md: causal mechanisms decode; the harness reads their prefill state
 
 
@@ -292,10 +302,14 @@ def build_with_spec(spec: MechanismSpec, config: dict[str, Any]):
     """Build from a spec not (yet) registered, as registry.build does, with seed 0."""
     import torch
 
+    from effprof.measure import count_only
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         module = spec.builder(config)
     module.config = config
+    if count_only.active():
+        return count_only.to_device(module, config["device"], getattr(torch, config["dtype"]))
     return module.to(device=config["device"], dtype=getattr(torch, config["dtype"]))
 
 
