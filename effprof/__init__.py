@@ -22,22 +22,37 @@ if TYPE_CHECKING:
     import pandas
 
 
-def profile(name: str, mode: str = "forward", **config: Any) -> dict[str, Any]:
-    """Measure one point and return its record."""
+def profile(target: Any, mode: str = "forward", *, max_time: float = 1.0, threads: int = 0, count_only: bool = False,
+            breakdown: bool = False, depth: int | None = None, seed: int = 0, **config: Any) -> dict[str, Any]:
+    """Measure one point and return its record.
+
+    `target`: a registered mechanism's name, a module target ("pkg.mod:factory", "hf:llama"), an nn.Module
+    instance (measured as it is; its config must match its shapes) or a factory (called with the config keys
+    it names). `max_time`: seconds spent timing; `count_only`: count on fake tensors, nothing run or timed
+    (any size); `breakdown`/`depth`: per-submodule figures. The other keywords are config keys.
+    """
+    from effprof.runner import options_from
     from effprof.runner import profile as _profile
 
-    return _profile(name, mode=mode, **config)
+    options = options_from(max_time, threads, count_only, breakdown, depth, seed)
+    return _profile(target, mode=mode, options=options, **config)
 
 
-def sweep(names: list[str] | str, vary: dict[str, list[Any]], mode: str | list[str] = "forward", **config: Any) -> pandas.DataFrame:
-    """Measure every combination of the `vary` values for each mechanism; one row per point.
+def sweep(names: Any, vary: dict[str, list[Any]], mode: str | list[str] = "forward", *, max_time: float = 1.0,
+          threads: int = 0, count_only: bool = False, breakdown: bool = False, depth: int | None = None, seed: int = 0,
+          **config: Any) -> pandas.DataFrame:
+    """Measure every combination of the `vary` values for each target; one row per point.
 
+    `names`: one target or a list (names, module targets, nn.Module instances, factories; see `profile`).
     `executor="ray"` (with `address="auto"`, `"ray://host:port"` or none for a local Ray instance) runs the
-    points as Ray tasks; `"process"` runs each in a worker subprocess; the default runs them here.
+    points as Ray tasks; `"process"` runs each in a worker subprocess; the default runs them here (the only
+    place an instance or a factory object can run). `output=path` appends each record as it is measured.
     """
+    from effprof.runner import options_from
     from effprof.runner import sweep as _sweep
 
-    return _sweep(names, vary=vary, mode=mode, **config)
+    options = options_from(max_time, threads, count_only, breakdown, depth, seed)
+    return _sweep(names, vary=vary, mode=mode, options=options, **config)
 
 
 def fit(frame: pandas.DataFrame | list[dict[str, Any]]) -> pandas.DataFrame:

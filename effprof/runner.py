@@ -38,9 +38,39 @@ def default_compare() -> list[str]:
     return [n for n in DEFAULT_COMPARE if n in registered]
 
 
-def profile(name: str, mode: str = "forward", options: Options = Options(), **config: Any) -> dict[str, Any]:
-    ((_, _, overrides),) = plan([name], {}, [mode], config)  # validates, and resolves NAME.key params
+def profile(name: Any, mode: str = "forward", options: Options = Options(), **config: Any) -> dict[str, Any]:
+    """`name`: a registered mechanism, a module target (pkg.mod:factory, hf:...), an nn.Module or a factory."""
+    (name,) = targets([name], config)
+    ((_, _, overrides),) = plan([name], {}, [mode], config, count_only=options.count_only)  # validates, resolves NAME.key
     return measure_point(name, mode, overrides, options)
+
+
+def targets(names: Iterable[Any], config: dict[str, Any]) -> list[str]:
+    """Names for the Python API's targets: strings as they are; an nn.Module instance or a factory registered
+    as a module target (modules/objects.py), probed with `config`'s values."""
+    out = []
+    for name in names:
+        if isinstance(name, str):
+            out.append(name)
+        else:
+            from effprof.modules.objects import object_target
+
+            out.append(object_target(name, config))
+    return out
+
+
+def options_from(max_time: float = 1.0, threads: int = 0, count_only: bool = False, breakdown: bool = False,
+                 depth: int | None = None, seed: int = 0) -> Options:
+    """The Python API's measuring options (the CLI's --max-time, --threads, --count-only, --breakdown, --depth),
+    checked as the CLI checks them."""
+    if not (isinstance(max_time, (int, float)) and 0.01 <= max_time <= 600):
+        raise ConfigError(f"max_time={max_time!r} is not accepted; accepted: seconds from 0.01 to 600")
+    if not (isinstance(threads, int) and 0 <= threads <= 1024):
+        raise ConfigError(f"threads={threads!r} is not accepted; accepted: 0 (torch's default) to 1024")
+    if depth is not None and not (isinstance(depth, int) and depth >= 1):
+        raise ConfigError(f"depth={depth!r} is not accepted; accepted: a whole number of levels, 1 or more")
+    return Options(threads=threads, max_time_s=float(max_time), count_only=bool(count_only), breakdown=bool(breakdown),
+                   breakdown_depth=depth, seed=seed)
 
 
 @functools.cache
@@ -69,14 +99,15 @@ def estimated_bytes(spec, config: dict[str, Any], mode: str) -> float:
 
 
 def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str], config: dict[str, Any],
-         force: bool = False, probe: Callable | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+         force: bool = False, probe: Callable | None = None, count_only: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
     """Every (name, mode, overrides) point of a sweep, each validated before anything runs.
 
     Module factory targets are registered first, each probed by `probe` (effprof.modules.module_spec; the
     executor's, so that --isolate builds them in its worker).
 
-    A point whose estimated memory exceeds the device's is refused unless `force`, and so is a grid of more
-    than MAX_POINTS points (counted before any is planned), or a point that appears twice.
+    A point whose estimated memory exceeds the device's is refused unless `force` (or `count_only`: a count
+    allocates nothing of that size), and so is a grid of more than MAX_POINTS points (counted before any is
+    planned), or a point that appears twice.
     """
     from effprof.records import point_identity
 
@@ -117,7 +148,7 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
             for values in itertools.product(*(vary[k] for k in keys)):
                 overrides = {**own, **dict(zip(keys, values, strict=False))}
                 resolved = resolve_config(spec, overrides)  # raises ConfigError naming the bad value
-                if not force:
+                if not force and not count_only:
                     need, have = estimated_bytes(spec, resolved, mode), machine_bytes(resolved["device"])
                     if need > have:
                         sizes = ", ".join(f"{k}={resolved[k]}" for k in ("batch", "seq_len", "d_model"))
@@ -247,11 +278,11 @@ def sweep(
     from effprof.executors import make_executor
     from effprof.records import to_frame
 
-    names = [names] if isinstance(names, str) else names
+    names = targets([names] if isinstance(names, str) or not isinstance(names, (list, tuple)) else names, config)
     modes = [mode] if isinstance(mode, str) else mode
     if not isinstance(executor, str):
-        points = plan(names, vary, modes, config, probe=executor.probe)
+        points = plan(names, vary, modes, config, probe=executor.probe, count_only=options.count_only)
         return to_frame(run_points(points, options, output, executor=executor))
     with make_executor(executor, address) as runner:
-        points = plan(names, vary, modes, config, probe=runner.probe)
+        points = plan(names, vary, modes, config, probe=runner.probe, count_only=options.count_only)
         return to_frame(run_points(points, options, output, executor=runner))

@@ -11,23 +11,28 @@ from effprof.check.claims import Check, CheckSuite
 from effprof.check.judge import CheckResult, judge
 
 
-def needed_options(metrics: set[str], threads: int = 0, max_time: float = 0.5):
-    """Measure only what the metrics need: no fvcore, no timing unless time is judged."""
+def needed_options(metrics: set[str], threads: int = 0, max_time: float = 0.5, count_only: bool = False):
+    """Measure only what the metrics need: no fvcore, no timing unless time is judged.
+
+    count_only: count on fake tensors (measure/count_only.py) unless time is judged: a time claim is always
+    judged on a real run, never on counts.
+    """
     from effprof.measure.harness import Options
 
     return Options(threads=threads, max_time_s=max_time, count_flops="flops" in metrics, fvcore=False,
-                   memory=bool(metrics & {"peak_bytes", "activation_bytes"}), timing="time" in metrics)
+                   memory=bool(metrics & {"peak_bytes", "activation_bytes"}), timing="time" in metrics,
+                   count_only=count_only and "time" not in metrics)
 
 
 def run_check(check: Check, baseline: list[dict[str, Any]] | None = None, regression: dict[str, float] | None = None,
               threads: int = 0, max_time: float = 0.5, output: str | None = None,
-              on_record: Callable[[dict[str, Any]], None] | None = None, executor=None) -> CheckResult:
+              on_record: Callable[[dict[str, Any]], None] | None = None, executor=None, count_only: bool = False) -> CheckResult:
     """Measure a check's points (on `executor`, default this process), fit, judge its claim, and compare with the baseline."""
     from effprof.runner import run_points
 
     regression = regression or {}
     started = time.perf_counter()
-    options = needed_options({check.metric, *(regression if baseline is not None else ())}, threads, max_time)
+    options = needed_options({check.metric, *(regression if baseline is not None else ())}, threads, max_time, count_only)
     records = run_points(check.points, options, output, on_record, executor=executor)
     result = judge(check, records)
     if baseline is not None:
@@ -39,7 +44,8 @@ def run_check(check: Check, baseline: list[dict[str, Any]] | None = None, regres
 
 
 def run_suite(suite: CheckSuite, threads: int = 0, max_time: float = 0.5, output: str | None = None,
-              on_record: Callable[[dict[str, Any]], None] | None = None, executor=None) -> list[CheckResult]:
-    return [run_check(c, suite.baseline, suite.regression, threads, max_time, output, on_record, executor) for c in suite.checks]
+              on_record: Callable[[dict[str, Any]], None] | None = None, executor=None, count_only: bool = False) -> list[CheckResult]:
+    return [run_check(c, suite.baseline, suite.regression, threads, max_time, output, on_record, executor, count_only)
+            for c in suite.checks]
 
 

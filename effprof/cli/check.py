@@ -26,6 +26,8 @@ def check_command(
     address: AddressOpt = None,
     isolate: IsolateOpt = False,
     timeout: TimeoutOpt = None,
+    count_only: Annotated[bool, typer.Option("--count-only", help=("judge FLOP, state and memory checks on counts (fake tensors, "
+                                             "any size, nothing timed); time checks still run for real"))] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Measure each claimed exponent, fit it and exit 1 when any claim (or a baseline comparison) fails.
@@ -44,7 +46,7 @@ def check_command(
     if output is not None:
         check_results_file(output, "--output")
     with runner:
-        results = _run_with_progress(suite, run_suite, threads, max_time, str(output) if output else None, runner)
+        results = _run_with_progress(suite, run_suite, threads, max_time, str(output) if output else None, runner, count_only)
     if json_:
         print_json([r.to_dict() for r in results])
     else:
@@ -72,7 +74,7 @@ def check_command(
         raise typer.Exit(1)
 
 
-def _run_with_progress(suite, run_suite, threads: int, max_time: float, output: str | None, executor=None):
+def _run_with_progress(suite, run_suite, threads: int, max_time: float, output: str | None, executor=None, count_only: bool = False):
     from effprof.render.console import point_label, progress_bar
 
     with progress_bar(err, sum(len(c.points) for c in suite.checks)) as bar:
@@ -81,7 +83,7 @@ def _run_with_progress(suite, run_suite, threads: int, max_time: float, output: 
         def on_record(record) -> None:
             bar.update(task, advance=1, description=point_label(record))
 
-        return run_suite(suite, threads, max_time, output, on_record, executor)
+        return run_suite(suite, threads, max_time, output, on_record, executor, count_only)
 
 
 def _checks_table(results):

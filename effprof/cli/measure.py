@@ -14,6 +14,7 @@ from effprof.cli.options import (
     ClaimOpt,
     CompileModeOpt,
     CompileOpt,
+    CountOnlyOpt,
     CsvOpt,
     ExecutorOpt,
     FigureSizeOpt,
@@ -57,10 +58,10 @@ from effprof.plugins import load_project_plugins
 from effprof.render.escape import plain, terminal
 
 
-def _options(max_time: float, threads: int, breakdown: bool = False, depth: int | None = None):
+def _options(max_time: float, threads: int, breakdown: bool = False, depth: int | None = None, count_only: bool = False):
     from effprof.measure.harness import Options
 
-    return Options(threads=threads, max_time_s=max_time, breakdown=breakdown, breakdown_depth=depth)
+    return Options(threads=threads, max_time_s=max_time, breakdown=breakdown, breakdown_depth=depth, count_only=count_only)
 
 
 def _targets(names: list[str] | None, module: list[str] | None, claim: list[str] | None,
@@ -145,6 +146,7 @@ def profile_command(
     depth: Annotated[int | None, typer.Option("--depth", help="levels of submodules in the --breakdown tree (default: all)", min=1)] = None,
     max_time: MaxTimeOpt = 1.0,
     threads: ThreadsOpt = 0,
+    count_only: CountOnlyOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Measure one point: FLOPs (analytic, counted, fvcore), time, memory, state."""
@@ -159,7 +161,7 @@ def profile_command(
                                                   ("batch", batch)) if value is not None]
     (name,), config = _targets(targets, [], claim, [*(param or []), *sizes])
     parse_modes([mode])
-    record = profile(name, mode=mode, options=_options(max_time, threads, breakdown, depth), **config)
+    record = profile(name, mode=mode, options=_options(max_time, threads, breakdown, depth, count_only), **config)
     if json_:
         print_json(record)
     else:
@@ -195,6 +197,7 @@ def sweep_command(
     threads: ThreadsOpt = 0,
     compile_: CompileOpt = False,
     compile_mode: CompileModeOpt = "default",
+    count_only: CountOnlyOpt = False,
 ) -> None:
     """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
     load_project_plugins()
@@ -210,7 +213,7 @@ def sweep_command(
     check_results_file(output, "--output")
     with _closed_on_error(runner):
         names, config = _targets(names, module, claim, param, runner)
-    points = plan(names, varied, parse_modes(mode), config, force=force)
+    points = plan(names, varied, parse_modes(mode), config, force=force, count_only=count_only)
     if resume and output.exists():
         total = len(points)
         points = pending(points, read_records(output))
@@ -219,7 +222,7 @@ def sweep_command(
         err.print(plain(f"appending to {output}, which already holds records (--resume skips the points measured ok)"))
     hint = command_line() if resume else command_line() + " --resume"
     with runner:
-        records = measure_with_progress(points, _options(max_time, threads, breakdown, depth), str(output), runner, hint)
+        records = measure_with_progress(points, _options(max_time, threads, breakdown, depth, count_only), str(output), runner, hint)
     warn_mixed_machines(records)
     if records:
         for table in comparison_tables(to_frame(records)):
@@ -235,7 +238,8 @@ def compare_command(
     param: ParamOpt = None,
     module: ModuleOpt = None,
     claim: ClaimOpt = None,
-    breakdown: Annotated[bool, typer.Option("--breakdown/--no-breakdown", help="store FLOPs, time and peak memory per submodule in each record")] = True,
+    breakdown: Annotated[bool | None, typer.Option("--breakdown/--no-breakdown", help=("store FLOPs, time and peak memory per submodule "
+                                                    "in each record (default: on, off with --count-only)"))] = None,
     depth: Annotated[int | None, typer.Option("--depth", help="levels of submodules kept in the breakdown (default: 2)", min=1)] = 2,
     mode: ModeOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML report to write; its records go beside it (.jsonl)")] = DEFAULT_COMPARE_OUTPUT,
@@ -255,6 +259,7 @@ def compare_command(
     force: ForceOpt = False,
     max_time: MaxTimeOpt = 0.5,
     threads: ThreadsOpt = 0,
+    count_only: CountOnlyOpt = False,
     json_: JsonOpt = False,
     tables: Annotated[str, typer.Option("--tables", help="summary: one summary table, the crossovers that exist and the report's "
                                         "path (fits one screen); all: every table (values per size, fits, crossovers, complexity)")] = "summary",
@@ -276,6 +281,8 @@ def compare_command(
     from effprof.render.export import ExportError, write_exports
     from effprof.runner import DEFAULT_MODES, DEFAULT_VARY, default_compare, plan
 
+    if breakdown is None:  # counting at production sizes, the breakdown's own pass over the model doubles the time
+        breakdown = not count_only
     if tables not in COMPARE_TABLES:
         raise BadInput(f"--tables {tables!r} is not a choice; accepted: {', '.join(COMPARE_TABLES)}")
     labels = parse_labels(label)
@@ -299,7 +306,7 @@ def compare_command(
     if baseline is not None and baseline not in names:
         raise BadInput(f"--baseline {baseline!r} is neither a results file nor among the compared mechanisms; accepted: "
                        f"a .jsonl file or one of {', '.join(names)}")
-    points = plan(names, varied, parse_modes(mode) if mode else list(DEFAULT_MODES), config, force=force)
+    points = plan(names, varied, parse_modes(mode) if mode else list(DEFAULT_MODES), config, force=force, count_only=count_only)
     if labels:  # refused before anything is measured: a label must name a series of this compare
         from effprof.suggest import accepted
 
@@ -313,7 +320,7 @@ def compare_command(
     hint = f"effprof sweep {' '.join(names)} ... -o {partial} --resume, then effprof report {partial} -o {output}"
     try:
         with runner:
-            records = measure_with_progress(points, _options(max_time, threads, breakdown, depth), str(partial), runner, hint)
+            records = measure_with_progress(points, _options(max_time, threads, breakdown, depth, count_only), str(partial), runner, hint)
     finally:
         if partial.exists() and not partial.stat().st_size:
             partial.unlink()  # nothing measured: leave nothing behind

@@ -18,6 +18,9 @@ ModeOpt = Annotated[list[str] | None, typer.Option("--mode", "-m", help="forward
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of tables")]
 MaxTimeOpt = Annotated[float, typer.Option("--max-time", help="seconds spent timing each point", min=MAX_TIME_S[0], max=MAX_TIME_S[1])]
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default)", min=0, max=MAX_THREADS)]
+CountOnlyOpt = Annotated[bool, typer.Option("--count-only",
+    help=("count, don't run: FLOPs, bytes moved, params, state/KV, activation and peak bytes from shapes alone "
+          "(fake tensors; nothing of full size is allocated, nothing is timed), at any size"))]
 IsolateOpt = Annotated[bool, typer.Option("--isolate", help="run each point in a worker subprocess (timeouts, OOM, crashes become records)")]
 TimeoutOpt = Annotated[float | None, typer.Option("--timeout",
     help=("seconds per point before it is recorded as timeout (with --isolate or --executor process|ray)"), min=0.1)]

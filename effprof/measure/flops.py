@@ -245,6 +245,17 @@ def _index_add(args: tuple, kwargs: dict, out: Any) -> float:
     return float(args[3].numel())
 
 
+def _grouped_mm(args: tuple, kwargs: dict, out: Any) -> float:
+    """Grouped matmul (a MoE's experts, transformers' grouped_mm): each row meets its own group's weight, so the
+    count is 2·rows·K·N whatever the split into groups (no data needed): 2D×3D (M,K)·(G,K,N) -> (M,N),
+    3D×3D batched -> (G,M,N), 2D×2D grouped along K -> (G,M,N)."""
+    a, b = args[0], args[1]
+    o = _first(out)
+    if a.dim() == 2 and b.dim() == 2:
+        return 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
+    return 2.0 * o.numel() * a.shape[-1]
+
+
 def _embedding_backward(args: tuple, kwargs: dict, out: Any) -> float:
     return float(args[0].numel())  # accumulate each grad row into its token's row
 
@@ -262,6 +273,7 @@ FUSED_ELEMENTWISE = {"addcmul": 2, "addcdiv": 2, "lerp": 2, "polar": 3, "logit":
 
 REDUCTIONS = {
     "sum": 1, "mean": 1, "amax": 1, "amin": 1, "max": 1, "min": 1, "prod": 1, "argmax": 1, "argmin": 1,
+    "aminmax": 2, "nansum": 1, "nanmean": 1, "count_nonzero": 1, "median": 1, "nanmedian": 1, "kthvalue": 1, "mode": 1,
     "cumsum": 1, "cumprod": 1, "cummax": 1, "logcumsumexp": 3, "norm": 2, "linalg_vector_norm": 2,
     "var": 3, "std": 3, "var_mean": 3, "std_mean": 3, "logsumexp": 3, "any": 1, "all": 1, "topk": 1,
     "_softmax": SOFTMAX_FLOPS, "_log_softmax": SOFTMAX_FLOPS, "_safe_softmax": SOFTMAX_FLOPS,
@@ -286,6 +298,7 @@ permute_copy t_copy view_copy transpose_copy slice_copy split_copy select_copy _
 alias_copy detach_copy clone_copy new_tensor tensor item is_nonzero isnan isinf isfinite bincount
 slice_backward select_backward unbind_backward index_select_backward narrow_backward
 histc unique _unique2 unique_consecutive searchsorted bucketize complex argsort sort_stable diag_embed
+device
 """.split()
 
 FORMULAS: dict[str, Formula] = {
@@ -321,6 +334,9 @@ FORMULAS: dict[str, Formula] = {
     "index_put": _index_put,  # accumulate=True adds each value: one add per value; otherwise a plain write
     "_index_put_impl": _index_put,
     "mul": _complex_mul,
+    "_grouped_mm": _grouped_mm,
+    "grouped_mm": _grouped_mm,
+    "grouped_mm_fallback": _grouped_mm,  # transformers' custom op where torch's grouped_mm does not apply
 }
 for _op in ELEMENTWISE:
     FORMULAS.setdefault(_op, per_output(1))

@@ -14,8 +14,9 @@ the point, each change named in the record's `warnings` (measure/guard.py).
 
 from __future__ import annotations
 
+import contextlib
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -26,7 +27,7 @@ from effprof.measure.env import environment
 from effprof.measure.flops import FlopCounter
 from effprof.measure.fvcore_count import fvcore_flops
 from effprof.measure.guard import user_code
-from effprof.measure.memory import activation_bytes, peak_bytes
+from effprof.measure.memory import LiveTensorTracker, activation_bytes, peak_bytes
 from effprof.measure.roofline import machine_roofline
 from effprof.measure.timing import time_call
 from effprof.measure.workload import make_workload
@@ -52,6 +53,7 @@ class Options:
     seed: int = 0
     breakdown: bool = False  # forward mode: FLOPs, time, peak memory per submodule (measure/breakdown.py)
     breakdown_depth: int | None = None  # levels of submodules kept; None: all
+    count_only: bool = False  # shapes only (measure/count_only.py): FLOPs, bytes, params, state, memory; no time
 
     def __post_init__(self) -> None:
         from effprof.config import ConfigError
@@ -185,6 +187,7 @@ def _base_record(spec, resolved: dict[str, Any], mode: str, threads: int, option
         "complexity": dict(spec.complexity),
         "status": "ok",
         "error": "",
+        "measured_by": "run",
         "seed": options.seed,
         **environment(resolved["device"], threads),
     }
@@ -192,14 +195,38 @@ def _base_record(spec, resolved: dict[str, Any], mode: str, threads: int, option
 
 def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads: int, record: dict[str, Any],
              changes: list[str]) -> None:
+    if not options.count_only:
+        return _run(spec, config, mode, options, threads, record, changes)
+    from effprof.measure import count_only
+
+    record["measured_by"] = "count"
+    nothing_timed = replace(options, fvcore=False, timing=False, roofline=False)
+    assumptions: list[str] = []
+    try:
+        with count_only.counting() as assumptions:
+            _run(spec, config, mode, nothing_timed, threads, record, changes)
+    except count_only.NEEDS_DATA as e:  # an op whose output size depends on values: no count without data
+        raise NotImplementedError(f"count-only: {spec.name} {mode} needs data at {e.func if hasattr(e, 'func') else e}; "
+                                  "measure it with a real run") from None
+    finally:
+        if assumptions:
+            record["assumptions"] = "; ".join(assumptions)
+    record["fvcore_note"] = "count-only: fvcore traces real tensors"
+
+
+def _run(spec, config: dict[str, Any], mode: str, options: Options, threads: int, record: dict[str, Any],
+         changes: list[str]) -> None:
     with user_code(changes):  # what the build changes is put back before anything is measured
         module = build(spec.name, seed=options.seed, **config)
     record["params"] = sum(p.numel() for p in module.parameters())
     work = make_workload(module, config, mode, seed=options.seed)
 
+    together = options.count_only and options.memory  # counting, one pass serves both counters (runs cost no time)
     if options.count_flops:
-        with FlopCounter() as counter:
+        with FlopCounter() as counter, (LiveTensorTracker() if together else contextlib.nullcontext()) as tracker:
             work.run()
+        if together:
+            record["peak_bytes"] = int(tracker.peak)
         record["flops_counted"] = counter.total / work.per_call
         record["bytes_moved"] = counter.bytes_moved / work.per_call
         if counter.bytes_moved:
@@ -221,7 +248,9 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
         compile_in_place(module, mode, config["compile"])
         record.update(cold_call(work.run, config["device"]))
     if options.memory:
-        record["peak_bytes"] = peak_bytes(work.run, config["device"])  # decode: over all gen_len steps
+        # decode: over all gen_len steps; counting, the dispatcher tracker on every device (fakes allocate nothing)
+        if record["peak_bytes"] is None:
+            record["peak_bytes"] = peak_bytes(work.run, "cpu" if options.count_only else config["device"])
         if mode == "train":
             x = work.inputs[0]
             exclude = [*module.parameters(), *module.buffers(), *work.inputs]
@@ -240,14 +269,14 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
         record["state_bytes"] = state_nbytes(state)
         _state_breakdown(module, state, record)
         del state
-    if provides(module, "diagnostics"):  # of a forward over the whole input, whatever else was measured before
+    if provides(module, "diagnostics") and not options.count_only:  # of a forward over the whole input, whatever else was measured before
         with torch.no_grad():
             module(work.inputs[0].detach())
         record.update(module.diagnostics())
     if options.breakdown and mode == "forward" and not compiled:  # its hooks would break the compiled graph
         from effprof.measure.breakdown import measure_breakdown
 
-        record["breakdown"] = measure_breakdown(module, work.run, options.breakdown_depth)
+        record["breakdown"] = measure_breakdown(module, work.run, options.breakdown_depth, repeats=0 if options.count_only else 5)
         record["breakdown"][""]["flops_analytic"] = record["flops_analytic"]  # the spec's model, beside the count
     if options.timing and provides(module, "layer_kinds") and mode == "forward" and not compiled:
         for kind, t in time_by_layer_kind(module, work.run).items():

@@ -5,7 +5,9 @@
   outputs; a fresh storage (not a view, not in-place) is counted from its creation
   until Python frees it (a weakref finaliser), and the peak of the running total is
   kept. Storages that existed before the call (parameters, inputs) never count.
-  Scratch memory inside a kernel is invisible to it.
+  Scratch memory inside a kernel is invisible to it. The same tracking runs on the
+  fake tensors of a count-only measurement (measure/count_only.py): their storages
+  have sizes but no data, so peak and activation bytes follow from shapes alone.
 - activation_bytes: storages packed by autograd's saved_tensors_hooks during the
   forward of a train step, each storage once, parameters and inputs excluded.
 """
@@ -19,6 +21,12 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
+
+
+def storage_key(t: torch.Tensor) -> int:
+    """The identity of t's storage (its StorageImpl), the same for every view of it; unlike data_ptr() it also
+    tells apart the storages of fake tensors (count-only measurement), which have no data pointer."""
+    return t.untyped_storage()._cdata
 
 
 class LiveTensorTracker(TorchDispatchMode):
@@ -40,7 +48,7 @@ class LiveTensorTracker(TorchDispatchMode):
             if not isinstance(t, torch.Tensor):
                 continue
             storage = t.untyped_storage()
-            key, nbytes = storage.data_ptr(), storage.nbytes()
+            key, nbytes = storage_key(t), storage.nbytes()
             if nbytes == 0 or key in self._tracked:
                 continue
             self._tracked.add(key)
@@ -66,14 +74,13 @@ def peak_bytes(fn: Callable[[], Any], device: str) -> int:
 
 def activation_bytes(forward: Callable[[], Any], exclude: Iterable[torch.Tensor]) -> int:
     """Bytes of the tensors autograd saves for backward during forward(), each storage once."""
-    excluded = {t.untyped_storage().data_ptr() for t in exclude}
+    excluded = {storage_key(t) for t in exclude}
     saved: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        key = storage.data_ptr()
+        key = storage_key(t)
         if key not in excluded:
-            saved[key] = storage.nbytes()
+            saved[key] = t.untyped_storage().nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):

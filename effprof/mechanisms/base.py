@@ -100,10 +100,11 @@ def state_tensors(state: State) -> list[torch.Tensor]:
 
 def state_nbytes(state: State) -> int:
     """Bytes held by a decode state, each storage counted once."""
+    from effprof.measure.memory import storage_key
+
     seen: dict[int, int] = {}
     for t in state_tensors(state):
-        storage = t.untyped_storage()
-        seen[storage.data_ptr()] = storage.nbytes()
+        seen[storage_key(t)] = t.untyped_storage().nbytes()
     return sum(seen.values())
 
 

@@ -37,6 +37,7 @@ so records, fits and reports name it as the user did.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 from collections.abc import Callable
@@ -78,7 +79,7 @@ Probe = Callable[[str, tuple[Claim, ...], dict[str, Any]], bool]  # (target, cla
 
 
 def module_spec(target: str, claims: tuple[Claim, ...] = (), config: dict[str, Any] | None = None,
-                probe: Probe | None = None) -> ModuleSpec:
+                probe: Probe | None = None, made_by: tuple[Callable[..., Any], str, str] | None = None) -> ModuleSpec:
     """The registered spec of a factory target, created, probed and registered on first use.
 
     `claims` are added to the spec's own (a second call may add more, e.g. from --claim).
@@ -86,6 +87,8 @@ def module_spec(target: str, claims: tuple[Claim, ...] = (), config: dict[str, A
     `NAME.key` entries count for this target only.
     `probe`: where the factory is first built and run (default: here, `_probe`); --isolate runs it in the
     worker, under --timeout and --max-memory (effprof.measure.isolate.IsolatedRunner.probe).
+    `made_by`: (factory, summary, family) of a factory given as an object (the Python API, modules/objects.py)
+    rather than imported from `target`.
     Raises ConfigError (one line) when the target cannot be imported, is not callable,
     its module fails the probe at small sizes, or a claim names a mode it cannot run.
     """
@@ -96,7 +99,7 @@ def module_spec(target: str, claims: tuple[Claim, ...] = (), config: dict[str, A
         _check_claim_modes(existing, claims)
         existing.claims = tuple(dict.fromkeys((*existing.claims, *claims)))
         return existing
-    spec = _new_spec(target, tuple(claims))
+    spec = _new_spec(target, tuple(claims), made_by)
     values = _own_values(target, spec, config or {})
     if probe is None:
         _probe(spec, values)
@@ -107,9 +110,9 @@ def module_spec(target: str, claims: tuple[Claim, ...] = (), config: dict[str, A
     return spec
 
 
-def _new_spec(target: str, claims: tuple[Claim, ...]) -> ModuleSpec:
+def _new_spec(target: str, claims: tuple[Claim, ...], made_by: tuple[Callable[..., Any], str, str] | None = None) -> ModuleSpec:
     """The spec of a factory target, not probed (decodes False) and not registered."""
-    factory, summary, family = _resolve(target)
+    factory, summary, family = made_by or _resolve(target)
     defaults, extra = _signature_defaults(target, factory)
     spec = ModuleSpec(
         name=target, family=family, summary=summary, paper=Paper("", 0, ""), causal=False, defaults=defaults,
@@ -271,8 +274,10 @@ def _signature_defaults(target: str, factory: Callable[..., Any]) -> tuple[dict[
             continue
         if p.kind is p.POSITIONAL_ONLY:
             raise ConfigError(f"--module {target!r}: parameter {name!r} is positional-only; a factory takes config keys by name")
-        if name in RUN_DEFAULTS:
-            continue  # effprof supplies these
+        if name in RUN_DEFAULTS:  # effprof supplies these; a factory's own default replaces effprof's (a published
+            if p.default is not p.empty:  # model's width, its dtype)
+                defaults[name] = p.default
+            continue
         if p.default is p.empty:
             raise ConfigError(f"--module {target!r}: parameter {name!r} has no default; give it one "
                               f"(only {', '.join(RUN_DEFAULTS)} may go without)")
@@ -347,22 +352,28 @@ def _probe(spec: ModuleSpec, values: dict[str, Any]) -> None:
         config = resolve_config(spec, {**values, "seq_len": PROBE_SEQ_LEN})
     except ConfigError as e:
         raise ConfigError(f"--module {target!r}: {e}") from None
+    from effprof.measure import count_only
+
     at = f"d_model={config['d_model']}, seq_len={PROBE_SEQ_LEN}" + "".join(
         f", {key}={config[key]}" for key in ("dtype", "device") if config[key] != RUN_DEFAULTS[key])
+    # a factory marked count_probe (a whole published model) is probed on fake tensors: its weights are never allocated
+    shapes_only = bool(getattr(spec.factory, "count_probe", False))
     try:
-        with user_code():  # sys.exit in the factory is an error; torch settings it changes are put back
-            module = build_with_spec(spec, config).eval()
+        with user_code(), (count_only.counting() if shapes_only else contextlib.nullcontext()):  # sys.exit in the factory
+            module = build_with_spec(spec, config).eval()  # is an error; torch settings it changes are put back
             x = probe_input(config)
             with torch.no_grad():
                 y = module(x)
-            ok = isinstance(y, torch.Tensor) and y.shape == x.shape
+            expected = tuple(module.output_shape(x)) if callable(getattr(module, "output_shape", None)) else tuple(x.shape)  # logits
+            ok = isinstance(y, torch.Tensor) and tuple(y.shape) == expected
             has_steps = all(callable(getattr(module, m, None)) for m in DECODE_METHODS)
-            causal = ok and has_steps and _is_causal(module, x, y)
+            declared = getattr(module, "causal", None) is True  # a decoder model says so (a probe on fakes has no data to check)
+            causal = ok and has_steps and (declared or _is_causal(module, x, y))
     except Exception as e:  # the factory's or the module's error, in one line
         raise ConfigError(f"--module {target!r} fails at {at}: {type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
     if not ok:
         shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise ConfigError(f"--module {target!r}: its forward returned {shape}, expected {tuple(x.shape)} (batch, seq_len, d_model); "
+        raise ConfigError(f"--module {target!r}: its forward returned {shape}, expected {expected} (batch, seq_len, d_model); "
                           "a module that needs other inputs or returns a tuple: have the factory return (module, inputs)")
     spec.decodes = causal
     spec.causal = spec.decodes  # DESIGN.md: causal mechanisms decode; the harness reads their prefill state
@@ -383,12 +394,15 @@ def build_with_spec(spec: MechanismSpec, config: dict[str, Any], changes: list[s
     """
     import torch
 
+    from effprof.measure import count_only
     from effprof.measure.guard import user_code
 
     with torch.random.fork_rng(devices=[]), user_code(changes):
         torch.manual_seed(0)
         module = spec.builder(config)
     module.config = config
+    if count_only.active():
+        return count_only.to_device(module, config["device"], getattr(torch, config["dtype"]))
     return module.to(device=config["device"], dtype=getattr(torch, config["dtype"]))
 
 

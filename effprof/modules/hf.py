@@ -1,5 +1,7 @@
 """Hugging Face transformers layers from a config, as effprof modules: `--module hf:<model_type>.<layer>`.
 
+Whole models (`hf:llama`, `hf:llama-2-7b`, ...) are in modules/hf_models.py.
+
 Needs the extra `pip install 'effprof[hf]'` (transformers). No weights and no network:
 each layer is built from a config object holding effprof's keys, with freshly
 initialised weights, and given the inputs it needs beside the hidden states
@@ -157,10 +159,17 @@ LAYERS: dict[str, Callable[..., Any]] = {
 
 def hf_factory(layer: str) -> tuple[Callable[..., Any], str]:
     """(factory, summary) of `model_type.layer`; ConfigError listing the layers, or naming the missing extra."""
+    from effprof.modules.hf_models import model_factory, model_names
+
     if layer not in LAYERS:
         from effprof.suggest import accepted
 
-        raise ConfigError(f"--module {'hf:' + layer!r} is not a known layer" + accepted("hf:" + layer, ["hf:" + name for name in LAYERS]))
+        _transformers()
+        factory = model_factory(layer)
+        if factory is None:
+            known = ["hf:" + name for name in (*LAYERS, *model_names())]
+            raise ConfigError(f"--module {'hf:' + layer!r} is not a known layer or model" + accepted("hf:" + layer, known))
+        return factory, f"transformers: {factory.__doc__}"
     _transformers()
     factory = LAYERS[layer]
     return factory, f"transformers: {(factory.__doc__ or '').strip().splitlines()[0]}"

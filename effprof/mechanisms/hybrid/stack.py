@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from effprof.measure.memory import storage_key
 from effprof.mechanisms.base import Mechanism, State
 from effprof.mechanisms.hybrid import blocks
 from effprof.mechanisms.hybrid import plan as layout
@@ -65,8 +66,7 @@ class Stack(Mechanism):
         values sum to base.state_nbytes(state)."""
         owner: dict[int, tuple[str, int]] = {}
         for kind, tensor in self.state_items(state):
-            storage = tensor.untyped_storage()
-            owner.setdefault(storage.data_ptr(), (kind, storage.nbytes()))
+            owner.setdefault(storage_key(tensor), (kind, tensor.untyped_storage().nbytes()))
         breakdown: dict[str, int] = {}
         for kind, nbytes in owner.values():
             breakdown[kind] = breakdown.get(kind, 0) + nbytes

@@ -44,6 +44,8 @@ from typing import Any
 import torch
 
 from effprof.config import ConfigError
+from effprof.measure import count_only
+from effprof.measure.count_only import assignments_of, expert_loads
 from effprof.mechanisms.moe.cost import token_choice_cost
 from effprof.mechanisms.moe.diagnostics import RoutingDiagnostics
 from effprof.mechanisms.moe.experts import ACTIVATIONS, Experts, FeedForward
@@ -75,7 +77,8 @@ class TokenChoiceMoE(RoutingDiagnostics, PerTokenMechanism):
         if self.shared is not None:
             y = y + self.shared(tokens)
         self._capacity = capacity
-        self.remember(logits, torch.bincount(experts.flatten(), minlength=self.n_experts))
+        if not count_only.active():  # diagnostics read the routing's data; a count has none
+            self.remember(logits, torch.bincount(experts.flatten(), minlength=self.n_experts))
         return y.view(n, b, d).transpose(0, 1).contiguous()  # (b, n, d)
 
     def dropped_fraction(self) -> float:
@@ -99,7 +102,7 @@ def loop_dispatch(tokens: torch.Tensor, gates: torch.Tensor, experts: torch.Tens
     gate, expert, token_of = _flatten(gates, experts)  # (T·k,) each
     y = torch.zeros_like(tokens)  # (T, d)
     for i, expert_ffn in enumerate(ffns.each()):
-        mine = (expert == i).nonzero()[:, 0]  # assignments to expert i, routing order: (C_i,)
+        mine = assignments_of(expert, i, len(ffns.w_in))  # assignments to expert i, routing order: (C_i,)
         mine = mine[:capacity]  # beyond capacity: dropped (contribute 0)
         if mine.numel() == 0:
             continue
@@ -114,7 +117,7 @@ def sorted_dispatch(tokens: torch.Tensor, gates: torch.Tensor, experts: torch.Te
     """Sort the assignments by expert, then one matmul pair per non-empty contiguous group."""
     gate, expert, token_of = _flatten(gates, experts)  # (T·k,) each
     order = torch.argsort(expert, stable=True)  # assignments grouped by expert, routing order within: (T·k,)
-    counts = torch.bincount(expert, minlength=ffns.w_in.shape[0]).tolist()  # group sizes
+    counts = expert_loads(expert, ffns.w_in.shape[0])  # group sizes (balanced when counting: no data)
     groups = order.split(counts)
     if capacity is not None:  # keep the first `capacity` of each group
         groups = [g[:capacity] for g in groups]

@@ -136,7 +136,7 @@ class BlockSparseAttention(SparseAttention):
         k = torch.cat([state["key"], k_t], dim=2)  # (b, h, t + 1, d)
         v = torch.cat([state["value"], v_t], dim=2)
         t, B = k.shape[2] - 1, self.block_size
-        positions = chosen_positions(state["chosen"], B)  # (b, h, c'·B)
+        positions = chosen_positions(state["chosen"], B, min(self.n_selected, self.eligible(t // B)))  # (b, h, c'·B)
         start = max(0, t - self.window + 1)
         keys = torch.cat([k[:, :, start:], gather_keys(k, positions)], dim=2)
         values = torch.cat([v[:, :, start:], gather_keys(v, positions)], dim=2)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from effprof.config import declare_key
+from effprof.measure import count_only
 from effprof.mechanisms.sparse.layout import NEG_INF
 
 declare_key("n_selected_blocks", int, "key blocks each query block selects by compressed-block scores (block_sparse, topk_attention)")
@@ -73,9 +74,16 @@ def decode_choice(block_queries: torch.Tensor, k_means: torch.Tensor, eligible: 
     return torch.cat([picks, chosen[..., picks.shape[-1]:]], dim=-1)
 
 
-def chosen_positions(chosen: torch.Tensor, block: int) -> torch.Tensor:
-    """Decode: (b, h, c) block indices (−1: none) -> token positions of the usable ones (b, h, c'·B)."""
-    usable = int((chosen[0, 0] >= 0).sum())  # the same count in every head: eligibility depends on t only
+def chosen_positions(chosen: torch.Tensor, block: int, usable: int) -> torch.Tensor:
+    """Decode: (b, h, c) block indices (−1: none) -> token positions of the first `usable` (b, h, c'·B).
+
+    usable = min(c, eligible blocks): decode_choice fills that many, the same in every head (eligibility depends
+    on the position only), so the count is known without reading the picks (count-only measurement has none);
+    a real run checks it against the picks.
+    """
+    filled = (chosen[0, 0] >= 0).sum()  # the picks that are not −1 (one head: all agree): ()
+    if not count_only.active() and int(filled) != usable:
+        raise AssertionError(f"decode choice holds {int(filled)} picks, {usable} expected")
     return block_positions(chosen[..., :usable], block)
 
 

@@ -147,7 +147,7 @@ class TopkAttention(SparseAttention):
         k = torch.cat([state["key"], k_t], dim=2)  # (b, h, t + 1, d)
         v = torch.cat([state["value"], v_t], dim=2)
         t, B = k.shape[2] - 1, self.block_size
-        positions = chosen_positions(state["chosen"], B)  # (b, h, c'·B)
+        positions = chosen_positions(state["chosen"], B, min(self.n_selected, self.eligible(t // B)))  # (b, h, c'·B)
         own = t // B * B
         keys = torch.cat([k[:, :, own:], gather_keys(k, positions)], dim=2)  # the candidates
         values = torch.cat([v[:, :, own:], gather_keys(v, positions)], dim=2)

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from effprof.config import ConfigError, declare_key
+from effprof.measure.count_only import with_data
 from effprof.mechanisms.base import Mechanism
 from effprof.mechanisms.ssm.hippo import conjugate_half, legs_dplr
 from effprof.mechanisms.ssm.s4_cost import s4_cost
@@ -62,9 +63,10 @@ class S4(Mechanism):
         super().__init__()
         H, N = d_model, d_state
         self.param, self.discretization, self.impl = param, discretization, impl
-        Lambda, P, B, _ = legs_dplr(N)
-        if param == "diag":  # one mode of each conjugate pair: M = N/2 (the paper's S4D)
-            Lambda, B = conjugate_half(Lambda, B)
+        with with_data():  # HiPPO's N×N eigenbasis needs its values, also when only counting
+            Lambda, P, B, _ = legs_dplr(N)
+            if param == "diag":  # one mode of each conjugate pair: M = N/2 (the paper's S4D)
+                Lambda, B = conjugate_half(Lambda, B)
         # Λ = -exp(log_neg_real) + i·imag keeps Re Λ < 0 (a stable system) while learning.
         self.log_neg_real = nn.Parameter(torch.log(-Lambda.real).float().repeat(H, 1))  # (H, N)
         self.imag = nn.Parameter(Lambda.imag.float().repeat(H, 1))  # (H, N)

@@ -1,0 +1,138 @@
+"""Count-only measurement (measure/count_only.py): counts on fake tensors equal a real run's.
+
+Tolerances (README "Count-only measurement"): FLOPs, params and state bytes exactly equal; peak and
+activation bytes within 2% where the count takes no assumption, within 15% where it assumes a balanced
+expert load (the real routing's index buffers differ in size).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+
+import pytest
+import torch
+
+import effprof
+from effprof.config import ConfigError, resolve_config
+from effprof.measure.harness import Options, measure_point
+from effprof.registry import get_spec, list_mechanisms
+from tests.helpers import case_id, impl_cases, tiny
+
+REAL = Options(fvcore=False, timing=False, roofline=False)
+COUNT = Options(count_only=True)
+EXACT = ("flops_counted", "params", "state_bytes")
+MEMORY = ("peak_bytes", "activation_bytes")
+
+
+def _both(name: str, mode: str, overrides: dict) -> tuple[dict, dict]:
+    config = tiny(name, batch=1, **overrides)
+    if "capacity_factor" in get_spec(name).defaults:  # token choice without drops: the experts' FLOPs do not depend on the routing
+        with contextlib.suppress(ConfigError):  # expert choice needs a capacity (and has no data-dependent shape)
+            config = resolve_config(get_spec(name), {**config, "capacity_factor": 0.0})
+    return measure_point(name, mode, config, REAL), measure_point(name, mode, config, COUNT)
+
+
+def _assert_equal(real: dict, counted: dict) -> None:
+    assert real["status"] == "ok", real["error"]
+    assert counted["status"] == "ok", counted["error"]
+    assert counted["measured_by"] == "count" and real["measured_by"] == "run"
+    assert counted["time_s"] is None
+    for key in EXACT:
+        assert counted[key] == real[key], key
+    tolerance = 0.15 if counted.get("assumptions") else 0.02
+    for key in MEMORY:
+        if real[key] is None:
+            assert counted[key] is None
+        else:
+            assert counted[key] == pytest.approx(real[key], rel=tolerance), key
+    assert counted.get("uncounted_ops") == real.get("uncounted_ops")
+
+
+# Stacks of layers (hybrids, diffusion LMs) take seconds per point: their every-mode test is in the slow run.
+SLOW_FAMILIES = ("hybrid", "diffusion")
+
+
+def _default_cases():
+    return [(name, "forward") for name in list_mechanisms() if get_spec(name).family not in SLOW_FAMILIES]
+
+
+@pytest.mark.parametrize(("name", "mode"), _default_cases(), ids=lambda v: v)
+def test_count_only_equals_a_real_run(name, mode):
+    """Every registered mechanism outside the stacks, forward, in its default form (fast; the rest: -m slow)."""
+    _assert_equal(*_both(name, mode, {}))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", impl_cases(), ids=case_id)
+@pytest.mark.parametrize("mode", ["forward", "train", "decode"])
+def test_count_only_equals_a_real_run_every_impl(case, mode):
+    """Every registered mechanism, mode and impl."""
+    name, overrides = case
+    if mode not in get_spec(name).modes:
+        pytest.skip(f"{name} has no {mode} mode")
+    real, counted = _both(name, mode, overrides)
+    if real["status"] == "unsupported":  # a form that cannot run this mode says so in both
+        assert counted["status"] == "unsupported"
+        return
+    _assert_equal(real, counted)
+
+
+def test_softmax_attention_at_production_size_allocates_nothing_of_that_size():
+    """d_model 8192, 1M tokens: the score matrix alone would be 4 TiB; the count needs none of it."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    record = measure_point("softmax_attention", "forward", {"d_model": 8192, "seq_len": 2**20}, COUNT)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    assert record["status"] == "ok", record["error"]
+    assert record["flops_counted"] == pytest.approx(record["flops_analytic"], rel=1e-9)
+    assert record["peak_bytes"] > 2**36  # 64 GiB and more, counted
+    assert record["state_bytes"] == 2 * 2**20 * 8192 * 4  # K and V of 1M tokens, float32
+    assert grown < 2**30  # the process grew by less than 1 GiB
+
+
+def test_a_balanced_load_assumption_is_recorded():
+    record = measure_point("moe_topk", "forward", tiny("moe_topk"), COUNT)
+    assert record["status"] == "ok"
+    assert "balanced expert load" in record["assumptions"]
+    assert record["flops_counted"] > 0
+    real = measure_point("moe_topk", "forward", tiny("moe_topk"), REAL)
+    assert "assumptions" not in real  # a real run routes its own tokens
+
+
+def test_counting_leaves_no_fake_mode_behind():
+    measure_point("mamba2", "forward", tiny("mamba2"), COUNT)
+    x = torch.ones(3)
+    assert float(x.sum()) == 3.0  # real data again
+
+
+class NeedsData(torch.nn.Module):
+    """Keeps the positive entries: the output's size depends on the values."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kept = x[x > 0]
+        return x + kept.sum()
+
+
+def needs_data(d_model: int) -> torch.nn.Module:
+    return NeedsData()
+
+
+def test_an_op_that_needs_data_is_unsupported_with_why():
+    name = "tests.test_count_only:needs_data"
+    record = effprof.profile(name, count_only=True, seq_len=16, d_model=8)
+    assert record["status"] == "unsupported"
+    assert "count-only" in record["error"] and "needs data" in record["error"]
+    assert effprof.profile(name, seq_len=16, d_model=8, max_time=0.05)["status"] == "ok"  # a real run measures it
+
+
+def test_the_cli_counts(tmp_path):
+    from typer.testing import CliRunner
+
+    from effprof.cli import app
+
+    result = CliRunner().invoke(app, ["profile", "softmax_attention", "--count-only", "--d-model", "4096", "--seq-len", "65536", "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    record = json.loads(result.stdout)
+    assert record["measured_by"] == "count" and record["time_s"] is None and record["flops_counted"] > 1e12
