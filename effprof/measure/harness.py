@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from effprof.config import resolve_config
+from effprof.hardware.model import bound, op_counts
 from effprof.measure.env import environment
 from effprof.measure.flops import FlopCounter
 from effprof.measure.fvcore_count import fvcore_flops
@@ -159,6 +160,12 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
             record["uncounted_ops"] = ",".join(sorted(counter.unknown_ops))
         if counter.custom_ops:  # compiled kernels that ran (their torch forms did not)
             record["custom_ops"] = ",".join(sorted(counter.custom_ops))
+        record["ops"] = {name: {"flops": f / work.per_call, "bytes": b / work.per_call, "calls": c / work.per_call}
+                         for name, (f, b, c) in sorted(counter.ops.items())}
+        if options.roofline:  # the bound needs no timing: the counts and the machine's ceilings
+            ceilings = machine_roofline(config["device"], config["dtype"], threads)
+            record.update(ceilings.record_fields())
+            record.update(bound(op_counts(record["ops"]), ceilings.roofs()).fields())
     if options.fvcore:
         flops, note = fvcore_flops(spec, module, config, mode, work)
         record["flops_fvcore"] = flops
@@ -206,10 +213,10 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
         record["time_noisy"] = timing.noisy
     if record.get("time_s") and record.get("flops_counted"):
         record["achieved_flops_per_s"] = record["flops_counted"] / record["time_s"]
-        if options.roofline:
-            peak, bandwidth = machine_roofline(config["device"], config["dtype"], threads)
-            record.update(peak_flops_per_s=peak, peak_bytes_per_s=bandwidth,
-                          fraction_of_peak=record["achieved_flops_per_s"] / peak)
+        if record.get("peak_flops_per_s"):
+            record["fraction_of_peak"] = record["achieved_flops_per_s"] / record["peak_flops_per_s"]
+    if record.get("time_s") and record.get("roofline_bound_s"):
+        record["roofline_fraction"] = record["roofline_bound_s"] / record["time_s"]
 
 
 def _state_breakdown(module, state, record: Record) -> None:
