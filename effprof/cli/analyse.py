@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from effprof.cli import BadInput, app
-from effprof.cli.options import CsvOpt, FigureSizeOpt, FiguresOpt, JsonOpt, LatexOpt, PlotlyjsOpt
+from effprof.cli.options import CsvOpt, FigureSizeOpt, FiguresOpt, HardwareFileOpt, HardwareOpt, JsonOpt, LatexOpt, PlotlyjsOpt, choose_hardware
 from effprof.cli.output import check_export_paths, check_output_file, command_line, err, load_results, out, print_frame_json, read_records
 from effprof.render.escape import plain
 
@@ -44,6 +44,8 @@ def report_command(
     figures: FiguresOpt = None,
     figure_size: FigureSizeOpt = "single",
     plotlyjs: PlotlyjsOpt = "inline",
+    hardware: HardwareOpt = None,
+    hardware_file: HardwareFileOpt = None,
 ) -> None:
     """Write a self-contained HTML report (plots, claims, crossovers, records) of saved results.
 
@@ -60,11 +62,14 @@ def report_command(
         raise BadInput(f"--plotlyjs {plotlyjs!r} is not accepted; accepted: {', '.join(html.PLOTLYJS)}")
     check_output_file(output, "--output")
     check_export_paths(latex, csv, figures, figure_size)
+    device = choose_hardware(hardware, hardware_file)
     frame = load_results(results)
     old = load_results(baseline, "--baseline") if baseline is not None else None
     saved = session_path(results)
     patterns = Session.load(saved).patterns if saved.exists() else None
-    session = analyse(frame, old, patterns=patterns, command=command_line())
+    session = analyse(frame, old, patterns=patterns, command=command_line(), hardware=device)
+    for note in (session.hardware or {}).get("notes", []):
+        err.print(plain(note), soft_wrap=True)
     path = html.write(session, output, plotlyjs)
     try:
         for line in write_exports(session, latex, csv, figures, figure_size):

@@ -16,6 +16,8 @@ from effprof.cli.options import (
     FigureSizeOpt,
     FiguresOpt,
     ForceOpt,
+    HardwareFileOpt,
+    HardwareOpt,
     IsolateOpt,
     JsonOpt,
     LatexOpt,
@@ -29,6 +31,7 @@ from effprof.cli.options import (
     TimeoutOpt,
     VaryOpt,
     choose_executor,
+    choose_hardware,
     parse_modes,
     parse_params,
     parse_vary,
@@ -112,8 +115,10 @@ def profile_command(
     max_time: MaxTimeOpt = 1.0,
     threads: ThreadsOpt = 0,
     json_: JsonOpt = False,
+    hardware: HardwareOpt = None,
+    hardware_file: HardwareFileOpt = None,
 ) -> None:
-    """Measure one point: FLOPs (analytic, counted, fvcore), time, memory, state."""
+    """Measure one point: FLOPs (analytic, counted, fvcore), time, memory, state, its roofline bound."""
     from effprof.render.console import record_table
     from effprof.runner import profile
 
@@ -124,7 +129,14 @@ def profile_command(
                                                   ("batch", batch)) if value is not None]
     (name,), config = _targets(targets, [], claim, [*(param or []), *sizes])
     parse_modes([mode])
+    device_entry = choose_hardware(hardware, hardware_file)
     record = profile(name, mode=mode, options=_options(max_time, threads, breakdown, depth), **config)
+    if device_entry is not None:
+        from effprof.hardware.project import project_records
+
+        (record,), notes = project_records([record], device_entry)
+        for note in notes:
+            err.print(plain(note), soft_wrap=True)
     if json_:
         print_json(record)
     else:
@@ -158,10 +170,12 @@ def sweep_command(
     force: ForceOpt = False,
     max_time: MaxTimeOpt = 1.0,
     threads: ThreadsOpt = 0,
+    hardware: HardwareOpt = None,
+    hardware_file: HardwareFileOpt = None,
 ) -> None:
     """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
     from effprof.records import to_frame
-    from effprof.render.console import comparison_tables
+    from effprof.render.console import comparison_tables, roofline_table
     from effprof.runner import pending, plan
 
     varied = parse_vary(vary)
@@ -169,6 +183,7 @@ def sweep_command(
         raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
     check_output_file(output, "--output")
+    device_entry = choose_hardware(hardware, hardware_file)
     names, config = _targets(names, module, claim, param)
     points = plan(names, varied, parse_modes(mode), config, force=force)
     if resume and output.exists():
@@ -182,8 +197,16 @@ def sweep_command(
         records = measure_with_progress(points, _options(max_time, threads, breakdown, depth), str(output), runner, hint)
     warn_mixed_machines(records)
     if records:
-        for table in comparison_tables(to_frame(records)):
-            out.print(table)
+        shown = records
+        if device_entry is not None:  # the projection is shown, never stored: the file holds what was measured
+            from effprof.hardware.project import project_records
+
+            shown, notes = project_records(records, device_entry)
+            for note in notes:
+                err.print(plain(note), soft_wrap=True)
+        for table in [*comparison_tables(to_frame(shown)), roofline_table(to_frame(shown))]:
+            if table is not None:
+                out.print(table)
     err.print(plain(f"{len(records)} records appended to {output}"))
 
 
@@ -219,6 +242,8 @@ def compare_command(
     tables: Annotated[str, typer.Option("--tables", help="summary: one summary table, the crossovers that exist and the report's "
                                         "path (fits one screen); all: every table (values per size, fits, crossovers, complexity)")] = "summary",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="print every table (= --tables all)")] = False,
+    hardware: HardwareOpt = None,
+    hardware_file: HardwareFileOpt = None,
 ) -> None:
     """Measure mechanisms side by side, fit their exponents, print a summary and write an HTML report.
 
@@ -241,6 +266,7 @@ def compare_command(
         raise BadInput(f"--plotlyjs {plotlyjs!r} is not accepted; accepted: {', '.join(html.PLOTLYJS)}")
     check_export_paths(latex, csv, figures, figure_size)
     check_output_file(output, "--output")
+    device_entry = choose_hardware(hardware, hardware_file)
     if output == DEFAULT_COMPARE_OUTPUT and not overwrite:
         output = _fresh_default(output)  # the main job, run again, keeps the earlier run's files
     results = _compare_results_path(output, baseline, overwrite)
@@ -264,7 +290,9 @@ def compare_command(
     partial.replace(results)
     warn_mixed_machines(records)
     session = analyse(records, old, patterns=sparse_patterns(records), title="effprof compare: " + ", ".join(names),
-                      command=command_line())
+                      command=command_line(), hardware=device_entry)
+    for note in (session.hardware or {}).get("notes", []):
+        err.print(plain(note), soft_wrap=True)
     session.save(session_path(results))
     path = html.write(session, output, plotlyjs)
     try:

@@ -46,6 +46,11 @@ PlotlyjsOpt = Annotated[str, typer.Option("--plotlyjs", metavar="inline|cdn|dire
           "cdn (from cdn.plot.ly, version-pinned and integrity-checked; 4.6 MB smaller, needs a network to "
           "view), directory (plotly.min.js written once beside the report, shared by every report of the "
           "folder)"))]
+HardwareOpt = Annotated[str | None, typer.Option("--hardware",
+    help=("also project every point onto this hardware (h100-sxm, h100-pcie, h200, a100-40gb, a100-80gb, l4, l40s, rtx-4090, "
+          "mi300x, or an entry of --hardware-file): a roofline lower bound from the counted FLOPs and bytes, not a measurement"))]
+HardwareFileOpt = Annotated[Path | None, typer.Option("--hardware-file",
+    help="a TOML file of your own hardware entries for --hardware (format: README, 'Roofline')")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's, and grids above 10000 points")]
 
 
@@ -151,3 +156,18 @@ def choose_executor(executor: str | None, isolate: bool, timeout: float | None, 
 
         plugins = (*configured_plugins(), *(context.find_root().params.get("plugin") or ()))
     return make_executor(name, address, timeout, limit, plugins)
+
+
+def choose_hardware(name: str | None, file: Path | None):
+    """The Hardware --hardware names (built in or from --hardware-file), or None; BadInput with one line otherwise."""
+    from effprof.hardware.user import HardwareError, find, load_file
+
+    try:
+        if name is None:
+            if file is not None:
+                load_file(file)  # a bad file is refused even when no entry of it is asked for
+                raise BadInput("--hardware-file needs --hardware NAME: the entry of the file to project onto")
+            return None
+        return find(name, file)
+    except HardwareError as e:
+        raise BadInput(str(e)) from None

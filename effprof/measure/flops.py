@@ -386,9 +386,13 @@ class FlopCounter(TorchDispatchMode):
 
 
 FREE_SET = frozenset(FREE)
-# Free ops that move no data: they allocate, alias or read one scalar (their calls still count).
-NO_TRAFFIC = frozenset("empty empty_like empty_strided new_empty new_empty_strided detach alias lift_fresh _local_scalar_dense set_ "
-                       "_has_compatible_shallow_copy_type item is_nonzero".split())
+# Free ops that move no data: views the schema does not mark as views (_unsafe_view: a matmul's result
+# reshaped), ops that only allocate, alias or read one scalar. Their calls still count.
+NO_TRAFFIC = frozenset("""
+_unsafe_view _reshape_alias view_as_real view_as_complex _conj _neg_view alias detach lift_fresh
+empty empty_like empty_strided new_empty new_empty_strided _local_scalar_dense set_ _has_compatible_shallow_copy_type item
+is_nonzero
+""".split())
 
 
 def _canonical(func) -> str:
