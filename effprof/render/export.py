@@ -335,15 +335,16 @@ def write_csv(data: Session | pd.DataFrame, fits_or_path: pd.DataFrame | str | P
 
 def write_figures(session: Session, folder: str | Path, size: str = "single") -> list[str]:
     """Every report figure as SVG, PDF and PNG at a column-width preset (effprof.render.static; needs kaleido
-    and a Chrome/Chromium), named <mode>-<metric> (forward-time.pdf), roofline, expert-load and
+    and a Chrome/Chromium), named <mode>-<metric> (forward-time.pdf), roofline-<mode>, expert-load and
     pattern-<mechanism> for each attention pattern the session holds."""
     from effprof.render.axes import figure_name
-    from effprof.render.figures import expert_load_figure, metric_figures, roofline_figure
+    from effprof.render.figures import expert_load_figure, metric_figures
     from effprof.render.patterns import pattern_figure
+    from effprof.render.roofline import roofline_figures
     from effprof.render.static import StaticExportError, export_figures
 
     frame, fits = session.frame, session.fits_frame
-    figures = [fig for _, _, fig in metric_figures(frame, fits)] + [roofline_figure(frame), expert_load_figure(frame)]
+    figures = [fig for _, _, fig in metric_figures(frame, fits)] + [*roofline_figures(frame), expert_load_figure(frame)]
     named = [(fig.layout.meta["name"], fig) for fig in figures if fig is not None]
     named += [(figure_name("pattern", data["name"]), pattern_figure(data)) for data in session.patterns or ()]
     try:
