@@ -117,7 +117,8 @@ def test_ceilings_are_measured_once_and_read_back_from_the_cache(tmp_path, monke
     again = roofline.machine_ceilings("cpu", "float32", 1)
     assert len(measured) == 1 and again == first
     assert first.peak_flops_per_s == 1e9 and first.beyond_cache_bytes_per_s == 2e9 and first.in_cache_bytes_per_s == 6e10
-    assert first.roofs().matmul[1][1] == 1e9  # a larger matmul never gets a lower ceiling than a smaller one reached
+    assert first.roofs().matmul == ((2 * 64**3, 1e9), (2 * 128**3, 5e8))  # each rung as measured
+    assert first.roofs().bandwidth == ((1024, 6e10), (1 << 30, 2e9))  # the triad's
     files = list((tmp_path / "effprof" / "ceilings").glob("*.json"))
     assert len(files) == 1 and json.loads(files[0].read_text())["machine"] == first.machine
     roofline.machine_ceilings.cache_clear()

@@ -2,16 +2,20 @@
 
     matmul       square n×n matmuls (2·n³ FLOPs) at a ladder of n: the rate at each size (a small matmul runs
                  further from the peak than a large one); the peak is the best of them
-    bandwidth    STREAM's copy (a[i] = b[i]: 2 arrays) and triad (a[i] = b[i] + s·c[i]: 3 arrays) at a ladder of
-                 working sets, from inside the L1/L2 caches to beyond the last-level cache; the roof at each
-                 size is the better of the two kernels (bytes read + written / time)
+    bandwidth    STREAM's copy (a[i] = b[i]: 2 arrays, into a buffer kept) and triad (a = b + s·c: 3 arrays, the
+                 result a fresh tensor, as every out-of-place op makes its result: its allocation and first touch
+                 are part of an op's traffic) at a ladder of working sets, from inside the L1/L2 caches to
+                 beyond the last-level cache (bytes read + written / time); the model's memory roof at each size
+                 is the triad (the form the ops of a forward pass take), the copy is kept beside it
     exp          torch.exp over a working set inside L2: the rate of transcendental ops (1 FLOP per element)
     overhead     one tiny op (an add of two 1-element tensors): the fixed cost of a dispatched op
 
 All in the point's dtype, with its thread count, on its device (CUDA: larger ladders; the overhead is then
 a launch). Measured with torch.utils.benchmark (measure.timing.time_call), each figure from its
-blocks' fastest (STREAM's rule: a ceiling is the best the machine does; the slower blocks measure the
-other work on it). Cached per machine in <cache>/effprof/ceilings/ (EFFPROF_CACHE, else XDG_CACHE_HOME, else ~/.cache;
+blocks' median, the statistic of every point's time_s: on a machine shared with other work a ceiling and a
+point then carry the same share of it (STREAM's own rule, the fastest block, would set the roofs by the
+moments nothing else ran, which a point of many milliseconds never sees); on a quiet machine the two agree.
+Cached per machine in <cache>/effprof/ceilings/ (EFFPROF_CACHE, else XDG_CACHE_HOME, else ~/.cache;
 the folder effprof's compiled kernels use), keyed by the CPU model or GPU name, the logical core count, the
 thread count, the dtype and the torch version; EFFPROF_REMEASURE_CEILINGS=1 measures again and replaces the
 cached figures. The model that turns ceilings and per-op counts into a bound is effprof.hardware.model.
@@ -39,7 +43,7 @@ BANDWIDTH_SIZES = {"cpu": (64 << 10, 512 << 10, 4 << 20, 32 << 20, 128 << 20), "
 MAX_BEYOND_CACHE = 1 << 30  # the largest CPU working set measured (two or three buffers together)
 EXP_BYTES = 512 << 10  # the exp kernel's working set: inside a 1 MiB+ L2
 TINY_OPS_PER_CALL = 100
-CACHE_VERSION = 2  # 2: ceilings are the fastest block (1: the median)
+CACHE_VERSION = 3  # 3: the median block, the triad allocating its result (2: the fastest block; 1: out= triad)
 
 
 @dataclass(frozen=True)
@@ -64,24 +68,17 @@ class Ceilings:
 
     @property
     def beyond_cache_bytes_per_s(self) -> float:
-        return max(self.bandwidth[-1][1:])
+        return self.bandwidth[-1][2]
 
     @property
     def in_cache_bytes_per_s(self) -> float:
-        return max(max(copy, triad) for _, copy, triad in self.bandwidth)
+        return max(triad for _, _, triad in self.bandwidth)
 
     def roofs(self) -> Roofs:
-        """The model's view: matmul rate by FLOPs per call, bandwidth by working set, exp rate, overhead per op.
-
-        The matmul rate at a size is the best measured at that size or below (a larger product is never given a
-        lower ceiling than a smaller one reached: on a busy machine the larger, longer runs are the likelier to
-        be interrupted)."""
-        best, ladder = 0.0, []
-        for _, flops, rate in self.matmul:
-            best = max(best, rate)
-            ladder.append((flops, best))
-        return Roofs(matmul=tuple(ladder),
-                     bandwidth=tuple((size, max(copy, triad)) for size, copy, triad in self.bandwidth),
+        """The model's view: matmul rate by FLOPs per call (each rung as measured: a larger product can run slower than a
+        smaller one that fits the caches), triad bandwidth by working set, exp rate, overhead per op."""
+        return Roofs(matmul=tuple((flops, rate) for _, flops, rate in self.matmul),
+                     bandwidth=tuple((size, triad) for size, _, triad in self.bandwidth),
                      transcendental_flops_per_s=self.exp_flops_per_s, overhead_s=self.overhead_s, name=self.machine)
 
     def record_fields(self) -> dict[str, float]:
@@ -162,8 +159,8 @@ def measure_ceilings(device: str, dtype: str, threads: int, key: dict[str, Any] 
     torch_dtype = getattr(torch, dtype)
     element = torch.empty((), dtype=torch_dtype).element_size()
 
-    def timed(fn, budget: float = 0.2) -> float:  # the best block, as STREAM reports: a ceiling is what the machine can do
-        return min(time_call(fn, device, threads, max_time_s=budget, warmup=1).samples_s)
+    def timed(fn, budget: float = 0.2) -> float:  # the median, as every point's time_s (see the module's docstring)
+        return time_call(fn, device, threads, max_time_s=budget, warmup=1).median_s
 
     matmul = []
     sizes = MATMUL_SIZES[kind] if kind == "cuda" or dtype == "float32" else MATMUL_SIZES[kind][:-1]  # CPU half precision is slow
@@ -185,7 +182,7 @@ def measure_ceilings(device: str, dtype: str, threads: int, key: dict[str, Any] 
         del a, b
         n = max(size // (3 * element), 1)
         a, b, c = (torch.ones(n, device=device, dtype=torch_dtype) for _ in range(3))
-        triad = 3.0 * n * element / timed(lambda a=a, b=b, c=c: torch.add(b, c, alpha=0.5, out=a))
+        triad = 3.0 * n * element / timed(lambda b=b, c=c: torch.add(b, c, alpha=0.5))  # a fresh result, as an op makes one
         del a, b, c
         bandwidth.append([size, copy, triad])
     n = EXP_BYTES // (2 * element)
