@@ -336,3 +336,27 @@ def test_summary_of_errors_takes_the_median_and_worst_and_counts_within_2x():
     s = summarize(rows)
     assert s["median_abs"] == pytest.approx(0.4) and s["worst"]["mechanism"] == "d" and s["within_2x"] == 2
     assert summarize([{"mechanism": "x", "seq_len": 1}])["points"] == 0
+
+
+# ---- the device check's projection step ---------------------------------------------------------
+
+
+def test_the_gpu_is_detected_by_name_and_an_unknown_one_is_not_guessed():
+    from effprof.hardware.check import detect
+
+    assert detect("NVIDIA H100 80GB HBM3") == "h100-sxm" and detect("NVIDIA H100 PCIe") == "h100-pcie"
+    assert detect("NVIDIA A100-SXM4-40GB") == "a100-40gb" and detect("NVIDIA L40S") == "l40s" and detect("NVIDIA L4") == "l4"
+    assert detect("Tesla T4") is None and detect("x86_64") is None
+
+
+def test_the_device_check_reports_each_points_error_and_flags_a_broken_bound():
+    from effprof.hardware.check import compare
+
+    record = {**COUNT_ONLY, "device_name": "NVIDIA H100 80GB HBM3", "time_s": 1.0}
+    fast = {**record, "time_s": 1e-6}  # measured faster than the datasheet allows: the bound is broken
+    rows, lines = compare([record, fast, {**record, "status": "oom"}])
+    assert [r["hardware"] for r in rows] == ["h100-sxm", "h100-sxm"]
+    assert rows[0]["error"] == pytest.approx(4.5e14 / 989.5e12 - 1.0)
+    assert "ABOVE THE MEASUREMENT" in lines[1] and "ABOVE" not in lines[0] and lines[-1].startswith("median absolute error")
+    _, skipped = compare([{**record, "device_name": "Tesla T4"}])
+    assert "no registry entry" in skipped[0]
