@@ -360,3 +360,15 @@ def test_the_device_check_reports_each_points_error_and_flags_a_broken_bound():
     assert "ABOVE THE MEASUREMENT" in lines[1] and "ABOVE" not in lines[0] and lines[-1].startswith("median absolute error")
     _, skipped = compare([{**record, "device_name": "Tesla T4"}])
     assert "no registry entry" in skipped[0]
+
+
+def test_the_api_projects_frames_and_lists_and_refuses_an_unknown_name(tmp_path):
+    import effprof
+
+    frame = effprof.project(pd.DataFrame([COUNT_ONLY]), "h100-sxm")
+    assert frame["projected_limit"].tolist() == ["compute"] and frame["projected_time_s"].iloc[0] > 0
+    assert effprof.project([COUNT_ONLY], BUILTIN["l4"])[0]["projected_hardware"] == "l4"
+    with pytest.raises(HardwareError, match="not known"):
+        effprof.project([COUNT_ONLY], "h100")
+    page = effprof.report(pd.DataFrame(_records()), str(tmp_path / "r.html"), hardware="h200")
+    assert "Projection onto NVIDIA H200" in (tmp_path / "r.html").read_text() and page.endswith("r.html")
