@@ -110,7 +110,7 @@ def _fake_ceilings(key, threads=1):
 def test_ceilings_are_measured_once_and_read_back_from_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EFFPROF_CACHE", str(tmp_path))
     measured = []
-    monkeypatch.setattr(roofline, "measure_ceilings", lambda device, dtype, threads, key: measured.append(key) or _fake_ceilings(key))
+    monkeypatch.setattr(roofline, "measure_ceilings", lambda device, dtype, threads, key, clock="wall": measured.append(key) or _fake_ceilings(key))
     roofline.machine_ceilings.cache_clear()
     first = roofline.machine_ceilings("cpu", "float32", 1)
     roofline.machine_ceilings.cache_clear()
@@ -131,13 +131,18 @@ def test_ceilings_are_measured_once_and_read_back_from_the_cache(tmp_path, monke
     roofline.machine_ceilings("cpu", "float32", 1)
     assert len(measured) == 4
     roofline.machine_ceilings.cache_clear()
+    for threads, device in ((2, "cpu"), (1, "cuda")):  # CPU time measures one thread's work, on a CPU only
+        with pytest.raises(ValueError, match="clock"):
+            roofline.machine_ceilings(device, "float32", threads, "cpu")
+    with pytest.raises(ValueError, match="clock"):
+        roofline.machine_ceilings("cpu", "float32", 1, "gpu")
 
 
 def test_a_record_carries_its_bound_and_the_machine_ceilings(tmp_path, monkeypatch):
     from effprof.measure.harness import Options, measure_point
 
     monkeypatch.setenv("EFFPROF_CACHE", str(tmp_path))
-    monkeypatch.setattr(roofline, "measure_ceilings", lambda device, dtype, threads, key: _fake_ceilings(key))
+    monkeypatch.setattr(roofline, "measure_ceilings", lambda device, dtype, threads, key, clock="wall": _fake_ceilings(key))
     roofline.machine_ceilings.cache_clear()
     try:
         record = measure_point("softmax_attention", "forward", {"seq_len": 32, "d_model": 16}, Options(max_time_s=0.01, fvcore=False, memory=False))

@@ -8,7 +8,9 @@
                  beyond the last-level cache (bytes read + written / time); the model's memory roof at each size
                  is the triad (the form the ops of a forward pass take), the copy is kept beside it
     exp          torch.exp over a working set inside L2: the rate of transcendental ops (1 FLOP per element)
-    overhead     one tiny op (an add of two 1-element tensors): the fixed cost of a dispatched op
+    overhead     a tiny module's forward (a linear layer on 8 features, an activation, a product, a sum, reshapes: 12
+                 ops on a few dozen elements) over the ops it dispatches: the fixed cost of one op as a module runs
+                 it, the dispatcher and the Python between ops (a bare op in a loop costs half as much here)
 
 All in the point's dtype, with its thread count, on its device (CUDA: larger ladders; the overhead is then
 a launch). Measured with torch.utils.benchmark (measure.timing.time_call), each figure from its
@@ -42,8 +44,7 @@ MATMUL_SIZES = {"cpu": (64, 128, 256, 512, 1024), "cuda": (512, 1024, 2048, 4096
 BANDWIDTH_SIZES = {"cpu": (64 << 10, 512 << 10, 4 << 20, 32 << 20, 128 << 20), "cuda": (4 << 20, 64 << 20, 512 << 20, 4 << 30)}
 MAX_BEYOND_CACHE = 1 << 30  # the largest CPU working set measured (two or three buffers together)
 EXP_BYTES = 512 << 10  # the exp kernel's working set: inside a 1 MiB+ L2
-TINY_OPS_PER_CALL = 100
-CACHE_VERSION = 3  # 3: the median block, the triad allocating its result (2: the fastest block; 1: out= triad)
+CACHE_VERSION = 4  # 4: overhead from a tiny module; 3: the median block, the triad allocating its result (2: the fastest block; 1: out= triad)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Ceilings:
     exp_flops_per_s: float
     overhead_s: float
     last_level_cache_bytes: int | None = None
+    clock: str = "wall"  # wall | cpu (the calling thread's CPU time: one thread only, immune to other work's share)
 
     @property
     def peak_flops_per_s(self) -> float:
@@ -103,27 +105,36 @@ def last_level_cache_bytes() -> int | None:
     return max(sizes) if sizes else None
 
 
-def _key(kind: str, device: str, dtype: str, threads: int) -> dict[str, Any]:
+CLOCKS = ("wall", "cpu")
+
+
+def _key(kind: str, device: str, dtype: str, threads: int, clock: str = "wall") -> dict[str, Any]:
     machine = device_name(device) if kind == "cuda" else cpu_model()
-    return {"machine": machine, "cores": os.cpu_count() or 0, "threads": threads, "dtype": dtype, "device": kind, "torch": torch.__version__}
+    return {"machine": machine, "cores": os.cpu_count() or 0, "threads": threads, "dtype": dtype, "device": kind, "torch": torch.__version__,
+            "clock": clock}
 
 
 def cache_file(key: dict[str, Any]):
     digest = hashlib.sha256(json.dumps([CACHE_VERSION, key], sort_keys=True).encode()).hexdigest()[:16]
-    return cache_root() / "ceilings" / f"{key['device']}-{key['dtype']}-{key['threads']}t-{digest}.json"
+    clock = "" if key.get("clock", "wall") == "wall" else f"-{key['clock']}"
+    return cache_root() / "ceilings" / f"{key['device']}-{key['dtype']}-{key['threads']}t{clock}-{digest}.json"
 
 
 @functools.lru_cache(maxsize=8)
-def machine_ceilings(device: str, dtype: str, threads: int) -> Ceilings:
-    """The ceilings of `device` in `dtype` with `threads` threads: from the cache, else measured (and cached)."""
+def machine_ceilings(device: str, dtype: str, threads: int, clock: str = "wall") -> Ceilings:
+    """The ceilings of `device` in `dtype` with `threads` threads: from the cache, else measured (and cached).
+    clock="cpu" times by the calling thread's CPU time (CPU, one thread): what the work costs the CPU, whatever share
+    of it other work takes (measure.roofline_check --clock cpu)."""
     kind = "cuda" if device.startswith("cuda") else "cpu"
-    key = _key(kind, device, dtype, threads)
+    if clock not in CLOCKS or (clock == "cpu" and (kind == "cuda" or threads != 1)):
+        raise ValueError(f"clock {clock!r}: accepted wall, or cpu on a CPU with one thread")
+    key = _key(kind, device, dtype, threads, clock)
     path = cache_file(key)
     if os.environ.get("EFFPROF_REMEASURE_CEILINGS") != "1":
         cached = _read(path, key)
         if cached is not None:
             return cached
-    ceilings = measure_ceilings(device, dtype, threads, key)
+    ceilings = measure_ceilings(device, dtype, threads, key, clock)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -153,13 +164,15 @@ def machine_roofline(device: str, dtype: str, threads: int) -> Ceilings:
     return machine_ceilings(device, dtype, threads)
 
 
-def measure_ceilings(device: str, dtype: str, threads: int, key: dict[str, Any] | None = None) -> Ceilings:
+def measure_ceilings(device: str, dtype: str, threads: int, key: dict[str, Any] | None = None, clock: str = "wall") -> Ceilings:
     kind = "cuda" if device.startswith("cuda") else "cpu"
-    key = key or _key(kind, device, dtype, threads)
+    key = key or _key(kind, device, dtype, threads, clock)
     torch_dtype = getattr(torch, dtype)
     element = torch.empty((), dtype=torch_dtype).element_size()
 
     def timed(fn, budget: float = 0.2) -> float:  # the median, as every point's time_s (see the module's docstring)
+        if clock == "cpu":
+            return cpu_time(fn, budget)
         return time_call(fn, device, threads, max_time_s=budget, warmup=1).median_s
 
     matmul = []
@@ -188,12 +201,36 @@ def measure_ceilings(device: str, dtype: str, threads: int, key: dict[str, Any] 
     n = EXP_BYTES // (2 * element)
     x, y = torch.randn(n, device=device, dtype=torch_dtype), torch.empty(n, device=device, dtype=torch_dtype)
     exp_rate = n / timed(lambda: torch.exp(x, out=y))
-    one, other = torch.ones(1, device=device, dtype=torch_dtype), torch.ones(1, device=device, dtype=torch_dtype)
-
-    def tiny() -> None:
-        for _ in range(TINY_OPS_PER_CALL):
-            torch.add(one, other)
-
-    overhead = timed(tiny) / TINY_OPS_PER_CALL
+    overhead = _overhead_per_op(device, torch_dtype, timed)
     return Ceilings(**key, matmul=matmul, bandwidth=bandwidth, exp_flops_per_s=exp_rate, overhead_s=overhead,
                     last_level_cache_bytes=llc)
+
+
+def cpu_time(fn, budget: float = 0.2, warmup: int = 1) -> float:
+    """Median CPU time of fn() on the calling thread (torch.utils.benchmark with time.thread_time as its clock)."""
+    import time
+
+    import torch.utils.benchmark as benchmark
+
+    for _ in range(warmup):
+        fn()
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=1, timer=time.thread_time)
+    return float(timer.adaptive_autorange(threshold=0.1, min_run_time=min(0.1, budget), max_run_time=budget).median)
+
+
+def _overhead_per_op(device: str, dtype: torch.dtype, timed) -> float:
+    """Seconds per dispatched op of a tiny module's forward (its ops counted by FlopCounter, views included)."""
+    from effprof.measure.flops import FlopCounter
+
+    linear = torch.nn.Linear(8, 8).to(device=device, dtype=dtype)
+    x = torch.randn(2, 4, 8, device=device).to(dtype)
+
+    @torch.no_grad()
+    def tiny() -> torch.Tensor:
+        y = linear(x).view(8, 8)
+        y = torch.nn.functional.silu(y) * y
+        return (y + 1).sum(-1).unsqueeze(0).transpose(0, 1).reshape(-1)
+
+    with FlopCounter() as counter:
+        tiny()
+    return timed(tiny) / sum(calls for _, _, calls in counter.ops.values())

@@ -46,7 +46,11 @@ def summarize(rows: list[dict[str, Any]], key: str = "error") -> dict[str, Any]:
     return {"points": len(errors), "median_abs": statistics.median(e for e, _ in errors), "worst": worst, "within_2x": within}
 
 
-def measure(mechanisms: list[str], sizes: list[int], threads: int, max_time: float, output: str | None) -> list[dict[str, Any]]:
+def measure(mechanisms: list[str], sizes: list[int], threads: int, max_time: float, output: str | None,
+            cpu_roofs: Any = None) -> list[dict[str, Any]]:
+    """Each point measured (its record's wall-clock bound and time); with `cpu_roofs` (ceilings by CPU time), also its
+    CPU time and the bound under those roofs."""
+    from effprof.hardware.model import bound, op_counts
     from effprof.measure.harness import Options, measure_point
     from effprof.records import append
 
@@ -64,6 +68,10 @@ def measure(mechanisms: list[str], sizes: list[int], threads: int, max_time: flo
                 row.update(measured=record["time_s"], fastest=fastest, bound=record["roofline_bound_s"], limit=record["roofline_limit"],
                            error=_error(record["roofline_bound_s"], record["time_s"]),
                            error_fastest=_error(record["roofline_bound_s"], fastest), load=record.get("load_avg_1m"))
+                if cpu_roofs is not None:
+                    cpu = _cpu_time(name, size, max_time)
+                    cpu_bound = bound(op_counts(record["ops"]), cpu_roofs)
+                    row.update(measured_cpu=cpu, bound_cpu=cpu_bound.time_s, limit_cpu=cpu_bound.limit, error_cpu=_error(cpu_bound.time_s, cpu))
             rows.append(row)
             print(f"  {name} seq_len={size}: {record['status']}"
                   + (f" measured {row['measured'] * 1e3:.3g} ms, bound {row['bound'] * 1e3:.3g} ms ({row['limit']}), "
@@ -72,8 +80,22 @@ def measure(mechanisms: list[str], sizes: list[int], threads: int, max_time: flo
     return rows
 
 
-def markdown(rows: list[dict[str, Any]], sizes: list[int], header: str) -> str:
-    """The README table: a row per mechanism, the measured time and error per size, its median |error|."""
+def _cpu_time(name: str, size: int, max_time: float) -> float:
+    """The point's CPU time per call on this thread (measure.roofline.cpu_time), built as the harness builds it."""
+    from effprof.measure.harness import check_point
+    from effprof.measure.roofline import cpu_time
+    from effprof.measure.workload import make_workload
+    from effprof.registry import build
+
+    spec, config = check_point(name, "forward", {"seq_len": size})
+    work = make_workload(build(spec.name, seed=0, **config), config, "forward", seed=0)
+    return cpu_time(work.run, max_time) / work.per_call
+
+
+def markdown(rows: list[dict[str, Any]], sizes: list[int], header: str, clock: str = "wall") -> str:
+    """The README table: a row per mechanism, the measured time and error per size (wall clock, or CPU time with
+    clock="cpu"), its median |error|."""
+    measured, bound_error, limit = ("measured", "error", "limit") if clock == "wall" else ("measured_cpu", "error_cpu", "limit_cpu")
     lines = [header, "",
              "| mechanism | " + " | ".join(f"{s} tokens: measured, error" for s in sizes) + " | median abs error |",
              "|---|" + "---|" * len(sizes) + "---|"]
@@ -84,15 +106,15 @@ def markdown(rows: list[dict[str, Any]], sizes: list[int], header: str) -> str:
         cells = []
         for s in sizes:
             r = points.get(s)
-            if r is None or "error" not in r:
+            if r is None or bound_error not in r:
                 cells.append(r["status"] if r else "–")
             else:
-                cells.append(f"{r['measured'] * 1e3:.3g} ms, {100 * r['error']:+.0f}% ({r['limit']})")
-        own = summarize(list(points.values()))
+                cells.append(f"{r[measured] * 1e3:.3g} ms, {100 * r[bound_error]:+.0f}% ({r[limit]})")
+        own = summarize(list(points.values()), bound_error)
         cells.append(f"{100 * own['median_abs']:.0f}%" if own["median_abs"] is not None else "–")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
-    for key, what in (("error", "median time"), ("error_fastest", "fastest timed block")):
+    for key, what in (("error_cpu", "CPU time (the table)"), ("error", "median wall time"), ("error_fastest", "fastest timed block (wall)")):
         s = summarize(rows, key)
         if not s["points"]:
             continue
@@ -111,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mechanisms", default="", help="comma-separated (default: every registered mechanism)")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
     parser.add_argument("--output", default=None, help="also append the records to this JSON Lines file")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="the table's clock: wall (default), or cpu: this thread's CPU time, ceilings and points alike, "
+                             "immune to the share of the CPU other work takes (the wall-clock errors are printed too)")
     args = parser.parse_args(argv)
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -134,27 +159,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(args.threads)
     # measured again now, not read from the cache: ceilings and points then share the machine's state (its load)
+    if args.clock == "cpu" and args.threads != 1:
+        print(f"error: --clock cpu needs --threads 1 (a thread's CPU time measures one thread's work), not {args.threads}", file=sys.stderr)
+        return 2
     os.environ["EFFPROF_REMEASURE_CEILINGS"] = "1"
     machine_ceilings.cache_clear()
     try:
         ceilings = machine_ceilings("cpu", "float32", args.threads)  # kept in-process (lru_cache) for every point
+        cpu_ceilings = machine_ceilings("cpu", "float32", 1, "cpu") if args.clock == "cpu" else None
     finally:
         del os.environ["EFFPROF_REMEASURE_CEILINGS"]
     load_before = os.getloadavg()[0]
-    rows = measure(mechanisms, sizes, args.threads, args.max_time, args.output)
+    rows = measure(mechanisms, sizes, args.threads, args.max_time, args.output, cpu_ceilings.roofs() if cpu_ceilings else None)
     load_after = os.getloadavg()[0]
-    header = (f"Roofline bound against measured time, forward mode, default forms, float32, {args.threads} thread(s) on "
+    shown = cpu_ceilings or ceilings
+    header = (f"Roofline bound against measured {'CPU' if args.clock == 'cpu' else 'wall-clock'} time, forward mode, default forms, "
+              f"float32, {args.threads} thread(s) on "
               f"{cpu_model()} ({os.cpu_count()} cores); 1-minute load {load_before:.1f} before, {load_after:.1f} after. "
-              f"Ceilings (microbenchmarks only): matmul peak {ceilings.peak_flops_per_s / 1e9:.3g} GFLOP/s, bandwidth "
-              f"{ceilings.in_cache_bytes_per_s / 1e9:.3g} GB/s in cache, {ceilings.beyond_cache_bytes_per_s / 1e9:.3g} GB/s beyond, "
-              f"exp {ceilings.exp_flops_per_s / 1e9:.3g} G/s, {ceilings.overhead_s * 1e6:.3g} µs per op. "
+              f"Ceilings (microbenchmarks only, by the same clock): matmul peak {shown.peak_flops_per_s / 1e9:.3g} GFLOP/s, bandwidth "
+              f"{shown.in_cache_bytes_per_s / 1e9:.3g} GB/s in cache, {shown.beyond_cache_bytes_per_s / 1e9:.3g} GB/s beyond, "
+              f"exp {shown.exp_flops_per_s / 1e9:.3g} G/s, {shown.overhead_s * 1e6:.3g} µs per op. "
               "Error = bound / measured − 1; the limiting term in brackets.")
-    table = markdown(rows, sizes, header)
+    table = markdown(rows, sizes, header, args.clock)
     print(table)
     if args.markdown:
         with open(args.markdown, "w", encoding="utf-8") as f:
             f.write(table)
-    print(json.dumps({k: v for k, v in summarize(rows).items() if k != "worst"}), file=sys.stderr)
+    print(json.dumps({k: v for k, v in summarize(rows, "error_cpu" if args.clock == "cpu" else "error").items() if k != "worst"}),
+          file=sys.stderr)
     return 0
 
 
