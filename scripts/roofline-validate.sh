@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 echo "before: $(uptime)"
 mkdir -p effprof-out
-python3 -m effprof.measure.roofline_check --markdown effprof-out/roofline-check.md "$@"
+python3 -m effprof.measure.roofline_check --clock cpu --markdown effprof-out/roofline-check.md "$@"
 echo "after: $(uptime)"

@@ -377,3 +377,17 @@ def test_the_api_projects_frames_and_lists_and_refuses_an_unknown_name(tmp_path)
         effprof.project([COUNT_ONLY], "h100")
     page = effprof.report(pd.DataFrame(_records()), str(tmp_path / "r.html"), hardware="h200")
     assert "Projection onto NVIDIA H200" in (tmp_path / "r.html").read_text() and page.endswith("r.html")
+
+
+def test_the_validation_table_reads_the_clock_asked_for_and_refuses_bad_arguments(capsys):
+    from effprof.measure.roofline_check import main, markdown
+
+    rows = [{"mechanism": "a", "seq_len": 1024, "status": "ok", "measured": 2.0, "error": -0.5, "limit": "compute", "error_fastest": -0.4,
+             "measured_cpu": 1.0, "error_cpu": -0.1, "limit_cpu": "memory"},
+            {"mechanism": "b", "seq_len": 1024, "status": "oom", "error_text": "out of memory"}]
+    cpu = markdown(rows, [1024], "header", "cpu")
+    assert "| a | 1e+03 ms, -10% (memory) | 10% |" in cpu and "| b | oom | – |" in cpu
+    assert "Against the CPU time (the table): median absolute error 10%" in cpu and "median wall time: median absolute error 50%" in cpu
+    assert "| a | 2e+03 ms, -50% (compute) | 50% |" in markdown(rows, [1024], "header", "wall")
+    assert main(["--clock", "cpu", "--threads", "2"]) == 2 and "--threads 1" in capsys.readouterr().err
+    assert main(["--sizes", "0"]) == 2 and main(["--mechanisms", "nope"]) == 2
