@@ -66,7 +66,7 @@ class Record(TypedDict, total=False):
     cpu_count: int  # cores — logical CPUs of the machine (load_avg_1m at or above this: busy, metrics.is_busy)
     achieved_flops_per_s: float  # FLOP/s — flops_counted / time_s
     peak_flops_per_s: float  # FLOP/s — the machine's measured matmul peak
-    peak_bytes_per_s: float  # bytes/s — the machine's measured copy bandwidth
+    peak_bytes_per_s: float  # bytes/s — the machine's measured bandwidth beyond the caches (STREAM triad, measure.roofline)
     fraction_of_peak: float  # achieved_flops_per_s / peak_flops_per_s
     # the roofline (effprof.hardware.model: the model and why each term; measure.roofline: the ceilings)
     ops: dict[str, dict[str, float]]  # per aten op dispatched: {flops: FLOPs, bytes: bytes read + written, calls} per call

@@ -162,7 +162,8 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
             record["custom_ops"] = ",".join(sorted(counter.custom_ops))
         record["ops"] = {name: {"flops": f / work.per_call, "bytes": b / work.per_call, "calls": c / work.per_call}
                          for name, (f, b, c) in sorted(counter.ops.items())}
-        if options.roofline:  # the bound needs no timing: the counts and the machine's ceilings
+        if options.roofline and options.timing:  # this machine's bound, beside the time it is measured against (an untimed,
+            # counted point is projected onto named hardware instead: effprof.hardware.project)
             ceilings = machine_roofline(config["device"], config["dtype"], threads)
             record.update(ceilings.record_fields())
             record.update(bound(op_counts(record["ops"]), ceilings.roofs()).fields())

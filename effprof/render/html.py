@@ -163,8 +163,8 @@ def _machine(frame: pd.DataFrame) -> dict[str, str]:
     if "timestamp" in frame.columns and len(stamps := sorted(str(v) for v in frame["timestamp"].dropna())):
         out["measured"] = stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
     for column, name, unit in (("peak_flops_per_s", "measured matmul peak (FLOP/s)", "flops"),
-                               ("peak_bytes_per_s", "measured memory bandwidth beyond the caches (STREAM copy/triad)", "bytes"),
-                               ("bandwidth_in_cache_bytes_per_s", "measured memory bandwidth in cache (STREAM copy/triad)", "bytes"),
+                               ("peak_bytes_per_s", "measured memory bandwidth beyond the caches (STREAM triad)", "bytes"),
+                               ("bandwidth_in_cache_bytes_per_s", "measured memory bandwidth in cache (STREAM triad)", "bytes"),
                                ("dispatch_overhead_s", "measured overhead per dispatched op", "time")):
         if column in frame.columns and frame[column].notna().any():
             per_dtype = frame.groupby("dtype")[column].median() if "dtype" in frame.columns else pd.Series({"": frame[column].median()})
