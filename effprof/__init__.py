@@ -7,6 +7,10 @@
     frame = effprof.sweep(["softmax_attention", "linear_attention"], vary={"seq_len": [256, 512, 1024]})
     fits = effprof.fit(frame)
     effprof.report(frame, "reports/attention.html")
+    effprof.project(frame, "h100-sxm")  # + projected_time_s: a roofline lower bound on that GPU, not a measurement
+
+`hardware=` (a registry name such as "h100-sxm", or an effprof.hardware.registry.Hardware) on profile, sweep and
+report adds the same projection.
 """
 
 from __future__ import annotations
@@ -23,24 +27,44 @@ if TYPE_CHECKING:
 
 
 def profile(target: Any, mode: str = "forward", *, max_time: float = 1.0, threads: int = 0, count_only: bool = False,
-            breakdown: bool = False, depth: int | None = None, seed: int = 0, **config: Any) -> dict[str, Any]:
+            breakdown: bool = False, depth: int | None = None, seed: int = 0, hardware: Any = None,
+            **config: Any) -> dict[str, Any]:
     """Measure one point and return its record.
 
     `target`: a registered mechanism's name, a module target ("pkg.mod:factory", "hf:llama"), an nn.Module
     instance (measured as it is; its config must match its shapes) or a factory (called with the config keys
     it names). `max_time`: seconds spent timing; `count_only`: count on fake tensors, nothing run or timed
-    (any size); `breakdown`/`depth`: per-submodule figures. The other keywords are config keys.
+    (any size); `breakdown`/`depth`: per-submodule figures; `hardware`: a name ("h100-sxm") or a Hardware, adding
+    the record's roofline projection onto it (projected_*: a lower bound, not a measurement). The other keywords are
+    config keys.
     """
     from effprof.runner import options_from
     from effprof.runner import profile as _profile
 
     options = options_from(max_time, threads, count_only, breakdown, depth, seed)
-    return _profile(target, mode=mode, options=options, **config)
+    record = _profile(target, mode=mode, options=options, **config)
+    return project([record], hardware)[0] if hardware is not None else record
+
+
+def project(records: pandas.DataFrame | list[dict[str, Any]], hardware: Any, hardware_file: str | None = None):
+    """Records (a frame or a list) with projected_time_s / projected_limit / projected_hardware added: a roofline
+    lower bound on `hardware` from their counted FLOPs and bytes (effprof.hardware.project), not a measurement.
+    `hardware`: a registry name ("h100-sxm"; a name from `hardware_file`, a TOML file) or a Hardware."""
+    from effprof.hardware.project import project_records
+    from effprof.hardware.user import find
+
+    entry = find(hardware, hardware_file) if isinstance(hardware, str) else hardware
+    if isinstance(records, list):
+        return project_records(records, entry)[0]
+    from effprof.records import to_frame
+
+    rows = [{k: v for k, v in row.items() if not (isinstance(v, float) and v != v)} for row in records.to_dict("records")]
+    return to_frame(project_records(rows, entry)[0])
 
 
 def sweep(names: Any, vary: dict[str, list[Any]], mode: str | list[str] = "forward", *, max_time: float = 1.0,
           threads: int = 0, count_only: bool = False, breakdown: bool = False, depth: int | None = None, seed: int = 0,
-          **config: Any) -> pandas.DataFrame:
+          hardware: Any = None, **config: Any) -> pandas.DataFrame:
     """Measure every combination of the `vary` values for each target; one row per point.
 
     `names`: one target or a list (names, module targets, nn.Module instances, factories; see `profile`).
@@ -52,7 +76,8 @@ def sweep(names: Any, vary: dict[str, list[Any]], mode: str | list[str] = "forwa
     from effprof.runner import sweep as _sweep
 
     options = options_from(max_time, threads, count_only, breakdown, depth, seed)
-    return _sweep(names, vary=vary, mode=mode, options=options, **config)
+    frame = _sweep(names, vary=vary, mode=mode, options=options, **config)
+    return project(frame, hardware) if hardware is not None else frame
 
 
 def fit(frame: pandas.DataFrame | list[dict[str, Any]]) -> pandas.DataFrame:
@@ -66,16 +91,18 @@ def _fit_records(frame: Any) -> pandas.DataFrame:  # also what the module effpro
     return fit_frame(_frame(frame))
 
 
-def report(frame: pandas.DataFrame | list[dict[str, Any]], path: str, command: str = "") -> str:
-    """Write a self-contained HTML report of `frame` (or a list of records) to `path`."""
+def report(frame: pandas.DataFrame | list[dict[str, Any]], path: str, command: str = "", hardware: Any = None) -> str:
+    """Write a self-contained HTML report of `frame` (or a list of records) to `path` (with `hardware`, projected onto it)."""
     from effprof.analysis import analyse
+    from effprof.hardware.user import find
     from effprof.render import html
 
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         from effprof.config import ConfigError
 
         raise ConfigError(f"path must be a file name, e.g. 'report.html'; got {path!r}")
-    return html.write(analyse(_frame(frame), command=command), path)
+    entry = find(hardware) if isinstance(hardware, str) else hardware
+    return html.write(analyse(_frame(frame), command=command, hardware=entry), path)
 
 
 def _frame(frame: Any) -> pandas.DataFrame:
@@ -103,4 +130,4 @@ def _frame(frame: Any) -> pandas.DataFrame:
     return to_frame(records)
 
 
-__all__ = ["build", "fit", "get_spec", "list_mechanisms", "profile", "report", "sweep"]
+__all__ = ["build", "fit", "get_spec", "list_mechanisms", "profile", "project", "report", "sweep"]

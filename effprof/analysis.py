@@ -271,6 +271,8 @@ class Session:
     axis         the swept config key
     source_sha256  SHA-256 of the results file the session was made from (records.file_digest), or None for
                  records that came from no file: `effprof report R.jsonl` uses R.session.json only when it matches
+    hardware     the --hardware entry the records' projected_* fields project onto ({name, title, figures: every
+                 figure with its source, assumptions, notes}), or None
     """
 
     records: list[dict[str, Any]]
@@ -284,6 +286,7 @@ class Session:
     title: str = "effprof report"
     command: str = ""
     source_sha256: str | None = None
+    hardware: dict[str, Any] | None = None
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -437,15 +440,25 @@ def session_path(results: str | Path) -> Path:
 
 def analyse(records: Iterable[dict[str, Any]] | pd.DataFrame, baseline: Iterable[dict[str, Any]] | pd.DataFrame | None = None, *,
             patterns: list[dict[str, Any]] | None = None, fits: pd.DataFrame | None = None,
-            title: str = "effprof report", command: str = "") -> Session:
+            title: str = "effprof report", command: str = "", hardware: Any = None) -> Session:
     """Fits, verdicts, crossovers, complexity, baseline diff and noise of `records`, computed once.
 
     `patterns`: attention-pattern data measured beside the records (effprof.measure.patterns), kept as is.
     `fits`: fits already computed for these records (effprof.fit.fit_frame), so they are not refitted.
+    `hardware`: an effprof.hardware.registry.Hardware to project every record onto (projected_time_s, a roofline
+    lower bound; effprof.hardware.project), or None.
     """
     from effprof.fit import fit_frame
 
     records = _as_records(records)
+    projection = None
+    if hardware is not None:
+        from effprof.hardware.project import ASSUMPTIONS, project_records
+        from effprof.hardware.registry import describe
+
+        records, notes = project_records(records, hardware)
+        projection = {"name": hardware.name, "title": hardware.title, "figures": describe(hardware), "assumptions": ASSUMPTIONS,
+                      "notes": notes}
     frame = records.frame if isinstance(records, FrameRecords) else to_frame(records)
     fitted = fit_frame(frame) if fits is None else fits
     fitted = mark_noisy_fits(fitted, frame)
@@ -461,6 +474,7 @@ def analyse(records: Iterable[dict[str, Any]] | pd.DataFrame, baseline: Iterable
         axis=swept_axis(ok_rows(frame)),
         title=title,
         command=command,
+        hardware=projection,
     )
 
 

@@ -6,7 +6,8 @@ metric is added or renamed in one place. Plain Python: `measure` may import it t
 
     name       what claims, fits and crossovers call it: flops, time, peak_bytes, ...
     column     the Record field holding it (records.Record)
-    unit       how a value is written: flops (k/M/G/T), time (ns..s), bytes (KiB..GiB), count
+    unit       how a value is written: flops (k/M/G/T), time (ns..s), bytes (KiB..GiB), count, intensity (FLOP/byte),
+               fraction (a percentage)
     label      how a table or axis names it
     tolerance  the default tolerance on a claimed exponent of this metric
     timed      measured by the clock, so subject to noise (IQR/median > NOISE_THRESHOLD is flagged)
@@ -47,7 +48,15 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("forward_passes", "forward_passes", "count", "denoiser passes per generation", compared=False),
     Metric("flops_analytic", "flops_analytic", "flops", "FLOPs (analytic)", claimable=False, compared=False),
     Metric("flops_fvcore", "flops_fvcore", "flops", "FLOPs (fvcore)", claimable=False, compared=False),
+    # the roofline (effprof.hardware.model); every renderer's roofline table shows these four
+    Metric("intensity", "arithmetic_intensity", "intensity", "arithmetic intensity (FLOP/byte)", claimable=False, compared=False),
+    Metric("roofline_bound", "roofline_bound_s", "time", "roofline bound (a lower bound on time)", claimable=False, compared=False),
+    Metric("roofline_fraction", "roofline_fraction", "fraction", "achieved fraction of the bound (bound / measured time)",
+           claimable=False, compared=False),
+    Metric("projected_time", "projected_time_s", "time", "projected time (roofline lower bound on --hardware, not measured)",
+           claimable=False),
 )}
+ROOFLINE: list[Metric] = [METRICS[name] for name in ("intensity", "roofline_bound", "roofline_fraction")]
 BY_COLUMN: dict[str, Metric] = {m.column: m for m in METRICS.values()}
 CLAIMABLE: dict[str, str] = {m.name: m.column for m in METRICS.values() if m.claimable}  # = fit.METRICS
 COMPARED: list[Metric] = [m for m in METRICS.values() if m.compared]
@@ -82,12 +91,19 @@ def unit_of(name_or_column: str) -> str:
     return "flops"
 
 
+UNITS = ("flops", "time", "bytes", "count", "intensity", "fraction")
+
+
 def human(value: Any, unit: str) -> str:
-    """FLOPs in k/M/G/T, bytes in KiB/MiB/GiB, seconds in ns/µs/ms/s; `unit` may be a metric or column name."""
+    """FLOPs in k/M/G/T, bytes in KiB/MiB/GiB, seconds in ns/µs/ms/s, fractions in %; `unit` may be a metric or column name."""
     if is_missing(value) or not isinstance(value, (int, float)):
         return "–"
-    unit = unit if unit in ("flops", "time", "bytes", "count") else unit_of(unit)
+    unit = unit if unit in UNITS else unit_of(unit)
     value = float(value)
+    if unit == "fraction":
+        return f"{100 * value:.3g}%"
+    if unit == "intensity":
+        return f"{value:.3g}"
     if unit == "time":
         for suffix, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
             if abs(value) >= scale:

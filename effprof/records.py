@@ -78,8 +78,21 @@ class Record(TypedDict, total=False):
     cpu_count: int  # cores — logical CPUs of the machine (load_avg_1m at or above this: busy, metrics.is_busy)
     achieved_flops_per_s: float  # FLOP/s — flops_counted / time_s
     peak_flops_per_s: float  # FLOP/s — the machine's measured matmul peak
-    peak_bytes_per_s: float  # bytes/s — the machine's measured copy bandwidth
+    peak_bytes_per_s: float  # bytes/s — the machine's measured bandwidth beyond the caches (STREAM triad, measure.roofline)
     fraction_of_peak: float  # achieved_flops_per_s / peak_flops_per_s
+    # the roofline (effprof.hardware.model: the model and why each term; measure.roofline: the ceilings)
+    ops: dict[str, dict[str, float]]  # per aten op dispatched: {flops: FLOPs, bytes: bytes read + written, calls} per call
+    bandwidth_in_cache_bytes_per_s: float  # bytes/s — the machine's best measured bandwidth (a working set in cache)
+    dispatch_overhead_s: float  # seconds — the machine's measured fixed cost of one dispatched op
+    roofline_bound_s: float  # seconds — the model's lower bound: Σ over ops of max(FLOPs/peak, bytes/bandwidth) + overhead·calls
+    roofline_compute_s: float  # seconds — the part of the bound spent in compute-limited ops
+    roofline_memory_s: float  # seconds — the part of the bound spent in memory-limited ops
+    roofline_overhead_s: float  # seconds — the dispatch overhead of the ops' calls
+    roofline_limit: str  # compute | memory | overhead: the largest of the three parts
+    roofline_fraction: float  # roofline_bound_s / time_s: the achieved fraction of the bound (1 = at the bound)
+    projected_time_s: float  # seconds — a roofline projection onto --hardware (a lower bound under its assumptions, not a measurement)
+    projected_limit: str  # compute | memory: which roof limits the projection
+    projected_hardware: str  # the --hardware entry projected onto
     # memory
     peak_bytes: int  # bytes — highest memory held during the call above what was held before it
     activation_bytes: int  # bytes — saved for backward (train)
@@ -186,9 +199,12 @@ _OPTIONAL_TEXT_FIELDS = ("family", "status", "error", "graph_break_reasons", "co
 _NUMBER_FIELDS = (
     "flops_analytic", "flops_counted", "flops_fvcore", "time_s", "time_iqr_s", "time_reps", "peak_bytes",
     "activation_bytes", "state_bytes", "params", "state_bytes_analytic", "bytes_moved", "arithmetic_intensity",
-    "achieved_flops_per_s", "load_avg_1m", "cpu_count", "time_blocks", "fraction_of_peak", "compile_time_s", "graph_breaks",
+    "achieved_flops_per_s", "load_avg_1m", "cpu_count", "time_blocks", "fraction_of_peak", "compile_time_s", "graph_breaks", "dispatch_overhead_s",
+    "roofline_bound_s", "roofline_compute_s", "roofline_memory_s", "roofline_overhead_s", "roofline_fraction", "projected_time_s",
 )  # all of them counts, sizes or durations: never negative
-_POSITIVE_FIELDS = ("peak_flops_per_s", "peak_bytes_per_s")
+_POSITIVE_FIELDS = ("peak_flops_per_s", "peak_bytes_per_s", "bandwidth_in_cache_bytes_per_s")
+_LIMIT_FIELDS = ("roofline_limit", "projected_limit")  # one of LIMITS where present
+LIMITS = ("compute", "memory", "overhead")  # = effprof.hardware.model.LIMITS
 _NUMBER_SET, _POSITIVE_SET = frozenset(_NUMBER_FIELDS), frozenset(_POSITIVE_FIELDS)
 
 
@@ -246,7 +262,10 @@ def validate_record(record: Any) -> str | None:
         values = record.get(field)
         if values is not None and not _non_negative_numbers(values):
             return f"{field} is {_shown(values)}, not a list of non-negative numbers"
-    for field in ("layer_kinds", "breakdown"):  # nested figures: {name: {figure: number}}
+    for field in _LIMIT_FIELDS:
+        if record.get(field) is not None and record[field] not in LIMITS:
+            return f"{field} is {_shown(record[field])}, not one of {', '.join(LIMITS)}"
+    for field in ("layer_kinds", "breakdown", "ops"):  # nested figures: {name: {figure: number}}
         nested = record.get(field)
         if nested is None:
             continue

@@ -13,8 +13,10 @@
 #                       against its recurrent reference, at 2K tokens, bf16
 #   cuda-compare.html   + cuda-compare.jsonl: the benchmark of issue 18 (5 mechanisms, 1K-64K tokens, bf16)
 #   summary.txt         one line per measured point: status, peak memory, time, counted/analytic FLOPs
+# The log also holds the projection step: each timed CUDA point's roofline projection for the GPU found
+# (effprof.hardware.check: datasheet figures, a lower bound) against its measured time, with the error.
 # Each step runs under its own `timeout` and the script carries on past a failing one, so a single run
-# gives all the evidence. The step limits add up to 7.5 minutes; a run that passes takes less (the machine's
+# gives all the evidence. The step limits add up to 7.8 minutes; a run that passes takes less (the machine's
 # start, about a minute, comes on top: call the device tool with timeout_s 540).
 #
 # Usage (device tool, with .whl carried):  OUT=... scripts/device-check.sh
@@ -130,6 +132,11 @@ main() {
     step compare 120 python3 -m effprof compare softmax_attention linear_attention mamba mamba2 sliding_window \
         --vary "seq_len=$compare_lengths" --param dtype=bfloat16 "${common[@]}" -o "$OUT/cuda-compare.html"
     step summary 10 summary
+    # the roofline projection for this GPU (detected from the records' device name) against the measured CUDA
+    # times; the dry run projects its CPU records onto h100-sxm only to exercise the step (those errors mean nothing)
+    local project=()
+    [ "$device" = cpu ] && project=(--hardware h100-sxm)
+    step projection 15 python3 -m effprof.hardware.check "$OUT"/cuda-*.jsonl "${project[@]}"
     echo
     echo "=== steps"
     printf '%s\n' "${results[@]}"

@@ -53,7 +53,7 @@ def _string_fields() -> list[str]:
     """The record fields (records.Record and the config keys) that hold text, except the ones with a fixed vocabulary."""
     hints = typing.get_type_hints(records.Record)
     fields = [name for name, kind in hints.items() if kind is str] + [k for k, info in KEYS.items() if info.type is str]
-    return [f for f in dict.fromkeys(fields) if f not in ("status", "mode", "mechanism")]
+    return [f for f in dict.fromkeys(fields) if f not in ("status", "mode", "mechanism", "roofline_limit", "projected_limit")]
 
 
 STRING_FIELDS = _string_fields()

@@ -19,8 +19,9 @@ from effprof.cli import app
 from effprof.fit import fit_frame
 from effprof.render import axes, static, style
 from effprof.render.export import write_figures
-from effprof.render.figures import expert_load_figure, metric_figures, roofline_figure
+from effprof.render.figures import expert_load_figure, metric_figures
 from effprof.render.patterns import pattern_figure
+from effprof.render.roofline import roofline_figures
 
 SIZES = (256, 512, 1024, 2048)
 
@@ -149,7 +150,7 @@ def test_one_colour_per_series_in_every_figure_of_a_report(frame, figures):
     """The roofline lacks softmax_attention and the expert load has only moe_topk: each series still keeps the
     colour it has in the metric figures (numbering the series per figure would shift them)."""
     seen: dict[str, set[str]] = {}
-    everything = [f for _, _, f in figures] + [roofline_figure(frame), expert_load_figure(frame)]
+    everything = [f for _, _, f in figures] + [*roofline_figures(frame), expert_load_figure(frame)]
     for fig in everything:
         for trace in fig.data:
             color = trace.marker.color if trace.marker is not None else None
@@ -193,7 +194,7 @@ def test_analytic_and_fitted_lines_differ_without_colour(figures):
 
 
 def test_titles_sit_left_and_below_the_toolbar(frame, figures):
-    for fig in [f for _, _, f in figures] + [roofline_figure(frame), expert_load_figure(frame)]:
+    for fig in [f for _, _, f in figures] + [*roofline_figures(frame), expert_load_figure(frame)]:
         assert fig.layout.title.xanchor == "left" and fig.layout.title.x == 0
         assert fig.layout.margin.t >= 60  # the toolbar takes the top ~30 px at the right
 
@@ -259,7 +260,7 @@ def test_missing_browser_is_one_line_exit_2_before_any_work(tmp_path, frame, mon
 # --- the exported files (kaleido and Chromium) ---------------------------------------------------------
 
 EXPECTED = ["forward-time", "forward-flops", "forward-peak-memory", "forward-state", "train-time", "train-activations",
-            "decode-time", "decode-state", "roofline", "expert-load", "pattern-sliding-window"]
+            "decode-time", "decode-state", "roofline-forward", "roofline-train", "roofline-decode", "expert-load", "pattern-sliding-window"]
 
 
 @pytest.fixture(scope="module")

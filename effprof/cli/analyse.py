@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 
 from effprof.cli import BadInput, app
-from effprof.cli.options import CsvOpt, FigureSizeOpt, FiguresOpt, JsonOpt, LabelOpt, LatexOpt, PlotlyjsOpt
+from effprof.cli.options import (
+    CsvOpt,
+    FigureSizeOpt,
+    FiguresOpt,
+    HardwareFileOpt,
+    HardwareOpt,
+    JsonOpt,
+    LabelOpt,
+    LatexOpt,
+    PlotlyjsOpt,
+    choose_hardware,
+)
 from effprof.cli.output import check_export_paths, check_output_file, command_line, err, load_results, out, print_frame_json, read_records
 from effprof.render.escape import plain
 
@@ -45,6 +56,8 @@ def report_command(
     figure_size: FigureSizeOpt = "single",
     plotlyjs: PlotlyjsOpt = "inline",
     label: LabelOpt = None,
+    hardware: HardwareOpt = None,
+    hardware_file: HardwareFileOpt = None,
 ) -> None:
     """Write a self-contained HTML report (plots, claims, crossovers, records) of saved results.
 
@@ -66,18 +79,21 @@ def report_command(
     labels = parse_labels(label)
     check_output_file(output, "--output")
     check_export_paths(latex, csv, figures, figure_size, output if plotlyjs == "directory" else None)
+    device = choose_hardware(hardware, hardware_file)
     frame = load_results(results)
     old = load_results(baseline, "--baseline") if baseline is not None else None
     digest = file_digest(results)
     saved, why = saved_session(results, digest)  # used only when it belongs to these records (its content hash)
     patterns = saved.patterns if saved else None
-    session = analyse(frame, old, patterns=patterns, command=command_line())
+    session = analyse(frame, old, patterns=patterns, command=command_line(), hardware=device)
     session.source_sha256 = digest
     if why:
         _rebuild_session(session, results, why)  # the session file holds the names measured; labels are the report's
     if labels:
         session = analyse(apply(frame, labels), apply(old, labels) if old is not None else None,
-                          patterns=apply_patterns(patterns, labels), command=command_line())
+                          patterns=apply_patterns(patterns, labels), command=command_line(), hardware=device)
+    for note in (session.hardware or {}).get("notes", []):
+        err.print(plain(note), soft_wrap=True)
     path = html.write(session, output, plotlyjs)
     try:
         for line in write_exports(session, latex, csv, figures, figure_size):

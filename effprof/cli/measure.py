@@ -20,6 +20,8 @@ from effprof.cli.options import (
     FigureSizeOpt,
     FiguresOpt,
     ForceOpt,
+    HardwareFileOpt,
+    HardwareOpt,
     IsolateOpt,
     JsonOpt,
     LabelOpt,
@@ -34,6 +36,7 @@ from effprof.cli.options import (
     TimeoutOpt,
     VaryOpt,
     choose_executor,
+    choose_hardware,
     parse_modes,
     parse_params,
     parse_vary,
@@ -148,8 +151,10 @@ def profile_command(
     threads: ThreadsOpt = 0,
     count_only: CountOnlyOpt = False,
     json_: JsonOpt = False,
+    hardware: HardwareOpt = None,
+    hardware_file: HardwareFileOpt = None,
 ) -> None:
-    """Measure one point: FLOPs (analytic, counted, fvcore), time, memory, state."""
+    """Measure one point: FLOPs (analytic, counted, fvcore), time, memory, state, its roofline bound."""
     load_project_plugins()
     from effprof.render.console import record_table
     from effprof.runner import profile
@@ -161,7 +166,14 @@ def profile_command(
                                                   ("batch", batch)) if value is not None]
     (name,), config = _targets(targets, [], claim, [*(param or []), *sizes])
     parse_modes([mode])
+    device_entry = choose_hardware(hardware, hardware_file)
     record = profile(name, mode=mode, options=_options(max_time, threads, breakdown, depth, count_only), **config)
+    if device_entry is not None:
+        from effprof.hardware.project import project_records
+
+        (record,), notes = project_records([record], device_entry)
+        for note in notes:
+            err.print(plain(note), soft_wrap=True)
     if json_:
         print_json(record)
     else:
@@ -198,11 +210,13 @@ def sweep_command(
     compile_: CompileOpt = False,
     compile_mode: CompileModeOpt = "default",
     count_only: CountOnlyOpt = False,
+    hardware: HardwareOpt = None,
+    hardware_file: HardwareFileOpt = None,
 ) -> None:
     """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
     load_project_plugins()
     from effprof.records import to_frame
-    from effprof.render.console import comparison_tables
+    from effprof.render.console import comparison_tables, roofline_table
     from effprof.runner import pending, plan
 
     varied = parse_vary(vary)
@@ -211,6 +225,7 @@ def sweep_command(
     varied = with_compile(varied, compile_, compile_mode)
     runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
     check_results_file(output, "--output")
+    device_entry = choose_hardware(hardware, hardware_file)
     with _closed_on_error(runner):
         names, config = _targets(names, module, claim, param, runner)
     points = plan(names, varied, parse_modes(mode), config, force=force, count_only=count_only)
@@ -225,8 +240,16 @@ def sweep_command(
         records = measure_with_progress(points, _options(max_time, threads, breakdown, depth, count_only), str(output), runner, hint)
     warn_mixed_machines(records)
     if records:
-        for table in comparison_tables(to_frame(records)):
-            out.print(table)
+        shown = records
+        if device_entry is not None:  # the projection is shown, never stored: the file holds what was measured
+            from effprof.hardware.project import project_records
+
+            shown, notes = project_records(records, device_entry)
+            for note in notes:
+                err.print(plain(note), soft_wrap=True)
+        for table in [*comparison_tables(to_frame(shown)), roofline_table(to_frame(shown))]:
+            if table is not None:
+                out.print(table)
     err.print(plain(f"{len(records)} records appended to {output}"))
 
 
@@ -267,6 +290,8 @@ def compare_command(
     label: LabelOpt = None,
     compile_: CompileOpt = False,
     compile_mode: CompileModeOpt = "default",
+    hardware: HardwareOpt = None,
+    hardware_file: HardwareFileOpt = None,
 ) -> None:
     """Measure mechanisms side by side, fit their exponents, print a summary and write an HTML report.
 
@@ -296,6 +321,7 @@ def compare_command(
         raise BadInput(f"--plotlyjs {plotlyjs!r} is not accepted; accepted: {', '.join(html.PLOTLYJS)}")
     check_export_paths(latex, csv, figures, figure_size, output if plotlyjs == "directory" else None)
     check_output_file(output, "--output")
+    device_entry = choose_hardware(hardware, hardware_file)
     if output == DEFAULT_COMPARE_OUTPUT and not overwrite:
         output = _fresh_default(output)  # the main job, run again, keeps the earlier run's files
     results = _compare_results_path(output, baseline, overwrite)
@@ -327,13 +353,16 @@ def compare_command(
     _move_into_place(partial, results, overwrite, output)
     warn_mixed_machines(records)
     session = analyse(records, old, patterns=sparse_patterns(records), title="effprof compare: " + ", ".join(names),
-                      command=command_line())
+                      command=command_line(), hardware=device_entry)
+    for note in (session.hardware or {}).get("notes", []):
+        err.print(plain(note), soft_wrap=True)
     session.source_sha256 = file_digest(results)  # report uses the session only while it belongs to these records
     session.save(session_path(results), records_in=results)  # the names measured; the labels are the report's
     if labels:
         try:
             session = analyse(apply(records, labels), apply(old, labels) if old is not None else None,
-                              patterns=apply_patterns(session.patterns, labels), title=session.title, command=session.command)
+                              patterns=apply_patterns(session.patterns, labels), title=session.title, command=session.command,
+                              hardware=device_entry)
         except ConfigError as e:  # a --label naming nothing measured: the records are saved, the report is not written
             raise BadInput(f"{e} (the results are saved in {results}; effprof report {results} --label ... renders them)") from None
         baseline = labels.get(baseline, baseline) if baseline else baseline

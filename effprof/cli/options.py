@@ -61,6 +61,11 @@ CompileOpt = Annotated[bool, typer.Option("--compile",
 CompileModeOpt = Annotated[str, typer.Option("--compile-mode", metavar="MODE",
     help=("torch.compile mode for --compile: default (inductor), reduce-overhead (and CUDA graphs), max-autotune, "
           "max-autotune-no-cudagraphs"))]
+HardwareOpt = Annotated[str | None, typer.Option("--hardware",
+    help=("also project every point onto this hardware (h100-sxm, h100-pcie, h200, a100-40gb, a100-80gb, l4, l40s, rtx-4090, "
+          "mi300x, or an entry of --hardware-file): a roofline lower bound from the counted FLOPs and bytes, not a measurement"))]
+HardwareFileOpt = Annotated[Path | None, typer.Option("--hardware-file",
+    help="a TOML file of your own hardware entries for --hardware (format: README, 'Roofline')")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="run points even when their estimated memory exceeds the machine's, and grids above 10000 points")]
 
 
@@ -181,3 +186,18 @@ def with_compile(varied: dict[str, list[str]], compile_: bool, compile_mode: str
     if "compile" in varied:
         raise BadInput("--compile and --vary compile=... both choose the compiled variants; give one")
     return {**varied, "compile": ["none", compile_mode]}
+
+
+def choose_hardware(name: str | None, file: Path | None):
+    """The Hardware --hardware names (built in or from --hardware-file), or None; BadInput with one line otherwise."""
+    from effprof.hardware.user import HardwareError, find, load_file
+
+    try:
+        if name is None:
+            if file is not None:
+                load_file(file)  # a bad file is refused even when no entry of it is asked for
+                raise BadInput("--hardware-file needs --hardware NAME: the entry of the file to project onto")
+            return None
+        return find(name, file)
+    except HardwareError as e:
+        raise BadInput(str(e)) from None

@@ -30,9 +30,14 @@ LIBRARIES = ("-lm",)  # libm with libmvec: the vectorised expf that -ffast-math 
 _why: dict[str, str] = {}
 
 
-def cache_dir() -> Path:
+def cache_root() -> Path:
+    """effprof's per-user cache: <EFFPROF_CACHE, else XDG_CACHE_HOME, else ~/.cache>/effprof (kernels, ceilings)."""
     root = os.environ.get("EFFPROF_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "effprof" / "kernels"
+    return Path(root) / "effprof"
+
+
+def cache_dir() -> Path:
+    return cache_root() / "kernels"
 
 
 def _cpu() -> str:

@@ -355,6 +355,10 @@ class FlopCounter(TorchDispatchMode):
     c.bytes_moved: operand and result bytes of the counted ops, the traffic of an
     implementation with no reuse across ops (the roofline's arithmetic intensity is
     total / bytes_moved).
+    c.ops: every op dispatched, counted or free, as {name: [FLOPs, bytes, calls]}: the
+    per-op counts the roofline bound is computed from (effprof.hardware.model). A free op
+    that moves data (a copy, a cat, a gather) has its operand and result bytes there; a
+    view, and an op that only allocates (NO_TRAFFIC), has 0 bytes but its call.
     """
 
     def __init__(self) -> None:
@@ -364,6 +368,7 @@ class FlopCounter(TorchDispatchMode):
         self.unknown_ops: Counter[str] = Counter()
         self.custom_ops: Counter[str] = Counter()
         self.bytes_moved = 0
+        self.ops: dict[str, list[float]] = {}
 
     @property
     def total(self) -> float:
@@ -376,17 +381,34 @@ class FlopCounter(TorchDispatchMode):
         if func.namespace not in ("aten", "prim"):
             self.custom_ops[f"{func.namespace}::{name}"] += 1
         formula = FORMULAS.get(name) or _registered(func)
+        flops = traffic = 0.0
         if formula is not None:
-            self.by_op[name] += formula(args, kwargs, out)
+            flops = formula(args, kwargs, out)
+            self.by_op[name] += flops
             self.calls[name] += 1
             # ideal memory traffic of the op: every operand read once, every result written once
-            self.bytes_moved += _tensor_bytes(args) + _tensor_bytes(kwargs.values()) + _tensor_bytes(out)
-        elif name not in FREE_SET:
-            self.unknown_ops[name] += 1
+            traffic = _tensor_bytes(args) + _tensor_bytes(kwargs.values()) + _tensor_bytes(out)
+            self.bytes_moved += traffic
+        else:
+            if name not in FREE_SET:
+                self.unknown_ops[name] += 1
+            if not func.is_view and name not in NO_TRAFFIC:
+                traffic = _tensor_bytes(args) + _tensor_bytes(kwargs.values()) + _tensor_bytes(out)
+        entry = self.ops.setdefault(name, [0.0, 0.0, 0])
+        entry[0] += flops
+        entry[1] += traffic
+        entry[2] += 1
         return out
 
 
 FREE_SET = frozenset(FREE)
+# Free ops that move no data: views the schema does not mark as views (_unsafe_view: a matmul's result
+# reshaped), ops that only allocate, alias or read one scalar. Their calls still count.
+NO_TRAFFIC = frozenset("""
+_unsafe_view _reshape_alias view_as_real view_as_complex _conj _neg_view alias detach lift_fresh
+empty empty_like empty_strided new_empty new_empty_strided _local_scalar_dense set_ _has_compatible_shallow_copy_type item
+is_nonzero
+""".split())
 
 
 def _canonical(func) -> str:

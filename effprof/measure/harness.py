@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from effprof.config import MAX_THREADS, MAX_TIME_S, resolve_config
+from effprof.hardware.model import bound, op_counts
 from effprof.measure.compile import CompileFailed, is_compiled
 from effprof.measure.env import environment
 from effprof.measure.flops import FlopCounter
@@ -235,6 +236,13 @@ def _run(spec, config: dict[str, Any], mode: str, options: Options, threads: int
             record["uncounted_ops"] = ",".join(sorted(counter.unknown_ops))
         if counter.custom_ops:  # compiled kernels that ran (their torch forms did not)
             record["custom_ops"] = ",".join(sorted(counter.custom_ops))
+        record["ops"] = {name: {"flops": f / work.per_call, "bytes": b / work.per_call, "calls": c / work.per_call}
+                         for name, (f, b, c) in sorted(counter.ops.items())}
+        if options.roofline and options.timing:  # this machine's bound, beside the time it is measured against (an untimed,
+            # counted point is projected onto named hardware instead: effprof.hardware.project)
+            ceilings = machine_roofline(config["device"], config["dtype"], threads)
+            record.update(ceilings.record_fields())
+            record.update(bound(op_counts(record["ops"]), ceilings.roofs()).fields())
     if options.fvcore:
         flops, note = fvcore_flops(spec, module, config, mode, work)
         record["flops_fvcore"] = flops
@@ -291,10 +299,10 @@ def _run(spec, config: dict[str, Any], mode: str, options: Options, threads: int
         record["time_noisy"] = timing.noisy
     if record.get("time_s") and record.get("flops_counted"):
         record["achieved_flops_per_s"] = record["flops_counted"] / record["time_s"]
-        if options.roofline:
-            peak, bandwidth = machine_roofline(config["device"], config["dtype"], threads)
-            record.update(peak_flops_per_s=peak, peak_bytes_per_s=bandwidth,
-                          fraction_of_peak=record["achieved_flops_per_s"] / peak)
+        if record.get("peak_flops_per_s"):
+            record["fraction_of_peak"] = record["achieved_flops_per_s"] / record["peak_flops_per_s"]
+    if record.get("time_s") and record.get("roofline_bound_s"):
+        record["roofline_fraction"] = record["roofline_bound_s"] / record["time_s"]
 
 
 def _state_breakdown(module, state, record: Record) -> None:

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from effprof.analysis import Session
 from effprof.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, swept_axis, variant_words
-from effprof.metrics import COMPARED, METRICS, NOISE_THRESHOLD, NOISY_MARK, human, is_busy, is_noisy, relative_spread
+from effprof.metrics import COMPARED, METRICS, NOISE_THRESHOLD, NOISY_MARK, ROOFLINE, human, is_busy, is_noisy, relative_spread
 from effprof.render.escape import plain, terminal
 
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow", "no-claim": "dim"}
@@ -132,12 +132,68 @@ def record_table(record: dict[str, Any]) -> Table:
         table.add_row("load_avg_1m", plain(f"{float(record['load_avg_1m']):.2f} on {record.get('cpu_count')} cores"))
     if record.get("flops_counted") and record.get("flops_analytic"):
         table.add_row("counted / analytic", f"{record['flops_counted'] / record['flops_analytic']:.4f}")
+    for metric in ROOFLINE:
+        if _number(record.get(metric.column)):
+            suffix = f" ({record['roofline_limit']}-bound)" if metric.name == "roofline_bound" and record.get("roofline_limit") else ""
+            table.add_row(metric.label, plain(human(record[metric.column], metric.unit) + suffix))
+    if _number(record.get("projected_time_s")):
+        table.add_row(plain(f"projected on {record.get('projected_hardware')}"),
+                      plain(f"≥ {human(record['projected_time_s'], 'time')} ({record.get('projected_limit')}-bound; roofline projection, not measured)"))
     for key in ("fvcore_note", "uncounted_ops", "custom_ops", "error"):
         if record.get(key):
             table.add_row(key, plain(record[key]))
     for warning in record.get("warnings") or ():  # torch settings the mechanism's code changed, restored
         table.add_row(Text("warning", style="bold yellow"), plain(warning, "bold yellow"))
     return table
+
+
+# ---- the roofline: per point, its bound, intensity and achieved fraction ----------------------------------
+
+LIMIT_LETTERS = {"compute": "C", "memory": "M", "overhead": "O"}
+ROOFLINE_LEGEND = ("roofline, each point: bound (the model's lower bound on time: Σ over ops of max(FLOPs/peak, bytes/bandwidth) "
+                   "+ dispatch overhead), what limits it (C compute, M memory, O overhead), achieved fraction of the bound "
+                   "(bound / measured time), arithmetic intensity I (FLOP/byte)")
+
+
+def roofline_table(data: Session | pd.DataFrame) -> Table | None:
+    """One row per series and mode, one column per size of the swept axis; each cell a point's roofline:
+    `2.7 ms C 31% I62` (bound, limit, achieved fraction, intensity). With projected times (--hardware), a second line
+    per cell: `→ 12 µs M` on that hardware (a roofline projection, not a measurement). None when no point has a bound."""
+    frame = data.frame if isinstance(data, Session) else data
+    ok = ok_rows(frame)
+    if ok.empty or not any(c in ok.columns and ok[c].notna().any() for c in ("roofline_bound_s", "projected_time_s")):
+        return None
+    axis = swept_axis(ok)
+    ok = add_labels(ok, axis)
+    hardware = sorted(set(ok["projected_hardware"].dropna())) if "projected_hardware" in ok.columns else []
+    title = ROOFLINE_LEGEND + (f"; → projected on {', '.join(hardware)} (a roofline lower bound, not a measurement)" if hardware else "")
+    table = Table(title=plain(title), title_justify="left")
+    table.add_column("mechanism", overflow="fold")
+    table.add_column("mode")
+    sizes = sorted(ok[axis].dropna().unique()) if axis else [None]
+    for size in sizes:
+        table.add_column(f"{axis}={fmt_value(size)}" if axis else "value", justify="right")
+    for (series, mode), rows in ok.groupby(["series", "mode"], sort=False):
+        cells = []
+        for size in sizes:
+            at = rows[rows[axis] == size] if axis else rows
+            cells.append(_roofline_cell(at.iloc[-1].to_dict()) if len(at) else Text("–", style="dim"))
+        table.add_row(plain(series), plain(mode), *cells)
+    return table
+
+
+def _roofline_cell(record: dict[str, Any]) -> Text:
+    parts = []
+    if _number(record.get("roofline_bound_s")):
+        parts.append(human(record["roofline_bound_s"], "time") + " " + LIMIT_LETTERS.get(record.get("roofline_limit"), "?"))
+        if _number(record.get("roofline_fraction")):
+            parts.append(human(record["roofline_fraction"], "fraction"))
+    if _number(record.get("arithmetic_intensity")):
+        parts.append(f"I{record['arithmetic_intensity']:.3g}")
+    text = Text(" ".join(parts) or "–")
+    if _number(record.get("projected_time_s")):
+        text.append(f"\n→ {human(record['projected_time_s'], 'time')} {LIMIT_LETTERS.get(record.get('projected_limit'), '?')}", style="cyan")
+    return text
 
 
 def progress_bar(console, total: int):
@@ -213,6 +269,8 @@ def session_tables(session: Session, baseline_series: str | None = None) -> list
     """Everything `effprof compare` prints for a session, in order: the comparison tables, fits,
     crossovers, complexity, the baseline comparison."""
     tables = comparison_tables(session, baseline_series)
+    if (roofline := roofline_table(session)) is not None:
+        tables.append(roofline)
     if session.fits:
         tables.append(fits_table(session.fits_frame))
     if session.crossovers:
@@ -447,6 +505,8 @@ def main_job(session: Session, report: str, baseline_series: str | None = None) 
     if noise.get("noisy"):
         parts.append(Text(f"{NOISY_MARK} noisy timing: {noise['noisy']} of {noise['timed']} timed points have IQR/median > "
                           f"{100 * NOISE_THRESHOLD:.0f}%; time verdicts and crossovers resting on them are uncertain", style="dim"))
+    if (roofline := roofline_table(session)) is not None:
+        parts.append(roofline)
     parts += verdict_lines(session)
     parts += crossover_lines(session)
     parts += baseline_lines(session)

@@ -282,9 +282,35 @@ def complexity_table(session: Session, labels: _Labels | None = None) -> str | N
                   rows, f"l{text}r{text}r{text}r")
 
 
+def roofline_table(session: Session, labels: _Labels | None = None) -> str | None:
+    """Per series and mode at the largest size: measured time, roofline bound, its limit, the achieved fraction of the
+    bound and the arithmetic intensity (effprof.render.roofline.largest_size_rows); with --hardware, the projection."""
+    from effprof.render.roofline import largest_size_rows
+
+    labels = labels or _Labels()
+    rows = largest_size_rows(session.frame)
+    if not rows:
+        return None
+    projected = session.hardware is not None
+    cells = []
+    for r in rows:
+        ms = [None if r[k] is None else float(r[k]) * 1e3 for k in ("time_s", "roofline_bound_s", "projected_time_s")]
+        fraction = None if r["roofline_fraction"] is None else 100 * float(r["roofline_fraction"])
+        cells.append([_cell(r["series"]), _cell(r["mode"]), _cell(r["size"]), _n(ms[0]), _n(ms[1]), _cell(r["roofline_limit"] or MISSING),
+                      _n(fraction), _n(r["arithmetic_intensity"]),
+                      *([_n(ms[2]), _cell(r["projected_limit"] or MISSING)] if projected else [])])
+    header = ["Mechanism", "Mode", "Size", "Measured (ms)", "Bound (ms)", "Limit", r"Achieved (\%)", "Intensity (FLOP/B)",
+              *([f"Projected on {_cell(session.hardware['name'])} (ms)", "Limit"] if projected else [])]
+    caption = ("Roofline at the largest size: the bound is the model's lower bound on time (per op, max of FLOPs over the measured "
+               "peak and bytes over the measured bandwidth, plus the dispatch overhead per op); achieved is bound over measured time."
+               + (f" Projected: a roofline projection onto {_cell(session.hardware['title'])} from its datasheet figures, a lower "
+                  "bound, not a measurement." if projected else ""))
+    return _table(caption, labels("roofline"), header, cells, "lll" + "rr" + "l" + "rr" + ("rl" if projected else ""))
+
+
 def latex(data: Session | pd.DataFrame, fits: pd.DataFrame | None = None) -> str:
     """The booktabs tables of a session (needs booktabs and siunitx): raw values, fits and claims,
-    crossovers, complexity; tables with nothing to show are left out."""
+    crossovers, complexity, the roofline; tables with nothing to show are left out."""
     session = _session(data, fits)
     noise, labels = session.noise, _Labels()
     omitted = sum(not is_number(c.get("at")) for c in session.crossovers)
@@ -297,7 +323,7 @@ def latex(data: Session | pd.DataFrame, fits: pd.DataFrame | None = None) -> str
              ""]
     parts += raw_value_tables(session, labels)
     parts += fits_tables(session, labels)
-    parts += [t for t in (crossovers_table(session, labels), complexity_table(session, labels)) if t]
+    parts += [t for t in (crossovers_table(session, labels), complexity_table(session, labels), roofline_table(session, labels)) if t]
     return "\n".join(parts)
 
 
@@ -349,15 +375,16 @@ def csv_paths(path: str | Path) -> list[Path]:
 
 def write_figures(session: Session, folder: str | Path, size: str = "single") -> list[str]:
     """Every report figure as SVG, PDF and PNG at a column-width preset (effprof.render.static; needs kaleido
-    and a Chrome/Chromium), named <mode>-<metric> (forward-time.pdf), roofline, expert-load and
+    and a Chrome/Chromium), named <mode>-<metric> (forward-time.pdf), roofline-<mode>, expert-load and
     pattern-<mechanism> for each attention pattern the session holds."""
     from effprof.render.axes import figure_name
-    from effprof.render.figures import expert_load_figure, metric_figures, roofline_figure
+    from effprof.render.figures import expert_load_figure, metric_figures
     from effprof.render.patterns import pattern_figure
+    from effprof.render.roofline import roofline_figures
     from effprof.render.static import StaticExportError, export_figures
 
     frame, fits = session.frame, session.fits_frame
-    figures = [fig for _, _, fig in metric_figures(frame, fits)] + [roofline_figure(frame), expert_load_figure(frame)]
+    figures = [fig for _, _, fig in metric_figures(frame, fits)] + [*roofline_figures(frame), expert_load_figure(frame)]
     named = [(fig.layout.meta["name"], fig) for fig in figures if fig is not None]
     named += [(figure_name("pattern", data["name"]), pattern_figure(data)) for data in session.patterns or ()]
     try:

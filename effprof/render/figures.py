@@ -1,4 +1,4 @@
-"""Plotly figures for the HTML report (and static export): one per mode × metric, the roofline, MoE load.
+"""Plotly figures for the HTML report (and static export): one per mode × metric, MoE load (the roofline: render.roofline).
 
 Units, ticks and titles come from effprof.render.axes, series colours, markers and line styles from
 effprof.render.style (one style per series across every figure of a report). A timed metric's points
@@ -132,38 +132,6 @@ def _add_fit_line(fig: go.Figure, fits: pd.DataFrame | None, rows: pd.DataFrame,
 def _matches(rows: pd.DataFrame, part: str) -> bool:
     key, _, value = part.partition("=")
     return key in rows.columns and rows[key].map(fmt_value).astype(str).eq(value).all()
-
-
-def roofline_figure(frame: pd.DataFrame) -> go.Figure | None:
-    """Achieved FLOP/s against arithmetic intensity, under the measured compute and bandwidth roofs."""
-    ok = ok_rows(frame)
-    needed = {"arithmetic_intensity", "achieved_flops_per_s", "peak_flops_per_s", "peak_bytes_per_s"}
-    if ok.empty or not needed <= set(ok.columns):
-        return None
-    ok = add_labels(ok, swept_axis(ok)).dropna(subset=list(needed))  # labelled as in every other figure
-    if ok.empty:
-        return None
-    styles = style.report_styles(frame)
-    peak, bandwidth = float(ok["peak_flops_per_s"].median()), float(ok["peak_bytes_per_s"].median())
-    unit = axes.unit_for("flops", list(ok["achieved_flops_per_s"]) + [peak])
-    fig = go.Figure()
-    for series, rows in ok.groupby("series", sort=False):
-        look = styles[series]
-        fig.add_trace(go.Scatter(x=rows["arithmetic_intensity"], y=unit.scaled(rows["achieved_flops_per_s"]), mode="markers", name=series,
-                                 marker={"color": look.color, "symbol": look.symbol, "size": 8}, customdata=_hover(rows, ""),
-                                 hovertemplate=f"intensity %{{x:.3g}} FLOP/byte<br>%{{y:.3g}} {unit.symbol}/s<br>%{{customdata}}"
-                                               "<extra>%{fullData.name}</extra>"))
-    low, high = float(ok["arithmetic_intensity"].min()) / 4, float(ok["arithmetic_intensity"].max()) * 4
-    ridge = peak / bandwidth
-    xs = sorted({low, min(max(ridge, low), high), high})
-    roof = unit.scaled(min(peak, x * bandwidth) for x in xs)
-    fig.add_trace(go.Scatter(x=xs, y=roof, mode="lines", name="roof (measured peak)",
-                             line={"color": style.KEY_COLOR, "width": 2},
-                             hovertemplate=f"peak {peak / unit.scale:.3g} {unit.symbol}/s, bandwidth {bandwidth / 2**30:.3g} GiB/s<extra></extra>"))
-    fig.update_layout(xaxis=axes.log_axis("arithmetic intensity (FLOP/byte)", xs),
-                      yaxis=axes.log_axis(axes.axis_title("achieved throughput", unit.symbol + "/s"),
-                                           unit.scaled(ok["achieved_flops_per_s"]) + roof))
-    return style.screen_layout(fig, "roofline (measured peak matmul FLOP/s and copy bandwidth)", height=440).update_layout(meta={"name": "roofline"})
 
 
 def expert_load_figure(frame: pd.DataFrame) -> go.Figure | None:

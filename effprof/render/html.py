@@ -39,8 +39,9 @@ from effprof.analysis import Session
 from effprof.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis, variant_words
 from effprof.metrics import NOISE_THRESHOLD, NOISY_MARK, human, is_busy, is_noisy, unit_of
 from effprof.render.escape import plotly_strings
-from effprof.render.figures import expert_load_figure, metric_figures, roofline_figure
+from effprof.render.figures import expert_load_figure, metric_figures
 from effprof.render.points import COUNT, aggregate
+from effprof.render.roofline import largest_size_rows, roofline_figures
 
 PLOTLYJS = ("inline", "cdn", "directory")  # how the page loads plotly.js (--plotlyjs)
 BUNDLE = "plotly.min.js"  # the file `directory` writes beside the report
@@ -48,9 +49,10 @@ PAGE_ROWS = 100  # rows of the records table drawn at a time
 MAX_FIGURE_SERIES = 24  # series drawn per figure; beyond, a figure is a blur (the tables keep them all)
 
 RECORD_COLUMNS = ["mechanism", "family", "mode", "status", "flops_analytic", "flops_counted", "flops_fvcore", "time_s", "time_iqr_s",
-                  "peak_bytes", "activation_bytes", "state_bytes", "params", "fraction_of_peak", "load_avg_1m", "error"]
+                  "peak_bytes", "activation_bytes", "state_bytes", "params", "fraction_of_peak", "arithmetic_intensity", "roofline_bound_s",
+                  "roofline_limit", "roofline_fraction", "projected_time_s", "load_avg_1m", "error"]
 UNIT_COLUMNS = {"time_s", "time_iqr_s", "peak_bytes", "activation_bytes", "state_bytes", "flops_analytic", "flops_counted", "flops_fvcore",
-                "params"}
+                "params", "arithmetic_intensity", "roofline_bound_s", "projected_time_s"}
 MOE_FIELDS = ("aux_loss", "z_loss", "dropped_fraction", "load_cv")
 VERDICT_ORDER = {"fail": 0, "inconclusive": 1, "pass": 2}
 
@@ -164,9 +166,14 @@ def _machine(frame: pd.DataFrame) -> dict[str, str]:
             out[name + ("s" if len(values) > 1 and column == "hostname" else "")] = ", ".join(values)
     if "timestamp" in frame.columns and len(stamps := sorted(str(v) for v in frame["timestamp"].dropna())):
         out["measured"] = stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
-    for column, unit in (("peak_flops_per_s", "flops"), ("peak_bytes_per_s", "bytes")):
+    for column, name, unit in (("peak_flops_per_s", "measured matmul peak (FLOP/s)", "flops"),
+                               ("peak_bytes_per_s", "measured memory bandwidth beyond the caches (STREAM triad)", "bytes"),
+                               ("bandwidth_in_cache_bytes_per_s", "measured memory bandwidth in cache (STREAM triad)", "bytes"),
+                               ("dispatch_overhead_s", "measured overhead per dispatched op", "time")):
         if column in frame.columns and frame[column].notna().any():
-            out["measured peak " + ("matmul FLOP/s" if unit == "flops" else "copy bandwidth")] = human(float(frame[column].median()), unit) + "/s"
+            per_dtype = frame.groupby("dtype")[column].median() if "dtype" in frame.columns else pd.Series({"": frame[column].median()})
+            out[name] = ", ".join(f"{human(float(v), unit)}{'/s' if unit != 'time' else ''}" + (f" ({dtype})" if dtype else "")
+                                  for dtype, v in per_dtype.dropna().items())
     return out
 
 
@@ -213,7 +220,7 @@ def _cost_breakdown(frame: pd.DataFrame) -> dict[str, Any]:
 def _column_kind(column: str) -> str:
     if column in UNIT_COLUMNS:
         return unit_of(column) if unit_of(column) in JS_UNITS else "flops"
-    if column == "fraction_of_peak":
+    if column in ("fraction_of_peak", "roofline_fraction"):
         return "percent"
     if column == "load_avg_1m":
         return "load"
@@ -315,7 +322,7 @@ def render(session: Session, plotlyjs: str = "inline") -> str:
     points = aggregate(frame)
     drawn, left_out = _figure_points(points)
     figures = [{"mode": mode, "title": t, "div": _div(fig)} for mode, t, fig in metric_figures(drawn, fits)]
-    roofline = roofline_figure(drawn)
+    rooflines = roofline_figures(drawn)
     load = expert_load_figure(drawn)
     families = sorted(set(frame["family"].dropna())) if "family" in frame.columns else []
     family_mechanisms = {f: sorted(set(frame.loc[frame["family"] == f, "mechanism"])) for f in families}
@@ -329,7 +336,8 @@ def render(session: Session, plotlyjs: str = "inline") -> str:
         equal_pairs=[c for c in crossings if c.get("equal")],
         complexity=session.complexity,
         figures=figures, left_out=left_out, max_series=MAX_FIGURE_SERIES,
-        roofline=_div(roofline) if roofline is not None else "", expert_load=_div(load) if load is not None else "",
+        rooflines=[_div(fig) for fig in rooflines], roofline_rows=largest_size_rows(frame), projection=session.hardware,
+        expert_load=_div(load) if load is not None else "",
         cost=_cost_breakdown(frame),
         moe_rows=_moe_rows(points), patterns=_pattern_panels(session.patterns), patterns_measured=session.patterns is not None,
         layers=_layer_breakdown(frame, session.axis), families=families, family_mechanisms=family_mechanisms,
