@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 
 def profile(target: Any, mode: str = "forward", *, max_time: float = 1.0, threads: int = 0, count_only: bool = False,
-            breakdown: bool = False, depth: int | None = None, seed: int = 0, hardware: Any = None,
+            breakdown: bool = False, depth: int | None = None, seed: int = 0, hardware: Any = None, options: Any = None,
             **config: Any) -> dict[str, Any]:
     """Measure one point and return its record.
 
@@ -36,12 +36,12 @@ def profile(target: Any, mode: str = "forward", *, max_time: float = 1.0, thread
     it names). `max_time`: seconds spent timing; `count_only`: count on fake tensors, nothing run or timed
     (any size); `breakdown`/`depth`: per-submodule figures; `hardware`: a name ("h100-sxm") or a Hardware, adding
     the record's roofline projection onto it (projected_*: a lower bound, not a measurement). The other keywords are
-    config keys.
+    config keys. `options`: an effprof.measure.harness.Options, in place of the keywords above (all of them).
     """
     from effprof.runner import options_from
     from effprof.runner import profile as _profile
 
-    options = options_from(max_time, threads, count_only, breakdown, depth, seed)
+    options = options_from(max_time, threads, count_only, breakdown, depth, seed) if options is None else options
     record = _profile(target, mode=mode, options=options, **config)
     return project([record], hardware)[0] if hardware is not None else record
 
@@ -64,7 +64,7 @@ def project(records: pandas.DataFrame | list[dict[str, Any]], hardware: Any, har
 
 def sweep(names: Any, vary: dict[str, list[Any]], mode: str | list[str] = "forward", *, max_time: float = 1.0,
           threads: int = 0, count_only: bool = False, breakdown: bool = False, depth: int | None = None, seed: int = 0,
-          hardware: Any = None, **config: Any) -> pandas.DataFrame:
+          hardware: Any = None, options: Any = None, **config: Any) -> pandas.DataFrame:
     """Measure every combination of the `vary` values for each target; one row per point.
 
     `names`: one target or a list (names, module targets, nn.Module instances, factories; see `profile`).
@@ -75,7 +75,7 @@ def sweep(names: Any, vary: dict[str, list[Any]], mode: str | list[str] = "forwa
     from effprof.runner import options_from
     from effprof.runner import sweep as _sweep
 
-    options = options_from(max_time, threads, count_only, breakdown, depth, seed)
+    options = options_from(max_time, threads, count_only, breakdown, depth, seed) if options is None else options
     frame = _sweep(names, vary=vary, mode=mode, options=options, **config)
     return project(frame, hardware) if hardware is not None else frame
 

@@ -50,6 +50,8 @@ def targets(names: Iterable[Any], config: dict[str, Any]) -> list[str]:
     as a module target (modules/objects.py), probed with `config`'s values."""
     out = []
     for name in names:
+        if name is None:
+            raise ConfigError("names must be a name or a list of names (a mechanism, a module target, an nn.Module or a factory); got None")
         if isinstance(name, str):
             out.append(name)
         else:
