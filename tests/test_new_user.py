@@ -116,3 +116,20 @@ def test_breakdown_depth_counts_the_layers_of_a_module_list_as_one_level_and_sho
     text = console.file.getvalue()
     assert "  layers.0 " in text and "    self_attn " in text  # the layer by its path, its parts under it
     assert not any(line.split("│")[1].strip() in ("0", "1") for line in text.splitlines() if line.count("│") > 2)
+
+
+def _complete(words: str) -> list[str]:
+    cword = str(len(words.split()) - (0 if words.endswith(" ") else 1))
+    result = runner.invoke(app, [], prog_name="effprof",
+                           env={"_EFFPROF_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword})
+    return result.output.split()
+
+
+def test_completion_is_offered_in_help_and_completes_names_keys_and_hf_targets():
+    assert "--install-completion" in invoke("--help").output
+    assert _complete("effprof profile sof") == ["softmax_attention"]
+    assert _complete("effprof sweep mamba --vary seq_") == ["seq_len="]
+    assert _complete("effprof compare --param d_mo") == ["d_model="]
+    assert "hf:llama.attention" in _complete("effprof compare --module hf:ll")
+    assert _complete("effprof sweep x --mode dec") == ["decode"]
+    assert _complete("effprof compare --claim flops:seq") == ["flops:seq_len="]

@@ -131,7 +131,7 @@ app = typer.Typer(
     cls=EffprofGroup,
     help="Profile efficient sequence-model mechanisms: FLOPs, time, memory, scaling exponents, reports.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion in --help; values complete (effprof.cli.complete)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from effprof.cli import BadInput, app
+from effprof.cli import BadInput, app, complete
 from effprof.cli.options import JsonOpt, ParamOpt
 from effprof.cli.output import out, print_json
 from effprof.render.escape import plain
@@ -77,7 +77,7 @@ def _default_first(spec) -> list[str]:
 
 @app.command("explain")
 def explain_command(
-    name: Annotated[str, typer.Argument(help="a registered mechanism")],
+    name: Annotated[str, typer.Argument(help="a registered mechanism", autocompletion=complete.mechanisms)],
     json_: JsonOpt = False,
 ) -> None:
     """Equations, config, cost model at the defaults, and claims of one mechanism."""
