@@ -3,7 +3,6 @@ reports written beside their results, completion, and the list's titles."""
 
 from __future__ import annotations
 
-import click
 import typer
 from typer.testing import CliRunner
 
@@ -17,9 +16,9 @@ def invoke(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-def _commands(group: click.Group, prefix: str = ""):
+def _commands(group, prefix: str = ""):
     for name, command in group.commands.items():
-        if isinstance(command, click.Group):
+        if hasattr(command, "commands"):  # a group of commands
             yield from _commands(command, f"{prefix}{name} ")
         else:
             yield f"{prefix}{name}", command

@@ -105,7 +105,7 @@ METAVARS = {
     "figures": "DIR", "junit": "FILE.xml", "family": "FAMILY", "depth": "N", "threads": "N", "seq_len": "N", "d_model": "N",
     "batch": "N", "max_time": "SECONDS", "timeout": "SECONDS", "max_memory": "SIZE", "executor": "local|process|ray",
     "address": "ADDRESS", "device": "cpu|cuda|cuda:N", "dtype": "float32|bfloat16|float16", "plotlyjs": "inline|cdn|directory",
-    "figure_size": "single|double", "tables": "WHICH",
+    "figure_size": "single|double", "tables": "WHICH", "label": 'NAME="TEXT"',
 }
 
 
