@@ -136,7 +136,9 @@ def test_measure_point_fills_the_record(mode):
 
 
 def test_a_stack_records_its_layer_kinds_nested():
-    record = measure_point("jamba", "forward", {"seq_len": 16, "d_model": 32, "batch": 1}, Options(max_time_s=0.02, roofline=False, fvcore=False))
+    # five Jamba layers keep its attention layer (the fifth) and both FFN kinds; the test sizes keep it quick
+    small = {"seq_len": 16, "d_model": 32, "batch": 1, "n_layers": 5, "chunk_size": 5, "d_state": 4, "d_ff": 16, "n_experts": 4}
+    record = measure_point("jamba", "forward", small, Options(max_time_s=0.02, roofline=False, fvcore=False))
     assert record["status"] == "ok", record["error"]
     kinds = record["layer_kinds"]
     assert {"attention", "ssm"} <= set(kinds) and kinds["attention"]["flops_analytic"] > 0 and kinds["attention"]["time_s"] > 0

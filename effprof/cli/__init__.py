@@ -105,7 +105,7 @@ METAVARS = {
     "figures": "DIR", "junit": "FILE.xml", "family": "FAMILY", "depth": "N", "threads": "N", "seq_len": "N", "d_model": "N",
     "batch": "N", "max_time": "SECONDS", "timeout": "SECONDS", "max_memory": "SIZE", "executor": "local|process|ray",
     "address": "ADDRESS", "device": "cpu|cuda|cuda:N", "dtype": "float32|bfloat16|float16", "plotlyjs": "inline|cdn|directory",
-    "figure_size": "single|double", "tables": "WHICH", "hardware": "NAME", "hardware_file": "FILE.toml",
+    "figure_size": "single|double", "tables": "WHICH", "hardware": "NAME", "hardware_file": "FILE.toml", "label": 'NAME="TEXT"',
 }
 
 
@@ -131,7 +131,7 @@ app = typer.Typer(
     cls=EffprofGroup,
     help="Profile efficient sequence-model mechanisms: FLOPs, time, memory, scaling exponents, reports.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion in --help; values complete (effprof.cli.complete)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from effprof.cli import BadInput, app
+from effprof.cli import BadInput, app, complete
 from effprof.cli.options import JsonOpt, ParamOpt
 from effprof.cli.output import check_output_file, err, out, print_json
 from effprof.render.escape import plain
@@ -44,7 +44,7 @@ def list_command(
         table.add_column(column)
     for s in specs:
         table.add_row(plain(s.name), plain(s.family), "yes" if s.causal else "no", plain(", ".join(map(str, _default_first(s))) or "–"),
-                      plain(f"{s.paper.title[:40]} ({s.paper.year})"), plain(s.summary))
+                      plain(f"{paper_title(s.paper.title)} ({s.paper.year})"), plain(s.summary))
     out.print(table)
     if keys:
         key_table = Table(title="config keys (--param key=value, --vary key=v1,v2)", title_justify="left")
@@ -54,6 +54,18 @@ def list_command(
             default = "per mechanism" if row["default"] is None else str(row["default"])
             key_table.add_row(plain(row["name"]), plain(row["type"]), plain(default), plain(row["meaning"]))
         out.print(key_table)
+
+
+TITLE_WIDTH = 40  # characters of a paper's title in the list; the whole title is in `effprof explain`
+
+
+def paper_title(title: str, width: int = TITLE_WIDTH) -> str:
+    """A title cut at a word with an ellipsis ("Simple linear attention language models balance…"), never mid-word."""
+    title = " ".join(str(title).split())
+    if len(title) <= width:
+        return title
+    head = title[: width].rpartition(" ")[0].rstrip(" :,;-–")  # the words that fit whole, beside the ellipsis
+    return (head or title[: width - 1]) + "…"  # one word longer than the width: cut it, marked
 
 
 def _multiline(text: str) -> Text:
@@ -69,7 +81,7 @@ def _default_first(spec) -> list[str]:
 
 @app.command("explain")
 def explain_command(
-    name: Annotated[str, typer.Argument(help="a registered mechanism")],
+    name: Annotated[str, typer.Argument(help="a registered mechanism", autocompletion=complete.mechanisms)],
     results: Annotated[Path | None, typer.Option(
         "--results", help="a results file (JSON Lines): its measured exponents and verdicts beside the claims")] = None,
     json_: JsonOpt = False,

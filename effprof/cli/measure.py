@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from effprof.cli import BadInput, app
+from effprof.cli import BadInput, app, complete
 from effprof.cli.options import (
     AddressOpt,
     ClaimOpt,
@@ -135,7 +135,8 @@ def _move_into_place(partial: Path, results: Path, overwrite: bool, output: Path
 
 @app.command("profile")
 def profile_command(
-    name: Annotated[str | None, typer.Argument(help="a registered mechanism (see effprof list), or pkg.mod:factory")] = None,
+    name: Annotated[str | None, typer.Argument(help="a registered mechanism (see effprof list), or pkg.mod:factory",
+                                               autocompletion=complete.mechanisms)] = None,
     mode: Annotated[str, typer.Option("--mode", "-m", help="forward, train or decode")] = "forward",
     device: Annotated[str | None, typer.Option("--device", help="cpu, cuda or cuda:N")] = None,
     dtype: Annotated[str | None, typer.Option("--dtype", help="float32, float16 or bfloat16")] = None,
@@ -189,7 +190,7 @@ def profile_command(
 @app.command("sweep")
 def sweep_command(
     ctx: typer.Context,
-    names: Annotated[list[str] | None, typer.Argument(help="mechanisms to measure")] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="mechanisms to measure", autocompletion=complete.mechanisms)] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="results file (JSON Lines, appended)")] = ...,
     vary: VaryOpt = None,
     param: ParamOpt = None,
@@ -256,7 +257,7 @@ def sweep_command(
 @app.command("compare")
 def compare_command(
     ctx: typer.Context,
-    names: Annotated[list[str] | None, typer.Argument(help="mechanisms (default: one per family)")] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="mechanisms (default: one per family)", autocompletion=complete.mechanisms)] = None,
     vary: VaryOpt = None,
     param: ParamOpt = None,
     module: ModuleOpt = None,

@@ -7,14 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
-from effprof.cli import BadInput
+from effprof.cli import BadInput, complete
 from effprof.config import KEYS, MAX_THREADS, MAX_TIME_S
 from effprof.suggest import accepted, did_you_mean
 
-ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p",
+ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", autocompletion=complete.keys,
     help=("config key=value (repeatable), e.g. impl=tiled; NAME.key=value applies to mechanism NAME only"))]
-VaryOpt = Annotated[list[str] | None, typer.Option("--vary", "-v", help="config key=v1,v2,... to sweep (repeatable)")]
-ModeOpt = Annotated[list[str] | None, typer.Option("--mode", "-m", help="forward, train or decode (repeatable)")]
+VaryOpt = Annotated[list[str] | None, typer.Option("--vary", "-v", autocompletion=complete.keys, help="config key=v1,v2,... to sweep (repeatable)")]
+ModeOpt = Annotated[list[str] | None, typer.Option("--mode", "-m", autocompletion=complete.modes, help="forward, train or decode (repeatable)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON instead of tables")]
 MaxTimeOpt = Annotated[float, typer.Option("--max-time", help="seconds spent timing each point", min=MAX_TIME_S[0], max=MAX_TIME_S[1])]
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads (0: torch's default)", min=0, max=MAX_THREADS)]
@@ -41,9 +41,9 @@ FiguresOpt = Annotated[Path | None, typer.Option("--figures",
 FigureSizeOpt = Annotated[str, typer.Option("--figure-size", metavar="single|double",
     help=("width preset of the --figures exports: single (3.5 in column, 8 pt text) or double (7 in page "
           "width, 9 pt)"))]
-ModuleOpt = Annotated[list[str] | None, typer.Option("--module",
+ModuleOpt = Annotated[list[str] | None, typer.Option("--module", autocompletion=complete.modules,
     help=("also measure a module from a factory: pkg.mod:factory or hf:model_type.layer (repeatable)"))]
-ClaimOpt = Annotated[list[str] | None, typer.Option("--claim",
+ClaimOpt = Annotated[list[str] | None, typer.Option("--claim", autocompletion=complete.claims,
     help=("a claim for the --module targets: metric:axis=exponent[@mode], e.g. flops:seq_len=2 (repeatable); "
           "TARGET.metric:axis=exponent for one target only, e.g. mylayers:build_conv.flops:seq_len=1"))]
 PlotlyjsOpt = Annotated[str, typer.Option("--plotlyjs", metavar="inline|cdn|directory",

@@ -44,17 +44,25 @@ Breakdown = dict[str, dict[str, Any]]
 def module_paths(root: nn.Module, depth: int | None = None) -> dict[str, nn.Module]:
     """{path: submodule} down to `depth` levels below the root ("" is the root), each module once.
 
-    A factory's ModuleWithInputs wrapper is see-through: the paths are its inner module's.
+    A level is a module that runs: the layers of a ModuleList or ModuleDict (containers with no forward of their
+    own) sit at the container's level, so `layers.0` is one level down and `layers.0.self_attn` two, as a reader
+    counts them (a ModuleList used to cost a level of its own, hiding its layers at depth 1 and naming them "0",
+    "1" at depth 2). A factory's ModuleWithInputs wrapper is see-through: the paths are its inner module's.
     """
     from effprof.modules.wrap import ModuleWithInputs
 
     named = root.inner if isinstance(root, ModuleWithInputs) else root
     paths: dict[str, nn.Module] = {"": root}
     seen = {id(root), id(named)}
-    for path, module in named.named_modules():
-        if not path or id(module) in seen:
+    modules = dict(named.named_modules())
+    levels = {"": 0}
+    for path, module in modules.items():
+        if not path:
             continue
-        if depth is not None and path.count(".") + 1 > depth:
+        parent = path.rpartition(".")[0]
+        container = isinstance(modules.get(parent), (nn.ModuleList, nn.ModuleDict))
+        levels[path] = levels.get(parent, 0) + (0 if container else 1)
+        if id(module) in seen or (depth is not None and levels[path] > depth):
             continue
         seen.add(id(module))
         paths[path] = module

@@ -31,16 +31,33 @@ def breakdown_tree(record: dict[str, Any]) -> Table:
                   title_justify="left")
     for column in ("module", "type", "calls", "FLOPs", "share", "time", "peak memory"):
         table.add_column(column, justify="left" if column in ("module", "type") else "right")
+    levels = tree_levels(tree)
     for path in tree:  # named_modules() order: parents before children, layers in order
         row = tree[path]
-        depth = 0 if path == "" else path.count(".") + 1
-        label = record["mechanism"] if path == "" else "  " * depth + path.rpartition(".")[2]
+        parent = path.rpartition(".")[0]
+        # a child of a row above reads by its own name; a layer of a list (whose container has no row) by its path
+        name = path.rpartition(".")[2] if parent in tree else path
+        label = record["mechanism"] if path == "" else "  " * levels[path] + name
         share = f"{100 * row['flops'] / total:.1f}%" if total and row.get("flops") is not None else "–"
         table.add_row(plain(label), plain(row.get("type", "")), plain(row.get("calls", "")), human(row.get("flops"), "flops"),
                       share, human(row.get("time_s"), "time"), human(row.get("peak_bytes"), "bytes"))
     if root.get("flops_analytic"):
         table.caption = f"analytic (the spec's cost model): {human(root['flops_analytic'], 'flops')} FLOPs"
     return table
+
+
+def tree_levels(tree: dict[str, Any]) -> dict[str, int]:
+    """Each path's level in the tree: one below its nearest ancestor that has a row (a ModuleList has none: it never
+    runs), so `layers.0.self_attn` sits under `layers.0`, one level below the root's children."""
+    levels = {"": 0}
+    for path in tree:
+        if not path:
+            continue
+        ancestor = path.rpartition(".")[0]
+        while ancestor and ancestor not in tree:
+            ancestor = ancestor.rpartition(".")[0]
+        levels[path] = levels.get(ancestor, 0) + 1
+    return levels
 
 
 def share_figure(frame: pd.DataFrame, mechanism: str, metric: str = "flops", mode: str = "forward") -> go.Figure | None:
