@@ -18,10 +18,11 @@ COURSE_OUTPUT = Path("effprof-out/course")
 
 @app.command("course")
 def course_command(
-    week: Annotated[int | None, typer.Argument(help="the roadmap week (effprof course lists them)")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="the lab's HTML page (default effprof-out/course/weekNN.html; "
+    week: Annotated[int | None, typer.Argument(help="the roadmap week (effprof course lists them)", metavar="WEEK")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="PAGE.html", help="the lab's HTML page (default effprof-out/course/weekNN.html; "
                                                  "its records go beside it, .jsonl)")] = None,
-    check: Annotated[str | None, typer.Option("--check", help="check your implementation of the week's project: FILE.py:build")] = None,
+    check: Annotated[str | None, typer.Option("--check", metavar="FILE.py:build",
+                                                  help="check your implementation of the week's project")] = None,
     template: Annotated[bool, typer.Option("--template", help="print the week's project template (shapes, equations, TODOs)")] = False,
 ) -> None:
     """Run a week of the efficiency roadmap as a lab: measure its mechanisms, print what to look at with the measured
