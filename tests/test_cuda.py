@@ -33,7 +33,7 @@ from effprof.measure.timing import time_call
 from effprof.measure.workload import make_workload
 from effprof.mechanisms.base import provides, state_nbytes, state_tensors
 from effprof.mechanisms.ssm.selective_scan import KernelUnsupported, check_kernel_inputs
-from effprof.registry import MODES, get_spec
+from effprof.registry import AUTO, MODES, get_spec, resolve_impl
 from tests.helpers import case_id, impl_cases, tiny
 
 
@@ -309,9 +309,13 @@ def test_half_precision_halves_activation_bytes(case, device, dtype):
     """Bytes saved for backward halve in bf16 / fp16, up to the few tensors kept in their own types
     (integer indices and masks, fp32 log-sum-exps): the ratio lies in [0.5, 0.6]."""
     name, overrides = case
+    # one form at both precisions: impl=auto runs the compiled scan in float32 on CPU and the torch form in half
+    form = resolve_impl(get_spec(name), _config(name, overrides, device, dtype), "train").impl
     saved = {}
     for d in ("float32", dtype):
         config = _config(name, overrides, device, d)
+        if config.get("impl") == AUTO:
+            config["impl"] = form
         module = effprof.build(name, **config)
         work = make_workload(module, config, "train")
         forward = module.training_loss if provides(module, "training_loss") else module

@@ -31,9 +31,11 @@ def test_every_layer_builds_and_runs(layer):
     assert spec.cost({}, "forward").flops is None  # no analytic model: unknown, never 0
 
 
-def test_unknown_layer_lists_the_known_ones():
-    with pytest.raises(ConfigError, match="accepted: hf:llama.attention"):
+def test_unknown_layer_suggests_a_near_one_and_lists_them_otherwise():
+    with pytest.raises(ConfigError, match="did you mean 'hf:llama"):
         module_spec("hf:llama.nothing")
+    with pytest.raises(ConfigError, match="accepted: hf:llama.attention"):
+        module_spec("hf:qqqqqqqqqqqqqqq")
 
 
 def test_shapes_and_parameter_counts_match(rows):

@@ -115,5 +115,7 @@ def test_the_breakdown_shows_each_layer():
 def test_an_unknown_model_lists_what_exists():
     from effprof.config import ConfigError
 
-    with pytest.raises(ConfigError, match="llama-2-7b"):
+    with pytest.raises(ConfigError, match="did you mean 'hf:llama"):
         effprof.profile("hf:llama-9b", count_only=True)
+    with pytest.raises(ConfigError, match="llama-2-7b"):
+        effprof.profile("hf:qqqqqqqqqqqqqqq", count_only=True)

@@ -238,7 +238,7 @@ def crossovers_table(session: Session, labels: _Labels | None = None) -> str | N
     if not found and not equal:
         return None
     labels = labels or _Labels()
-    axis = found[0].get("axis") or session.axis or ""
+    axis = (found or equal)[0].get("axis") or session.axis or ""
     rows, noisy_shown = [], False
     for c in found:
         at = _size(c["at"])
