@@ -182,7 +182,7 @@ def sweep_command(
     check_output_file(output, "--output")
     with _closed_on_error(runner):
         names, config = _targets(names, module, claim, param, runner)
-    points = plan(names, varied, parse_modes(mode), config, force=force)
+        points = plan(names, varied, parse_modes(mode), config, force=force)
     if resume and output.exists():
         total = len(points)
         points = pending(points, read_records(output))
