@@ -97,3 +97,11 @@ def test_the_python_api_probes_in_the_worker_and_the_worker_loads_the_drivers_pl
     assert set(frame.status) == {"ok"}, list(frame.error)
     with ProcessExecutor(timeout_s=5) as executor, pytest.raises(ConfigError, match="fails at d_model=128"):
         executor.probe(f"{U}:heads", (), {})  # at the defaults it does not build: refused in one line, from the worker
+
+
+def test_a_definition_the_worker_cannot_register_is_the_points_error_not_a_dead_worker():
+    from effprof.measure.isolate import _register
+
+    assert _register(None) is None
+    message = _register(("no_such_package_xyz:factory", (), False))
+    assert "cannot register no_such_package_xyz:factory" in message and "cannot import" in message
