@@ -74,17 +74,18 @@ def load_plugin(target: str, check: bool = True) -> list[str]:
         except PluginError:
             unregister(spec.name)  # also one its own module registered with @register on import
             raise
-    if target not in _LOADED:
-        _LOADED.append(target)
+    _LOADED[target] = [s.name for s in specs]
     return [s.name for s in specs]
 
 
-_LOADED: list[str] = []  # the targets load_plugin loaded in this process, in order
+_LOADED: dict[str, list[str]] = {}  # target -> the mechanisms load_plugin registered from it in this process, in order
 
 
 def loaded_plugins() -> tuple[str, ...]:
-    """The plugin targets loaded in this process, in order: what an isolated worker loads to see the same mechanisms."""
-    return tuple(_LOADED)
+    """The plugin targets loaded in this process whose mechanisms are still registered, in order: what an isolated
+    worker loads to see the same mechanisms."""
+    registered = set(list_mechanisms())
+    return tuple(target for target, names in _LOADED.items() if registered.issuperset(names))
 
 
 def configured_plugins(path: Path = Path("pyproject.toml")) -> list[str]:

@@ -21,6 +21,17 @@ F = "tests.plugins.factories"
 FAST = ["--max-time", "0.02"]
 
 
+
+@pytest.fixture(autouse=True)
+def _forget_new_modules():
+    """Module targets (and their --claim claims) registered by a test stay in this process's registry: drop them after."""
+    from effprof.registry import list_mechanisms, unregister
+
+    before = set(list_mechanisms())
+    yield
+    for name in set(list_mechanisms()) - before:
+        unregister(name)
+
 def test_isolated_module_points_keep_their_claims_and_build_with_the_users_params(tmp_path):
     """Both failed before: the worker rebuilt the spec without the --claim claims (records carried claims: []) and
     re-probed the factory at its own defaults (n_heads=3 does not divide d_model 128: every point `crash`)."""
@@ -86,3 +97,11 @@ def test_the_python_api_probes_in_the_worker_and_the_worker_loads_the_drivers_pl
     assert set(frame.status) == {"ok"}, list(frame.error)
     with ProcessExecutor(timeout_s=5) as executor, pytest.raises(ConfigError, match="fails at d_model=128"):
         executor.probe(f"{U}:heads", (), {})  # at the defaults it does not build: refused in one line, from the worker
+
+
+def test_a_definition_the_worker_cannot_register_is_the_points_error_not_a_dead_worker():
+    from effprof.measure.isolate import _register
+
+    assert _register(None) is None
+    message = _register(("no_such_package_xyz:factory", (), False))
+    assert "cannot register no_such_package_xyz:factory" in message and "cannot import" in message

@@ -12,7 +12,6 @@ import torch
 from typer.testing import CliRunner
 
 from effprof.cli import app
-from effprof.measure.guard import TORCH_STATE, UserExit, torch_state, user_code
 from effprof.measure.harness import Options, measure_point
 from effprof.modules import resolve_targets
 
@@ -27,6 +26,17 @@ def _one_line_error(result, fragment: str) -> None:
     assert result.exit_code == 2 and len(lines) == 1 and fragment in lines[0], result.output
     assert "Traceback" not in result.output
 
+
+
+@pytest.fixture(autouse=True)
+def _forget_new_modules():
+    """Module targets (and their --claim claims) registered by a test stay in this process's registry: drop them after."""
+    from effprof.registry import list_mechanisms, unregister
+
+    before = set(list_mechanisms())
+    yield
+    for name in set(list_mechanisms()) - before:
+        unregister(name)
 
 def test_a_factory_that_switches_autograd_off_no_longer_breaks_other_mechanisms_train_points():
     """It turned every later train point (of any mechanism) into an error."""
@@ -50,6 +60,8 @@ def test_threads_and_default_dtype_are_put_back_and_named():
 
 def test_every_guarded_setting_is_put_back():
     """Each setting of TORCH_STATE, flipped inside the guard, is restored and named: the table is not a list of names."""
+    from effprof.measure.guard import TORCH_STATE, torch_state, user_code
+
     before = torch_state()
     flips = {"grad mode": lambda: torch.set_grad_enabled(False), "threads": lambda: torch.set_num_threads(1 + (before[1] == 1)),
              "default dtype": lambda: torch.set_default_dtype(torch.float64),
@@ -67,6 +79,8 @@ def test_every_guarded_setting_is_put_back():
 
 
 def test_exit_from_user_code_is_an_exception_but_an_interrupt_is_not():
+    from effprof.measure.guard import UserExit, user_code
+
     with pytest.raises(UserExit, match=r"sys.exit\(0\)"):
         with user_code():
             raise SystemExit(0)

@@ -229,7 +229,7 @@ def sweep_command(
     device_entry = choose_hardware(hardware, hardware_file)
     with _closed_on_error(runner):
         names, config = _targets(names, module, claim, param, runner)
-    points = plan(names, varied, parse_modes(mode), config, force=force, count_only=count_only)
+        points = plan(names, varied, parse_modes(mode), config, force=force, count_only=count_only)
     if resume and output.exists():
         total = len(points)
         points = pending(points, read_records(output))

@@ -135,16 +135,27 @@ def _worker(conn, parent_pid: int, options: Options, max_memory: int | None, plu
             answer: Any = _probe_here(*rest)
         else:
             name, mode, config, point_options, made = rest
-            if made is not None:  # a module factory target, registered as the driver has it (spec, claims, modes)
-                from effprof.modules import register_definition
-
-                register_definition(made)
-            if max_memory and point_options.roofline:
-                _machine_roofline_unlimited(name, mode, config, point_options)
-            answer = measure_point(name, mode, config, point_options)
+            answer = _register(made)
+            if answer is None:
+                if max_memory and point_options.roofline:
+                    _machine_roofline_unlimited(name, mode, config, point_options)
+                answer = measure_point(name, mode, config, point_options)
         if deadline is not None:
             deadline.cancel()
         conn.send(answer)
+
+
+def _register(made) -> str | None:
+    """Register a module factory target as the driver has it (spec, claims, modes); None, or why it cannot be."""
+    if made is None:
+        return None
+    from effprof.modules import register_definition
+
+    try:
+        register_definition(made)
+    except Exception as e:  # noqa: BLE001  (e.g. the factory's module does not import here: the point's error)
+        return f"the isolated worker cannot register {made[0]}: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+    return None
 
 
 def _probe_here(target: str, claims: tuple, values: dict[str, Any]) -> tuple[str, Any]:
@@ -244,7 +255,8 @@ class IsolatedRunner:
         self._conn.send(("point", self.timeout_s, name, mode, config, self.options, definition(name)))
         if self._conn.poll(self.timeout_s):
             try:
-                return self._conn.recv()
+                answer = self._conn.recv()
+                return failed_record(name, mode, config, self.options, "error", answer) if isinstance(answer, str) else answer
             except EOFError:
                 pass  # the worker died: read its exit status once it is reaped
         else:
