@@ -169,7 +169,7 @@ def test_crafted_session_files_are_refused_in_one_line(tmp_path):
         assert "\n" not in str(refused.value) and len(str(refused.value)) < 300, case
 
 
-@pytest.mark.parametrize("case", ["deep nesting", "5000-digit integer", "patterns: [{}]", "n: 0", "records: 5", "missing key"])
+@pytest.mark.parametrize("case", ["deep nesting", "5000-digit integer", "patterns: [{}]"])  # every case: the slow test below
 def test_report_skips_a_crafted_session_with_a_warning_and_rebuilds_it(tmp_path, case):
     results = _results(tmp_path)
     text = _crafted(_session_for(results, patterns=[PATTERN]))[case]
