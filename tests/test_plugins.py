@@ -155,6 +155,7 @@ metric = "flops"
 exponent = 1.0
 tolerance = 0.1
 """)
+    unregister("short_conv")  # another test file may have loaded it into this process
     result = runner.invoke(app, ["list", "--json"])  # read, not imported: a note says how to list them
     assert result.exit_code == 0 and "short_conv" not in result.stdout, result.output
     assert f"names plugins ({PLUGIN}:short_conv)" in result.stderr and "--plugin" in result.stderr
