@@ -52,8 +52,8 @@ HALF = ("bfloat16", "float16")
 
 CASES = impl_cases()
 CAUSAL_CASES = [c for c in CASES if get_spec(c[0]).causal]
-# The compiled forms run on the CPU in float32 and have no backward (mamba impl=chunked_c): they are refused
-# on CUDA, in half precision and in train, so the device, dtype and train tests take every other form.
+# The compiled forms run on the CPU in float32 only (mamba impl=chunked_c): they are refused on CUDA and in half
+# precision, so the device and dtype tests take every other form (impl=auto among them: it runs the torch form there).
 COMPILED = {"chunked_c"}
 ANY_DEVICE = [c for c in CASES if c[1].get("impl") not in COMPILED]
 ANY_DEVICE_CAUSAL = [c for c in ANY_DEVICE if get_spec(c[0]).causal]

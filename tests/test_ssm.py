@@ -706,6 +706,15 @@ def test_explain_and_the_progress_line_say_which_form_ran(monkeypatch):
     record = {"mechanism": "mamba", "mode": "forward", "impl": "auto", "impl_resolved": "chunked_c", "seq_len": 64}
     assert point_label(record) == "mamba forward impl=auto→chunked_c seq_len=64"
     assert point_label({**record, "impl": "chunked", "impl_resolved": "chunked"}) == "mamba forward impl=chunked seq_len=64"
+    from rich.console import Console
+
+    from effprof.render.console import record_table
+
+    console = Console(width=200, record=True)
+    console.print(record_table({**record, "status": "ok", "impl_resolved": "chunked", "impl_reason": "chunked_c runs in float32 only, not bfloat16"}))
+    assert "auto → chunked: chunked_c runs in float32 only, not bfloat16" in console.export_text()
+    console.print(record_table({**record, "status": "ok", "impl": "chunked", "impl_resolved": "chunked"}))
+    assert "→" not in console.export_text()
 
 
 def json_loads(text: str):

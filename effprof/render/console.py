@@ -132,6 +132,8 @@ def record_table(record: dict[str, Any]) -> Table:
         table.add_row("load_avg_1m", plain(f"{float(record['load_avg_1m']):.2f} on {record.get('cpu_count')} cores"))
     if record.get("flops_counted") and record.get("flops_analytic"):
         table.add_row("counted / analytic", f"{record['flops_counted'] / record['flops_analytic']:.4f}")
+    if record.get("impl_resolved") not in (None, record.get("impl")):  # impl=auto: the form that ran, and why
+        table.add_row("impl", plain(f"{record.get('impl')} → {record['impl_resolved']}: {record.get('impl_reason', '')}"))
     for key in ("fvcore_note", "uncounted_ops", "custom_ops", "error"):
         if record.get(key):
             table.add_row(key, plain(record[key]))
