@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Mamba's selective scan in effprof against the authors' pure-torch reference, interleaved (issue #26).
 
-    python3 scripts/bench-selective-scan.py [--seq-len 1024,4096,16384] [--rounds 5] [--json out.json]
+    python3 scripts/bench-selective-scan.py [--seq-len 1024,4096,16384] [--rounds 5] [--threads N] [--json out.json]
 
 The op measured is the selective scan with the block's output around it, (scan(x) + D ⊙ x) ⊙ SiLU(z), at
 mamba's defaults: d_model 128, expand 2 (D_in = 256 channels), d_state 16, batch 1, chunk_size 64, float32 on
@@ -15,8 +15,9 @@ Forms:
   mamba_ssm/ops/selective_scan_interface.py, at commit 01887ed): Ā = exp(Δ A) and B̄x = Δ B x materialised
   for every token as (b, D_in, n, N) tensors, then a Python loop over the n tokens doing h = Ā_t h + B̄x_t and
   y_t = einsum(h, C_t). It is kept here, outside the package: effprof never runs it.
-- effprof `impl=chunked` (the torch lane scan), `impl=chunked_c` (the compiled kernel) and `impl=auto` (what
-  mamba's default resolves to on this machine in forward mode).
+- effprof `impl=chunked` (the torch lane scan) and `impl=chunked_c` (the compiled kernel); the first line on
+  stderr says which of them mamba's default, `impl=auto`, resolves to on this machine, and the load average.
+Before timing, both effprof forms are checked against the reference (relative error ≤ 1e-4, else it exits).
 """
 
 from __future__ import annotations

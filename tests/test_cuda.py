@@ -52,10 +52,12 @@ HALF = ("bfloat16", "float16")
 
 CASES = impl_cases()
 CAUSAL_CASES = [c for c in CASES if get_spec(c[0]).causal]
-# The compiled forms run on the CPU in float32 and have no backward (mamba impl=chunked_c): they are refused
-# on CUDA, in half precision and in train, so the device, dtype and train tests take every other form.
+# The compiled forms run on the CPU in float32 only (mamba impl=chunked_c): they are refused on CUDA and in half
+# precision, so the device and dtype tests take every other form (impl=auto among them: it runs the torch form there).
+# impl=auto runs the kernel in CPU float32 and the torch form elsewhere: checks that compare one form across
+# devices or dtypes take the forms by name (test_ssm runs auto in half precision and in train).
 COMPILED = {"chunked_c"}
-ANY_DEVICE = [c for c in CASES if c[1].get("impl") not in COMPILED]
+ANY_DEVICE = [c for c in CASES if c[1].get("impl") not in COMPILED | {"auto"}]
 ANY_DEVICE_CAUSAL = [c for c in ANY_DEVICE if get_spec(c[0]).causal]
 HEAVY_FAMILIES = ("hybrid",)  # whole stacks: their CPU variants run with -m slow
 

@@ -678,3 +678,46 @@ def test_loading_the_kernel_keeps_subnormal_floats():
         pytest.skip(f"kernel not built here: {kernels.status('selective_scan')}")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_explain_and_the_progress_line_say_which_form_ran(monkeypatch):
+    """`explain` names the form impl=auto resolves to here, and why where it falls back; a mechanism with no
+    faster form says it offers no auto; the progress line of an auto point shows the form that ran."""
+    from typer.testing import CliRunner
+
+    from effprof.cli import app
+    from effprof.render.console import point_label
+
+    runner = CliRunner()
+    built = kernels.load("selective_scan") is not None
+    out = runner.invoke(app, ["explain", "mamba", "--json"])
+    assert out.exit_code == 0
+    assert ("→ chunked_c (the compiled scan" if built else "→ chunked (chunked_c is not built here") in json_loads(out.stdout)["forms"]
+    monkeypatch.setenv("EFFPROF_KERNELS", "0")
+    kernels.load.cache_clear()
+    try:
+        out = runner.invoke(app, ["explain", "mamba", "--json"])
+    finally:
+        monkeypatch.delenv("EFFPROF_KERNELS")
+        kernels.load.cache_clear()
+    assert "forward/train/decode → chunked (chunked_c is not built here: disabled by EFFPROF_KERNELS=0)" in json_loads(out.stdout)["forms"]
+    out = runner.invoke(app, ["explain", "softmax_attention", "--json"])
+    assert "default impl=sdpa: runs at every point" in json_loads(out.stdout)["forms"] and "offers no impl=auto" in json_loads(out.stdout)["forms"]
+    record = {"mechanism": "mamba", "mode": "forward", "impl": "auto", "impl_resolved": "chunked_c", "seq_len": 64}
+    assert point_label(record) == "mamba forward impl=auto→chunked_c seq_len=64"
+    assert point_label({**record, "impl": "chunked", "impl_resolved": "chunked"}) == "mamba forward impl=chunked seq_len=64"
+    from rich.console import Console
+
+    from effprof.render.console import record_table
+
+    console = Console(width=200, record=True)
+    console.print(record_table({**record, "status": "ok", "impl_resolved": "chunked", "impl_reason": "chunked_c runs in float32 only, not bfloat16"}))
+    assert "auto → chunked: chunked_c runs in float32 only, not bfloat16" in console.export_text()
+    console.print(record_table({**record, "status": "ok", "impl": "chunked", "impl_resolved": "chunked"}))
+    assert "→" not in console.export_text()
+
+
+def json_loads(text: str):
+    import json
+
+    return json.loads(text)

@@ -19,8 +19,12 @@
  *
  * The output is finished in the same pass, as Mamba's own kernel does: (y + D ⊙ x) ⊙ SiLU(z).
  *
- * The arithmetic is op for op that of the torch form (selective_scan.selective_scan), so both count the same
- * FLOPs (mamba_cost.selective_scan_flops).
+ * Where sequences × blocks of channels alone occupy the threads (b·D ≥ 256: mamba_cost.one_pass decides), the
+ * forward runs phase 1 with one lane of n tokens instead (one_pass below), half the exponentials, storing the
+ * state entering each chunk of `size` tokens for the backward.
+ *
+ * The arithmetic is op for op that of the torch form (selective_scan.selective_scan) with the same lanes, so
+ * both count the same FLOPs (mamba_cost.selective_scan_flops).
  */
 #include <math.h>
 #include <omp.h>

@@ -139,6 +139,8 @@ def record_table(record: dict[str, Any]) -> Table:
     if _number(record.get("projected_time_s")):
         table.add_row(plain(f"projected on {record.get('projected_hardware')}"),
                       plain(f"≥ {human(record['projected_time_s'], 'time')} ({record.get('projected_limit')}-bound; roofline projection, not measured)"))
+    if record.get("impl_resolved") not in (None, record.get("impl")):  # impl=auto: the form that ran, and why
+        table.add_row("impl", plain(f"{record.get('impl')} → {record['impl_resolved']}: {record.get('impl_reason', '')}"))
     for key in ("fvcore_note", "uncounted_ops", "custom_ops", "error"):
         if record.get(key):
             table.add_row(key, plain(record[key]))
