@@ -393,33 +393,34 @@ def _judge_two_term(ls: np.ndarray, ly: np.ndarray, sigma: np.ndarray, q: float,
     second_share_bottom = bottom_b / np.maximum(bottom_a + bottom_b, 1e-300)
     by_weight, by_value, curvature = _two_term_influence(ls, ly, p, q)
     low, high = _interval(p, by_weight, by_value, sigma)
-    reasons = []
-    for i in range(s):
+    with np.errstate(invalid="ignore"):  # the same tests as the loop below, for every series at once
+        flagged = ((p - q < AT_BOUND) | (P_MAX - p < AT_BOUND) | ~(curvature > 0) | (low < q) | (high > P_MAX)
+                   | (lead_share_top < 0.5) | ((k < 4) & (second_share_bottom >= NEGLIGIBLE)))
+    reasons = [""] * s  # a series none of the tests flags judges its claim; only the flagged ones get a message
+    for i in np.flatnonzero(flagged):
         crossing = math.inf  # the size where the two terms are equal
         if a[i] > 0 and b[i] > 0 and p[i] - q > AT_BOUND:
             crossing = float(x[i, -1] * math.exp(min(math.log(b[i] / a[i]) / (p[i] - q), 700.0)))
         if p[i] - q < AT_BOUND or P_MAX - p[i] < AT_BOUND or not curvature[i] > 0:
             where = f"p = {p[i]:.2f}, at a bound of [{q:g}, {P_MAX:g}]" if curvature[i] > 0 else "the loss is flat in p"
-            reasons.append(f"unidentified: the dominant term's fit in a·x^p + b·x^{q:g} is not determined ({where}); "
-                           f"the points bend more than two power terms explain: noise, or a different law; "
-                           f"add repeats or sizes ({_more_sizes(x[i])})")
+            reasons[i] = (f"unidentified: the dominant term's fit in a·x^p + b·x^{q:g} is not determined ({where}); "
+                          f"the points bend more than two power terms explain: noise, or a different law; "
+                          f"add repeats or sizes ({_more_sizes(x[i])})")
         elif low[i] < q or high[i] > P_MAX:
-            reasons.append(f"unidentified: the dominant exponent's interval [{low[i]:.2f}, {high[i]:.2f}] reaches past "
-                           f"the bounds [{q:g}, {P_MAX:g}] of a·x^p + b·x^{q:g}; add repeats or sizes "
-                           f"({_more_sizes(x[i])})")
+            reasons[i] = (f"unidentified: the dominant exponent's interval [{low[i]:.2f}, {high[i]:.2f}] reaches past "
+                          f"the bounds [{q:g}, {P_MAX:g}] of a·x^p + b·x^{q:g}; add repeats or sizes "
+                          f"({_more_sizes(x[i])})")
         elif lead_share_top[i] < 0.5:
             suggestion = (f"measure up to {_fmt(round(4 * crossing))} (the x^{p[i]:.2f} term passes the x^{q:g} term "
                           f"near {_fmt(round(crossing))})") if math.isfinite(crossing) else _more_sizes(x[i])
-            reasons.append(f"second term dominates: at every size measured the x^{q:g} term carries more than the "
-                           f"dominant one; {suggestion}")
+            reasons[i] = (f"second term dominates: at every size measured the x^{q:g} term carries more than the "
+                          f"dominant one; {suggestion}")
         elif k < 4 and second_share_bottom[i] >= NEGLIGIBLE:
-            reasons.append(f"too few sizes: {k} sizes fit the three parameters of a·x^p + b·x^{q:g} exactly and test "
-                           f"nothing; {_more_sizes(x[i])}")
-        else:
-            reasons.append("")
-        if reasons[-1].startswith("unidentified"):
+            reasons[i] = (f"too few sizes: {k} sizes fit the three parameters of a·x^p + b·x^{q:g} exactly and test "
+                          f"nothing; {_more_sizes(x[i])}")
+        if reasons[i].startswith("unidentified"):
             p[i] = low[i] = high[i] = np.nan  # never print the search bounds as an interval
-        elif reasons[-1].startswith("too few sizes"):
+        elif reasons[i].startswith("too few sizes"):
             low[i] = high[i] = np.nan  # an exact fit through three points has no interval to show
     return p, low, high, reasons
 
