@@ -46,6 +46,8 @@ class Record(TypedDict, total=False):
     status: str  # ok | oom | timeout | error | unsupported | crash (STATUSES)
     error: str  # one line: why the point failed ("" when ok)
     seed: int  # seed of the weights and inputs
+    measured_by: str  # run (executed, timed) | count (count-only: shapes on fake tensors, nothing run or timed; time_s empty)
+    assumptions: str  # "; "-separated assumptions a count rests on where shapes depend on data (count-only), e.g. balanced expert load
     # FLOPs (a multiply-add is 2 FLOPs; DESIGN.md "Metrics")
     flops_analytic: float  # FLOPs — the spec's cost model
     flops_counted: float  # FLOPs — counted at the op dispatcher

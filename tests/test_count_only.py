@@ -136,3 +136,32 @@ def test_the_cli_counts(tmp_path):
 
     record = json.loads(result.stdout)
     assert record["measured_by"] == "count" and record["time_s"] is None and record["flops_counted"] > 1e12
+
+
+def test_crossovers_on_counts_are_labelled_counted():
+    from effprof.analysis import analyse
+    from effprof.render.console import crossover_lines
+
+    frame = effprof.sweep(["softmax_attention", "linear_attention"], vary={"seq_len": [64, 256, 1024, 4096]}, count_only=True,
+                          d_model=256)
+    assert set(frame["measured_by"]) == {"count"} and frame["time_s"].isna().all()
+    session = analyse(frame.to_dict("records"))
+    flops = [c for c in session.crossovers if c["metric"] == "flops" and c.get("at")]
+    assert flops and all(c["measured_by"] == "count" for c in flops)
+    assert any("(counted, not timed)" in line.plain for line in crossover_lines(session))
+
+
+def test_a_count_only_instance_is_left_unchanged():
+    layer = torch.nn.Linear(16, 16)
+    before = layer.weight.detach().clone()
+    record = effprof.profile(layer, seq_len=8, d_model=16, count_only=True)
+    assert record["status"] == "ok" and record["flops_counted"] == 2 * 8 * 16 * 16 + 8 * 16
+    assert not isinstance(layer.weight, torch._subclasses.fake_tensor.FakeTensor)
+    assert torch.equal(layer.weight, before)
+
+
+def test_bad_timing_options_are_refused():
+    from effprof.config import ConfigError
+
+    with pytest.raises(ConfigError, match="max_time"):
+        effprof.profile("softmax_attention", max_time=0)
