@@ -59,7 +59,8 @@ def sparse_claims(fast_impls: tuple[str, ...], decode_state: float, decode_flops
 # a·n + b·n² at n = 2K..32K): forward b = 0.252 (2·h·d/B² = 2·2·64/32²), a = 248,000 (block_sparse) and
 # 216,000 (topk_attention); the terms cross at n ≈ 980,000 and 860,000 (train: 2.9 M and 2.6 M). At the
 # test's block_size 3 and d_model 32 they cross near n ≈ 5,000.
-SELECTION = ("quadratic above n ≈ 1,000,000 at the defaults (block_size 32, d_model 128; near n ≈ 5,000 at block_size 3), "
+SELECTION = ("quadratic above n ≈ 1,000,000 (train: ≈ 3,000,000) at the defaults (block_size 32, d_model 128; near n ≈ 5,000 "
+             "at block_size 3), "
              "linear below: the block choice scores every (query block, key block) pair, (n/B)²·d")
 SELECTION_DECODE = ("per token, amortized over a block: the choice at each block boundary scores n/B key-block means "
                     "(n·d/B² per token), linear; constant between boundaries (gen_len < block_size sees none)")
