@@ -44,6 +44,9 @@ Breakdown = dict[str, dict[str, Any]]
 def module_paths(root: nn.Module, depth: int | None = None) -> dict[str, nn.Module]:
     """{path: submodule} down to `depth` levels below the root ("" is the root), each module once.
 
+    The items of a ModuleList or ModuleDict count at their list's level, so every layer of a stack shows where
+    its list does (`layers`, `layers.0`, `layers.1`, ... at depth 1).
+
     A factory's ModuleWithInputs wrapper is see-through: the paths are its inner module's.
     """
     from effprof.modules.wrap import ModuleWithInputs
@@ -51,10 +54,16 @@ def module_paths(root: nn.Module, depth: int | None = None) -> dict[str, nn.Modu
     named = root.inner if isinstance(root, ModuleWithInputs) else root
     paths: dict[str, nn.Module] = {"": root}
     seen = {id(root), id(named)}
+    levels = {"": 0}  # a ModuleList / ModuleDict item sits at its list's level: `layers.3` is as deep as `layers`
+    containers = {path for path, module in named.named_modules() if isinstance(module, (nn.ModuleList, nn.ModuleDict))}
     for path, module in named.named_modules():
-        if not path or id(module) in seen:
+        if not path:
             continue
-        if depth is not None and path.count(".") + 1 > depth:
+        parent = path.rpartition(".")[0]
+        levels[path] = levels.get(parent, 0) + (parent not in containers)
+        if id(module) in seen:
+            continue
+        if depth is not None and levels[path] > depth:
             continue
         seen.add(id(module))
         paths[path] = module
