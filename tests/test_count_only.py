@@ -165,3 +165,42 @@ def test_bad_timing_options_are_refused():
 
     with pytest.raises(ConfigError, match="max_time"):
         effprof.profile("softmax_attention", max_time=0)
+
+
+SELECTION_CHECK = '''
+[[claims]]
+name = "block selection"
+mechanism = "block_sparse"
+params = { d_model = 32, block_size = 3, n_selected_blocks = 2, window = 4 }
+mode = "forward"
+axis = "seq_len"
+values = [64, 128, 256, 512]
+metric = "flops"
+exponent = EXPONENT
+'''
+
+
+@pytest.mark.parametrize(("exponent", "code"), [(2.0, 0), (1.0, 1)])
+def test_check_count_only_judges_where_the_dominant_term_is_identified(tmp_path, exponent, code):
+    """At 64..512 tokens the linear terms dominate (inconclusive); counted at 4× and 16× larger sizes the n² selection
+    term decides: the true exponent 2 passes, the old claim 1 fails."""
+    from typer.testing import CliRunner
+
+    from effprof.cli import app
+
+    path = tmp_path / "checks.toml"
+    path.write_text(SELECTION_CHECK.replace("EXPONENT", str(exponent)), encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", str(path), "--count-only", "--json"])
+    assert result.exit_code == code, result.output
+    import json
+
+    (row,) = json.loads(result.stdout[result.stdout.index("["):])
+    assert row["verdict"] == ("pass" if code == 0 else "fail")
+    assert row["values"][0] > 64  # judged at larger sizes than given
+
+
+def test_time_checks_never_count():
+    from effprof.check import needed_options
+
+    assert needed_options({"time"}, count_only=True).count_only is False
+    assert needed_options({"flops"}, count_only=True).count_only is True
