@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def profile(target: Any, mode: str = "forward", *, max_time: float = 1.0, threads: int = 0, count_only: bool = False,
-            breakdown: bool = False, depth: int | None = None, seed: int = 0, **config: Any) -> dict[str, Any]:
+            breakdown: bool = False, depth: int | None = None, seed: int = 0, options: Any = None, **config: Any) -> dict[str, Any]:
     """Measure one point and return its record.
 
     `target`: a registered mechanism's name, a module target ("pkg.mod:factory", "hf:llama"), an nn.Module
@@ -33,24 +33,25 @@ def profile(target: Any, mode: str = "forward", *, max_time: float = 1.0, thread
     from effprof.runner import options_from
     from effprof.runner import profile as _profile
 
-    options = options_from(max_time, threads, count_only, breakdown, depth, seed)
+    options = options or options_from(max_time, threads, count_only, breakdown, depth, seed)  # a harness.Options as it is
     return _profile(target, mode=mode, options=options, **config)
 
 
 def sweep(names: Any, vary: dict[str, list[Any]], mode: str | list[str] = "forward", *, max_time: float = 1.0,
           threads: int = 0, count_only: bool = False, breakdown: bool = False, depth: int | None = None, seed: int = 0,
-          **config: Any) -> pandas.DataFrame:
+          options: Any = None, **config: Any) -> pandas.DataFrame:
     """Measure every combination of the `vary` values for each target; one row per point.
 
     `names`: one target or a list (names, module targets, nn.Module instances, factories; see `profile`).
     `executor="ray"` (with `address="auto"`, `"ray://host:port"` or none for a local Ray instance) runs the
     points as Ray tasks; `"process"` runs each in a worker subprocess; the default runs them here (the only
     place an instance or a factory object can run). `output=path` appends each record as it is measured.
+    `options`: a measure.harness.Options, used as it is instead of the options above.
     """
     from effprof.runner import options_from
     from effprof.runner import sweep as _sweep
 
-    options = options_from(max_time, threads, count_only, breakdown, depth, seed)
+    options = options or options_from(max_time, threads, count_only, breakdown, depth, seed)  # a harness.Options as it is
     return _sweep(names, vary=vary, mode=mode, options=options, **config)
 
 
