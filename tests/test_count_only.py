@@ -1,8 +1,9 @@
 """Count-only measurement (measure/count_only.py): counts on fake tensors equal a real run's.
 
-Tolerances (README "Count-only measurement"): FLOPs, params and state bytes exactly equal; peak and
-activation bytes within 2% where the count takes no assumption, within 15% where it assumes a balanced
-expert load (the real routing's index buffers differ in size).
+Tolerances (README "Counting at production sizes"): FLOPs, params and state bytes exactly equal; peak and
+activation bytes within 2% where the count takes no assumption. Where it assumes a balanced expert load,
+FLOPs within 0.5% (a real routing that leaves an expert empty skips that expert's per-expert ops, such as
+the backward's gradient adds) and peak and activation bytes within 15% (the index buffers differ in size).
 """
 
 from __future__ import annotations
@@ -38,9 +39,13 @@ def _assert_equal(real: dict, counted: dict) -> None:
     assert counted["status"] == "ok", counted["error"]
     assert counted["measured_by"] == "count" and real["measured_by"] == "run"
     assert counted["time_s"] is None
+    assumed = bool(counted.get("assumptions"))
     for key in EXACT:
-        assert counted[key] == real[key], key
-    tolerance = 0.15 if counted.get("assumptions") else 0.02
+        if assumed and key == "flops_counted":  # a real routing may leave experts empty: their per-expert ops (the
+            assert counted[key] == pytest.approx(real[key], rel=0.005), key  # backward's gradient adds) do not run
+        else:
+            assert counted[key] == real[key], key
+    tolerance = 0.15 if assumed else 0.02
     for key in MEMORY:
         if real[key] is None:
             assert counted[key] is None
