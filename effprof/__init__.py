@@ -71,6 +71,7 @@ def sweep(names: Any, vary: dict[str, list[Any]], mode: str | list[str] = "forwa
     `executor="ray"` (with `address="auto"`, `"ray://host:port"` or none for a local Ray instance) runs the
     points as Ray tasks; `"process"` runs each in a worker subprocess; the default runs them here (the only
     place an instance or a factory object can run). `output=path` appends each record as it is measured.
+    `options`: a measure.harness.Options, used as it is instead of the options above.
     """
     from effprof.runner import options_from
     from effprof.runner import sweep as _sweep

@@ -76,9 +76,12 @@ def crossovers(frame: pd.DataFrame) -> list[dict[str, Any]]:
                 names = {"a": a, "b": b, None: None}
                 crossing["cheaper_below"], crossing["cheaper_above"] = names[crossing["cheaper_below"]], names[crossing["cheaper_above"]]
                 noisy_points = sum(size in noisy[a] for size in rests_on) + sum(size in noisy[b] for size in rests_on)
+                counted = "measured_by" in group.columns and bool((group["measured_by"] == "count").all())
                 out.append({"mode": mode, "metric": metric.name, "axis": axis, "a": a, "b": b, **crossing, "equal": crossing["note"] == "equal",
                             "tolerance": crossing_tolerance(metric.name),
-                            "noisy_points": noisy_points, "uncertain": noisy_points > 0})
+                            "noisy_points": noisy_points, "uncertain": noisy_points > 0,
+                            # counts (--count-only) of shapes, never timings: a crossover of counts says nothing of time
+                            "measured_by": "count" if counted else "run"})
     return out
 
 

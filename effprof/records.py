@@ -53,6 +53,8 @@ class Record(TypedDict, total=False):
     # points, as mamba's compiled scan) these say which form ran and why
     impl_resolved: str  # the impl that ran: impl itself, or what impl=auto resolved to at this point
     impl_reason: str  # impl=auto only: why that form (the fastest here, or what kept the faster one from running)
+    measured_by: str  # run (executed, timed) | count (count-only: shapes on fake tensors, nothing run or timed; time_s empty)
+    assumptions: str  # "; "-separated assumptions a count rests on where shapes depend on data (count-only), e.g. balanced expert load
     # FLOPs (a multiply-add is 2 FLOPs; DESIGN.md "Metrics")
     flops_analytic: float  # FLOPs — the spec's cost model
     flops_counted: float  # FLOPs — counted at the op dispatcher

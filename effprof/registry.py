@@ -32,7 +32,8 @@ class Claim(NamedTuple):
 
     `where` restricts the claim to configs with these values, e.g. {"impl": "naive"}.
     `log_power` models a log factor (FFT convolution: N log N is exponent 1, log_power 1);
-    the fit divides it out before measuring the slope.
+    the fit divides it out before measuring the slope. `note`: where the claimed (leading) term takes
+    over, e.g. "quadratic above n ≈ 1,000,000 at the defaults, linear below".
     """
 
     metric: str
@@ -41,6 +42,7 @@ class Claim(NamedTuple):
     mode: str
     where: dict[str, Any] | None = None
     log_power: float = 0.0
+    note: str = ""  # what the exponent rests on: where the leading term takes over from a lower one, at which sizes
 
     def applies_to(self, config: dict[str, Any]) -> bool:
         return all(config.get(k) == v for k, v in (self.where or {}).items())
@@ -122,7 +124,7 @@ class MechanismSpec:
             "kernels": list(self.kernels),
             "claims": [
                 {"metric": c.metric, "axis": c.axis, "exponent": c.exponent, "mode": c.mode, "where": c.where or {},
-                 "log_power": c.log_power}
+                 "log_power": c.log_power, "note": c.note}
                 for c in self.claims
             ],
         }

@@ -1,8 +1,9 @@
 """Count-only measurement (measure/count_only.py): counts on fake tensors equal a real run's.
 
-Tolerances (README "Count-only measurement"): FLOPs, params and state bytes exactly equal; peak and
-activation bytes within 2% where the count takes no assumption, within 15% where it assumes a balanced
-expert load (the real routing's index buffers differ in size).
+Tolerances (README "Counting at production sizes"): FLOPs, params and state bytes exactly equal; peak and
+activation bytes within 2% where the count takes no assumption. Where it assumes a balanced expert load,
+FLOPs within 0.5% (a real routing that leaves an expert empty skips that expert's per-expert ops, such as
+the backward's gradient adds) and peak and activation bytes within 15% (the index buffers differ in size).
 """
 
 from __future__ import annotations
@@ -38,9 +39,13 @@ def _assert_equal(real: dict, counted: dict) -> None:
     assert counted["status"] == "ok", counted["error"]
     assert counted["measured_by"] == "count" and real["measured_by"] == "run"
     assert counted["time_s"] is None
+    assumed = bool(counted.get("assumptions"))
     for key in EXACT:
-        assert counted[key] == real[key], key
-    tolerance = 0.15 if counted.get("assumptions") else 0.02
+        if assumed and key == "flops_counted":  # a real routing may leave experts empty: their per-expert ops (the
+            assert counted[key] == pytest.approx(real[key], rel=0.005), key  # backward's gradient adds) do not run
+        else:
+            assert counted[key] == real[key], key
+    tolerance = 0.15 if assumed else 0.02
     for key in MEMORY:
         if real[key] is None:
             assert counted[key] is None
@@ -136,3 +141,71 @@ def test_the_cli_counts(tmp_path):
 
     record = json.loads(result.stdout)
     assert record["measured_by"] == "count" and record["time_s"] is None and record["flops_counted"] > 1e12
+
+
+def test_crossovers_on_counts_are_labelled_counted():
+    from effprof.analysis import analyse
+    from effprof.render.console import crossover_lines
+
+    frame = effprof.sweep(["softmax_attention", "linear_attention"], vary={"seq_len": [64, 256, 1024, 4096]}, count_only=True,
+                          d_model=256)
+    assert set(frame["measured_by"]) == {"count"} and frame["time_s"].isna().all()
+    session = analyse(frame.to_dict("records"))
+    flops = [c for c in session.crossovers if c["metric"] == "flops" and c.get("at")]
+    assert flops and all(c["measured_by"] == "count" for c in flops)
+    assert any("(counted, not timed)" in line.plain for line in crossover_lines(session))
+
+
+def test_a_count_only_instance_is_left_unchanged():
+    layer = torch.nn.Linear(16, 16)
+    before = layer.weight.detach().clone()
+    record = effprof.profile(layer, seq_len=8, d_model=16, count_only=True)
+    assert record["status"] == "ok" and record["flops_counted"] == 2 * 8 * 16 * 16 + 8 * 16
+    assert not isinstance(layer.weight, torch._subclasses.fake_tensor.FakeTensor)
+    assert torch.equal(layer.weight, before)
+
+
+def test_bad_timing_options_are_refused():
+    from effprof.config import ConfigError
+
+    with pytest.raises(ConfigError, match="max_time"):
+        effprof.profile("softmax_attention", max_time=0)
+
+
+SELECTION_CHECK = '''
+[[claims]]
+name = "block selection"
+mechanism = "block_sparse"
+params = { d_model = 32, block_size = 3, n_selected_blocks = 2, window = 4 }
+mode = "forward"
+axis = "seq_len"
+values = [64, 128, 256, 512]
+metric = "flops"
+exponent = EXPONENT
+'''
+
+
+@pytest.mark.parametrize(("exponent", "code"), [(2.0, 0), (1.0, 1)])
+def test_check_count_only_judges_where_the_dominant_term_is_identified(tmp_path, exponent, code):
+    """At 64..512 tokens the linear terms dominate (inconclusive); counted at 4× and 16× larger sizes the n² selection
+    term decides: the true exponent 2 passes, the old claim 1 fails."""
+    from typer.testing import CliRunner
+
+    from effprof.cli import app
+
+    path = tmp_path / "checks.toml"
+    path.write_text(SELECTION_CHECK.replace("EXPONENT", str(exponent)), encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", str(path), "--count-only", "--json"])
+    assert result.exit_code == code, result.output
+    import json
+
+    (row,) = json.loads(result.stdout[result.stdout.index("["):])
+    assert row["verdict"] == ("pass" if code == 0 else "fail")
+    assert row["values"][0] > 64  # judged at larger sizes than given
+
+
+def test_time_checks_never_count():
+    from effprof.check import needed_options
+
+    assert needed_options({"time"}, count_only=True).count_only is False
+    assert needed_options({"flops"}, count_only=True).count_only is True

@@ -119,3 +119,18 @@ def test_an_unknown_model_lists_what_exists():
         effprof.profile("hf:llama-9b", count_only=True)
     with pytest.raises(ConfigError, match="llama-2-7b"):
         effprof.profile("hf:qqqqqqqqqqqqqqq", count_only=True)
+
+
+def test_layers_of_a_module_list_show_at_their_lists_depth():
+    import torch
+
+    from effprof.measure.breakdown import module_paths
+
+    class Stack(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.ModuleList(torch.nn.Sequential(torch.nn.Linear(4, 4)) for _ in range(3))
+
+    paths = module_paths(Stack(), depth=1)
+    assert {"layers", "layers.0", "layers.1", "layers.2"} <= set(paths)
+    assert "layers.0.0" not in paths  # the Linear inside a layer is one level deeper

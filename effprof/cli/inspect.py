@@ -123,12 +123,12 @@ def explain_command(
         cost_table.add_row(plain(mode + (" (per token)" if mode == "decode" else "")), human(c.flops, "flops"), human(c.state_bytes, "bytes"))
     out.print(cost_table)
     claims = Table(title="claims", title_justify="left")
-    for column in ("metric", "∝ axis^exponent", "mode", "where"):
-        claims.add_column(column)
+    for column in ("metric", "∝ axis^exponent", "mode", "where", "note"):
+        claims.add_column(column, overflow="fold")
     for c in spec.claims:
         log = f" · log({c.axis})^{c.log_power:g}" if c.log_power else ""
         claims.add_row(plain(c.metric), plain(f"{c.axis}^{c.exponent:g}{log}"), plain(c.mode),
-                       plain(", ".join(f"{k}={v}" for k, v in (c.where or {}).items())))
+                       plain(", ".join(f"{k}={v}" for k, v in (c.where or {}).items())), plain(c.note))
     out.print(claims)
     out.print(Text.assemble(plain("forms", "bold"), ": ", plain(forms)))
     for kernel, status in built.items():

@@ -126,6 +126,14 @@ def record_table(record: dict[str, Any]) -> Table:
     ):
         if key in record:
             table.add_row(key, human(record[key], metric))
+    if record.get("bytes_moved") is not None and record.get("measured_by") == "count":
+        table.add_row("bytes_moved", human(record["bytes_moved"], "bytes"))
+    if record.get("measured_by") == "count":  # nothing ran: no timing, so no note on the machine's load
+        table.add_row("measured_by", "count (shapes only: nothing run or timed)")
+        for key in ("assumptions", "fvcore_note", "uncounted_ops", "custom_ops", "error"):
+            if record.get(key):
+                table.add_row(key, plain(record[key]))
+        return table
     for line in noise_lines(record):
         table.add_row(Text("timing", style="bold yellow"), plain(line, "bold yellow"))
     if not is_missing(record.get("load_avg_1m")):
@@ -431,13 +439,14 @@ def crossover_lines(session: Session, limit: int = MAX_CROSSOVER_LINES) -> list[
     uncertain = [c for c in session.crossovers if c.get("at") is not None and c.get("uncertain")]
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for c in found:
-        groups.setdefault((c["mode"], c["metric"], c["axis"], c["cheaper_below"]), []).append(c)
+        groups.setdefault((c["mode"], c["metric"], c["axis"], c["cheaper_below"], c.get("measured_by") == "count"), []).append(c)
     lines = []
-    for (mode, metric, axis, below), crossings in groups.items():
+    for (mode, metric, axis, below, counted), crossings in groups.items():
         crossings = sorted(crossings, key=lambda c: c["at"])
         overtakers = ", ".join(f"{c['cheaper_above']} {c['at']:.0f}" for c in crossings)
         label = SUMMARY_LABELS.get(metric, metric)
-        lines.append(plain(f"  {mode} {label}: cheaper than {below} above {axis} ≈ {overtakers}"))
+        how = " (counted, not timed)" if counted else ""
+        lines.append(plain(f"  {mode} {label}{how}: cheaper than {below} above {axis} ≈ {overtakers}"))
     shown = lines[:limit]
     if len(lines) > limit:
         shown.append(Text(f"  … {len(lines) - limit} more lines of crossovers in the report", style="dim"))

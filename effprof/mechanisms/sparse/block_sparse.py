@@ -49,7 +49,7 @@ from effprof.mechanisms.sparse.blocks import (
     gather_keys,
     select_blocks,
 )
-from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections, sparse_claims
+from effprof.mechanisms.sparse.cost import SELECTION, attend_cost, masked_cost, projections, sparse_claims
 from effprof.mechanisms.sparse.layer import SparseAttention
 from effprof.mechanisms.sparse.layout import KeyPart, Plan
 from effprof.mechanisms.sparse.pairs import pattern_lists, plan_pairs
@@ -235,7 +235,7 @@ def block_sparse_cost(config: dict[str, Any], mode: str) -> Cost:
         test_overrides={"block_size": 3, "n_selected_blocks": 2, "window": 4},
         # linear at a fixed budget (block scoring adds 2·(n/B)²·d); decode keeps every key: any past block may be picked
         claims=(
-            *sparse_claims(("gathered",), decode_state=1.0, decode_flops=0.0),
+            *sparse_claims(("gathered",), decode_state=1.0, decode_flops=0.0, selection=SELECTION),
         ),
     )
 )

@@ -37,15 +37,33 @@ def projections(t: Tally, config: dict[str, Any], tokens: int, shared_qk: bool =
         t.add(0, tokens * inner)  # q's gradients through the scores and through the keys are summed
 
 
-def sparse_claims(fast_impls: tuple[str, ...], decode_state: float, decode_flops: float) -> tuple[Claim, ...]:
+def sparse_claims(fast_impls: tuple[str, ...], decode_state: float, decode_flops: float, selection: str = "") -> tuple[Claim, ...]:
     """The claims every sparse mechanism makes: its fast forms are linear in seq_len (FLOPs forward and train,
     forward peak memory), the masked reference is quadratic, and its decode state and per-token FLOPs grow as
-    seq_len^decode_state and seq_len^decode_flops."""
-    fast = tuple(Claim(metric, "seq_len", 1.0, mode, {"impl": impl}) for impl in fast_impls
-                 for metric, mode in (("flops", "forward"), ("flops", "train"), ("peak_bytes", "forward")))
+    seq_len^decode_state and seq_len^decode_flops.
+
+    `selection`: a content-based block choice scores every (query block, key block) pair, (n/B)²·d: its fast
+    forms' FLOPs are then quadratic (and decode, amortized over a block, linear); the text says where that
+    term takes over (the claims' note)."""
+    flops = 2.0 if selection else 1.0
+    fast = tuple(Claim(metric, "seq_len", exponent, mode, {"impl": impl}, note=selection if metric == "flops" else "")
+                 for impl in fast_impls
+                 for metric, mode, exponent in (("flops", "forward", flops), ("flops", "train", flops), ("peak_bytes", "forward", 1.0)))
+    decode = Claim("flops", "seq_len", decode_flops + 1.0 if selection else decode_flops, "decode", note=selection and SELECTION_DECODE)
     return (*fast, Claim("flops", "seq_len", 2.0, "forward", {"impl": "masked"}),
             Claim("peak_bytes", "seq_len", 2.0, "forward", {"impl": "masked"}),
-            Claim("state_bytes", "seq_len", decode_state, "decode"), Claim("flops", "seq_len", decode_flops, "decode"))
+            Claim("state_bytes", "seq_len", decode_state, "decode"), decode)
+
+
+# The block choice of block_sparse and topk_attention, measured on counts (effprof sweep --count-only, a fit of
+# a·n + b·n² at n = 2K..32K): forward b = 0.252 (2·h·d/B² = 2·2·64/32²), a = 248,000 (block_sparse) and
+# 216,000 (topk_attention); the terms cross at n ≈ 980,000 and 860,000 (train: 2.9 M and 2.6 M). At the
+# test's block_size 3 and d_model 32 they cross near n ≈ 5,000.
+SELECTION = ("quadratic above n ≈ 1,000,000 (train: ≈ 3,000,000) at the defaults (block_size 32, d_model 128; near n ≈ 5,000 "
+             "at block_size 3), "
+             "linear below: the block choice scores every (query block, key block) pair, (n/B)²·d")
+SELECTION_DECODE = ("per token, amortized over a block: the choice at each block boundary scores n/B key-block means "
+                    "(n·d/B² per token), linear; constant between boundaries (gen_len < block_size sees none)")
 
 
 def decode_step_flops(config: dict[str, Any], keys: int) -> float:

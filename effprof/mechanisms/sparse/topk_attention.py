@@ -46,7 +46,7 @@ from effprof.mechanisms.sparse.blocks import (
     gather_keys,
     select_blocks,
 )
-from effprof.mechanisms.sparse.cost import attend_cost, masked_cost, projections, sparse_claims
+from effprof.mechanisms.sparse.cost import SELECTION, attend_cost, masked_cost, projections, sparse_claims
 from effprof.mechanisms.sparse.layer import SparseAttention
 from effprof.mechanisms.sparse.layout import NEG_INF, KeyPart, Plan, from_groups, to_groups
 from effprof.mechanisms.sparse.pairs import pattern_lists, unique_sorted
@@ -215,7 +215,7 @@ def topk_attention_cost(config: dict[str, Any], mode: str) -> Cost:
         test_overrides={"top_k": 4, "block_size": 3, "n_selected_blocks": 2},
         # linear while n/B ≪ the candidate budget (block scoring adds 2·n·(n/B)·d); any past block may be a candidate
         claims=(
-            *sparse_claims(("gathered",), decode_state=1.0, decode_flops=0.0),
+            *sparse_claims(("gathered",), decode_state=1.0, decode_flops=0.0, selection=SELECTION),
         ),
     )
 )
