@@ -16,8 +16,9 @@ def _registry_as_it_was():
     from effprof import plugins, registry
 
     registry.list_mechanisms()  # the built-in families, registered once per process
-    before, loaded = dict(registry._REGISTRY), list(plugins._LOADED)
+    before, loaded = dict(registry._REGISTRY), dict(plugins._LOADED)
     yield
     registry._REGISTRY.clear()
     registry._REGISTRY.update(before)
-    plugins._LOADED[:] = loaded
+    plugins._LOADED.clear()
+    plugins._LOADED.update(loaded)
