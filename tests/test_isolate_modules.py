@@ -32,6 +32,7 @@ def _forget_new_modules():
     for name in set(list_mechanisms()) - before:
         unregister(name)
 
+@pytest.mark.slow  # a worker start (torch imported in a fresh process): seconds; the fast tests below cover the parts
 def test_isolated_module_points_keep_their_claims_and_build_with_the_users_params(tmp_path):
     """Both failed before: the worker rebuilt the spec without the --claim claims (records carried claims: []) and
     re-probed the factory at its own defaults (n_heads=3 does not divide d_model 128: every point `crash`)."""
