@@ -209,3 +209,18 @@ def test_time_checks_never_count():
 
     assert needed_options({"time"}, count_only=True).count_only is False
     assert needed_options({"flops"}, count_only=True).count_only is True
+
+
+def test_profile_takes_an_instance_and_a_factory_with_timing_options():
+    """The issue's example raised TypeError, and max_time was refused."""
+    record = effprof.profile(torch.nn.Linear(128, 128), seq_len=128, max_time=0.05)
+    assert record["status"] == "ok" and record["time_s"] > 0 and record["measured_by"] == "run"
+    assert record["flops_counted"] == 2 * 128 * 128 * 128 + 128 * 128
+
+    def factory(d_model: int) -> torch.nn.Module:
+        return torch.nn.Linear(d_model, d_model, bias=False)
+
+    frame = effprof.sweep(factory, vary={"seq_len": [8, 16]}, d_model=32, max_time=0.02)
+    assert list(frame["flops_counted"]) == [2 * 8 * 32 * 32, 2 * 16 * 32 * 32]
+    with pytest.raises(Exception, match="neither a mechanism name"):
+        effprof.profile(42)
