@@ -20,7 +20,8 @@ moments nothing else ran, which a point of many milliseconds never sees); on a q
 Cached per machine in <cache>/effprof/ceilings/ (EFFPROF_CACHE, else XDG_CACHE_HOME, else ~/.cache;
 the folder effprof's compiled kernels use), keyed by the CPU model or GPU name, the logical core count, the
 thread count, the dtype and the torch version; EFFPROF_REMEASURE_CEILINGS=1 measures again and replaces the
-cached figures. The model that turns ceilings and per-op counts into a bound is effprof.hardware.model.
+cached figures. Ceilings measured on a busy machine (load at or above the core count) serve that run only and are
+not cached. The model that turns ceilings and per-op counts into a bound is effprof.hardware.model.
 """
 
 from __future__ import annotations
@@ -135,6 +136,8 @@ def machine_ceilings(device: str, dtype: str, threads: int, clock: str = "wall")
         if cached is not None:
             return cached
     ceilings = measure_ceilings(device, dtype, threads, key, clock)
+    if _busy():  # measured while other work held every core: used for this run only, never cached for later runs
+        return ceilings
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -143,6 +146,19 @@ def machine_ceilings(device: str, dtype: str, threads: int, clock: str = "wall")
     except OSError:
         pass  # a read-only cache: the figures are still used, measured again next time
     return ceilings
+
+
+def _busy() -> bool:
+    """The machine is busy now, by effprof's one rule (metrics.is_busy: the 1-minute load at or above the core count).
+    Ceilings measured then carry that moment's load; caching them would set every later run's roofs by it (a cache
+    written at load 20 on 2 cores put the per-op overhead at 3.7 ms and the bandwidth at 9 MB/s)."""
+    from effprof.metrics import is_busy
+
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this platform
+        return False
+    return is_busy({"load_avg_1m": load, "cpu_count": os.cpu_count() or 1})
 
 
 def _read(path, key: dict[str, Any]) -> Ceilings | None:
