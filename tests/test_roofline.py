@@ -391,3 +391,20 @@ def test_the_validation_table_reads_the_clock_asked_for_and_refuses_bad_argument
     assert "| a | 2e+03 ms, -50% (compute) | 50% |" in markdown(rows, [1024], "header", "wall")
     assert main(["--clock", "cpu", "--threads", "2"]) == 2 and "--threads 1" in capsys.readouterr().err
     assert main(["--sizes", "0"]) == 2 and main(["--mechanisms", "nope"]) == 2
+
+
+def test_a_counted_point_shows_its_projection_in_profiles_table():
+    """--count-only --hardware: the count's projection is shown too (the counted branch of the table returned before it)."""
+    from rich.console import Console
+
+    from effprof.render.console import record_table
+
+    record = {"mechanism": "softmax_attention", "mode": "forward", "status": "ok", "measured_by": "count", "flops_counted": 1e12,
+              "projected_time_s": 0.167, "projected_limit": "compute", "projected_hardware": "h100-sxm"}
+    console = Console(record=True, width=200)
+    console.print(record_table(record))
+    text = console.export_text()
+    assert "projected on h100-sxm" in text and "roofline projection, not measured" in text
+    console = Console(record=True, width=200)
+    console.print(record_table({k: v for k, v in record.items() if not k.startswith("projected")}))
+    assert "projected" not in console.export_text()

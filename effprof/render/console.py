@@ -115,6 +115,13 @@ def noise_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _projection_row(table: Table, record: dict[str, Any]) -> None:
+    """--hardware: the point's roofline projection onto the named device, labelled as what it is."""
+    if _number(record.get("projected_time_s")):
+        table.add_row(plain(f"projected on {record.get('projected_hardware')}"),
+                      plain(f"≥ {human(record['projected_time_s'], 'time')} ({record.get('projected_limit')}-bound; roofline projection, not measured)"))
+
+
 def record_table(record: dict[str, Any]) -> Table:
     """One measured point, as `effprof profile` prints it."""
     table = Table(title=plain(f"{record['mechanism']} — {record['mode']} — {record['status']}"), title_justify="left", show_header=False)
@@ -133,6 +140,7 @@ def record_table(record: dict[str, Any]) -> Table:
         for key in ("assumptions", "fvcore_note", "uncounted_ops", "custom_ops", "error"):
             if record.get(key):
                 table.add_row(key, plain(record[key]))
+        _projection_row(table, record)  # counts project onto named hardware as well as runs do
         return table
     for line in noise_lines(record):
         table.add_row(Text("timing", style="bold yellow"), plain(line, "bold yellow"))
@@ -144,9 +152,7 @@ def record_table(record: dict[str, Any]) -> Table:
         if _number(record.get(metric.column)):
             suffix = f" ({record['roofline_limit']}-bound)" if metric.name == "roofline_bound" and record.get("roofline_limit") else ""
             table.add_row(metric.label, plain(human(record[metric.column], metric.unit) + suffix))
-    if _number(record.get("projected_time_s")):
-        table.add_row(plain(f"projected on {record.get('projected_hardware')}"),
-                      plain(f"≥ {human(record['projected_time_s'], 'time')} ({record.get('projected_limit')}-bound; roofline projection, not measured)"))
+    _projection_row(table, record)
     if record.get("impl_resolved") not in (None, record.get("impl")):  # impl=auto: the form that ran, and why
         table.add_row("impl", plain(f"{record.get('impl')} → {record['impl_resolved']}: {record.get('impl_reason', '')}"))
     for key in ("fvcore_note", "uncounted_ops", "custom_ops", "error"):
