@@ -250,7 +250,8 @@ def print_layout(fig: go.Figure, preset: Preset | str = "single") -> go.Figure:
         if isinstance(trace, go.Scatter):
             ring = trace.legendgroup == "noisy"
             if trace.marker is not None and trace.marker.size is not None and not ring:
-                trace.marker.size = min(trace.marker.size, 5)
+                size = trace.marker.size  # one size, or one per point (the roofline's growth markers)
+                trace.marker.size = [min(s, 5) for s in size] if isinstance(size, (list, tuple)) else min(size, 5)
             if trace.marker is not None and ring:
                 trace.marker.size = 9
                 trace.marker.line.width = 0.8
