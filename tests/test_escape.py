@@ -115,3 +115,12 @@ def test_tex_braces_what_a_table_row_would_take_as_its_argument():
     assert tex("[5cm]") == "{[}5cm{]}"
     assert tex("*x") == "{*}x"
     assert tex("<a|b>") == r"\textless{}a\textbar{}b\textgreater{}"  # OT1 would print ¡a—b¿
+
+
+def test_html_text_escapes_markup_and_quotes_for_pages_built_outside_the_template():
+    from effprof.course.page import _table
+    from effprof.render.escape import html_text
+
+    assert html_text('<script>x</script> "a" \'b\' &') == "&lt;script&gt;x&lt;/script&gt; &quot;a&quot; &#x27;b&#x27; &amp;"
+    page = _table({"title": "<b>t</b>", "columns": ["<i>c</i>"], "rows": [["<script>alert(1)</script>", 1.5]]})
+    assert "<script>" not in page and "<b>" not in page and "<i>" not in page and "&lt;script&gt;" in page

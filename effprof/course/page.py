@@ -3,9 +3,10 @@ report of the measurements (effprof.render.html) below. Everything shown is esca
 
 from __future__ import annotations
 
-import html as escape
 from pathlib import Path
 from typing import Any
+
+from effprof.render.escape import html_text
 
 MARKER = "<body>"
 
@@ -13,7 +14,7 @@ MARKER = "<body>"
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
-    return escape.escape(str(value))
+    return html_text(value)
 
 
 def _table(data: dict[str, Any]) -> str:

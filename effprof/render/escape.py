@@ -92,6 +92,14 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
+def html_text(text: Any) -> str:
+    """`text` as HTML text or an attribute value (quotes too), for markup built outside the report's Jinja
+    template, whose autoescape does the same for everything it renders."""
+    import html
+
+    return html.escape(str(text), quote=True)
+
+
 def xml_text(text: Any) -> str:
     """`text` without the characters XML 1.0 cannot carry (ElementTree would write an unparsable file)."""
     return _XML_INVALID.sub("", str(text))
