@@ -39,6 +39,7 @@ import pandas as pd
 
 from effprof.frames import add_labels, fmt_value, noisy_mask, ok_rows, swept_axis, varying_keys
 from effprof.metrics import CROSSED, METRICS, NOISE_THRESHOLD, is_busy, is_noisy
+from effprof.outcome import tally
 from effprof.records import SCHEMA_VERSION, ResultsError, is_missing, json_ready, point_identity, to_frame, upgrade
 
 TIME_NOISE_FLOOR = 0.05
@@ -323,14 +324,11 @@ class Session:
     def summary(self) -> dict[str, Any]:
         """Which claims hold (uncertain time verdicts apart; an inconclusive verdict never holds), and the
         headline crossovers (certain ones only)."""
-        claimed = [f for f in self.fits if f.get("verdict") not in (None, "no-claim")]
-        uncertain = [f for f in claimed if f.get("uncertain")]
-        certain = [f for f in claimed if not f.get("uncertain")]
-        failing = [f for f in certain if f["verdict"] == "fail"]
-        inconclusive = [f for f in certain if f["verdict"] == "inconclusive"]
+        outcomes = tally(self.fits)
+        judged = outcomes["pass"] + outcomes["fail"] + outcomes["inconclusive"]
         headline = [c for c in self.crossovers if c["at"] is not None and c["metric"] in ("time", "flops")]
-        return {"claims": len(certain), "held": sum(f["verdict"] == "pass" for f in certain), "failing": failing,
-                "inconclusive": inconclusive, "uncertain": uncertain,
+        return {"claims": len(judged), "held": len(outcomes["pass"]), "failing": outcomes["fail"],
+                "inconclusive": outcomes["inconclusive"], "uncertain": outcomes["uncertain"],
                 "crossovers": [c for c in headline if not c["uncertain"]][:12],
                 "uncertain_crossovers": [c for c in headline if c["uncertain"]][:12], "noise": self.noise}
 

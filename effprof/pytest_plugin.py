@@ -38,9 +38,9 @@ def assert_scaling(mechanism: str, axis: str, values: list, metric: str, exponen
     overrides = {**params, **config} if isinstance(params, dict) else (params if params is not None else config)
     check = make_check(mechanism, axis, values, metric, exponent, tol, mode, overrides, log_power)
     result = run_check(check, max_time=max_time)
-    if result.verdict == "inconclusive":
-        raise AssertionError(f"inconclusive (the data cannot judge the claim): {result.message}")
-    if result.verdict != "pass":
+    if result.verdict in ("inconclusive", "uncertain"):  # effprof.outcome: the data cannot judge the claim
+        raise AssertionError(f"{result.verdict} (the data cannot judge the claim): {result.message}")
+    if result.failed or result.verdict != "pass":
         raise AssertionError(result.message)
     return result.fit
 

@@ -11,7 +11,7 @@ from effprof.render.escape import xml_text  # the one escaper for XML: a claim n
 def junit_xml(results: list[CheckResult]) -> str:
     """JUnit XML (one testcase per check; a failure element carries the message) for CI systems.
 
-    A gate failure (fail, or inconclusive not allowed) is a <failure>; an inconclusive verdict the
+    A gate failure (fail, a regression, or inconclusive/uncertain not allowed) is a <failure>; an inconclusive verdict the
     check allows passes, with its reason in <system-out>.
     """
     failures = sum(r.failed for r in results)
@@ -26,12 +26,13 @@ def junit_xml(results: list[CheckResult]) -> str:
             attributes.update(file=xml_text(r.check.file), line=str(r.check.line))
         case = ET.SubElement(suite, "testcase", attributes)
         if r.failed:
-            kind = "Regression" if r.regressions else "Inconclusive" if r.verdict == "inconclusive" else "ClaimFailed"
+            kind = "Regression" if r.regressions else r.verdict.capitalize() if r.verdict in ("inconclusive", "uncertain") else "ClaimFailed"
             failure = ET.SubElement(case, "failure", message=xml_text(r.message), type=kind)
             failure.text = xml_text(r.message + (f"\nlocal slopes: {r.fit['local']}" if r.fit else "")
                                     + (f"\ndefined at {r.check.source}" if r.check.file else ""))
-        elif r.notes or r.verdict == "inconclusive":
-            ET.SubElement(case, "system-out").text = xml_text("\n".join([*r.notes, *([r.message] if r.verdict == "inconclusive" else [])]))
+        elif r.notes or r.verdict in ("inconclusive", "uncertain"):
+            unjudged = [r.message] if r.verdict in ("inconclusive", "uncertain") else []
+            ET.SubElement(case, "system-out").text = xml_text("\n".join([*r.notes, *unjudged]))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 

@@ -20,7 +20,7 @@ file may also put them at the top level, `[[claims]]`):
     tolerance = 0.1                     # optional, default effprof.fit's for the metric
     log_power = 0                       # optional
     name = "linear attention is linear" # optional label
-    allow_inconclusive = false          # optional: true lets an inconclusive verdict pass the gate
+    allow_inconclusive = false          # optional: true lets an inconclusive (or uncertain: noisy) verdict pass the gate
 
     [tool.effprof.check.labels]         # optional: how the table and messages name a mechanism (as --label)
     linear_attention = "Linear attention (ours)"

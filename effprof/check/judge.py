@@ -7,6 +7,8 @@ from typing import Any
 
 from effprof.check.claims import Check
 from effprof.fit import METRICS
+from effprof.metrics import NOISY_MARK
+from effprof.outcome import claim_outcome, gate_fails, outcome_reason
 from effprof.records import is_number as _number
 
 
@@ -15,7 +17,7 @@ class CheckResult:
     """The outcome of one check: its verdict (pass, fail or inconclusive), the fit row, and why."""
 
     check: Check
-    verdict: str  # pass, fail or inconclusive
+    verdict: str  # the claim's outcome (effprof.outcome): pass, fail, inconclusive or uncertain (a time claim on noisy points)
     fit: dict[str, Any] | None  # the fit row (effprof.fit.FIT_COLUMNS)
     error: str = ""  # why nothing could be fitted
     reason: str = ""  # the fit's verdict_reason: why inconclusive (or why it failed)
@@ -26,8 +28,9 @@ class CheckResult:
 
     @property
     def failed(self) -> bool:
-        """Whether the gate fails: a failed claim, or an inconclusive one the check does not allow."""
-        return self.verdict == "fail" or (self.verdict == "inconclusive" and not self.check.allow_inconclusive)
+        """Whether the gate fails (effprof.outcome.gate_fails): a failed claim, one the data could not judge (inconclusive,
+        or uncertain on noisy timings) unless the check allows that, or a regression against the baseline."""
+        return gate_fails(self.verdict, self.check.allow_inconclusive) or bool(self.regressions)
 
     @property
     def message(self) -> str:
@@ -37,9 +40,9 @@ class CheckResult:
             text = f"{c.label}: {self.error}"
         else:
             text = f"{c.label}: measured {measured_text(self.fit)}, claimed {c.exponent:g} ± {c.tolerance:g}"
-            if self.verdict == "inconclusive":
+            if self.verdict in ("inconclusive", "uncertain"):
                 allowed = " (allowed by allow_inconclusive)" if c.allow_inconclusive else ""
-                text += f"; inconclusive{allowed}: {self.reason}"
+                text += f"; {self.verdict}{allowed}: {self.reason}"
         if self.regressions:
             text += "; regressed against the baseline: " + "; ".join(self.regressions)
         return text
@@ -81,7 +84,9 @@ def _with_ci(fit: dict[str, Any], value: str, low: str, high: str) -> str:
 
 
 def judge(check: Check, records: list[dict[str, Any]]) -> CheckResult:
-    """Fit the records of one check and judge the check's own claim (effprof.fit's rule)."""
+    """Fit the records of one check and judge the check's own claim: effprof.fit's rule, the noise marking of every
+    other entry point (analysis.mark_noisy_fits), and the one outcome rule (effprof.outcome.claim_outcome)."""
+    from effprof.analysis import mark_noisy_fits
     from effprof.fit import fit_frame
     from effprof.records import to_frame
 
@@ -89,11 +94,11 @@ def judge(check: Check, records: list[dict[str, Any]]) -> CheckResult:
     # the check's claim replaces the spec's in the frame fitted: fit_frame judges it, divides out its
     # log factor, and fits a constant metric (e.g. state_bytes ∝ n⁰) even where the spec claims nothing
     frame["claims"] = [[[check.metric, check.axis, check.exponent, check.log_power]] for _ in range(len(frame))]
-    fits = fit_frame(frame, tolerances={check.metric: check.tolerance})
+    fits = mark_noisy_fits(fit_frame(frame, tolerances={check.metric: check.tolerance}), frame)
     rows = fits[(fits["metric"] == check.metric) & (fits["axis"] == check.axis)]
     if not rows.empty:
         row = rows.iloc[0].to_dict()
-        return CheckResult(check, row["verdict"], row, reason=row.get("verdict_reason") or "", records=records)
+        return CheckResult(check, claim_outcome(row), row, reason=outcome_reason(row, NOISY_MARK), records=records)
     failed = [r for r in records if r.get("status") != "ok"]
     if failed:
         error = f"{len(failed)} of {len(records)} points did not measure: {failed[0]['status']}: {failed[0].get('error', '')}"

@@ -38,9 +38,7 @@ def run_check(check: Check, baseline: list[dict[str, Any]] | None = None, regres
     if options.count_only:  # counts cost no time at any size: judge the claim where its dominant term is identified
         result = judged_where_decided(check, result, lambda grown: run_points(grown.points, options, output, on_record, executor=executor))
     if baseline is not None:
-        result.regressions, result.notes = compare_baseline(records, baseline, regression)
-        if result.regressions:
-            result.verdict = "fail"
+        result.regressions, result.notes = compare_baseline(records, baseline, regression)  # CheckResult.failed gates on them too
     result.seconds = time.perf_counter() - started
     return result
 

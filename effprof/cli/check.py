@@ -67,9 +67,9 @@ def check_command(
         with atomic_writer(junit) as f:  # as every file effprof writes: never through a symlink, never into a FIFO
             f.write(junit_xml(results))
     failed = sum(r.failed for r in results)
-    allowed = sum(r.verdict == "inconclusive" and not r.failed for r in results)
+    allowed = {v: sum(r.verdict == v and not r.failed for r in results) for v in ("inconclusive", "uncertain")}
     err.print(f"{len(results) - failed} of {len(results)} checks hold" + (f"; {failed} failed" if failed else "")
-              + (f"; {allowed} inconclusive (allowed)" if allowed else ""))
+              + "".join(f"; {n} {v} (allowed)" for v, n in allowed.items() if n))
     if failed:
         raise typer.Exit(1)
 

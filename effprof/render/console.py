@@ -471,13 +471,10 @@ def crossover_lines(session: Session, limit: int = MAX_CROSSOVER_LINES) -> list[
 
 def verdict_lines(session: Session) -> list[Text]:
     """One line of claim counts (held, failed, inconclusive, uncertain), then why a few were inconclusive."""
-    claimed = [f for f in session.fits if f.get("verdict") not in (None, "no-claim")]
-    uncertain = [f for f in claimed if f.get("uncertain") in (True,)]
-    certain = [f for f in claimed if f.get("uncertain") not in (True,)]
-    held = sum(f["verdict"] == "pass" for f in certain)
-    failed = sum(f["verdict"] == "fail" for f in certain)
-    inconclusive = [f for f in certain if f["verdict"] == "inconclusive"]
-    line = Text(f"{held} of {len(certain)} claims hold", style="bold green" if held == len(certain) else "bold")
+    summary = session.summary
+    held, certain, failed = summary["held"], summary["claims"], len(summary["failing"])
+    inconclusive, uncertain = summary["inconclusive"], summary["uncertain"]
+    line = Text(f"{held} of {certain} claims hold", style="bold green" if held == certain else "bold")
     if failed:
         line.append(f"; {failed} FAIL", style="bold red")
     if inconclusive:

@@ -38,6 +38,7 @@ from plotly.offline import get_plotlyjs
 from effprof.analysis import Session
 from effprof.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis, variant_words
 from effprof.metrics import NOISE_THRESHOLD, NOISY_MARK, human, is_busy, is_noisy, unit_of
+from effprof.outcome import claim_outcome, outcome_reason, tally
 from effprof.render.escape import plotly_strings
 from effprof.render.figures import expert_load_figure, metric_figures
 from effprof.render.points import COUNT, aggregate
@@ -54,7 +55,7 @@ RECORD_COLUMNS = ["mechanism", "family", "mode", "status", "flops_analytic", "fl
 UNIT_COLUMNS = {"time_s", "time_iqr_s", "peak_bytes", "activation_bytes", "state_bytes", "flops_analytic", "flops_counted", "flops_fvcore",
                 "params", "arithmetic_intensity", "roofline_bound_s", "projected_time_s"}
 MOE_FIELDS = ("aux_loss", "z_loss", "dropped_fraction", "load_cv")
-VERDICT_ORDER = {"fail": 0, "inconclusive": 1, "pass": 2}
+OUTCOME_ORDER = {"fail": 0, "inconclusive": 1, "uncertain": 2, "pass": 3}  # how the notable verdicts are listed
 
 # The records table is drawn in the browser from raw numbers; this is metrics.human's ladder for it
 # (suffix, scale, separator), checked against metrics.human cell by cell in tests/test_browser.py.
@@ -113,27 +114,26 @@ def _verdicts(fits: list[dict[str, Any]]) -> dict[str, Any]:
     """The claimed fits at a glance: a matrix (one row per series, one column per claimed mode × metric, each cell the
     measured exponent against the claim, coloured by its verdict), the verdicts that are not a plain pass (fail,
     inconclusive, uncertain) listed with their reasons, and the counts (uncertain ones apart)."""
-    claimed = [f for f in fits if f.get("verdict") not in (None, "no-claim")]
     rows = []
-    for f in claimed:
-        reason = f.get("verdict_reason") or ""
-        if f.get("uncertain"):
-            reason = f"uncertain: {f.get('noisy_points', 0)} noisy point(s) {NOISY_MARK}" + (f"; {reason}" if reason else "")
-        order = len(VERDICT_ORDER) if f.get("uncertain") else VERDICT_ORDER.get(f["verdict"], len(VERDICT_ORDER) + 1)
-        rows.append({**f, "reason": reason, "order": order, "claim": f"{f['metric']} ∝ {f['axis']}^{fmt_value(f['claimed'])}",
+    for f in fits:
+        outcome = claim_outcome(f)
+        if outcome == "no-claim":
+            continue
+        rows.append({**f, "outcome": outcome, "reason": outcome_reason(f, NOISY_MARK), "order": OUTCOME_ORDER[outcome],
+                     "claim": f"{f['metric']} ∝ {f['axis']}^{fmt_value(f['claimed'])}",
                      # what the verdict judged: the dominant term's exponent and its interval (effprof.fit), not the raw slope
                      "judged": f.get("leading_exponent"), "judged_low": f.get("leading_ci_low"), "judged_high": f.get("leading_ci_high")})
     columns = list(dict.fromkeys((f["mode"], f["metric"], f["axis"]) for f in rows))
     matrix: dict[tuple[str, str], dict[tuple[str, str, str], dict[str, Any]]] = {}
     for f in rows:
         matrix.setdefault((f["mechanism"], f.get("variant") or ""), {}).setdefault((f["mode"], f["metric"], f["axis"]), f)
-    certain = [f for f in rows if not f.get("uncertain")]
-    counts = {v: sum(f["verdict"] == v for f in certain) for v in VERDICT_ORDER}
+    outcomes = tally(fits)
+    counts = {v: len(outcomes[v]) for v in ("fail", "inconclusive", "pass")}
     return {"columns": [{"mode": m, "metric": metric, "axis": axis} for m, metric, axis in columns],
             "matrix": [{"mechanism": mechanism, "variant": variant, "cells": [cells.get(c) for c in columns]}
                        for (mechanism, variant), cells in matrix.items()],
-            "notable": sorted((f for f in rows if f["order"] != VERDICT_ORDER["pass"]), key=lambda f: f["order"]),
-            "counts": counts, "claims": len(certain), "uncertain": len(rows) - len(certain)}
+            "notable": sorted((f for f in rows if f["outcome"] != "pass"), key=lambda f: f["order"]),
+            "counts": counts, "claims": sum(counts.values()), "uncertain": len(outcomes["uncertain"])}
 
 
 def _found_crossovers(crossovers: list[dict[str, Any]]) -> list[dict[str, Any]]:
