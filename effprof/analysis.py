@@ -146,12 +146,20 @@ def change(metric: str, new: float, old: float, iqr_new: Any = None, iqr_old: An
     return "same", threshold
 
 
-def baseline_diff(new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
-    """Point-by-point ratios new/old of each compared metric, judged by `change`."""
+def baseline_diff(new: pd.DataFrame, old: pd.DataFrame, allowed: dict[str, float] | None = None) -> pd.DataFrame:
+    """The one baseline diff: each measured point of `new` against the same point of `old` (records.point_identity:
+    mechanism, mode and full config; the latest record of a point wins), per metric, judged by `change`.
+
+    `allowed`: {metric name: tolerated ratio} to compare (`effprof check`'s [regression] table); by default every
+    compared metric at 1 (any change beyond noise: the report). A value present in both runs is compared, zero
+    included: 0 → 0 is the same, 0 → more is worse (ratio inf), more → 0 better. A row's `point` names the config
+    keys that vary among the new points (no key hard-coded), "defaults" where none does.
+    """
     new, old = ok_rows(new), ok_rows(old)
     if new.empty or old.empty:
         return pd.DataFrame()
-    old_by_key = {point_identity(r): r for r in old.to_dict("records")}  # the latest record of a point wins
+    metrics = [(m, 1.0) for m in CROSSED] if allowed is None else [(METRICS[name], ratio) for name, ratio in allowed.items()]
+    old_by_key = {point_identity(r): r for r in old.to_dict("records")}
     varying = varying_keys(new, within=None)
     rows = []
     for r in new.to_dict("records"):
@@ -159,17 +167,27 @@ def baseline_diff(new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
         if o is None:
             continue
         key = ", ".join(f"{k}={fmt_value(r[k])}" for k in varying if not is_missing(r.get(k))) or "defaults"
-        for metric in CROSSED:
+        for metric, ratio_allowed in metrics:
             column = metric.column
-            if not _positive(r.get(column)) or not _positive(o.get(column)):
+            if not (_finite(r.get(column)) and _finite(o.get(column))):
                 continue
-            iqr = ("time_iqr_s" if metric.timed else None)
-            verdict, threshold = change(metric.name, float(r[column]), float(o[column]), r.get(iqr) if iqr else None, o.get(iqr) if iqr else None)
-            noisy = metric.timed and (is_noisy(r) or is_noisy(o))
-            rows.append({"mechanism": r["mechanism"], "mode": r["mode"], "point": key, "metric": column, "old": float(o[column]),
-                         "new": float(r[column]), "ratio": float(r[column]) / float(o[column]), "noise_band": threshold - 1.0,
-                         "change": verdict, "noisy": noisy})
+            now, before = float(r[column]), float(o[column])
+            iqr = (r.get("time_iqr_s"), o.get("time_iqr_s")) if metric.timed else (None, None)
+            if before > 0:
+                verdict, threshold = change(metric.name, now, before, *iqr, allowed=ratio_allowed)
+                ratio = now / before
+            else:  # nothing before: any amount now is a change the noise cannot explain
+                verdict, threshold, ratio = ("same", ratio_allowed, 1.0) if now == 0 else ("worse", ratio_allowed, math.inf)
+            rows.append({"mechanism": r["mechanism"], "mode": r["mode"], "point": key, "metric": column, "name": metric.name,
+                         "old": before, "new": now, "ratio": ratio, "noise_band": threshold - 1.0, "allowed": ratio_allowed,
+                         "change": verdict, "noisy": metric.timed and (is_noisy(r) or is_noisy(o))})
     return pd.DataFrame(rows)
+
+
+def _finite(value: Any) -> bool:
+    """A measured value: a finite number at or above zero (not a bool)."""
+    return (isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool) and math.isfinite(float(value))
+            and float(value) >= 0)
 
 
 def _positive(value: Any) -> bool:

@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from effprof.check import load_checks, make_check, needed_options, run_check
-from effprof.check.baseline import _regressed
 from effprof.cli import app
 from effprof.config import ConfigError
 from effprof.pytest_plugin import assert_scaling
@@ -200,6 +199,12 @@ def test_baseline_regression(tmp_path):
     result = invoke(write(tmp_path, checks))
     assert result.exit_code == 1
     assert "regressed" in result.stderr and "seq_len=256" in result.stderr and "allowed ×1" in result.stderr
+
+
+def _regressed(metric, new, old, ratio, iqr_new, iqr_old):
+    from effprof.analysis import change
+
+    return change(metric, new, old, iqr_new, iqr_old, allowed=ratio)[0] == "worse"
 
 
 def test_time_regression_needs_to_exceed_the_noise():

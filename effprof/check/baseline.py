@@ -9,13 +9,10 @@ the allowance and the measured noise, and `check` and `compare --baseline` never
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from effprof.fit import METRICS
-from effprof.records import is_number as _number
 from effprof.records import point_identity
 
 if TYPE_CHECKING:
@@ -42,44 +39,24 @@ def load_baseline(value: Any, path: Path, bad: Callable[[str], CheckFileError]) 
 
 def compare_baseline(records: list[dict[str, Any]], baseline: list[dict[str, Any]],
                      regression: dict[str, float]) -> tuple[list[str], list[str]]:
-    """(regressions, notes) of new records against the baseline's records of the same points."""
+    """(regressions, notes) of new records against the baseline's records of the same points: the report's diff
+    (effprof.analysis.baseline_diff) with the check's allowed ratios, its `worse` rows as lines."""
+    from effprof.analysis import baseline_diff
     from effprof.metrics import human
+    from effprof.records import to_frame
 
-    old = {}
-    for record in baseline:
-        if record.get("status") == "ok":
-            old[point_identity(record)] = record  # the latest record of a point wins
-    regressions, notes, matched = [], [], 0
-    for record in records:
-        before = old.get(point_identity(record))
-        if record.get("status") != "ok" or before is None:
+    if not records:
+        return [], []
+    before = {point_identity(r) for r in baseline if r.get("status") == "ok"}
+    if not any(point_identity(r) in before for r in records if r.get("status") == "ok"):
+        return [], ["no point of this check is in the baseline: nothing compared"]
+    diff = baseline_diff(to_frame(records), to_frame(baseline), regression)
+    regressions = []
+    for row in diff.to_dict("records"):
+        if row["change"] != "worse":
             continue
-        matched += 1
-        for metric, ratio in regression.items():
-            column = METRICS[metric]
-            new, previous = record.get(column), before.get(column)
-            if not (_number(new) and _number(previous)):
-                continue
-            if not _regressed(metric, new, previous, ratio, record.get("time_iqr_s"), before.get("time_iqr_s")):
-                continue
-            ratio_now = new / previous if previous > 0 else math.inf
-            change = f"+{(ratio_now - 1) * 100:.3g}%" if ratio_now < 2 else f"×{ratio_now:.3g}"
-            regressions.append(f"{_point_text(record)} {metric} {human(new, column)} vs {human(previous, column)} "
-                               f"({change}, allowed ×{ratio:g})")
-    if records and not matched:
-        notes.append("no point of this check is in the baseline: nothing compared")
-    return regressions, notes
-
-
-def _regressed(metric: str, new: float, old: float, ratio: float, iqr_new: Any, iqr_old: Any) -> bool:
-    from effprof.analysis import change
-    from effprof.metrics import METRICS as TABLE
-
-    timed = TABLE[metric].timed
-    return change(metric, new, old, iqr_new if timed else None, iqr_old if timed else None, allowed=ratio)[0] == "worse"
-
-
-def _point_text(record: dict[str, Any]) -> str:
-    return " ".join(f"{k}={record[k]}" for k in ("seq_len", "d_model", "batch") if k in record)
-
-
+        ratio = row["ratio"]
+        shown = f"+{(ratio - 1) * 100:.3g}%" if ratio < 2 else f"×{ratio:.3g}"
+        regressions.append(f"{row['point']} {row['name']} {human(row['new'], row['metric'])} vs {human(row['old'], row['metric'])} "
+                           f"({shown}, allowed ×{row['allowed']:g})")
+    return regressions, []
