@@ -56,7 +56,7 @@ def project(records: pandas.DataFrame | list[dict[str, Any]], hardware: Any, har
     entry = find(hardware, hardware_file) if isinstance(hardware, str) else hardware
     if isinstance(records, list):
         return project_records(records, entry)[0]
-    from effprof.records import to_frame
+    from effprof.store.records import to_frame
 
     rows = [{k: v for k, v in row.items() if not (isinstance(v, float) and v != v)} for row in records.to_dict("records")]
     return to_frame(project_records(rows, entry)[0])
@@ -86,15 +86,15 @@ def fit(frame: pandas.DataFrame | list[dict[str, Any]]) -> pandas.DataFrame:
     return _fit_records(frame)
 
 
-def _fit_records(frame: Any) -> pandas.DataFrame:  # also what the module effprof.fit does when called (it takes this name)
-    from effprof.fit import fit_frame
+def _fit_records(frame: Any) -> pandas.DataFrame:
+    from effprof.analyse.fit import fit_frame
 
     return fit_frame(_frame(frame))
 
 
 def report(frame: pandas.DataFrame | list[dict[str, Any]], path: str, command: str = "", hardware: Any = None) -> str:
     """Write a self-contained HTML report of `frame` (or a list of records) to `path` (with `hardware`, projected onto it)."""
-    from effprof.analysis import analyse
+    from effprof.analyse.session import analyse
     from effprof.hardware.user import find
     from effprof.render import html
 
@@ -108,11 +108,11 @@ def report(frame: pandas.DataFrame | list[dict[str, Any]], path: str, command: s
 
 def _frame(frame: Any) -> pandas.DataFrame:
     """A DataFrame of records, from one or from a list of record dicts (each checked as `effprof fit` checks a file's
-    lines: effprof.records.validate_record); ConfigError names what is wrong."""
+    lines: effprof.store.records.validate_record); ConfigError names what is wrong."""
     import pandas as pd
 
     from effprof.config import ConfigError
-    from effprof.records import ResultsError, json_ready, to_frame, upgrade, validate_record
+    from effprof.store.records import ResultsError, json_ready, to_frame, upgrade, validate_record
 
     if isinstance(frame, pd.DataFrame):
         return frame

@@ -194,7 +194,7 @@ def check_spec(spec: MechanismSpec) -> None:
 
 def claim_problem(claim: Any) -> str:
     """What is wrong with a claim, or '' (metric, numeric axis, finite exponent within ±10, mode, log power)."""
-    from effprof.fit import METRICS
+    from effprof.analyse.fit import METRICS
 
     if not isinstance(claim, Claim):
         return "is not an effprof.registry.Claim(metric, axis, exponent, mode)"
@@ -344,7 +344,7 @@ def records_problem(spec: MechanismSpec, config: dict[str, Any], mode: str, chan
     import json
 
     from effprof.measure.harness import Options, measure_point
-    from effprof.records import encode, validate_record
+    from effprof.store.records import encode, validate_record
 
     options = Options(max_time_s=0.01, fvcore=False, roofline=False)
     record = measure_point(spec.name, mode, config, options)

@@ -111,7 +111,7 @@ def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str],
     allocates nothing of that size), and so is a grid of more than MAX_POINTS points (counted before any is
     planned), or a point that appears twice.
     """
-    from effprof.records import point_identity
+    from effprof.store.records import point_identity
 
     names, vary, modes = _checked_arguments(names, vary, modes, config)
     if any(":" in name for name in names):  # module factories: registered and probed with these values first
@@ -221,8 +221,8 @@ def run_points(
     SIGTERM is turned into KeyboardInterrupt, like Ctrl-C: the points in flight are dropped (never
     half-written) and every finished record is already on disk.
     """
-    from effprof import records as store
     from effprof.executors import make_executor
+    from effprof.store import records as store
 
     results = []
     limits = {"timeout_s": isolation.timeout_s, "max_memory": isolation.max_memory, "plugins": isolation.plugins} if isolation else {}
@@ -255,7 +255,7 @@ def _sigterm_as_interrupt():
 
 def pending(points: list[tuple[str, str, dict[str, Any]]], done: Iterable[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
     """The points with no `ok` record in `done` (matched on mechanism, mode and the whole config)."""
-    from effprof.records import point_identity
+    from effprof.store.records import point_identity
 
     finished = {point_identity(r) for r in done if r.get("status") == "ok"}
     left = []
@@ -278,7 +278,7 @@ def sweep(
 ) -> pandas.DataFrame:
     """`executor`: local, process or ray (with `address`: auto, ray://host:port, host:port), or an Executor."""
     from effprof.executors import make_executor
-    from effprof.records import to_frame
+    from effprof.store.records import to_frame
 
     names = targets([names] if isinstance(names, str) or not isinstance(names, (list, tuple)) else names, config)
     modes = [mode] if isinstance(mode, str) else mode

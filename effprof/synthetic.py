@@ -9,7 +9,7 @@ Each series is one mechanism name (`synthetic_00000`, ...) measured at `sizes` s
     peak_bytes    = 4·n·d_model (exact)
 
 and each record claims ("flops", "seq_len", p) and ("state_bytes", "seq_len", 0). The records are
-schema-valid (`effprof.records.read` loads them) and never import torch.
+schema-valid (`effprof.store.records.read` loads them) and never import torch.
 
     python3 -m effprof.synthetic -o big.jsonl --series 25000 --sizes 4 --repeats 1
     python3 -m effprof.synthetic -o big.jsonl --series 1 --sizes 4 --repeats 25000
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from effprof.config import MAX_INT
-from effprof.records import SCHEMA_VERSION
+from effprof.store.records import SCHEMA_VERSION
 
 D_MODEL = 64
 SAMPLES = 7  # timed blocks per record

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from effprof.analysis import baseline_diff
+from effprof.analyse.session import baseline_diff
 from effprof.check.baseline import compare_baseline
-from effprof.records import to_frame
+from effprof.store.records import to_frame
 
 
 def _record(window: int, flops: float, peak: float = 1e6, **extra) -> dict:

@@ -11,8 +11,8 @@ from torch import nn
 from typer.testing import CliRunner
 
 import effprof
+from effprof.analyse.fit_breakdown import breakdown_frame, fit_breakdown
 from effprof.cli import app
-from effprof.fit_breakdown import breakdown_frame, fit_breakdown
 from effprof.measure.breakdown import measure_breakdown, module_paths
 from effprof.measure.flops import count_flops
 from effprof.measure.harness import Options, measure_point

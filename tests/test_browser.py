@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from effprof.analysis import analyse
-from effprof.metrics import human
+from effprof.analyse.points import aggregate
+from effprof.analyse.session import analyse
 from effprof.render.html import PAGE_ROWS, _compact, records_data, write
-from effprof.render.points import aggregate
+from effprof.store.metrics import human
 from tests.test_report import _breakdown_frame, _frame
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

@@ -202,7 +202,7 @@ def test_baseline_regression(tmp_path):
 
 
 def _regressed(metric, new, old, ratio, iqr_new, iqr_old):
-    from effprof.analysis import change
+    from effprof.analyse.session import change
 
     return change(metric, new, old, iqr_new, iqr_old, allowed=ratio)[0] == "worse"
 

@@ -18,8 +18,8 @@ from effprof.cli import app
 from effprof.config import ConfigError
 from effprof.measure import compile as compiling
 from effprof.measure.harness import Options, measure_point
-from effprof.records import point_identity, validate_record
 from effprof.runner import plan
+from effprof.store.records import point_identity, validate_record
 
 runner = CliRunner()
 QUICK = Options(max_time_s=0.02, fvcore=False, roofline=False)

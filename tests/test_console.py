@@ -15,11 +15,11 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from effprof import records
-from effprof.analysis import Session, analyse, crossovers
+from effprof.analyse.session import Session, analyse, crossovers
 from effprof.cli import app
-from effprof.metrics import NOISY_MARK
-from effprof.render.console import crossover_lines, main_job, session_tables, summary_lines, summary_table
+from effprof.render.console import crossover_lines, session_tables, summary_lines, summary_screen, summary_table
+from effprof.store import records
+from effprof.store.metrics import NOISY_MARK
 from tests.plugins.hostile import HOSTILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ def _shown(*parts, width: int = SCREEN_COLUMNS, color: bool = False) -> str:
 
 def test_default_output_fits_one_screen_and_every_table_stays_behind_verbose(six):
     session = six
-    short = _shown(*main_job(session, "out/compare.html"))
+    short = _shown(*summary_screen(session, "out/compare.html"))
     full = _shown(*session_tables(session), *summary_lines(session))
     lines = short.splitlines()
     assert len(lines) <= SCREEN_LINES and max(map(len, lines)) <= SCREEN_COLUMNS
@@ -101,7 +101,7 @@ def test_failed_inconclusive_and_uncertain_verdicts_look_different_from_pass(six
     by["lin_a", "forward", "flops"].update(verdict="fail")
     by["lin_b", "forward", "flops"].update(verdict="inconclusive", verdict_reason="sizes up to 8192 would decide")
     by["lin_c", "forward", "time"].update(claimed=1.0, verdict="pass", uncertain=True, noisy_points=2)
-    text = _shown(*main_job(session, "r.html"))
+    text = _shown(*summary_screen(session, "r.html"))
     rows = {line.split()[1]: line for line in text.splitlines() if line.startswith("│ lin_") and "forward" in line}
     assert "FAIL" in rows["lin_a"] and "pass" not in rows["lin_a"].split("│")[3]
     assert "inconclusive" in rows["lin_b"].split("│")[3]
@@ -182,7 +182,7 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 def test_every_console_table_of_hostile_records_is_clean_text():
     session = analyse(_hostile_records())
-    text = _shown(*session_tables(session), *summary_lines(session), *main_job(session, "r[/x].html"), width=400)
+    text = _shown(*session_tables(session), *summary_lines(session), *summary_screen(session, "r[/x].html"), width=400)
     assert not _control_characters(text)
     assert "[/path]" in text and "[bold]b[/bold]" in text  # shown as text, not taken as markup
     assert "r[/x].html" in text
@@ -267,7 +267,7 @@ def test_progress_labels_are_markup_safe_and_clean():
 
 def test_session_without_fits_still_has_a_summary():
     session = Session(records=[_point("only", "forward", 64, 1.0, 1.0)], fits=[], crossovers=[], complexity=[], axis=None)
-    text = _shown(*main_job(session, "r.html"))
+    text = _shown(*summary_screen(session, "r.html"))
     assert "│ only" in text and "0 crossovers in range" in text
 
 

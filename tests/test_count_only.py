@@ -144,7 +144,7 @@ def test_the_cli_counts(tmp_path):
 
 
 def test_crossovers_on_counts_are_labelled_counted():
-    from effprof.analysis import analyse
+    from effprof.analyse.session import analyse
     from effprof.render.console import crossover_lines
 
     frame = effprof.sweep(["softmax_attention", "linear_attention"], vary={"seq_len": [64, 256, 1024, 4096]}, count_only=True,

@@ -73,7 +73,7 @@ def test_bad_course_input_is_one_line_exit_2(args):
 
 def test_looks_without_measurements_say_not_measured():
     """A look whose point failed (or was never measured) says so, never a number of its own."""
-    from effprof.analysis import analyse
+    from effprof.analyse.session import analyse
     from effprof.course.run import read_look
 
     session = analyse([])
@@ -206,7 +206,7 @@ def test_a_build_that_returns_no_module_is_a_failed_check(tmp_path):
 
 
 def test_explain_results_shows_measured_exponents_beside_the_claims(tmp_path):
-    from effprof.records import write_all
+    from effprof.store.records import write_all
     from effprof.synthetic import records as synthetic
 
     records = list(synthetic(series=1, sizes=4, exponents=(2.0, 1.0)))  # flops = n² + n exactly, state constant

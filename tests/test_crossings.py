@@ -8,9 +8,9 @@ import csv
 import pandas as pd
 import pytest
 
-from effprof import records
-from effprof.analysis import _crossing, analyse, crossovers
+from effprof.analyse.session import _crossing, analyse, crossovers
 from effprof.render import console, export, html
+from effprof.store import records
 
 SIZES = (256, 512, 1024, 2048)
 

@@ -439,7 +439,7 @@ def test_decode_flops_claim_passes_the_fit(name, claimed):
     outgrows the per-token constant (projections, FFN, head, sampler: ≈ 830 keys' worth at d_model 128),
     n = 2048 … 32768; at 512 … 8192 the raw slope of the affine AR / BD3-LM cost is still ≈ 0.83."""
     pd = pytest.importorskip("pandas")
-    from effprof.fit import fit_frame
+    from effprof.analyse.fit import fit_frame
 
     spec = get_spec(name)
     rows = []

@@ -4,7 +4,7 @@ The LaTeX is checked by structure (`tex_structure`: every command one effprof wr
 environments balanced, every row as wide as its tabular, no special character left raw), and compiled
 with pdflatex where one is installed. The hypothesis strategy `sessions` draws records over the
 record schema (records.Record) with hostile text in every string field, analyses them
-(effprof.analysis.analyse) and feeds the session to each renderer: LaTeX, CSV, HTML, terminal, JUnit.
+(effprof.analyse.session.analyse) and feeds the session to each renderer: LaTeX, CSV, HTML, terminal, JUnit.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from effprof import records
-from effprof.analysis import analyse
+from effprof.analyse.session import analyse
 from effprof.config import KEYS
 from effprof.render import export
 from effprof.render.escape import CSV_FORMULA_START
+from effprof.store import records
 
 # ---- hostile text ----------------------------------------------------------------------------
 
@@ -80,7 +80,7 @@ def _rows(names: list[str], mode: str, impls: list[str], text: dict[str, str], c
 @functools.cache
 def _template_fits() -> pd.DataFrame:
     """The fits of `_rows` with plain names, computed once (fitting is most of analyse's time)."""
-    from effprof.fit import fit_frame
+    from effprof.analyse.fit import fit_frame
 
     return fit_frame(records.to_frame(_rows(["A", "B"], "forward", ["x", "y"], {}, {}, "kind", ["flops", "seq_len"], "")))
 
@@ -399,7 +399,7 @@ def test_a_lone_surrogate_record_is_skipped_on_read(tmp_path):
     import json
     import warnings
 
-    from effprof.records import SCHEMA_VERSION, read
+    from effprof.store.records import SCHEMA_VERSION, read
 
     good = {"schema": SCHEMA_VERSION, "mechanism": "m", "mode": "forward", "status": "ok", "seq_len": 8}
     path = tmp_path / "r.jsonl"

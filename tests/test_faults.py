@@ -25,8 +25,8 @@ from effprof.cli.output import sweep_warnings
 from effprof.config import ConfigError
 from effprof.measure.harness import Options
 from effprof.measure.isolate import IsolatedRunner, crash_status
-from effprof.records import append, read, validate_record, write_all
 from effprof.runner import MAX_POINTS, pending, plan, run_points
+from effprof.store.records import append, read, validate_record, write_all
 
 runner = CliRunner()
 QUICK = Options(max_time_s=0.02, fvcore=False, roofline=False)

@@ -15,8 +15,8 @@ import plotly.graph_objects as go
 import pytest
 from typer.testing import CliRunner
 
+from effprof.analyse.fit import fit_frame
 from effprof.cli import app
-from effprof.fit import fit_frame
 from effprof.render import axes, static, style
 from effprof.render.export import write_figures
 from effprof.render.figures import expert_load_figure, metric_figures
@@ -230,7 +230,7 @@ def test_export_refuses_bad_names_sizes_and_formats(tmp_path):
 
 
 def _results(tmp_path: Path, frame: pd.DataFrame) -> Path:
-    from effprof import records
+    from effprof.store import records
 
     path = tmp_path / "r.jsonl"
     for record in frame.drop(columns=["time_samples_s"]).to_dict("records"):
@@ -273,7 +273,7 @@ def exported(frame, fits, tmp_path_factory) -> Path:
     lean = frame.copy()  # every kind once: the metric figures of each mode, but not every metric of every mode
     lean.loc[lean["mode"] != "forward", ["flops_counted", "flops_analytic", "peak_bytes"]] = float("nan")
     lean.loc[lean["mode"] == "train", "state_bytes"] = float("nan")
-    from effprof.analysis import analyse
+    from effprof.analyse.session import analyse
 
     session = analyse(lean, fits=fits, patterns=[_pattern()])  # the full frame's fits: lines where rows remain
     written = write_figures(session, folder, "single")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import effprof
-from effprof.fit import fit_frame, leading_exponent, loglog_slope, upper_half
+from effprof.analyse.fit import fit_frame, leading_exponent, loglog_slope, upper_half
 
 SIZES = [256, 512, 1024, 2048, 4096]
 

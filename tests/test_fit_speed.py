@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from effprof import records
-from effprof.analysis import mark_noisy_fits
-from effprof.fit import _sum_sizes, _two_term, fit_frame
+from effprof.analyse.fit import _sum_sizes, _two_term, fit_frame
+from effprof.analyse.session import mark_noisy_fits
+from effprof.store import records
 
 
 def _two_term_reference(ls, ly, w, p, q):

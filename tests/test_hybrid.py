@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import effprof
+from effprof.analyse.fit import fit_frame
 from effprof.config import ConfigError, resolve_config
-from effprof.fit import fit_frame
 from effprof.measure.harness import applicable_claims, time_by_layer_kind
 from effprof.mechanisms.base import state_nbytes
 from effprof.mechanisms.hybrid import blocks

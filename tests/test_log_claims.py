@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from effprof import records
-from effprof.fit import fit_frame
+from effprof.analyse.fit import fit_frame
+from effprof.store import records
 
 SIZES = (256, 512, 1024, 2048, 4096)
 

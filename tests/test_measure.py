@@ -13,7 +13,7 @@ from effprof.measure.flops import FORMULAS, FlopCounter, causal_pairs
 from effprof.measure.harness import Options, measure_point
 from effprof.measure.memory import LiveTensorTracker, activation_bytes, peak_bytes
 from effprof.measure.timing import time_call
-from effprof.records import SCHEMA_VERSION
+from effprof.store.records import SCHEMA_VERSION
 
 
 def count(fn) -> FlopCounter:

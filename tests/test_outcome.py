@@ -7,10 +7,10 @@ import math
 import pytest
 
 from effprof import synthetic
-from effprof.analysis import analyse
+from effprof.analyse.outcome import claim_outcome, gate_fails, outcome_reason, tally
+from effprof.analyse.session import analyse
 from effprof.check import make_check
 from effprof.check.judge import judge
-from effprof.outcome import claim_outcome, gate_fails, outcome_reason, tally
 from effprof.pytest_plugin import assert_scaling
 from effprof.render.html import _verdicts
 
@@ -88,8 +88,8 @@ def test_outcome_rule():
     assert claim_outcome({"verdict": "fail", "uncertain": math.nan}) == "fail"  # no noise marking is not uncertain
     assert claim_outcome({"verdict": "no-claim", "uncertain": True}) == "no-claim"
     assert claim_outcome({"verdict": math.nan}) == "no-claim"
-    with pytest.raises(ValueError, match="'held'"):
-        claim_outcome({"verdict": "held"})  # not a verdict: never counted silently
+    assert claim_outcome({"verdict": "held"}) == "inconclusive"  # not a verdict (a damaged session): never counted as held
+    assert "unknown verdict 'held'" in outcome_reason({"verdict": "held"})
     assert outcome_reason({"verdict": "fail", "uncertain": True, "noisy_points": 3, "verdict_reason": "x"}, "†") == \
         "uncertain: 3 noisy point(s) †; x"
     fits = [{"verdict": "pass"}, {"verdict": "fail"}, {"verdict": "pass", "uncertain": True}, {"verdict": "no-claim"}]

@@ -8,12 +8,12 @@ import io
 
 from rich.console import Console
 
-from effprof import records
-from effprof.analysis import analyse
-from effprof.metrics import NOISY_MARK
+from effprof.analyse.session import analyse
 from effprof.render import style
 from effprof.render.console import summary_table
 from effprof.render.figures import metric_figures
+from effprof.store import records
+from effprof.store.metrics import NOISY_MARK
 
 SIZES = (256, 512, 1024, 2048)
 

@@ -8,13 +8,13 @@ import json
 
 from typer.testing import CliRunner
 
-from effprof.analysis import analyse
+from effprof.analyse.frames import add_labels, variant_words
+from effprof.analyse.session import analyse
 from effprof.check import load_checks
 from effprof.cli import app
-from effprof.frames import add_labels, variant_words
 from effprof.labels import apply, parse_labels
-from effprof.records import to_frame
 from effprof.render.figures import metric_figures
+from effprof.store.records import to_frame
 from tests.test_cli import assert_bad_input
 from tests.test_crossings import _mamba2_like
 

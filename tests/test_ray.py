@@ -27,9 +27,9 @@ from effprof.executors import make_executor
 from effprof.executors.machines import machine_kinds, mixed_machines_warning
 from effprof.executors.ray import WORKER_BYTES, Cluster, RayExecutor, check_address, fault, task_resources
 from effprof.measure.harness import Options
-from effprof.records import point_identity, read
 from effprof.registry import get_spec, unregister
 from effprof.runner import estimated_bytes, plan, run_points
+from effprof.store.records import point_identity, read
 
 runner = CliRunner()
 QUICK = Options(max_time_s=0.02, fvcore=False, roofline=False)

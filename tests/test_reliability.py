@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from effprof.cli import app
 from effprof.measure.harness import Options
-from effprof.records import merge, read
 from effprof.runner import Isolation, pending, plan, run_points
+from effprof.store.records import merge, read
 
 runner = CliRunner()
 QUICK = Options(max_time_s=0.02, fvcore=False, roofline=False)
@@ -97,7 +97,7 @@ def test_same_point_is_recognised_whatever_else_the_records_carry():
     point. A DataFrame row of a mixed frame (NaN for other mechanisms' keys, 2.0 for 2) is too."""
     import math
 
-    from effprof.records import point_identity
+    from effprof.store.records import point_identity
 
     a = {"mechanism": "m", "mode": "forward", "seq_len": 16, "n_heads": 2, "status": "ok", "time_s": 1.0,
          "fraction_of_peak": 0.3, "bytes_moved": 10.0, "time_s_attention": 0.1, "aux_loss": 1.2}

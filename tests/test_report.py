@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from effprof import records
-from effprof.analysis import analyse
+from effprof.analyse.session import analyse
 from effprof.render.html import render
+from effprof.store import records
 
 
 def _frame(label: str = "m") -> pd.DataFrame:
@@ -226,7 +226,7 @@ def test_bad_plotlyjs_on_the_command_line_is_one_line_and_exit_2(tmp_path):
 
 def test_verdict_matrix_shows_the_exponent_the_verdict_judged():
     """The summary shows the dominant term's exponent (what the one rule judges), never the raw slope beside it."""
-    from effprof.analysis import analyse
+    from effprof.analyse.session import analyse
     from effprof.render.html import render
 
     session = analyse(_frame())

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from effprof.analysis import Session, analyse
-from effprof.records import SCHEMA_VERSION, to_frame
+from effprof.analyse.points import aggregate
+from effprof.analyse.session import Session, analyse
 from effprof.render.html import MAX_FIGURE_SERIES, PAGE_ROWS, records_data, render
-from effprof.render.points import aggregate
+from effprof.store.records import SCHEMA_VERSION, to_frame
 
 
 def synthetic(series: int, sizes: int, repeats: int, seed: int = 0) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from effprof.analysis import analyse
+from effprof.analyse.session import analyse
 from effprof.cli import app
 from effprof.hardware import model
 from effprof.hardware.model import OpCount, Roofs, bound, totals_bound
@@ -20,7 +20,7 @@ from effprof.hardware.user import HardwareError, find, load_file
 from effprof.measure import roofline
 from effprof.measure.flops import FlopCounter
 from effprof.measure.roofline_check import summarize
-from effprof.records import validate_record
+from effprof.store.records import validate_record
 
 # ---- per-op counts at the dispatcher -------------------------------------------------------------
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from effprof import records
-from effprof.analysis import Session, SessionError, analyse, change, crossovers, session_path
-from effprof.metrics import METRICS, NOISE_THRESHOLD, NOISY_MARK, is_noisy
+from effprof.analyse.session import Session, SessionError, analyse, change, crossovers, session_path
+from effprof.store import records
+from effprof.store.metrics import METRICS, NOISE_THRESHOLD, NOISY_MARK, is_noisy
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET_IQR = 0.01  # IQR / median of a quiet point
@@ -94,7 +94,7 @@ def test_record_type_documents_every_field_the_harness_writes():
 def test_one_metrics_table_feeds_the_fits():
     """Fits judge with the table's tolerances: a time claim 0.2 off its exact law passes (time: 0.25), the same
     claim on FLOPs fails (0.1) — the fit reads the table, whatever copy a module might keep."""
-    from effprof.fit import fit_frame
+    from effprof.analyse.fit import fit_frame
 
     sizes = [64, 128, 256, 512, 1024]
     rows = [{"mechanism": "m", "mode": "forward", "status": "ok", "seq_len": n, "flops_counted": float(n), "time_s": n * 1e-6,
@@ -324,7 +324,7 @@ def test_measure_imports_no_pandas_plotly_or_rich(tmp_path):
 
 
 def test_fit_analysis_and_render_import_no_torch(tmp_path):
-    code = ("import effprof.fit, effprof.analysis, effprof.metrics, effprof.frames, effprof.render.console, effprof.render.html, "
+    code = ("import effprof.analyse.fit, effprof.analyse.session, effprof.store.metrics, effprof.analyse.frames, effprof.render.console, effprof.render.html, "
             "effprof.render.export, effprof.render.figures, effprof.render.patterns\nprint('ok')")
     result = _run(code, True, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -365,7 +365,7 @@ def test_one_busy_machine_rule_for_sweeps_sessions_and_warnings():
     """Load at or above the core count is busy, below it is not, and a record that does not say is not: the sweep
     warning, the session's noise summary, profile's record table and the report all use metrics.is_busy."""
     from effprof.cli.output import sweep_warnings
-    from effprof.metrics import is_busy
+    from effprof.store.metrics import is_busy
 
     at, below, unknown = {"load_avg_1m": 2.0, "cpu_count": 2}, {"load_avg_1m": 1.9, "cpu_count": 2}, {"load_avg_1m": None}
     assert is_busy(at) and not is_busy(below) and not is_busy(unknown) and not is_busy({"load_avg_1m": "2", "cpu_count": 2})

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from effprof.analysis import SESSION_VERSION, Session, SessionError, analyse, saved_session, session_path
+from effprof.analyse.session import SESSION_VERSION, Session, SessionError, analyse, saved_session, session_path
 from effprof.cli import app
-from effprof.records import file_digest, read
+from effprof.store.records import file_digest, read
 from effprof.synthetic import write as write_synthetic
 
 runner = CliRunner()
@@ -231,8 +231,8 @@ def _fuzz_base(tmp_path: Path) -> dict:
 
 
 def test_pattern_limit_is_the_patterns_own():
+    from effprof.analyse.session_schema import MAX_PATTERN_N
     from effprof.mechanisms.sparse.pattern import MAX_SEQ_LEN
-    from effprof.session_schema import MAX_PATTERN_N
 
     assert MAX_PATTERN_N == MAX_SEQ_LEN
 
@@ -244,7 +244,7 @@ def test_a_planted_corrupt_symlink_is_not_written_through(tmp_path):
     """A sweep's cut last line goes to r.jsonl.corrupt: a symlink there (a stand-in for a dotfile) is not followed."""
     import warnings
 
-    from effprof.records import append
+    from effprof.store.records import append
 
     results = tmp_path / "r.jsonl"
     results.write_text('{"mechanism": "m", "mode": "forward", "seq')  # cut mid-write
@@ -264,7 +264,7 @@ def test_a_planted_corrupt_symlink_is_not_written_through(tmp_path):
 def test_a_fifo_at_the_corrupt_file_never_hangs_the_append(tmp_path):
     import warnings
 
-    from effprof.records import append
+    from effprof.store.records import append
 
     results = tmp_path / "r.jsonl"
     results.write_text('{"cut')
@@ -405,7 +405,7 @@ def test_two_processes_claiming_one_results_name(tmp_path):
 def test_records_read_as_columns_are_the_frame_of_the_records(name):
     import pandas as pd
 
-    from effprof.records import read_frame, to_frame
+    from effprof.store.records import read_frame, to_frame
 
     path = Path(__file__).parents[1] / "reports" / name
     pd.testing.assert_frame_equal(read_frame(path), to_frame(read(path)))
@@ -416,7 +416,7 @@ def test_reading_as_columns_skips_what_reading_as_dicts_skips(tmp_path):
 
     import pandas as pd
 
-    from effprof.records import read_frame, to_frame
+    from effprof.store.records import read_frame, to_frame
 
     path = _results(tmp_path)
     lines = path.read_text().splitlines()
@@ -435,8 +435,8 @@ def test_reading_as_columns_skips_what_reading_as_dicts_skips(tmp_path):
 
 
 def test_a_session_analysed_from_columns_keeps_its_records(tmp_path):
-    from effprof.analysis import FrameRecords
-    from effprof.records import read_frame
+    from effprof.analyse.session import FrameRecords
+    from effprof.store.records import read_frame
 
     path = _results(tmp_path)
     session = analyse(read_frame(path))
@@ -475,7 +475,7 @@ def test_figures_are_renamed_into_place_never_written_through_a_symlink(tmp_path
 
 
 def test_a_session_beside_its_results_names_them_instead_of_copying_them(tmp_path):
-    from effprof.analysis import FrameRecords
+    from effprof.analyse.session import FrameRecords
 
     results = _results(tmp_path, series=4)
     session = analyse(read(results), patterns=[PATTERN])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from effprof import synthetic
-from effprof.fit import fit_frame
-from effprof.records import read, to_frame
+from effprof.analyse.fit import fit_frame
+from effprof.store.records import read, to_frame
 
 
 def test_written_records_read_back_and_fit_their_laws(tmp_path):

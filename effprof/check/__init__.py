@@ -9,13 +9,13 @@ One file, one job:
     baseline.py   the point-by-point comparison with a baseline results file
     ci_output.py  JUnit XML and GitHub Actions annotations
 
-Verdict: the points are fitted with effprof.fit.fit_frame judging the check's own claim (not
+Verdict: the points are fitted with effprof.analyse.fit.fit_frame judging the check's own claim (not
 the spec's), so the rule is fit's one rule: pass iff the claimed exponent lies in the dominant
 term's interval [leading_ci_low − tolerance, leading_ci_high + tolerance]; `inconclusive` when
 the data cannot identify the dominant term (the reason names the sizes that would decide).
 A time claim resting on noisy points is `uncertain`, as in `compare` and the report: the outcome is
-effprof.outcome.claim_outcome, the one rule all four entry points (compare, report, check,
-assert_scaling) apply. The gate (effprof.outcome.gate_fails) fails on `fail` and on a regression
+effprof.analyse.outcome.claim_outcome, the one rule all four entry points (compare, report, check,
+assert_scaling) apply. The gate (effprof.analyse.outcome.gate_fails) fails on `fail` and on a regression
 against the baseline, and on `inconclusive` or `uncertain` unless the claim sets
 allow_inconclusive = true. A check whose points fail to measure fails.
 """

@@ -1,7 +1,7 @@
 """Comparison with a baseline results file, point by point.
 
 Regression against a baseline (same mechanism, mode and full resolved config) is judged by the
-one baseline rule the reports use too, `effprof.analysis.change`: a metric regresses when
+one baseline rule the reports use too, `effprof.analyse.session.change`: a metric regresses when
 new > old × max(allowed ratio, 1 + noise band), the noise band of a time being the two runs'
 combined IQR (at least 5%), of a counted quantity 0.5%. So a slowdown fails only beyond both
 the allowance and the measured noise, and `check` and `compare --baseline` never disagree.
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from effprof.records import point_identity
+from effprof.store.records import point_identity
 
 if TYPE_CHECKING:
     from effprof.check.claims import CheckFileError
@@ -24,7 +24,7 @@ DEFAULT_REGRESSION = {"flops": 1.0, "peak_bytes": 1.05}
 def load_baseline(value: Any, path: Path, bad: Callable[[str], CheckFileError]) -> list[dict[str, Any]]:
     import warnings
 
-    from effprof.records import ResultsError, read
+    from effprof.store.records import ResultsError, read
 
     if not isinstance(value, str) or not value:
         raise bad(f"baseline must be the path of a results file (JSON Lines); got {value!r}")
@@ -40,10 +40,10 @@ def load_baseline(value: Any, path: Path, bad: Callable[[str], CheckFileError]) 
 def compare_baseline(records: list[dict[str, Any]], baseline: list[dict[str, Any]],
                      regression: dict[str, float]) -> tuple[list[str], list[str]]:
     """(regressions, notes) of new records against the baseline's records of the same points: the report's diff
-    (effprof.analysis.baseline_diff) with the check's allowed ratios, its `worse` rows as lines."""
-    from effprof.analysis import baseline_diff
-    from effprof.metrics import human
-    from effprof.records import to_frame
+    (effprof.analyse.session.baseline_diff) with the check's allowed ratios, its `worse` rows as lines."""
+    from effprof.analyse.session import baseline_diff
+    from effprof.store.metrics import human
+    from effprof.store.records import to_frame
 
     if not records:
         return [], []

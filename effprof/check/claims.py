@@ -17,7 +17,7 @@ file may also put them at the top level, `[[claims]]`):
     values = [256, 512, 1024, 2048]     # at least three distinct sizes
     metric = "flops"                    # flops, time, peak_bytes, activation_bytes, state_bytes, params
     exponent = 1.0                      # the claim: metric ∝ axis^exponent · log(axis)^log_power
-    tolerance = 0.1                     # optional, default effprof.fit's for the metric
+    tolerance = 0.1                     # optional, default effprof.analyse.fit's for the metric
     log_power = 0                       # optional
     name = "linear attention is linear" # optional label
     allow_inconclusive = false          # optional: true lets an inconclusive (or uncertain: noisy) verdict pass the gate
@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from effprof.analyse.fit import METRICS
 from effprof.check.locate import Locator
 from effprof.config import KEYS, ConfigError, resolve_config
-from effprof.fit import METRICS
-from effprof.records import is_number
+from effprof.store.records import is_number
 
 METRIC_NAMES = tuple(METRICS)
 CLAIM_KEYS = ("mechanism", "params", "mode", "axis", "values", "metric", "exponent", "tolerance", "log_power", "name",
@@ -127,8 +127,8 @@ def make_check(mechanism: str, axis: str, values: list, metric: str, exponent: f
 
 def _check_from(entry: Any) -> Check:
     """Validate one claims entry (a dict from TOML or Python) and plan its points; raises _Bad."""
-    from effprof.fit import NUMERIC_AXES
-    from effprof.fit import tolerance as default_tolerance
+    from effprof.analyse.fit import NUMERIC_AXES
+    from effprof.analyse.fit import tolerance as default_tolerance
     from effprof.modules import is_module_target, module_spec
     from effprof.registry import MODES, get_spec, list_mechanisms, unknown_mechanism
     from effprof.runner import plan

@@ -1,15 +1,15 @@
-"""Judging one check: fit its records and apply effprof.fit's one rule to the check's own claim."""
+"""Judging one check: fit its records and apply effprof.analyse.fit's one rule to the check's own claim."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from effprof.analyse.fit import METRICS
+from effprof.analyse.outcome import claim_outcome, gate_fails, outcome_reason
 from effprof.check.claims import Check
-from effprof.fit import METRICS
-from effprof.metrics import NOISY_MARK
-from effprof.outcome import claim_outcome, gate_fails, outcome_reason
-from effprof.records import is_number as _number
+from effprof.store.metrics import NOISY_MARK
+from effprof.store.records import is_number as _number
 
 
 @dataclass
@@ -17,8 +17,8 @@ class CheckResult:
     """The outcome of one check: its verdict (pass, fail or inconclusive), the fit row, and why."""
 
     check: Check
-    verdict: str  # the claim's outcome (effprof.outcome): pass, fail, inconclusive or uncertain (a time claim on noisy points)
-    fit: dict[str, Any] | None  # the fit row (effprof.fit.FIT_COLUMNS)
+    verdict: str  # the claim's outcome (effprof.analyse.outcome): pass, fail, inconclusive or uncertain (a time claim on noisy points)
+    fit: dict[str, Any] | None  # the fit row (effprof.analyse.fit.FIT_COLUMNS)
     error: str = ""  # why nothing could be fitted
     reason: str = ""  # the fit's verdict_reason: why inconclusive (or why it failed)
     regressions: list[str] = field(default_factory=list)
@@ -28,7 +28,7 @@ class CheckResult:
 
     @property
     def failed(self) -> bool:
-        """Whether the gate fails (effprof.outcome.gate_fails): a failed claim, one the data could not judge (inconclusive,
+        """Whether the gate fails (effprof.analyse.outcome.gate_fails): a failed claim, one the data could not judge (inconclusive,
         or uncertain on noisy timings) unless the check allows that, or a regression against the baseline."""
         return gate_fails(self.verdict, self.check.allow_inconclusive) or bool(self.regressions)
 
@@ -84,11 +84,11 @@ def _with_ci(fit: dict[str, Any], value: str, low: str, high: str) -> str:
 
 
 def judge(check: Check, records: list[dict[str, Any]]) -> CheckResult:
-    """Fit the records of one check and judge the check's own claim: effprof.fit's rule, the noise marking of every
-    other entry point (analysis.mark_noisy_fits), and the one outcome rule (effprof.outcome.claim_outcome)."""
-    from effprof.analysis import mark_noisy_fits
-    from effprof.fit import fit_frame
-    from effprof.records import to_frame
+    """Fit the records of one check and judge the check's own claim: effprof.analyse.fit's rule, the noise marking of every
+    other entry point (analysis.mark_noisy_fits), and the one outcome rule (effprof.analyse.outcome.claim_outcome)."""
+    from effprof.analyse.fit import fit_frame
+    from effprof.analyse.session import mark_noisy_fits
+    from effprof.store.records import to_frame
 
     frame = to_frame(records)
     # the check's claim replaces the spec's in the frame fitted: fit_frame judges it, divides out its

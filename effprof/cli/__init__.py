@@ -53,7 +53,7 @@ class EffprofGroup(TyperGroup):
     """Runs a command and turns every expected failure into one line and an exit code."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        from effprof.records import ResultsError
+        from effprof.store.records import ResultsError
 
         _readable_metavars(self)
 

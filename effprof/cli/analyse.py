@@ -30,8 +30,8 @@ def fit_command(
     json_: JsonOpt = False,
 ) -> None:
     """Fit scaling exponents of saved results and check them against the mechanisms' claims."""
-    from effprof.analysis import mark_noisy_fits
-    from effprof.fit import fit_frame
+    from effprof.analyse.fit import fit_frame
+    from effprof.analyse.session import mark_noisy_fits
     from effprof.render.console import fits_table
 
     frame = load_results(results)
@@ -64,11 +64,11 @@ def report_command(
     Attention patterns measured with the results (by effprof compare, in RESULTS.session.json beside
     them) are drawn; results without them are reported without, with a note.
     """
-    from effprof.analysis import analyse, saved_session
+    from effprof.analyse.session import analyse, saved_session
     from effprof.labels import apply, apply_patterns, parse_labels
-    from effprof.records import file_digest
     from effprof.render import html
     from effprof.render.export import ExportError, write_exports
+    from effprof.store.records import file_digest
 
     if output is None:
         output = results.with_suffix(".html")  # beside the results: runs.jsonl -> runs.html
@@ -106,7 +106,7 @@ def report_command(
 def _rebuild_session(session, results: Path, why: str) -> None:
     """Replace a session file that does not belong to its results (or fails its checks) with one rebuilt from them.
     Only a regular file is replaced: a FIFO, device, folder or symbolic link there is left alone (a FIFO was never read)."""
-    from effprof.analysis import session_path
+    from effprof.analyse.session import session_path
 
     path = session_path(results)
     rewrite = path.is_file() and not path.is_symlink()
@@ -125,7 +125,7 @@ def merge_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="merged results file to write")],
 ) -> None:
     """Merge results from several runs or machines: exact duplicates removed, conflicting measurements kept."""
-    from effprof.records import merge, write_all
+    from effprof.store.records import merge, write_all
 
     if output.resolve() in {p.resolve() for p in inputs}:
         raise BadInput(f"--output {str(output)!r} is also an input; write the merge to a new file")

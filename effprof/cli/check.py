@@ -62,7 +62,7 @@ def check_command(
             # `::` command) and no control character reaches the log
             (err if json_ else out).print(plain(line), highlight=False, soft_wrap=True)
     if junit is not None:
-        from effprof.records import atomic_writer
+        from effprof.store.records import atomic_writer
 
         with atomic_writer(junit) as f:  # as every file effprof writes: never through a symlink, never into a FIFO
             f.write(junit_xml(results))

@@ -46,7 +46,7 @@ def modes(incomplete: str) -> list[str]:
 
 def claims(incomplete: str) -> list[str]:
     """--claim: `metric:` for each metric, then `metric:axis=` for each numeric axis."""
-    from effprof.fit import METRICS, NUMERIC_AXES
+    from effprof.analyse.fit import METRICS, NUMERIC_AXES
 
     metric, colon, rest = (incomplete or "").partition(":")
     if not colon:

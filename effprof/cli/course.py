@@ -69,7 +69,7 @@ def _list_weeks(weeks, get_lab) -> None:
 
 
 def _run(lab, output: Path | None) -> None:
-    from effprof.analysis import session_path
+    from effprof.analyse.session import session_path
     from effprof.course.page import write_page
     from effprof.course.run import run_lab
 

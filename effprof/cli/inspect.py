@@ -88,8 +88,8 @@ def explain_command(
 ) -> None:
     """Equations, config, cost model at the defaults, and claims of one mechanism (with --results: beside what was measured)."""
     from effprof.config import resolve_config
-    from effprof.metrics import human
     from effprof.registry import forms_note, get_spec
+    from effprof.store.metrics import human
 
     spec = get_spec(name)
     config = resolve_config(spec, {})
@@ -141,11 +141,11 @@ def explain_command(
 
 def _measured_claims(spec, results: Path) -> list[dict]:
     """The spec's claims paired with the fits of `results` (effprof.render.claims); refuses a file without the mechanism."""
-    from effprof.analysis import mark_noisy_fits
+    from effprof.analyse.fit import fit_frame
+    from effprof.analyse.session import mark_noisy_fits
     from effprof.cli.output import load_results
-    from effprof.fit import fit_frame
-    from effprof.records import json_ready
     from effprof.render.claims import claims_beside_fits
+    from effprof.store.records import json_ready
 
     frame = load_results(results)
     if "mechanism" not in frame.columns or spec.name not in set(frame["mechanism"]):

@@ -216,7 +216,7 @@ def sweep_command(
 ) -> None:
     """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
     load_project_plugins()
-    from effprof.records import to_frame
+    from effprof.analyse.session import analyse
     from effprof.render.console import comparison_tables, roofline_table
     from effprof.runner import pending, plan
 
@@ -248,7 +248,8 @@ def sweep_command(
             shown, notes = project_records(records, device_entry)
             for note in notes:
                 err.print(plain(note), soft_wrap=True)
-        for table in [*comparison_tables(to_frame(shown)), roofline_table(to_frame(shown))]:
+        session = analyse(shown)  # the renderers read a Session, never a raw frame
+        for table in [*comparison_tables(session), roofline_table(session)]:
             if table is not None:
                 out.print(table)
     err.print(plain(f"{len(records)} records appended to {output}"))
@@ -299,13 +300,13 @@ def compare_command(
     The records are saved next to the report (same name, .jsonl) so it can be re-rendered without re-measuring.
     """
     load_project_plugins()
-    from effprof.analysis import analyse, session_path
+    from effprof.analyse.session import analyse, session_path
     from effprof.labels import apply, apply_patterns, parse_labels
     from effprof.measure.patterns import sparse_patterns
-    from effprof.records import file_digest
-    from effprof.render import console, html
+    from effprof.render import RenderOptions, html, render
     from effprof.render.export import ExportError, write_exports
     from effprof.runner import DEFAULT_MODES, DEFAULT_VARY, default_compare, plan
+    from effprof.store.records import file_digest
 
     if breakdown is None:  # counting at production sizes, the breakdown's own pass over the model doubles the time
         breakdown = not count_only
@@ -379,12 +380,6 @@ def compare_command(
             data["baseline"] = session.baseline
         print_json(data)
         return
-    if verbose or tables == "all":
-        for table in console.session_tables(session, baseline):
-            out.print(table)
-        for line in console.summary_lines(session):
-            out.print(line, soft_wrap=True)
-    else:
-        for part in console.main_job(session, path, baseline):
-            out.print(part, soft_wrap=not hasattr(part, "columns"))
+    for part in render(session, RenderOptions("console", report=path, baseline_series=baseline, verbose=verbose or tables == "all")):
+        out.print(part, soft_wrap=not hasattr(part, "columns"))
     err.print(plain(f"report: {path}  (records: {results}; analysis: {session_path(results)})"), soft_wrap=True)

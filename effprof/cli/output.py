@@ -13,8 +13,8 @@ from typing import Any
 
 from rich.console import Console
 
-from effprof.records import json_ready
 from effprof.render.escape import plain
+from effprof.store.records import json_ready
 
 
 class _Console(Console):
@@ -59,7 +59,7 @@ class Interrupted(Exception):
 
 def check_output_file(path: Path, flag: str, append: bool = False) -> None:
     """Refuse an output path that cannot take a file, before anything is measured: the one check of every file
-    effprof writes, side files included (`results.jsonl.corrupt`, the CSV's `_fits.csv` and `_crossovers.csv`,
+    effprof writes, side files included (`results.jsonl.corrupt`, the CSV's `_fits.csv`, `_crossovers.csv` and `_module_fits.csv`,
     `results.session.json`, plotly.min.js, JUnit XML, LaTeX; see side_files).
 
     A directory, a FIFO or a device (/dev/full, a terminal) is refused, since results are appended to (and
@@ -98,7 +98,7 @@ def check_output_file(path: Path, flag: str, append: bool = False) -> None:
 
 def check_results_file(path: Path, flag: str) -> None:
     """check_output_file for a results file that records are appended to, and for the side file its cut lines go to."""
-    from effprof.records import corrupt_path
+    from effprof.store.records import corrupt_path
 
     check_output_file(path, flag, append=True)
     check_output_file(corrupt_path(path), f"{flag} side file", append=True)
@@ -109,7 +109,7 @@ def new_partial_file(results: Path) -> str:
     import os
     import tempfile
 
-    from effprof.records import _umask
+    from effprof.store.records import _umask
 
     fd, name = tempfile.mkstemp(prefix=results.stem + ".", suffix=".partial.jsonl", dir=results.parent)
     os.close(fd)
@@ -120,9 +120,9 @@ def new_partial_file(results: Path) -> str:
 def measure_with_progress(points, options, output: str | None, executor=None, resume_hint: str = "") -> list[dict[str, Any]]:
     """Run the points with a progress bar and ETA on stderr; summarise noisy, failed and busy points once."""
     from effprof.cli import BadInput
-    from effprof.records import StoreError
     from effprof.render.console import point_label, progress_bar
     from effprof.runner import run_points
+    from effprof.store.records import StoreError
 
     done: list[dict[str, Any]] = []
     hint = f"; resume with: {resume_hint}" if resume_hint else ""
@@ -167,7 +167,7 @@ def sweep_warnings(records: list[dict[str, Any]]) -> list[str]:
             changed[key] = changed.get(key, 0) + 1
     for (mechanism, warning), n in changed.items():
         lines.append(f"warning: {mechanism}: {warning} ({n} of {len(records)} points; their records carry it in warnings)")
-    from effprof.metrics import is_busy
+    from effprof.store.metrics import is_busy
 
     busy = [r for r in records if is_busy(r)]
     if busy:
@@ -203,7 +203,7 @@ def _warnings_to_stderr():
 
 def read_records(path, what: str = "results file") -> list[dict[str, Any]]:
     """The records of a JSON Lines file; each skipped line reported on stderr with its line number."""
-    from effprof.records import read
+    from effprof.store.records import read
 
     with _warnings_to_stderr():
         return read(path)
@@ -221,7 +221,7 @@ def warn_mixed_machines(records) -> None:
 def load_results(path, what: str = "results file"):
     """Records of a JSON Lines file as a DataFrame; skipped lines reported on stderr."""
     from effprof.cli import BadInput
-    from effprof.records import read_frame
+    from effprof.store.records import read_frame
 
     with _warnings_to_stderr():
         frame = read_frame(path)  # as columns: 300k records are never all dicts at once
@@ -232,7 +232,7 @@ def load_results(path, what: str = "results file"):
 
 def check_export_paths(latex, csv, figures, figure_size: str = "single", plotlyjs_beside: Path | None = None) -> None:
     """Refuse unusable export paths before anything is measured: --latex, --csv and its side files
-    (`<stem>_fits.csv`, `<stem>_crossovers.csv`), --figures, and plotly.min.js beside a --plotlyjs directory report."""
+    (`<stem>_fits.csv`, `<stem>_crossovers.csv`, `<stem>_module_fits.csv`), --figures, and plotly.min.js beside a --plotlyjs directory report."""
     from effprof.cli import BadInput
     from effprof.render.export import csv_paths
     from effprof.render.style import PRESETS

@@ -6,7 +6,7 @@
     effprof course 7 --check my.py:build    check your implementation against effprof's reference
 
 Labs are data: effprof/course/weeks/weekNN.py (effprof.course.lab.Lab). They are measured with effprof's own
-runner, fitted with effprof.fit and drawn with effprof.render: the course has no measuring path of its own.
+runner, fitted with effprof.analyse.fit and drawn with effprof.render: the course has no measuring path of its own.
 """
 
 from __future__ import annotations

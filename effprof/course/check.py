@@ -17,7 +17,7 @@ The checks, in order, each with what is wrong and where:
      per-token (per-head) factor, i.e. a wrong normalisation;
   3. gradients equal to the reference's, for the input and each named weight;
   4. the claimed scaling: the student's form measured by effprof's runner at growing seq_len (counted FLOPs,
-     decode state bytes), fitted by effprof.fit, judged against the reference's claims.
+     decode state bytes), fitted by effprof.analyse.fit, judged against the reference's claims.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 
 from effprof.config import ConfigError
 from effprof.plugins import TINY, CheckResult, contract_checks
-from effprof.records import is_number as _finite
+from effprof.store.records import is_number as _finite
 
 TOLERANCE = 1e-4  # as the contract's decode checks
 SCALING_SIZES = (128, 256, 512, 1024)
@@ -287,7 +287,7 @@ HOW = {  # (metric, mode, measured above the claim)
 
 def scaling_results(spec, axes: dict[str, tuple[Any, ...]], config: dict[str, Any]) -> list[CheckResult]:
     """The student's form measured by effprof's runner along each axis (seq_len in forward and decode, the others in
-    forward, the rest at `config`), fitted by effprof.fit, judged against the reference's claims on that axis."""
+    forward, the rest at `config`), fitted by effprof.analyse.fit, judged against the reference's claims on that axis."""
     results = []
     for axis, values in axes.items():
         results.extend(_scaling_along(spec, axis, values, config))
@@ -297,11 +297,11 @@ def scaling_results(spec, axes: dict[str, tuple[Any, ...]], config: dict[str, An
 
 
 def _scaling_along(spec, axis: str, sizes: tuple[Any, ...], config: dict[str, Any]) -> list[CheckResult]:
-    from effprof.fit import fit_frame
+    from effprof.analyse.fit import fit_frame
     from effprof.measure.harness import Options
-    from effprof.records import to_frame
     from effprof.registry import add, unregister
     from effprof.runner import plan, run_points
+    from effprof.store.records import to_frame
 
     modes = [m for m in ("forward", "decode") if m in spec.modes and (axis == "seq_len" or m == "forward")]
     add(spec)

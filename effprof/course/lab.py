@@ -7,7 +7,7 @@ A lab is data (one small module per week in effprof/course/weeks/):
         looks=(look_crossover, look_state, ...))
 
 Each Sweep is one `effprof.runner.plan` call (names × vary × modes at a config); the lab measures all
-of them with `effprof.runner.run_points`, analyses them once (`effprof.analysis.analyse`) and asks each
+of them with `effprof.runner.run_points`, analyses them once (`effprof.analyse.session.analyse`) and asks each
 look for its finding. A look reads the Session (and the lab's extra measurements, e.g. forms agreeing)
 and returns a Finding: what to look at, and the measured number beside it. Looks never hold numbers of
 their own: a figure that is not in the session is "not measured".

@@ -55,8 +55,8 @@ def lab_section(result) -> str:
 
 def write_page(result, path: str | Path) -> str:
     """effprof's report of the session with the lab's section first; written atomically."""
-    from effprof.records import atomic_writer
     from effprof.render import html
+    from effprof.store.records import atomic_writer
 
     page = html.render(result.session)
     section = lab_section(result)

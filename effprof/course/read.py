@@ -1,6 +1,6 @@
 """Reading a lab's Session: the fitted exponent, the measured value, the crossover a look asks for.
 
-Every figure a lab prints comes through here from the measured records and effprof.fit's fits; when a
+Every figure a lab prints comes through here from the measured records and effprof.analyse.fit's fits; when a
 point failed or was not measured, the answer is None and the look says "not measured".
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from effprof.frames import fmt_value
-from effprof.metrics import human
-from effprof.records import is_missing
-from effprof.records import is_number as _number
+from effprof.analyse.frames import fmt_value
+from effprof.store.metrics import human
+from effprof.store.records import is_missing
+from effprof.store.records import is_number as _number
 
 NOT_MEASURED = "not measured"
 
@@ -55,7 +55,7 @@ def fit(session, mechanism: str, metric: str, mode: str, axis: str = "seq_len", 
 
 
 def exponent(row: dict[str, Any] | None) -> float | None:
-    """The exponent a fit shows: the dominant term's when a claim is judged (effprof.fit's estimator), else the slope."""
+    """The exponent a fit shows: the dominant term's when a claim is judged (effprof.analyse.fit's estimator), else the slope."""
     if row is None:
         return None
     for key in ("leading_exponent", "exponent") if _number(row.get("claimed")) else ("exponent",):
@@ -81,7 +81,7 @@ def growth_text(session, mechanism: str, metric: str, mode: str, axis: str = "se
     row = fit(session, mechanism, metric, mode, axis, **where)
     if row is not None:
         return exponent_text(row)
-    from effprof.metrics import METRICS
+    from effprof.store.metrics import METRICS
 
     column = METRICS[metric].column
     values = {r[axis]: r.get(column) for r in records(session, mechanism, mode, **where) if axis in r}

@@ -2,7 +2,7 @@
 
     result = run_lab(get_lab(7), "effprof-out/course/week07.jsonl")
     result.findings      # [Finding(look_at, measured, meaning)], every figure from the measurement
-    result.session       # effprof.analysis.Session (saved beside the results, re-rendered by effprof report)
+    result.session       # effprof.analyse.session.Session (saved beside the results, re-rendered by effprof report)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from effprof.course.read import NOT_MEASURED
 @dataclass
 class LabResult:
     lab: Lab
-    session: Any  # effprof.analysis.Session
+    session: Any  # effprof.analyse.session.Session
     findings: list[Finding]
     extras: dict[str, Any]
 
@@ -45,7 +45,7 @@ def run_lab(lab: Lab, results: str | Path | None = None, measure: Callable[..., 
     progress-bar form). A look that cannot read its figure says "not measured" with the reason."""
     import contextlib
 
-    from effprof.analysis import analyse
+    from effprof.analyse.session import analyse
     from effprof.course.threads import one_thread
     from effprof.measure.patterns import sparse_patterns
     from effprof.runner import run_points

@@ -65,7 +65,7 @@ def compare(records: list[dict], hardware_name: str | None = None) -> tuple[list
 
 def main(argv: list[str] | None = None) -> int:
     from effprof.hardware.user import HardwareError, find
-    from effprof.records import ResultsError, read
+    from effprof.store.records import ResultsError, read
 
     parser = argparse.ArgumentParser(prog="python3 -m effprof.hardware.check", description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+")

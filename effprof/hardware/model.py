@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from effprof.records import LIMITS  # compute | memory | overhead: the record fields' one vocabulary
+from effprof.store.records import LIMITS  # compute | memory | overhead: the record fields' one vocabulary
 
 # Ops whose FLOPs run at the matmul (or tensor-core) rate: products and the fused attention kernels built on them.
 MATMUL_OPS = frozenset("""

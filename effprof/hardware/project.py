@@ -16,7 +16,7 @@ from typing import Any
 
 from effprof.hardware.model import Roofs, bound, op_counts, totals_bound
 from effprof.hardware.registry import RECORD_DTYPES, Hardware
-from effprof.records import is_number
+from effprof.store.records import is_number
 
 ASSUMPTIONS = ("roofline projection: a lower bound, not a measurement — per op max(FLOPs / datasheet peak in the record's dtype, "
                "bytes / datasheet bandwidth), summed over ops; no launch overhead, no cache reuse between ops")

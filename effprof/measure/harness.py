@@ -33,8 +33,8 @@ from effprof.measure.roofline import machine_roofline
 from effprof.measure.timing import time_call
 from effprof.measure.workload import make_workload
 from effprof.mechanisms.base import provides, state_nbytes
-from effprof.records import SCHEMA_VERSION, Record
 from effprof.registry import MODES, build, get_spec, resolve_impl
+from effprof.store.records import SCHEMA_VERSION, Record
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Options:
 
     def __post_init__(self) -> None:
         from effprof.config import ConfigError
-        from effprof.records import is_number
+        from effprof.store.records import is_number
 
         low, high = MAX_TIME_S
         if not is_number(self.max_time_s) or not low <= self.max_time_s <= high:

@@ -152,7 +152,7 @@ def _busy() -> bool:
     """The machine is busy now, by effprof's one rule (metrics.is_busy: the 1-minute load at or above the core count).
     Ceilings measured then carry that moment's load; caching them would set every later run's roofs by it (a cache
     written at load 20 on 2 cores put the per-op overhead at 3.7 ms and the bandwidth at 9 MB/s)."""
-    from effprof.metrics import is_busy
+    from effprof.store.metrics import is_busy
 
     try:
         load = os.getloadavg()[0]

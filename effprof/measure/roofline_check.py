@@ -52,7 +52,7 @@ def measure(mechanisms: list[str], sizes: list[int], threads: int, max_time: flo
     CPU time and the bound under those roofs."""
     from effprof.hardware.model import bound, op_counts
     from effprof.measure.harness import Options, measure_point
-    from effprof.records import append
+    from effprof.store.records import append
 
     options = Options(threads=threads, max_time_s=max_time, fvcore=False, memory=False)
     rows = []

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.utils.benchmark as benchmark
 
-from effprof.metrics import NOISE_THRESHOLD  # IQR / median above this is flagged as noisy
+from effprof.store.metrics import NOISE_THRESHOLD  # IQR / median above this is flagged as noisy
 
 
 @dataclass(frozen=True)

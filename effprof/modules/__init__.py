@@ -13,7 +13,7 @@ passed first; the output (or its first element, for modules returning tuples) mu
 have x's shape.
 
 Config keys. The factory receives the keys it names (every key when it takes
-**kwargs). A key of DESIGN.md's table (d_model, n_heads, window, ...) is typed as
+**kwargs). A config key (ARCHITECTURE.md § The contract) (d_model, n_heads, window, ...) is typed as
 declared there; any other parameter is typed by its default (int, float, bool or
 str), so `--param rope=false` arrives as False. Every parameter needs a default,
 except the run keys batch, seq_len, d_model, gen_len, dtype and device, which
@@ -65,7 +65,7 @@ class ModuleSpec(MechanismSpec):
     target: str = ""
     factory: Callable[..., Any] | None = None
     decodes: bool = False  # follows the step contract (and is causal): decode mode applies
-    extra_keys: dict[str, type] = field(default_factory=dict)  # factory parameters outside DESIGN.md's keys
+    extra_keys: dict[str, type] = field(default_factory=dict)  # factory parameters outside the config keys
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -203,7 +203,7 @@ def parse_claim(text: str) -> Claim:
 
     The mode defaults to forward. Raises ConfigError naming the bad part.
     """
-    from effprof.fit import METRICS
+    from effprof.analyse.fit import METRICS
 
     head, _, rest = text.partition(":")
     axis, _, value = rest.partition("=")
@@ -262,7 +262,7 @@ def _resolve(target: str) -> tuple[Callable[..., Any], str, str]:
 
 
 def _signature_defaults(target: str, factory: Callable[..., Any]) -> tuple[dict[str, Any], dict[str, type]]:
-    """The factory's parameters as spec defaults, and the types of those outside DESIGN.md's keys."""
+    """The factory's parameters as spec defaults, and the types of those outside the config keys."""
     try:
         parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):
@@ -376,7 +376,7 @@ def _probe(spec: ModuleSpec, values: dict[str, Any]) -> None:
         raise ConfigError(f"--module {target!r}: its forward returned {shape}, expected {expected} (batch, seq_len, d_model); "
                           "a module that needs other inputs or returns a tuple: have the factory return (module, inputs)")
     spec.decodes = causal
-    spec.causal = spec.decodes  # DESIGN.md: causal mechanisms decode; the harness reads their prefill state
+    spec.causal = spec.decodes  # ARCHITECTURE.md § A mechanism: causal mechanisms decode; the harness reads their prefill state
 
 
 def probe_input(config: dict[str, Any]):

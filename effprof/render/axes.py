@@ -49,7 +49,7 @@ class Unit:
 
 def metric_kind(metric: str) -> str:
     """'time', 'bytes' or 'flops': which unit ladder a record field is shown in."""
-    from effprof.metrics import BY_COLUMN
+    from effprof.store.metrics import BY_COLUMN
 
     if metric in BY_COLUMN and BY_COLUMN[metric].unit in LADDERS:  # the metrics table's unit (projected_time_s: time)
         return BY_COLUMN[metric].unit

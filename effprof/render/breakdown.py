@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from rich.table import Table
 
-from effprof.fit_breakdown import REST, breakdown_frame
+from effprof.analyse.fit_breakdown import REST, breakdown_frame
 from effprof.render import axes, style
 from effprof.render.console import human
 from effprof.render.escape import plain, plotly_text
@@ -102,6 +102,6 @@ def share_figures(frame: pd.DataFrame, metric: str = "flops") -> list[tuple[str,
 
 
 def _axis_name(frame: pd.DataFrame) -> str:
-    from effprof.frames import swept_axis
+    from effprof.analyse.frames import swept_axis
 
     return swept_axis(frame) or "size"

@@ -1,7 +1,7 @@
 """A mechanism's claims beside what a results file measured (effprof explain NAME --results FILE).
 
 Each claim of the spec (metric ∝ axis^exponent in a mode, where the config has given values) is paired with
-every fitted series of that mechanism (effprof.fit rows) that judges it: same metric, axis and mode (state and
+every fitted series of that mechanism (effprof.analyse.fit rows) that judges it: same metric, axis and mode (state and
 parameter counts in any mode: they do not depend on it), a variant agreeing with the claim's `where`, and the
 same claimed exponent. A claim no series judged is listed as not measured, with the reason.
 """
@@ -13,8 +13,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from effprof.records import is_number as _number
 from effprof.render.escape import plain
+from effprof.store.records import is_number as _number
 
 MODE_FREE = ("state_bytes", "params")  # as effprof.measure.harness.MODE_FREE_METRICS: judged in whichever mode measured them
 
@@ -25,7 +25,7 @@ def _variant(row: dict[str, Any]) -> dict[str, str]:
 
 def claims_beside_fits(spec, fits: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (claim, judging series): the claim, the series, the measured exponent, its interval and verdict."""
-    from effprof.frames import fmt_value
+    from effprof.analyse.frames import fmt_value
 
     rows = []
     for claim in spec.claims:

@@ -2,7 +2,7 @@
 
 Like torch.utils.benchmark's Compare: one table per mode and metric; with a
 baseline series, each cell also shows its ratio to the baseline. Every table renders
-a Session (effprof.analysis); a noisy timing (IQR/median > 10%) carries a †, and
+a Session (effprof.analyse.session); a noisy timing (IQR/median > 10%) carries a †, and
 crossovers or time verdicts resting on noisy points say "uncertain".
 """
 
@@ -15,18 +15,18 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from effprof.analysis import Session
-from effprof.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, swept_axis, variant_words
-from effprof.metrics import COMPARED, METRICS, NOISE_THRESHOLD, NOISY_MARK, ROOFLINE, human, is_busy, is_noisy, relative_spread
+from effprof.analyse.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, swept_axis, variant_words
+from effprof.analyse.session import Session
 from effprof.render.escape import plain, terminal
+from effprof.store.metrics import COMPARED, METRICS, NOISE_THRESHOLD, NOISY_MARK, ROOFLINE, human, is_busy, is_noisy, relative_spread
 
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow", "no-claim": "dim"}
 NOISE_NOTE = f"{NOISY_MARK} noisy: IQR/median > {100 * NOISE_THRESHOLD:.0f}%"
 
 
-def comparison_tables(data: Session | pd.DataFrame, baseline: str | None = None) -> list[Table]:
+def comparison_tables(session: Session, baseline: str | None = None) -> list[Table]:
     """One table per mode × compared metric; `baseline` names a series to show ratios against."""
-    frame = data.frame if isinstance(data, Session) else data
+    frame = session.frame
     ok = ok_rows(frame)
     if ok.empty:
         return []
@@ -171,11 +171,11 @@ ROOFLINE_LEGEND = ("roofline, each point: bound (the model's lower bound on time
                    "(bound / measured time), arithmetic intensity I (FLOP/byte)")
 
 
-def roofline_table(data: Session | pd.DataFrame) -> Table | None:
+def roofline_table(session: Session) -> Table | None:
     """One row per series and mode, one column per size of the swept axis; each cell a point's roofline:
     `2.7 ms C 31% I62` (bound, limit, achieved fraction, intensity). With projected times (--hardware), a second line
     per cell: `→ 12 µs M` on that hardware (a roofline projection, not a measurement). None when no point has a bound."""
-    frame = data.frame if isinstance(data, Session) else data
+    frame = session.frame
     ok = ok_rows(frame)
     if ok.empty or not any(c in ok.columns and ok[c].notna().any() for c in ("roofline_bound_s", "projected_time_s")):
         return None
@@ -410,7 +410,7 @@ def _exponent_cell(fit: dict[str, Any] | None) -> Text:
 
 
 def _shown_exponent(fit: dict[str, Any]) -> float | None:
-    """With a claim, the exponent the verdict judges: the dominant term's (effprof.fit's one estimator; none
+    """With a claim, the exponent the verdict judges: the dominant term's (effprof.analyse.fit's one estimator; none
     when the fit could not identify it); without one, the log-log slope, as description."""
     if _number(fit.get("claimed")):
         return fit.get("leading_exponent") if _number(fit.get("leading_exponent")) else None
@@ -508,7 +508,7 @@ def baseline_lines(session: Session, limit: int = 5) -> list[Text]:
     return lines
 
 
-def main_job(session: Session, report: str, baseline_series: str | None = None) -> list[Table | Text]:
+def summary_screen(session: Session, report: str, baseline_series: str | None = None) -> list[Table | Text]:
     """What `effprof compare` prints at its defaults, short enough for one screen: the summary table, the
     claim counts, the crossovers that exist, the baseline verdict, and where the rest is."""
     parts: list[Table | Text] = [summary_table(session, baseline_series)]
@@ -526,3 +526,11 @@ def main_job(session: Session, report: str, baseline_series: str | None = None) 
     parts += baseline_lines(session)
     parts.append(plain(f"details in the report: {report}  (every table: --verbose)"))
     return parts
+
+
+def render(session: Session, options) -> list[Table | Text]:
+    """What `effprof compare` prints (effprof.render.render's console format): the one-screen summary
+    (`summary_screen`), or with options.verbose every table and the summary lines."""
+    if options.verbose:
+        return [*session_tables(session, options.baseline_series), *summary_lines(session)]
+    return summary_screen(session, options.report, options.baseline_series)

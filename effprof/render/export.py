@@ -24,12 +24,12 @@ from typing import Any
 
 import pandas as pd
 
-from effprof.analysis import Session, analyse
-from effprof.frames import is_missing, noisy_mask, ok_rows, variant_part, variant_words, varying_keys
-from effprof.metrics import COMPARED, METRICS, NOISE_THRESHOLD, relative_spread
-from effprof.records import atomic_writer, is_number
+from effprof.analyse.frames import is_missing, noisy_mask, ok_rows, variant_part, variant_words, varying_keys
+from effprof.analyse.session import Session
 from effprof.render.axes import axis_title, figure_name, metric_kind, metric_label, size_title, unit_for
 from effprof.render.escape import csv_cell, tex
+from effprof.store.metrics import COMPARED, METRICS, NOISE_THRESHOLD, relative_spread
+from effprof.store.records import atomic_writer, is_number
 
 PACKAGES = r"\usepackage{booktabs} and \usepackage{siunitx}"
 NOISY = r"\textsuperscript{\dag}"  # the noise marker (metrics.NOISY_MARK) in LaTeX
@@ -39,11 +39,6 @@ MISSING = "--"  # a cell with nothing measured
 
 class ExportError(RuntimeError):
     """An export that cannot be made here (a missing optional dependency): the message says what to install."""
-
-
-def _session(data: Session | pd.DataFrame, fits: pd.DataFrame | None) -> Session:
-    """A Session as is; a frame (and its fits) from callers not yet switched to sessions, analysed here."""
-    return data if isinstance(data, Session) else analyse(data, fits=fits)
 
 
 # ---- LaTeX: cells -------------------------------------------------------------------------
@@ -308,10 +303,9 @@ def roofline_table(session: Session, labels: _Labels | None = None) -> str | Non
     return _table(caption, labels("roofline"), header, cells, "lll" + "rr" + "l" + "rr" + ("rl" if projected else ""))
 
 
-def latex(data: Session | pd.DataFrame, fits: pd.DataFrame | None = None) -> str:
+def latex(session: Session) -> str:
     """The booktabs tables of a session (needs booktabs and siunitx): raw values, fits and claims,
     crossovers, complexity, the roofline; tables with nothing to show are left out."""
-    session = _session(data, fits)
     noise, labels = session.noise, _Labels()
     omitted = sum(not is_number(c.get("at")) for c in session.crossovers)
     equal = sum(bool(c.get("equal")) for c in session.crossovers)
@@ -336,17 +330,13 @@ def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns=lambda name: csv_cell(str(name)))
 
 
-def write_csv(data: Session | pd.DataFrame, fits_or_path: pd.DataFrame | str | Path, path: str | Path | None = None) -> list[str]:
-    """Records to `path`, fits to `<stem>_fits.csv` and crossovers to `<stem>_crossovers.csv` beside it.
+def write_csv(session: Session, path: str | Path) -> list[str]:
+    """Records to `path`, fits to `<stem>_fits.csv`, crossovers to `<stem>_crossovers.csv` and per-submodule fits to
+    `<stem>_module_fits.csv` beside it (csv_paths).
 
-    write_csv(session, path); the older write_csv(frame, fits, path) still works until its callers switch.
     Nested fields (layer_kinds, breakdown, time_samples_s, expert_load, claims, complexity, a fit's local
     slopes and sizes) are written as JSON text. Every string cell passes through escape.csv_cell.
     """
-    if path is None:
-        session, path = _session(data, None), fits_or_path
-    else:
-        session = _session(data, fits_or_path)
     path = Path(path)
     frame = session.frame
     records = frame.copy()
@@ -361,16 +351,20 @@ def write_csv(data: Session | pd.DataFrame, fits_or_path: pd.DataFrame | str | P
         if column in fits.columns:
             fits[column] = fits[column].map(lambda v: json.dumps(v) if isinstance(v, (list, tuple)) else v)
     paths = csv_paths(path)
-    for table, where in zip((records, fits, pd.DataFrame(session.crossovers)), paths, strict=True):
+    module_fits = pd.DataFrame(session.module_fits)
+    if "sizes" in module_fits.columns:
+        module_fits["sizes"] = module_fits["sizes"].map(lambda v: json.dumps(v) if isinstance(v, (list, tuple)) else v)
+    for table, where in zip((records, fits, pd.DataFrame(session.crossovers), module_fits), paths, strict=True):
         with atomic_writer(where) as f:  # as every file effprof writes: never through a symlink, never into a FIFO
             _csv_frame(table).to_csv(f, index=False)
     return [str(p) for p in paths]
 
 
 def csv_paths(path: str | Path) -> list[Path]:
-    """The files `--csv path` writes: the records to `path`, fits to `<stem>_fits.csv`, crossovers to `<stem>_crossovers.csv`."""
+    """The files `--csv path` writes: the records to `path`, fits to `<stem>_fits.csv`, crossovers to `<stem>_crossovers.csv`,
+    per-submodule fits (records measured with --breakdown) to `<stem>_module_fits.csv`."""
     path = Path(path)
-    return [path, path.with_name(path.stem + "_fits.csv"), path.with_name(path.stem + "_crossovers.csv")]
+    return [path, *(path.with_name(f"{path.stem}_{part}.csv") for part in ("fits", "crossovers", "module_fits"))]
 
 
 def write_figures(session: Session, folder: str | Path, size: str = "single") -> list[str]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from effprof.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis
-from effprof.metrics import COMPARED, METRICS
+from effprof.analyse.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis
 from effprof.render import axes, style
 from effprof.render.escape import plotly_text
+from effprof.store.metrics import COMPARED, METRICS
 
 HOVER_KEYS = ("impl", "impl_resolved", "batch", "seq_len", "d_model", "n_heads", "head_dim", "d_state", "window", "n_experts", "top_k", "dtype", "device")
 

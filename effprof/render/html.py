@@ -12,15 +12,15 @@ Order of the page:
      sortable, paged), and the environment with the exact command.
 
 Every table sorts by a click on its header. Repeated measurements of one point are shown once,
-as their median with a count (effprof.render.points), so a results file of 100,000 records draws a
+as their median with a count (effprof.analyse.points), so a results file of 100,000 records draws a
 readable page; the records table is embedded as compact JSON and drawn a page at a time.
 
 plotly.js is inlined once by default, so the file opens offline; `plotlyjs="cdn"` loads it from
 plotly's CDN (pinned version, integrity-checked), `"directory"` from a plotly.min.js written once
 beside the report (as plotly's own include_plotlyjs="directory"). Rendered from a jinja2 template
 with autoescaping; the embedded JSON escapes <, > and &, so nothing a user typed reaches the page raw.
-It renders a Session (effprof.analysis); the one thing it computes that the Session does not carry yet
-is the per-module fit of records with a breakdown (effprof.fit_breakdown, fast: a few rows per module).
+It renders a Session (effprof.analyse.session); the one thing it computes that the Session does not carry yet
+is the per-module fit of records with a breakdown (effprof.analyse.fit_breakdown, fast: a few rows per module).
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from effprof.analysis import Session
-from effprof.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis, variant_words
-from effprof.metrics import NOISE_THRESHOLD, NOISY_MARK, human, is_busy, is_noisy, unit_of
-from effprof.outcome import claim_outcome, outcome_reason, tally
+from effprof.analyse.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis, variant_words
+from effprof.analyse.outcome import claim_outcome, outcome_reason, tally
+from effprof.analyse.points import COUNT
+from effprof.analyse.session import Session
 from effprof.render.escape import plotly_strings
 from effprof.render.figures import expert_load_figure, metric_figures
-from effprof.render.points import COUNT, aggregate
 from effprof.render.roofline import largest_size_rows, roofline_figures
+from effprof.store.metrics import NOISE_THRESHOLD, NOISY_MARK, human, is_busy, is_noisy, unit_of
 
 PLOTLYJS = ("inline", "cdn", "directory")  # how the page loads plotly.js (--plotlyjs)
 BUNDLE = "plotly.min.js"  # the file `directory` writes beside the report
@@ -121,7 +121,7 @@ def _verdicts(fits: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         rows.append({**f, "outcome": outcome, "reason": outcome_reason(f, NOISY_MARK), "order": OUTCOME_ORDER[outcome],
                      "claim": f"{f['metric']} ∝ {f['axis']}^{fmt_value(f['claimed'])}",
-                     # what the verdict judged: the dominant term's exponent and its interval (effprof.fit), not the raw slope
+                     # what the verdict judged: the dominant term's exponent and its interval (effprof.analyse.fit), not the raw slope
                      "judged": f.get("leading_exponent"), "judged_low": f.get("leading_ci_low"), "judged_high": f.get("leading_ci_high")})
     columns = list(dict.fromkeys((f["mode"], f["metric"], f["axis"]) for f in rows))
     matrix: dict[tuple[str, str], dict[tuple[str, str, str], dict[str, Any]]] = {}
@@ -197,21 +197,17 @@ def _figure_points(points: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return points.loc[labelled.index[labelled["series"].isin(series[:MAX_FIGURE_SERIES])]], measured
 
 
-def _cost_breakdown(frame: pd.DataFrame) -> dict[str, Any]:
-    """'Where the cost goes': the stacked share figures (FLOPs, time) and the per-module fits of records with a breakdown."""
+def _cost_breakdown(session: Session, frame: pd.DataFrame) -> dict[str, Any]:
+    """'Where the cost goes': the stacked share figures (FLOPs, time) and the session's per-module fits."""
     if "breakdown" not in frame.columns:
         return {}
     measured = frame[frame["breakdown"].map(lambda b: isinstance(b, dict) and len(b) > 0)]
     if measured.empty:
         return {}
-    from effprof.fit_breakdown import fit_breakdown
     from effprof.render.breakdown import share_figures
 
     figures = [{"mechanism": m, "metric": metric, "div": _div(fig)} for metric in ("flops", "time_s") for m, fig in share_figures(measured, metric)]
-    fits = sorted(fit_breakdown(measured), key=lambda r: (r["mechanism"], r["mode"], r["metric"], r["path"]))
-    for row in fits:
-        row["module"] = row["path"] or "(whole)"
-    return {"figures": figures, "fits": fits, "mechanisms": len(set(measured["mechanism"]))}
+    return {"figures": figures, "fits": session.module_fits, "mechanisms": len(set(measured["mechanism"]))}
 
 
 # ---- tables -----------------------------------------------------------------------------
@@ -319,7 +315,7 @@ def render(session: Session, plotlyjs: str = "inline") -> str:
     script = plotlyjs_tag(plotlyjs)
     frame = session.frame
     fits = session.fits_frame
-    points = aggregate(frame)
+    points = session.points
     drawn, left_out = _figure_points(points)
     figures = [{"mode": mode, "title": t, "div": _div(fig)} for mode, t, fig in metric_figures(drawn, fits)]
     rooflines = roofline_figures(drawn)
@@ -338,7 +334,7 @@ def render(session: Session, plotlyjs: str = "inline") -> str:
         figures=figures, left_out=left_out, max_series=MAX_FIGURE_SERIES,
         rooflines=[_div(fig) for fig in rooflines], roofline_rows=largest_size_rows(frame), projection=session.hardware,
         expert_load=_div(load) if load is not None else "",
-        cost=_cost_breakdown(frame),
+        cost=_cost_breakdown(session, frame),
         moe_rows=_moe_rows(points), patterns=_pattern_panels(session.patterns), patterns_measured=session.patterns is not None,
         layers=_layer_breakdown(frame, session.axis), families=families, family_mechanisms=family_mechanisms,
         baseline=session.baseline or [], has_baseline=session.baseline is not None, mark=NOISY_MARK, threshold=NOISE_THRESHOLD,
@@ -350,7 +346,7 @@ def render(session: Session, plotlyjs: str = "inline") -> str:
 def write(session: Session, path: str | Path, plotlyjs: str = "inline") -> str:
     """Write the session's HTML page to `path` (atomically); returns the path. With plotlyjs="directory",
     plotly.min.js is written beside it unless the same bundle is already there (one copy for every report of the folder)."""
-    from effprof.records import atomic_writer
+    from effprof.store.records import atomic_writer
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

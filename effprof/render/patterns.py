@@ -87,7 +87,7 @@ def write_pattern_html(data: dict[str, Any], path: str) -> str:
         note=escape("Dynamic patterns (reformer, routing, topk_attention, block_sparse) depend on the input: "
                     "this is the pattern for a fixed-seed random input, batch 0, union over heads."),
     )
-    from effprof.records import atomic_writer
+    from effprof.store.records import atomic_writer
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from effprof.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis
+from effprof.analyse.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis
 from effprof.render import axes, style
 
 NEEDED = ("arithmetic_intensity", "achieved_flops_per_s", "peak_flops_per_s", "peak_bytes_per_s")

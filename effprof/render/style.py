@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from effprof.frames import add_labels, swept_axis
+from effprof.analyse.frames import add_labels, swept_axis
 from effprof.render.axes import Unit
 
 # Okabe & Ito (2008), "Color Universal Design": safe for protanopia, deuteranopia and tritanopia.
@@ -141,7 +141,7 @@ def noisy_trace(x: Sequence[float], y: Sequence[float], show_legend: bool = True
 
 def noisy_mask(rows: pd.DataFrame) -> list[bool]:
     """Which rows were measured with noisy timing: the one definition, frames.noisy_mask (IQR / median > 10%)."""
-    from effprof.frames import noisy_mask as noisy
+    from effprof.analyse.frames import noisy_mask as noisy
 
     return noisy(rows).tolist()
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from effprof.fit import fit_series
-from effprof.frames import swept_axis
+from effprof.analyse.fit import fit_series
+from effprof.analyse.frames import swept_axis
 
 BREAKDOWN_METRICS = ("flops", "time_s", "peak_bytes")
 REST = "(rest)"  # a module's own work between its children: the whole minus its direct children (FLOPs and time add up)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from effprof.records import is_missing
+from effprof.store.records import is_missing
 
 NOISE_THRESHOLD = 0.10  # a timed point with IQR / median above this is noisy
 NOISY_MARK = "†"  # how every output marks a noisy point (LaTeX: \dag)

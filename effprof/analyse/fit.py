@@ -55,20 +55,18 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
-import types
 from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from effprof.analyse.frames import fmt_value as _fmt
 from effprof.config import KEYS
-from effprof.frames import fmt_value as _fmt
-from effprof.metrics import CLAIMABLE
-from effprof.metrics import tolerance as metric_tolerance
+from effprof.store.metrics import CLAIMABLE
+from effprof.store.metrics import tolerance as metric_tolerance
 
-METRICS = CLAIMABLE  # metric name in claims -> record column (effprof.metrics, the one table)
+METRICS = CLAIMABLE  # metric name in claims -> record column (effprof.store.metrics, the one table)
 BOOTSTRAP = 200  # bootstrap replicates of a size's median from its raw timing samples
 NUMERIC_AXES = [k for k, info in KEYS.items() if info.type in (int, float)]
 FIT_COLUMNS = [
@@ -781,16 +779,3 @@ def _analytic(at: np.ndarray, x: np.ndarray, per_size: pd.DataFrame, log_power: 
         valid = (a > 0).all(-1)
         slope = _weighted_line(np.log(x), np.log(np.where(a > 0, a, 1.0)), _upper_mask(np.log(x)).astype(float))[0]
     return np.where(valid, slope, np.nan)
-
-
-class _CallableModule(types.ModuleType):
-    """Importing this module sets the package's attribute `effprof.fit` to it, hiding the API function of that name
-    (effprof/__init__.py): the module, called, is that function, so `effprof.fit(frame)` works either way."""
-
-    def __call__(self, frame):
-        from effprof import _fit_records
-
-        return _fit_records(frame)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from effprof.records import is_number, upgrade, validate_record
+from effprof.store.records import is_number, upgrade, validate_record
 
 MAX_PATTERN_N = 32768  # = effprof.mechanisms.sparse.pattern.MAX_SEQ_LEN (tests/test_session.py checks it)
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -30,6 +30,8 @@ ROW_KEYS: dict[str, dict[str, str]] = {
     "crossovers": {"mode": "text", "metric": "text", "axis": "text", "a": "text", "b": "text", "at": "number?",
                    "cheaper_below": "text?", "cheaper_above": "text?", "uncertain": "bool"},
     "complexity": {"mechanism": "text"},
+    "module_fits": {"mechanism": "text", "mode": "text", "path": "text", "module": "text", "metric": "text", "axis": "text",
+                    "exponent": "number?"},
     "baseline": {"mechanism": "text", "mode": "text", "point": "text", "metric": "text", "old": "number", "new": "number",
                  "ratio": "number", "noise_band": "number", "change": "text", "noisy": "bool"},
 }
@@ -52,7 +54,7 @@ def session_problem(data: Any, version: int) -> str | None:
     for name in LISTS:
         if not isinstance(data.get(name), list):
             return f"has {name} {_shown(data.get(name))}, not a list"
-    for name in ("baseline", "patterns"):
+    for name in ("baseline", "patterns", "module_fits"):
         if data.get(name) is not None and not isinstance(data[name], list):
             return f"has {name} {_shown(data[name])}, not a list"
     for name in ("title", "command"):

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from effprof.analyse.frames import noisy_mask
 from effprof.config import KEYS
-from effprof.frames import noisy_mask
 
 COUNT = "n"  # the column holding how many records a row stands for
 SAMPLE_QUANTILES = 101  # pooled timing samples kept per aggregated point: their percentiles 0, 1, ..., 100

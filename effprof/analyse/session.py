@@ -1,7 +1,7 @@
 """Analysis, done once (no torch): `analyse(records, baseline=None) -> Session`.
 
 A Session holds everything the renderers show — the records, the scaling fits and claim
-verdicts (effprof.fit), the crossovers, the complexity table, the baseline comparison, the
+verdicts (effprof.analyse.fit), the crossovers, the complexity table, the baseline comparison, the
 attention-pattern data, and a noise summary — and saves as JSON beside the results file, so
 console, HTML, LaTeX and CSV outputs are each `render(session)` and never recompute.
 
@@ -37,14 +37,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from effprof.frames import add_labels, fmt_value, noisy_mask, ok_rows, swept_axis, varying_keys
-from effprof.metrics import CROSSED, METRICS, NOISE_THRESHOLD, is_busy, is_noisy
-from effprof.outcome import tally
-from effprof.records import SCHEMA_VERSION, ResultsError, is_missing, json_ready, point_identity, to_frame, upgrade
+from effprof.analyse.frames import add_labels, fmt_value, noisy_mask, ok_rows, swept_axis, varying_keys
+from effprof.analyse.outcome import tally
+from effprof.store.metrics import CROSSED, METRICS, NOISE_THRESHOLD, is_busy, is_noisy
+from effprof.store.records import SCHEMA_VERSION, ResultsError, is_missing, json_ready, point_identity, to_frame, upgrade
 
 TIME_NOISE_FLOOR = 0.05
 COUNT_TOLERANCE = 0.005
-SESSION_VERSION = 2  # 2: source_sha256 added; patterns hold data only (version 1 could hold a `div` of markup)
+SESSION_VERSION = 3  # 2: source_sha256 added; patterns hold data only (version 1 could hold a `div` of markup); 3: module_fits
 
 
 # ---- crossovers -------------------------------------------------------------------------
@@ -283,7 +283,7 @@ class Session:
     """Everything the renderers show, computed once by `analyse`; saved and loaded as JSON.
 
     records      the measured points (records.Record, current schema)
-    fits         effprof.fit rows, plus noisy_points / uncertain
+    fits         effprof.analyse.fit rows, plus noisy_points / uncertain
     crossovers   crossovers(), each with noisy_points / uncertain
     complexity   complexity_table()
     baseline     baseline_diff() rows, or None when no baseline was given
@@ -295,6 +295,9 @@ class Session:
                  records that came from no file: `effprof report R.jsonl` uses R.session.json only when it matches
     hardware     the --hardware entry the records' projected_* fields project onto ({name, title, figures: every
                  figure with its source, assumptions, notes}), or None
+    module_fits  per-submodule exponents of records measured with --breakdown (analyse.fit_breakdown), sorted by
+                 mechanism, mode, metric and module path
+    points       (a property) the records with repeats of a point shown once (analyse.points.aggregate)
     """
 
     records: list[dict[str, Any]]
@@ -309,6 +312,7 @@ class Session:
     command: str = ""
     source_sha256: str | None = None
     hardware: dict[str, Any] | None = None
+    module_fits: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -319,20 +323,27 @@ class Session:
 
     @property
     def fits_frame(self) -> pd.DataFrame:
-        from effprof.fit import FIT_COLUMNS
+        from effprof.analyse.fit import FIT_COLUMNS
 
         empty = [*FIT_COLUMNS, "noisy_points", "uncertain"]
         return self._built("fits", lambda: pd.DataFrame(self.fits) if self.fits else pd.DataFrame(columns=empty)).copy()
 
-    def _built(self, name: str, build) -> pd.DataFrame:
+    @property
+    def points(self) -> pd.DataFrame:
+        """Each point once: the medians of its repeated records and their count (analyse.points.aggregate)."""
+        from effprof.analyse.points import aggregate
+
+        return self._built("records", lambda: aggregate(self.frame), key="points").copy()
+
+    def _built(self, name: str, build, key: str | None = None) -> pd.DataFrame:
         """A frame built from one of the session's lists once (a report reads the records' frame five times);
         rebuilt when that list is replaced or changed in length."""
         cache = self.__dict__.setdefault("_frames", {})
         source = getattr(self, name)
-        key = (id(source), len(source))
-        if cache.get(name, (None,))[0] != key:
-            cache[name] = (key, build())
-        return cache[name][1]
+        stamp, slot = (id(source), len(source)), key or name
+        if cache.get(slot, (None,))[0] != stamp:
+            cache[slot] = (stamp, build())
+        return cache[slot][1]
 
     @property
     def baseline_frame(self) -> pd.DataFrame:
@@ -357,7 +368,7 @@ class Session:
         records are then not copied into the session (it names the file instead, and load reads them from there
         while its hash matches), so a session beside 300k records is the analysis alone, not a second copy of them.
         """
-        from effprof.records import atomic_writer
+        from effprof.store.records import atomic_writer
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -383,13 +394,13 @@ class Session:
 
     @classmethod
     def load(cls, path: str | Path, records: bool = True) -> Session:
-        """A saved session, checked as records are (effprof.session_schema: a crafted or damaged file is a
+        """A saved session, checked as records are (effprof.analyse.session_schema: a crafted or damaged file is a
         SessionError naming the file and why, never a traceback); records of older schemas are converted.
         A FIFO or device at `path` is refused without blocking. A session that names its results file
         (`records_in`) reads its records from there, as columns, only while that file's SHA-256 is its
         source_sha256; records=False leaves them out (the analysis alone: what `effprof report` needs)."""
-        from effprof.records import file_digest, open_regular, read_frame
-        from effprof.session_schema import session_problem
+        from effprof.analyse.session_schema import session_problem
+        from effprof.store.records import file_digest, open_regular, read_frame
 
         path = Path(path)
         shown = repr(str(path))
@@ -436,7 +447,7 @@ def saved_session(results: str | Path, digest: str | None = None) -> tuple[Sessi
     It belongs when its source_sha256 is the SHA-256 of the results file now; a session that fails its checks
     (session_schema), was made from other records (another run, or records appended since) or has no hash is
     not used, and the reason says which. `digest`: records.file_digest(results), when already computed."""
-    from effprof.records import file_digest
+    from effprof.store.records import file_digest
 
     path = session_path(results)
     if not os.path.lexists(path):
@@ -463,11 +474,11 @@ def analyse(records: Iterable[dict[str, Any]] | pd.DataFrame, baseline: Iterable
     """Fits, verdicts, crossovers, complexity, baseline diff and noise of `records`, computed once.
 
     `patterns`: attention-pattern data measured beside the records (effprof.measure.patterns), kept as is.
-    `fits`: fits already computed for these records (effprof.fit.fit_frame), so they are not refitted.
+    `fits`: fits already computed for these records (effprof.analyse.fit.fit_frame), so they are not refitted.
     `hardware`: an effprof.hardware.registry.Hardware to project every record onto (projected_time_s, a roofline
     lower bound; effprof.hardware.project), or None.
     """
-    from effprof.fit import fit_frame
+    from effprof.analyse.fit import fit_frame
 
     records = _as_records(records)
     projection = None
@@ -494,7 +505,22 @@ def analyse(records: Iterable[dict[str, Any]] | pd.DataFrame, baseline: Iterable
         title=title,
         command=command,
         hardware=projection,
+        module_fits=json_ready(module_fits(frame)),
     )
+
+
+def module_fits(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per-submodule exponents of the records measured with --breakdown (analyse.fit_breakdown), each row's `module`
+    its path or "(whole)", sorted by mechanism, mode, metric and path; [] where no record has a breakdown."""
+    if "breakdown" not in frame.columns:
+        return []
+    measured = frame[frame["breakdown"].map(lambda b: isinstance(b, dict) and len(b) > 0)]
+    if measured.empty:
+        return []
+    from effprof.analyse.fit_breakdown import fit_breakdown
+
+    rows = sorted(fit_breakdown(measured), key=lambda r: (r["mechanism"], r["mode"], r["metric"], r["path"]))
+    return [{**row, "module": row["path"] or "(whole)"} for row in rows]
 
 
 def _as_records(records: Iterable[dict[str, Any]] | pd.DataFrame) -> list[dict[str, Any]] | FrameRecords:

@@ -1,6 +1,6 @@
 """A claim's outcome: the one rule every entry point applies to a judged fit (no torch, no pandas).
 
-effprof.fit judges each fit against its claim (`verdict`: pass, fail, inconclusive, or no-claim), and
+effprof.analyse.fit judges each fit against its claim (`verdict`: pass, fail, inconclusive, or no-claim), and
 the analyse stage marks the fits of a timed metric that rest on noisy points (`uncertain`, with
 `noisy_points`). What a claim's outcome *is* follows from those two, here and nowhere else:
 
@@ -24,12 +24,12 @@ COUNTED = ("pass", "fail", "inconclusive")  # the outcomes of a claim the data j
 
 
 def claim_outcome(fit: dict[str, Any]) -> str:
-    """The outcome of one fit row (effprof.fit's columns, plus `uncertain` from the noise marking)."""
+    """The outcome of one fit row (effprof.analyse.fit's columns, plus `uncertain` from the noise marking)."""
     verdict = fit.get("verdict")
     if verdict in (None, "no-claim") or verdict != verdict:  # NaN: a fit row with no verdict column value
         return "no-claim"
-    if verdict not in COUNTED:
-        raise ValueError(f"verdict {verdict!r} is not one of {', '.join(COUNTED)} or no-claim")
+    if verdict not in COUNTED:  # a damaged or foreign fit row: not judged, and never counted as held (outcome_reason says why)
+        return "inconclusive"
     uncertain = fit.get("uncertain")
     if uncertain is not None and uncertain == uncertain and bool(uncertain):  # NaN (no noise marking) is not uncertain
         return "uncertain"
@@ -39,6 +39,9 @@ def claim_outcome(fit: dict[str, Any]) -> str:
 def outcome_reason(fit: dict[str, Any], mark: str = "") -> str:
     """Why the outcome is what it is: the verdict's reason, led by the noise for an uncertain one."""
     reason = fit.get("verdict_reason") if isinstance(fit.get("verdict_reason"), str) else ""
+    verdict = fit.get("verdict")
+    if isinstance(verdict, str) and verdict not in (*COUNTED, "no-claim"):
+        return f"unknown verdict {verdict!r}, not one of {', '.join(COUNTED)}" + (f"; {reason}" if reason else "")
     if claim_outcome(fit) == "uncertain":
         noisy = fit.get("noisy_points") or 0
         return f"uncertain: {int(noisy)} noisy point(s){' ' + mark if mark else ''}" + (f"; {reason}" if reason else "")

@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 
 from effprof.config import KEYS
-from effprof.metrics import is_noisy
-from effprof.records import is_missing
+from effprof.store.metrics import is_noisy
+from effprof.store.records import is_missing
 
 __all__ = ["add_labels", "fmt_value", "is_missing", "noisy_mask", "ok_rows", "swept_axis", "variant_part", "variant_words", "varying_keys"]
 
