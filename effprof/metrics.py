@@ -62,7 +62,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("flops_fvcore", "flops_fvcore", "flops", "FLOPs (fvcore)", "FLOPs (fvcore)", "flops-fvcore", per_call=True,
            claimable=False, compared=False),
     # the roofline (effprof.hardware.model); every renderer's roofline table shows these four
-    Metric("intensity", "arithmetic_intensity", "intensity", "arithmetic intensity (FLOP/byte)", "intensity", "intensity",
+    Metric("intensity", "arithmetic_intensity", "intensity", "arithmetic intensity (FLOP/byte)", "intensity (FLOP/byte)", "intensity",
            claimable=False, compared=False),
     Metric("roofline_bound", "roofline_bound_s", "time", "roofline bound (a lower bound on time)", "bound", "roofline-bound", per_call=True,
            claimable=False, compared=False),

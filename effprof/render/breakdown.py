@@ -41,7 +41,7 @@ def breakdown_tree(record: dict[str, Any]) -> Table:
         table.add_row(plain(label), plain(row.get("type", "")), plain(row.get("calls", "")), human(row.get("flops"), "flops"),
                       share, human(row.get("time_s"), "time"), human(row.get("peak_bytes"), "bytes"))
     if root.get("flops_analytic"):
-        table.caption = f"analytic (the spec's cost model): {human(root['flops_analytic'], 'flops')} FLOPs"
+        table.caption = f"analytic (the spec's cost model): {human(root['flops_analytic'], 'flops')} {table_entry('flops').short}"
     return table
 
 

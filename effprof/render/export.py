@@ -301,7 +301,9 @@ def roofline_table(session: Session, labels: _Labels | None = None) -> str | Non
         cells.append([_cell(r["series"]), _cell(r["mode"]), _cell(r["size"]), _n(ms[0]), _n(ms[1]), _cell(r["roofline_limit"] or MISSING),
                       _n(fraction), _n(r["arithmetic_intensity"]),
                       *([_n(ms[2]), _cell(r["projected_limit"] or MISSING)] if projected else [])])
-    header = ["Mechanism", "Mode", "Size", f"Measured ({_cell(unit.symbol)})", f"Bound ({_cell(unit.symbol)})", "Limit", r"Achieved (\%)", "Intensity (FLOP/B)",
+    shorts = (METRICS[name].short for name in ("roofline_bound", "roofline_fraction", "intensity"))
+    bound, achieved, intensity = (_cell(short[:1].upper() + short[1:]) for short in shorts)
+    header = ["Mechanism", "Mode", "Size", f"Measured ({_cell(unit.symbol)})", f"{bound} ({_cell(unit.symbol)})", "Limit", rf"{achieved} (\%)", intensity,
               *([f"Projected on {_cell(session.hardware['name'])} ({_cell(unit.symbol)})", "Limit"] if projected else [])]
     caption = ("Roofline at the largest size: the bound is the model's lower bound on time (per op, max of FLOPs over the measured "
                "peak and bytes over the measured bandwidth, plus the dispatch overhead per op); achieved is bound over measured time."
