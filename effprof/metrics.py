@@ -25,6 +25,7 @@ data, `ladder_data`) all use its steps.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,8 +158,14 @@ def human(value: Any, unit: str) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.3g}" + (ladder.sep + suffix if suffix else "")
     suffix, scale = ladder.steps[-1]
-    number = f"{value / scale:.0f}" if ladder.whole else f"{value / scale:.3g}"
+    number = str(_round_half_up(value / scale)) if ladder.whole else f"{value / scale:.3g}"
     return number + (ladder.sep + suffix if suffix else "")
+
+
+def _round_half_up(x: float) -> int:
+    """The nearest whole number, halves upward: JavaScript's Math.round, so the page writes 2.5 B as this does."""
+    n = math.floor(x)
+    return n + 1 if x - n >= 0.5 else n
 
 
 def ladder_data() -> dict[str, dict[str, Any]]:
