@@ -130,13 +130,13 @@ def unit_of(name_or_column: str) -> str:
     by its name: time* is time (time_iqr_s), *bytes and *bytes_per_s are bytes, *flops* is FLOPs (peak_flops_per_s).
 
     Anything else raises ValueError: a column silently written as FLOPs would print a wrong unit."""
+    if not isinstance(name_or_column, str):
+        raise ValueError(f"no unit for {name_or_column!r}: give a unit kind ({', '.join(UNITS)}) or a metric or column name")
     if name_or_column in LADDERS:
         return name_or_column
     found = METRICS.get(name_or_column) or BY_COLUMN.get(name_or_column)
     if found is not None:
         return found.unit
-    if not isinstance(name_or_column, str):
-        raise ValueError(f"no unit for {name_or_column!r}: give a unit kind ({', '.join(UNITS)}) or a metric or column name")
     if name_or_column.startswith("time"):
         return "time"
     if name_or_column.endswith(("bytes", "bytes_per_s")):

@@ -105,6 +105,12 @@ def test_an_unknown_name_has_no_unit_never_flops(name):
         axes.metric_kind(name)
 
 
+def test_a_unit_that_is_not_a_name_is_refused():
+    for unit in (None, 3, ["time"]):
+        with pytest.raises(ValueError, match="no unit for .*give a unit kind"):
+            human(1.0, unit)
+
+
 def test_a_kind_with_no_axis_unit_is_refused_on_an_axis():
     with pytest.raises(ValueError, match="no unit for metric 'params'.*count"):
         axes.metric_kind("params")
