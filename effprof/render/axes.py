@@ -1,13 +1,13 @@
 """Axes that read: one unit per axis picked from its data, ticks at the measured sizes, titles with units.
 
-- **Units** (``unit_for``): seconds with SI prefixes (ns, µs, ms, s), bytes in binary units (B, KiB,
-  MiB, GiB, TiB, as the tables print them), FLOPs as kFLOP … TFLOP. The data are divided by the unit's
+- **Units** (``unit_for``): the steps of effprof.store.metrics.LADDERS, the ladder the tables print with: seconds
+  ns … s, bytes in binary units B … TiB, FLOPs as FLOP, kFLOP … PFLOP. The data are divided by the unit's
   scale, so the ticks, the hover text and the axis title ("time per forward pass (ms)") read in it.
 - **Ticks**: the swept axis at the measured sizes (``size_ticks``): 256, 512, 1024, … or 2⁸, 2⁹, … when a
   powers-of-two sweep would need labels of five digits or more; a value axis on the 1-2-5 ladder
   (``value_ticks``), never plotly's "5 6 7 8 9 1000 2".
 - **Names**: what a metric figure plots in words (``metric_label``) and the file it is exported to
-  (``figure_name``: forward-time, decode-state).
+  (``figure_name``: forward-time, decode-state), both from the metrics table (effprof.store.metrics.METRICS).
 """
 
 from __future__ import annotations
@@ -17,11 +17,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# (symbol, size of one symbol in base units), largest first.
-TIME_UNITS = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
-BYTE_UNITS = (("TiB", 2.0**40), ("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10), ("B", 1.0))
-FLOP_UNITS = (("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6), ("kFLOP", 1e3), ("FLOP", 1.0))
-LADDERS = {"time": TIME_UNITS, "bytes": BYTE_UNITS, "flops": FLOP_UNITS}
+from effprof.store.metrics import BY_COLUMN, LADDERS, METRICS, metric, unit_of
+
+
+def axis_units(kind: str) -> tuple[tuple[str, float], ...]:
+    """The (symbol, scale) steps of an axis of this unit kind, largest first: metrics.LADDERS' steps with the kind's
+    axis unit added (FLOPs: k -> kFLOP, and FLOP for the last step)."""
+    ladder = LADDERS[kind]
+    if ladder.axis is None:
+        raise ValueError(f"no axis unit for {kind!r} values; axes are drawn in {', '.join(AXIS_KINDS)}")
+    return tuple((suffix + ladder.axis, scale) for suffix, scale in ladder.steps)
+
+
+AXIS_KINDS = tuple(kind for kind, ladder in LADDERS.items() if ladder.axis is not None)  # time, bytes, flops
+TIME_UNITS = axis_units("time")
 
 # Axis titles of the swept config keys: what the number counts, in its unit.
 SIZE_TITLES = {
@@ -47,19 +56,14 @@ class Unit:
         return [float(v) / self.scale for v in values]
 
 
-def metric_kind(metric: str) -> str:
-    """'time', 'bytes' or 'flops': which unit ladder a record field is shown in."""
-    from effprof.store.metrics import BY_COLUMN
-
-    if metric in BY_COLUMN and BY_COLUMN[metric].unit in LADDERS:  # the metrics table's unit (projected_time_s: time)
-        return BY_COLUMN[metric].unit
-    if metric.startswith("time"):
-        return "time"
-    if metric.endswith("bytes"):
-        return "bytes"
-    if "flops" in metric:
-        return "flops"
-    raise ValueError(f"no unit for metric {metric!r}; known kinds: time_*, *_bytes, *flops*")
+def metric_kind(name: str) -> str:
+    """'time', 'bytes' or 'flops': which unit ladder a metric or record field is drawn in (metrics.unit_of, the one
+    classifier; a field with no axis unit, such as a count, or one it does not know raises ValueError)."""
+    kind = unit_of(name)
+    if kind not in AXIS_KINDS:
+        raise ValueError(f"no unit for metric {name!r}: its values ({kind}) are not drawn on a unit axis; axes are drawn in "
+                         f"{', '.join(AXIS_KINDS)}")
+    return kind
 
 
 def unit_for(kind: str, values: Iterable[float]) -> Unit:
@@ -69,7 +73,7 @@ def unit_for(kind: str, values: Iterable[float]) -> Unit:
     A time axis from 40 µs to 300 ms reads in ms (0.04 … 300); FLOPs from 1 MFLOP to 65 GFLOP in GFLOP
     (0.001 … 65), not 10⁴ MFLOP.
     """
-    ladder = LADDERS[kind]
+    ladder = axis_units(kind)
     positive = [float(v) for v in values if v is not None and math.isfinite(float(v)) and float(v) > 0]
     if not positive:
         return Unit(*ladder[-1])
@@ -90,28 +94,24 @@ def axis_title(label: str, unit: Unit | str | None) -> str:
     return f"{label} ({symbol})" if symbol else label
 
 
-def metric_label(metric: str, mode: str) -> str:
-    """The quantity a metric figure plots, in words: 'time per generated token', 'peak memory'."""
-    per = PER_MODE.get(mode, "per call")
-    return {
-        "time_s": f"time {per}",
-        "flops_counted": f"FLOPs {per}",
-        "peak_bytes": "peak memory",
-        "activation_bytes": "activations saved for backward",
-        "state_bytes": "decode state",
-    }.get(metric, metric.replace("_", " "))
-
-
-# File names of the metric figures: <mode>-<this>.pdf, e.g. forward-time.pdf, decode-state.pdf.
-FILE_NAMES = {"flops_counted": "flops", "time_s": "time", "peak_bytes": "peak-memory", "activation_bytes": "activations",
-              "state_bytes": "state"}
+def metric_label(name: str, mode: str) -> str:
+    """The quantity a metric figure plots, in words, from the metrics table: a per-call metric's short label and what a
+    call is in this mode ('time per generated token'), else its label ('peak memory')."""
+    entry = metric(name)
+    return f"{entry.short} {PER_MODE.get(mode, 'per call')}" if entry.per_call else entry.label
 
 
 def figure_name(*parts: str) -> str:
     """A file name that reads: ('forward', 'time_s') -> 'forward-time'; ('pattern', 'sliding_window') -> 'pattern-sliding-window'."""
-    words = [FILE_NAMES.get(part, part) for part in parts]
+    words = [_file_word(part) for part in parts]
     name = "-".join("".join(ch if ch.isalnum() else "-" for ch in w.lower()) for w in words)
     return "-".join(filter(None, name.split("-")))
+
+
+def _file_word(part: str) -> str:
+    """A metric (by name or record column) as its file word from the metrics table; any other part as given."""
+    entry = METRICS.get(part) or BY_COLUMN.get(part)
+    return entry.file if entry is not None else part
 
 
 def size_title(axis: str | None) -> str:

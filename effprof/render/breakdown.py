@@ -18,8 +18,7 @@ from effprof.analyse.fit_breakdown import REST, breakdown_frame
 from effprof.render import axes, style
 from effprof.render.console import human
 from effprof.render.escape import plain, plotly_text
-
-METRIC_TITLES = {"flops": "FLOPs", "time_s": "forward time", "peak_bytes": "peak memory"}
+from effprof.store.metrics import metric as table_entry
 
 
 def breakdown_tree(record: dict[str, Any]) -> Table:
@@ -29,7 +28,7 @@ def breakdown_tree(record: dict[str, Any]) -> Table:
     total = root.get("flops") or 0.0
     table = Table(title=plain(f"{record['mechanism']}: cost per submodule (inclusive: a module includes its children)"),
                   title_justify="left")
-    for column in ("module", "type", "calls", "FLOPs", "share", "time", "peak memory"):
+    for column in ("module", "type", "calls", table_entry("flops").short, "share", table_entry("time_s").short, table_entry("peak_bytes").short):
         table.add_column(column, justify="left" if column in ("module", "type") else "right")
     levels = tree_levels(tree)
     for path in tree:  # named_modules() order: parents before children, layers in order
@@ -42,7 +41,7 @@ def breakdown_tree(record: dict[str, Any]) -> Table:
         table.add_row(plain(label), plain(row.get("type", "")), plain(row.get("calls", "")), human(row.get("flops"), "flops"),
                       share, human(row.get("time_s"), "time"), human(row.get("peak_bytes"), "bytes"))
     if root.get("flops_analytic"):
-        table.caption = f"analytic (the spec's cost model): {human(root['flops_analytic'], 'flops')} FLOPs"
+        table.caption = f"analytic (the spec's cost model): {human(root['flops_analytic'], 'flops')} {table_entry('flops').short}"
     return table
 
 
@@ -83,9 +82,10 @@ def share_figure(frame: pd.DataFrame, mechanism: str, metric: str = "flops", mod
         fig.add_trace(go.Scatter(x=shares.index, y=100 * shares[path], name=f"{path} ({kind})", mode="lines", stackgroup="share",
                                  line={"color": style.OKABE_ITO[i % len(style.OKABE_ITO)], "width": 0.5},
                                  customdata=[plotly_text(path)] * len(shares), hovertemplate="%{customdata}: %{y:.1f}%<extra></extra>"))
+    words = table_entry(metric).short  # a breakdown field (flops, time_s, peak_bytes) by its metric's short label
     fig.update_layout(xaxis=axes.size_axis(_axis_name(frame), list(shares.index)),
-                      yaxis={"title": {"text": f"share of the layer's {METRIC_TITLES[metric]} (%)"}, "range": [0, 100]})
-    style.screen_layout(fig, f"{mechanism} ({mode}): {METRIC_TITLES[metric]} by submodule")
+                      yaxis={"title": {"text": f"share of the layer's {words} (%)"}, "range": [0, 100]})
+    style.screen_layout(fig, f"{mechanism} ({mode}): {words} by submodule")
     return fig.update_layout(legend={"orientation": "h", "y": -0.25, "yanchor": "top"}, meta={"name": axes.figure_name("share", mechanism, metric)})
 
 

@@ -45,7 +45,7 @@ def comparison_tables(session: Session, baseline: str | None = None) -> list[Tab
 
 def _metric_table(group: pd.DataFrame, mode: str, metric: str, axis: str | None, sizes: list, baseline: str | None) -> Table:
     entry = next(m for m in COMPARED if m.column == metric)
-    title = f"{entry.label} — {mode}" + (" — per generated token" if mode == "decode" and entry.name in ("flops", "time") else "")
+    title = f"{entry.label} — {mode}" + (" — per generated token" if mode == "decode" and entry.per_call else "")
     cells: dict[str, dict[Any, float]] = {}
     noisy: dict[str, dict[Any, bool]] = {}
     for series, rows in group.groupby("series", sort=False):
@@ -127,12 +127,10 @@ def record_table(record: dict[str, Any]) -> Table:
     table = Table(title=plain(f"{record['mechanism']} — {record['mode']} — {record['status']}"), title_justify="left", show_header=False)
     table.add_column("field")
     table.add_column("value", justify="right")
-    for key, metric in (
-        ("flops_analytic", "flops"), ("flops_counted", "flops"), ("flops_fvcore", "flops"), ("time_s", "time"),
-        ("time_iqr_s", "time"), ("peak_bytes", "bytes"), ("activation_bytes", "bytes"), ("state_bytes", "bytes"), ("params", "params"),
-    ):
+    for key in ("flops_analytic", "flops_counted", "flops_fvcore", "time_s", "time_iqr_s", "peak_bytes", "activation_bytes", "state_bytes",
+                "params"):
         if key in record:
-            table.add_row(key, human(record[key], metric))
+            table.add_row(key, human(record[key], key))
     if record.get("bytes_moved") is not None and record.get("measured_by") == "count":
         table.add_row("bytes_moved", human(record["bytes_moved"], "bytes"))
     if record.get("measured_by") == "count":  # nothing ran: no timing, so no note on the machine's load
@@ -275,7 +273,7 @@ def baseline_table(diff) -> Table:
         table.add_column(column, justify="right" if column in ("old", "new", "new/old") else "left")
     style = {"worse": "bold red", "better": "bold green", "same": "dim"}
     for r in diff.to_dict("records"):
-        unit = "time" if r["metric"].startswith("time") else ("bytes" if r["metric"].endswith("bytes") else "flops")
+        unit = r["metric"]  # a record column of the metrics table (analysis.baseline_diff)
         table.add_row(plain(r["mechanism"]), plain(r["mode"]), plain(r["point"]), plain(r["metric"]), human(r["old"], unit), human(r["new"], unit),
                       f"{r['ratio']:.3f}", Text(r["change"], style=style[r["change"]]) + (f" {NOISY_MARK} noisy" if r.get("noisy") else ""))
     return table
@@ -325,7 +323,6 @@ def summary_lines(session: Session) -> list[Text]:
 
 # The metrics of the summary table, in its column order: cost in compute, in time, in memory, in decode state.
 SUMMARY_METRICS = ("flops", "time", "peak_bytes", "state_bytes")
-SUMMARY_LABELS = {"flops": "FLOPs", "time": "time", "peak_bytes": "peak mem", "state_bytes": "state"}
 MAX_CROSSOVER_LINES = 10
 MAX_REASON_LINES = 4
 
@@ -355,10 +352,10 @@ def summary_table(session: Session, baseline_series: str | None = None) -> Table
     table.add_column("mechanism", overflow="fold", min_width=min(40, max(map(len, labels), default=9)))  # names stay whole
     table.add_column("mode")
     for name in SUMMARY_METRICS:
-        table.add_column(SUMMARY_LABELS[name], justify="right")
+        table.add_column(METRICS[name].short, justify="right")
     at = f" @{fmt_value(largest)}" if largest is not None else ""
     for name in SUMMARY_METRICS:
-        table.add_column(SUMMARY_LABELS[name] + at, justify="right")
+        table.add_column(METRICS[name].short + at, justify="right")
     by_key = {(f["mechanism"], f["variant"] or "", f["mode"], f["metric"]): f for f in fits.to_dict("records")}
     base_rows = _series_rows(frame, baseline_series, "", None, axis) if baseline_series else None
     for (mechanism, variant, mode), label in zip(keys, labels, strict=False):
@@ -450,7 +447,7 @@ def crossover_lines(session: Session, limit: int = MAX_CROSSOVER_LINES) -> list[
     for (mode, metric, axis, below, counted), crossings in groups.items():
         crossings = sorted(crossings, key=lambda c: c["at"])
         overtakers = ", ".join(f"{c['cheaper_above']} {c['at']:.0f}" for c in crossings)
-        label = SUMMARY_LABELS.get(metric, metric)
+        label = _short(metric)
         how = " (counted, not timed)" if counted else ""
         lines.append(plain(f"  {mode} {label}{how}: cheaper than {below} above {axis} ≈ {overtakers}"))
     shown = lines[:limit]
@@ -461,12 +458,17 @@ def crossover_lines(session: Session, limit: int = MAX_CROSSOVER_LINES) -> list[
     result = [head, *shown]
     equal = [c for c in session.crossovers if c.get("equal")]
     if equal:
-        pairs = "; ".join(f"{c['mode']} {SUMMARY_LABELS.get(c['metric'], c['metric'])}: {c['a']} = {c['b']}" for c in equal[:3])
+        pairs = "; ".join(f"{c['mode']} {_short(c['metric'])}: {c['a']} = {c['b']}" for c in equal[:3])
         more = f"; … {len(equal) - 3} more" if len(equal) > 3 else ""
         result.append(plain(f"  {len(equal)} pair(s) equal at every size (no crossover): {pairs}{more}", "dim"))
     if uncertain:
         result.append(Text(f"  {len(uncertain)} more rest on noisy timings ({NOISY_MARK} uncertain): not stated as findings", style="dim"))
     return result
+
+
+def _short(name: str) -> str:
+    """A metric's short label (metrics.METRICS); a name outside the table as given."""
+    return METRICS[name].short if name in METRICS else name
 
 
 def verdict_lines(session: Session) -> list[Text]:

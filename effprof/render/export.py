@@ -288,14 +288,18 @@ def roofline_table(session: Session, labels: _Labels | None = None) -> str | Non
         return None
     projected = session.hardware is not None
     cells = []
+    timed = ("time_s", "roofline_bound_s", "projected_time_s")
+    unit = unit_for("time", [float(r[k]) for r in rows for k in timed if r[k] is not None])  # one unit for the table, from its data
     for r in rows:
-        ms = [None if r[k] is None else float(r[k]) * 1e3 for k in ("time_s", "roofline_bound_s", "projected_time_s")]
+        ms = [None if r[k] is None else float(r[k]) / unit.scale for k in timed]
         fraction = None if r["roofline_fraction"] is None else 100 * float(r["roofline_fraction"])
         cells.append([_cell(r["series"]), _cell(r["mode"]), _cell(r["size"]), _n(ms[0]), _n(ms[1]), _cell(r["roofline_limit"] or MISSING),
                       _n(fraction), _n(r["arithmetic_intensity"]),
                       *([_n(ms[2]), _cell(r["projected_limit"] or MISSING)] if projected else [])])
-    header = ["Mechanism", "Mode", "Size", "Measured (ms)", "Bound (ms)", "Limit", r"Achieved (\%)", "Intensity (FLOP/B)",
-              *([f"Projected on {_cell(session.hardware['name'])} (ms)", "Limit"] if projected else [])]
+    shorts = (METRICS[name].short for name in ("roofline_bound", "roofline_fraction", "intensity"))
+    bound, achieved, intensity = (_cell(short[:1].upper() + short[1:]) for short in shorts)
+    header = ["Mechanism", "Mode", "Size", f"Measured ({_cell(unit.symbol)})", f"{bound} ({_cell(unit.symbol)})", "Limit", rf"{achieved} (\%)", intensity,
+              *([f"Projected on {_cell(session.hardware['name'])} ({_cell(unit.symbol)})", "Limit"] if projected else [])]
     caption = ("Roofline at the largest size: the bound is the model's lower bound on time (per op, max of FLOPs over the measured "
                "peak and bytes over the measured bandwidth, plus the dispatch overhead per op); achieved is bound over measured time."
                + (f" Projected: a roofline projection onto {_cell(session.hardware['title'])} from its datasheet figures, a lower "

@@ -42,7 +42,7 @@ from effprof.analyse.session import Session
 from effprof.render.escape import plotly_strings
 from effprof.render.figures import expert_load_figure, metric_figures
 from effprof.render.roofline import largest_size_rows, roofline_figures
-from effprof.store.metrics import NOISE_THRESHOLD, NOISY_MARK, human, is_busy, is_noisy, unit_of
+from effprof.store.metrics import METRICS, NOISE_THRESHOLD, NOISY_MARK, human, is_busy, is_noisy, ladder_data, unit_of
 
 PLOTLYJS = ("inline", "cdn", "directory")  # how the page loads plotly.js (--plotlyjs)
 BUNDLE = "plotly.min.js"  # the file `directory` writes beside the report
@@ -53,17 +53,10 @@ RECORD_COLUMNS = ["mechanism", "family", "mode", "status", "flops_analytic", "fl
                   "peak_bytes", "activation_bytes", "state_bytes", "params", "fraction_of_peak", "arithmetic_intensity", "roofline_bound_s",
                   "roofline_limit", "roofline_fraction", "projected_time_s", "load_avg_1m", "error"]
 UNIT_COLUMNS = {"time_s", "time_iqr_s", "peak_bytes", "activation_bytes", "state_bytes", "flops_analytic", "flops_counted", "flops_fvcore",
-                "params", "arithmetic_intensity", "roofline_bound_s", "projected_time_s"}
+                "params", "arithmetic_intensity", "roofline_bound_s", "roofline_fraction", "projected_time_s"}
 MOE_FIELDS = ("aux_loss", "z_loss", "dropped_fraction", "load_cv")
 OUTCOME_ORDER = {"fail": 0, "inconclusive": 1, "uncertain": 2, "pass": 3}  # how the notable verdicts are listed
 
-# The records table is drawn in the browser from raw numbers; this is metrics.human's ladder for it
-# (suffix, scale, separator), checked against metrics.human cell by cell in tests/test_browser.py.
-JS_UNITS = {
-    "time": {"sep": " ", "ladder": [["s", 1.0], ["ms", 1e-3], ["µs", 1e-6]], "last": ["ns", 1e-9]},
-    "bytes": {"sep": " ", "ladder": [["GiB", 2.0**30], ["MiB", 2.0**20], ["KiB", 2.0**10]], "last": ["B", 1.0], "fixed": True},
-    "flops": {"sep": "", "ladder": [["T", 1e12], ["G", 1e9], ["M", 1e6], ["k", 1e3]], "last": ["", 1.0]},
-}
 
 
 def _environment() -> jinja2.Environment:
@@ -72,6 +65,7 @@ def _environment() -> jinja2.Environment:
     env.filters["num"] = _num
     env.filters["human"] = human
     env.filters["words"] = variant_words  # impl=chunked -> chunked
+    env.globals["metrics"] = METRICS  # the template names a metric as the table does: {{ metrics.time.short }}
     return env
 
 
@@ -215,9 +209,9 @@ def _cost_breakdown(session: Session, frame: pd.DataFrame) -> dict[str, Any]:
 
 def _column_kind(column: str) -> str:
     if column in UNIT_COLUMNS:
-        return unit_of(column) if unit_of(column) in JS_UNITS else "flops"
-    if column in ("fraction_of_peak", "roofline_fraction"):
-        return "percent"
+        return unit_of(column)  # a key of metrics.LADDERS, which the page's script writes the cell with
+    if column == "fraction_of_peak":
+        return "fraction"
     if column == "load_avg_1m":
         return "load"
     return "text"
@@ -262,7 +256,7 @@ def records_data(points: pd.DataFrame, axis: str | None) -> dict[str, Any]:
         row.append(flags)
         rows.append(row)
     return {"columns": [{"name": c, "kind": kinds[c], **({"values": list(values[c])} if c in values else {})} for c in columns],
-            "rows": rows, "units": JS_UNITS, "page": PAGE_ROWS, "mark": NOISY_MARK,
+            "rows": rows, "units": ladder_data(), "page": PAGE_ROWS, "mark": NOISY_MARK,
             "noisy_note": f"noisy: IQR/median > {100 * NOISE_THRESHOLD:.0f}%", "busy_note": "busy: load above the core count"}
 
 

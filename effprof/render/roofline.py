@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 from effprof.analyse.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis
 from effprof.render import axes, style
+from effprof.store.metrics import METRICS, human
 
 NEEDED = ("arithmetic_intensity", "achieved_flops_per_s", "peak_flops_per_s", "peak_bytes_per_s")
 ROOF_DASH = {"beyond": "solid", "in cache": "dot"}
@@ -62,10 +63,10 @@ def _figure(ok: pd.DataFrame, mode: str, axis: str | None, styles: dict) -> go.F
             shown += roof
             name = f"roof {dtype} ({'memory beyond caches' if where == 'beyond' else 'memory in cache'})".replace("roof  (", "roof (")
             fig.add_trace(go.Scatter(x=xs, y=roof, mode="lines", name=name, line={"color": style.KEY_COLOR, "width": 2, "dash": ROOF_DASH[where]},
-                                     hovertemplate=f"matmul peak {peak / unit.scale:.3g} {unit.symbol}/s, bandwidth {bandwidth / 1e9:.3g} GB/s"
+                                     hovertemplate=f"matmul peak {peak / unit.scale:.3g} {unit.symbol}/s, bandwidth {human(bandwidth, 'bytes')}/s"
                                                    "<extra></extra>"))
     growth = f" (arrow: the way {axis} grows)" if axis else ""
-    fig.update_layout(xaxis=axes.log_axis("arithmetic intensity (FLOP/byte)", [low, high]),
+    fig.update_layout(xaxis=axes.log_axis(METRICS["intensity"].label, [low, high]),
                       yaxis=axes.log_axis(axes.axis_title("achieved throughput", unit.symbol + "/s"), shown))
     title = f"roofline — {mode}: measured matmul peak and bandwidth (beyond caches solid, in cache dotted){growth}"
     return style.screen_layout(fig, title, height=460).update_layout(meta={"name": f"roofline-{mode}"})
