@@ -4,7 +4,7 @@ The points of each claim are counted (count-only: fake tensors, no timing; no sp
 small sizes first; where a lower term still dominates there, the check measures again at sizes 4×, 16×,
 ... larger until the dominant term is identified (effprof.check.run.judged_where_decided, the same path
 `effprof check --count-only` takes). Then the claim is judged at the claimed exponent and at ±0.25, ±0.5
-through effprof.check's judge.
+through effprof.check's judge_check.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import dataclasses
 
 import pytest
 
-from effprof.check import judge, make_check, needed_options
+from effprof.check import judge_check, make_check, needed_options
 from effprof.check.run import judged_where_decided
 from effprof.registry import get_spec, list_mechanisms
 from effprof.runner import run_points
@@ -72,10 +72,10 @@ def _judged(name: str, index: int):
     check = make_check(name, claim.axis, _values(name, claim.axis, config, index), claim.metric, claim.exponent,
                        mode=claim.mode, params=config, log_power=claim.log_power)
     options = needed_options({claim.metric}, count_only=True)
-    first = judge(check, run_points(check.points, options))
+    first = judge_check(check, run_points(check.points, options))
     decided = judged_where_decided(check, first, lambda grown: run_points(grown.points, options))
     records = decided.records
-    results = {offset: judge(dataclasses.replace(decided.check, exponent=claim.exponent + offset), records)
+    results = {offset: judge_check(dataclasses.replace(decided.check, exponent=claim.exponent + offset), records)
                for offset in (0.0, *OFF)}
     return claim, results
 

@@ -10,7 +10,7 @@ from effprof import synthetic
 from effprof.analyse.outcome import claim_outcome, gate_fails, outcome_reason, tally
 from effprof.analyse.session import analyse
 from effprof.check import make_check
-from effprof.check.judge import judge
+from effprof.check.result import judge_check
 from effprof.pytest_plugin import assert_scaling
 from effprof.render.html import _verdicts
 
@@ -59,7 +59,7 @@ def test_the_four_entry_points_agree(expected, monkeypatch):
     assert {**panel["counts"], "uncertain": panel["uncertain"]} == counted
     # effprof check: the check's own claim on the same records
     check = make_check("softmax_attention", "seq_len", SIZES, metric, exponent)
-    result = judge(check, records)
+    result = judge_check(check, records)
     assert result.verdict == expected
     assert result.failed == (expected != "pass")
     # assert_scaling: the same records, as if it had measured them
@@ -76,9 +76,9 @@ def test_check_sets_noisy_time_claims_aside_as_compare_does():
     records = _records("time", 1.0, noise=0.6)  # a false claim, on noisy timings
     session = analyse(records)
     assert claim_outcome(_fit_of(session.fits, "time")) == "uncertain"
-    result = judge(make_check("softmax_attention", "seq_len", SIZES, "time", 1.0), records)
+    result = judge_check(make_check("softmax_attention", "seq_len", SIZES, "time", 1.0), records)
     assert result.verdict == "uncertain" and "noisy point" in result.reason and result.failed
-    allowed = judge(make_check("softmax_attention", "seq_len", SIZES, "time", 1.0, allow_inconclusive=True), records)
+    allowed = judge_check(make_check("softmax_attention", "seq_len", SIZES, "time", 1.0, allow_inconclusive=True), records)
     assert allowed.verdict == "uncertain" and not allowed.failed
 
 

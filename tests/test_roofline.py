@@ -107,10 +107,23 @@ def _fake_ceilings(key, threads=1):
                              exp_flops_per_s=1e8, overhead_s=2e-6)
 
 
+def test_ceilings_measured_on_a_busy_machine_are_not_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("EFFPROF_CACHE", str(tmp_path))
+    measured = []
+    monkeypatch.setattr(roofline, "measure_ceilings", lambda device, dtype, threads, key, clock="wall": measured.append(key) or _fake_ceilings(key))
+    monkeypatch.setattr(roofline, "_busy", lambda: True)
+    for _ in range(2):
+        roofline.machine_ceilings.cache_clear()
+        roofline.machine_ceilings("cpu", "float32", 1)
+    roofline.machine_ceilings.cache_clear()
+    assert len(measured) == 2 and not list(tmp_path.rglob("*.json"))  # used for that run only, measured again after
+
+
 def test_ceilings_are_measured_once_and_read_back_from_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EFFPROF_CACHE", str(tmp_path))
     measured = []
     monkeypatch.setattr(roofline, "measure_ceilings", lambda device, dtype, threads, key, clock="wall": measured.append(key) or _fake_ceilings(key))
+    monkeypatch.setattr(roofline, "_busy", lambda: False)  # a quiet machine: what is cached (a busy one is tested above)
     roofline.machine_ceilings.cache_clear()
     first = roofline.machine_ceilings("cpu", "float32", 1)
     roofline.machine_ceilings.cache_clear()

@@ -18,8 +18,10 @@ import pandas as pd
 
 from effprof.analyse.frames import noisy_mask
 from effprof.config import KEYS
+from effprof.store.records import point_identity
 
 COUNT = "n"  # the column holding how many records a row stands for
+POINT = "_point"  # the grouping key (point_keys)
 SAMPLE_QUANTILES = 101  # pooled timing samples kept per aggregated point: their percentiles 0, 1, ..., 100
 
 
@@ -28,23 +30,33 @@ def point_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in ("mechanism", "mode", *KEYS, "status", "error") if c in frame.columns]
 
 
+def point_keys(frame: pd.DataFrame) -> list[str]:
+    """Each row's point, by the one definition of "the same point" (store.records.point_identity: mechanism, mode and
+    the config it carries, `compile=none` as no compile, 2.0 as 2), with its status and error: failures stay apart."""
+    identity = [c for c in ("mechanism", "mode", *KEYS) if c in frame.columns]
+    rows = frame[identity].to_dict("records")
+    status = frame["status"].astype(str).tolist() if "status" in frame.columns else [""] * len(frame)
+    error = frame["error"].astype(str).tolist() if "error" in frame.columns else [""] * len(frame)
+    return [f"{point_identity(r)}|{s}|{e}" for r, s, e in zip(rows, status, error, strict=True)]
+
+
 def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per point (in order of first appearance): numeric fields are the median over its records,
-    other fields the first record's, `n` the number of records, timing samples pooled (as percentiles),
-    and `time_noisy` judged on the medians (metrics.is_noisy). A frame without repeats comes back
-    as it was, with n = 1."""
+    """One row per point (in order of first appearance; the point by `point_keys`): numeric fields are the median over
+    its records, other fields (the config included) the first record's, `n` the number of records, timing samples
+    pooled (as percentiles), and `time_noisy` judged on the medians (metrics.is_noisy). A frame without repeats comes
+    back as it was, with n = 1."""
     if frame.empty:
         return frame.assign(**{COUNT: pd.Series(dtype=int)})
     keys = point_columns(frame)
-    groups = frame.groupby(keys, dropna=False, sort=False)
+    groups = frame.groupby(pd.Series(point_keys(frame), index=frame.index, name=POINT), sort=False)
     sizes = groups.size()
     if (sizes == 1).all():
         return _judged(frame.assign(**{COUNT: 1}))
     numeric = [c for c in frame.columns if c not in keys and pd.api.types.is_numeric_dtype(frame[c])
                and not pd.api.types.is_bool_dtype(frame[c])]
-    other = [c for c in frame.columns if c not in keys and c not in numeric]
-    parts = [groups[numeric].median(), groups[other].first() if other else None, sizes.rename(COUNT)]
-    points = pd.concat([p for p in parts if p is not None], axis=1).reset_index()
+    other = [c for c in frame.columns if c not in numeric]
+    parts = [groups[numeric].median(), groups[other].first(), sizes.rename(COUNT)]
+    points = pd.concat(parts, axis=1).reset_index(drop=True)
     if "time_samples_s" in frame.columns:
         points["time_samples_s"] = _pooled_samples(frame, groups, len(points))
     return _judged(points[[*(c for c in frame.columns if c in points.columns), COUNT]])

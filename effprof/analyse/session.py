@@ -197,7 +197,7 @@ def _positive(value: Any) -> bool:
 # ---- complexity -------------------------------------------------------------------------
 
 
-def complexity_table(frame: pd.DataFrame, fits: pd.DataFrame) -> list[dict[str, Any]]:
+def complexity_rows(frame: pd.DataFrame, fits: pd.DataFrame) -> list[dict[str, Any]]:
     """Per mechanism: theoretical prefill/train cost, decode cost per token and state (from its spec),
     beside the measured exponents along the swept axis and their verdicts."""
     if frame.empty or "complexity" not in frame.columns:
@@ -285,7 +285,7 @@ class Session:
     records      the measured points (records.Record, current schema)
     fits         effprof.analyse.fit rows, plus noisy_points / uncertain
     crossovers   crossovers(), each with noisy_points / uncertain
-    complexity   complexity_table()
+    complexity   complexity_rows()
     baseline     baseline_diff() rows, or None when no baseline was given
     patterns     attention-pattern data of the sparse mechanisms ({name, n, rows, cols, pairs, density, ...}),
                  or None when it was not measured (it needs torch: `effprof compare` measures it)
@@ -497,7 +497,7 @@ def analyse(records: Iterable[dict[str, Any]] | pd.DataFrame, baseline: Iterable
         records=records,
         fits=json_ready(fitted.to_dict("records")),
         crossovers=json_ready(crossovers(frame)),
-        complexity=json_ready(complexity_table(frame, fitted)),
+        complexity=json_ready(complexity_rows(frame, fitted)),
         baseline=json_ready(baseline_diff(frame, old).to_dict("records")) if old is not None else None,
         patterns=json_ready(patterns) if patterns is not None else None,
         noise=noise_summary(frame),

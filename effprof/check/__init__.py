@@ -5,7 +5,7 @@ One file, one job:
     claims.py     the check file format and its validation (Check, CheckSuite, load_checks, make_check)
     locate.py     line numbers of TOML tables and keys, for messages that point at the bad line
     run.py        measuring only what a check needs (run_check, run_suite, needed_options)
-    judge.py      fitting a check's records and judging its own claim (CheckResult, judge)
+    result.py     fitting a check's records and judging its own claim (CheckResult, judge_check)
     baseline.py   the point-by-point comparison with a baseline results file
     ci_output.py  JUnit XML and GitHub Actions annotations
 
@@ -34,11 +34,11 @@ from effprof.check.claims import (
     load_checks,
     make_check,
 )
-from effprof.check.judge import CheckResult, exponent_text, judge, leading_text, measured_text
+from effprof.check.result import CheckResult, exponent_text, judge_check, leading_text, measured_text
 from effprof.check.run import needed_options, run_check, run_suite
 
 __all__ = [
     "CLAIM_KEYS", "DEFAULT_REGRESSION", "HOW_TO_ADD", "METRIC_NAMES", "REQUIRED_KEYS", "SECTION_KEYS", "Check",
-    "CheckFileError", "CheckResult", "CheckSuite", "compare_baseline", "exponent_text", "github_annotations", "judge",
+    "CheckFileError", "CheckResult", "CheckSuite", "compare_baseline", "exponent_text", "github_annotations", "judge_check",
     "junit_xml", "leading_text", "load_checks", "make_check", "measured_text", "needed_options", "run_check", "run_suite",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from effprof.check.judge import CheckResult
+from effprof.check.result import CheckResult
 from effprof.render.escape import xml_text  # the one escaper for XML: a claim name from a check file may hold anything
 
 

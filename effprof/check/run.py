@@ -8,7 +8,7 @@ from typing import Any
 
 from effprof.check.baseline import compare_baseline
 from effprof.check.claims import Check, CheckSuite
-from effprof.check.judge import CheckResult, judge
+from effprof.check.result import CheckResult, judge_check
 
 
 def needed_options(metrics: set[str], threads: int = 0, max_time: float = 0.5, count_only: bool = False):
@@ -34,7 +34,7 @@ def run_check(check: Check, baseline: list[dict[str, Any]] | None = None, regres
     started = time.perf_counter()
     options = needed_options({check.metric, *(regression if baseline is not None else ())}, threads, max_time, count_only)
     records = run_points(check.points, options, output, on_record, executor=executor)
-    result = judge(check, records)
+    result = judge_check(check, records)
     if options.count_only:  # counts cost no time at any size: judge the claim where its dominant term is identified
         result = judged_where_decided(check, result, lambda grown: run_points(grown.points, options, output, on_record, executor=executor))
     if baseline is not None:
@@ -73,7 +73,7 @@ def judged_where_decided(check: Check, result: CheckResult, measure: Callable[[C
         values = [type(v)(v * GROWTH**rounds) for v in given]
         points = plan([check.mechanism], {check.axis: values}, [check.mode], check.params, count_only=True)
         grown = dataclasses.replace(check, values=values, points=points)
-        result = judge(grown, measure(grown))
+        result = judge_check(grown, measure(grown))
     if rounds:
         result.notes.append(f"judged on counts at {check.axis}={', '.join(map(str, result.check.values))}: at the sizes given "
                             f"({', '.join(map(str, given))}) a lower term dominated")

@@ -225,7 +225,7 @@ def _metric_name(name: Any) -> Any:
     return METRICS[name].label if isinstance(name, str) and name in METRICS else name
 
 
-def crossovers_table(session: Session, labels: _Labels | None = None) -> str | None:
+def crossovers_tex(session: Session, labels: _Labels | None = None) -> str | None:
     """The crossovers within the measured range: which series is cheaper below the crossing size and
     which above. Pairs that never cross in range are left out (the crossovers CSV lists every pair)."""
     found = [c for c in session.crossovers if is_number(c.get("at"))]
@@ -257,7 +257,7 @@ def crossovers_table(session: Session, labels: _Labels | None = None) -> str | N
                   rows, "llllr", notes)
 
 
-def complexity_table(session: Session, labels: _Labels | None = None) -> str | None:
+def complexity_tex(session: Session, labels: _Labels | None = None) -> str | None:
     """Theory (the spec's complexity text) beside the exponent measured in sequence length."""
     if not session.complexity:
         return None
@@ -277,7 +277,7 @@ def complexity_table(session: Session, labels: _Labels | None = None) -> str | N
                   rows, f"l{text}r{text}r{text}r")
 
 
-def roofline_table(session: Session, labels: _Labels | None = None) -> str | None:
+def roofline_tex(session: Session, labels: _Labels | None = None) -> str | None:
     """Per series and mode at the largest size: measured time, roofline bound, its limit, the achieved fraction of the
     bound and the arithmetic intensity (effprof.render.roofline.largest_size_rows); with --hardware, the projection."""
     from effprof.render.roofline import largest_size_rows
@@ -321,7 +321,7 @@ def latex(session: Session) -> str:
              ""]
     parts += raw_value_tables(session, labels)
     parts += fits_tables(session, labels)
-    parts += [t for t in (crossovers_table(session, labels), complexity_table(session, labels), roofline_table(session, labels)) if t]
+    parts += [t for t in (crossovers_tex(session, labels), complexity_tex(session, labels), roofline_tex(session, labels)) if t]
     return "\n".join(parts)
 
 

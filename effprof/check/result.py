@@ -83,7 +83,7 @@ def _with_ci(fit: dict[str, Any], value: str, low: str, high: str) -> str:
     return text
 
 
-def judge(check: Check, records: list[dict[str, Any]]) -> CheckResult:
+def judge_check(check: Check, records: list[dict[str, Any]]) -> CheckResult:
     """Fit the records of one check and judge the check's own claim: effprof.analyse.fit's rule, the noise marking of every
     other entry point (analysis.mark_noisy_fits), and the one outcome rule (effprof.analyse.outcome.claim_outcome)."""
     from effprof.analyse.fit import fit_frame
