@@ -19,8 +19,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from effprof.registry import build, get_spec, list_mechanisms
-
-__version__ = "0.1.0"
+from effprof.version import __version__ as __version__  # one home: effprof/version.py
 
 if TYPE_CHECKING:
     import pandas

@@ -140,7 +140,7 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        from effprof import __version__
+        from effprof.version import __version__
 
         echo(f"effprof {__version__}")
         raise typer.Exit()

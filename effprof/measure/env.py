@@ -62,7 +62,7 @@ def machine_load() -> dict[str, Any]:
 
 
 def environment(device: str, threads: int) -> dict[str, Any]:
-    from effprof import __version__
+    from effprof.version import __version__
 
     return {
         **machine_load(),
