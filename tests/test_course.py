@@ -241,6 +241,7 @@ def test_claims_beside_fits_judges_only_matching_series():
 
     spec = get_spec("softmax_attention")
     fits = [{"mechanism": "softmax_attention", "metric": "peak_bytes", "axis": "seq_len", "mode": "forward", "variant": "impl=sdpa",
+             "config": {"impl": "sdpa"},
              "claimed": 2.0, "leading_exponent": 1.0, "verdict": "fail"}]
     rows = claims_beside_fits(spec, fits)
     naive = [r for r in rows if r["metric"] == "peak_bytes" and r["where"] == "impl=naive"]

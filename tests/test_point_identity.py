@@ -27,3 +27,20 @@ def test_other_points_and_failures_stay_apart():
     points = aggregate(pd.DataFrame(rows))
     assert points["n"].tolist() == [1, 1, 2, 1]
     assert points["seq_len"].tolist() == [256, 512, 256, 256]
+
+
+def test_a_series_is_joined_on_its_structured_key_not_its_text():
+    """A config value with ',' and '=' in it (a hybrid's layer pattern) broke the k=v,k=v text the renderers parsed back."""
+    from effprof import synthetic
+    from effprof.analyse.frames import series_rows
+    from effprof.analyse.session import analyse
+
+    records = []
+    for pattern, noise in (("A,M=2", 0.6), ("M", 0.0)):  # the first series is timed noisily, the second is not
+        for r in synthetic.records(series=1, sizes=4, noise=noise, seed=5):
+            records.append({**r, "mechanism": "hybrid", "pattern": pattern, "claims": [["time", "seq_len", 2.0, 0.0]]})
+    session = analyse(records)
+    time_fits = {f["config"]["pattern"]: f for f in session.fits if f["metric"] == "time"}
+    assert set(time_fits) == {"A,M=2", "M"}
+    assert time_fits["A,M=2"]["noisy_points"] > 0 and time_fits["M"]["noisy_points"] == 0
+    assert len(series_rows(session.frame, time_fits["A,M=2"]["config"])) == 4

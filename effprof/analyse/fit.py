@@ -62,15 +62,17 @@ import numpy as np
 import pandas as pd
 
 from effprof.analyse.frames import fmt_value as _fmt
+from effprof.analyse.frames import plain_value, variant_text
 from effprof.config import KEYS
 from effprof.store.metrics import CLAIMABLE
 from effprof.store.metrics import tolerance as metric_tolerance
+from effprof.store.records import is_missing
 
 METRICS = CLAIMABLE  # metric name in claims -> record column (effprof.store.metrics, the one table)
 BOOTSTRAP = 200  # bootstrap replicates of a size's median from its raw timing samples
 NUMERIC_AXES = [k for k, info in KEYS.items() if info.type in (int, float)]
 FIT_COLUMNS = [
-    "mechanism", "variant", "mode", "metric", "axis", "exponent", "ci_low", "ci_high", "r2", "claimed",
+    "mechanism", "variant", "config", "mode", "metric", "axis", "exponent", "ci_low", "ci_high", "r2", "claimed",
     "tolerance", "verdict", "analytic_exponent", "leading_exponent", "leading_ci_low", "leading_ci_high",
     "local", "sizes", "n_points", "lower_exponent", "verdict_reason",
 ]
@@ -552,10 +554,6 @@ def judge_many(claimed: np.ndarray, low: np.ndarray, high: np.ndarray, reason: n
 # ---- frames -------------------------------------------------------------------------------------
 
 
-def _variant(values: dict[str, Any]) -> str:
-    return ",".join(f"{k}={_fmt(v)}" for k, v in values.items())
-
-
 def _claims_key(claims: Any) -> Hashable:
     """A hashable form of a record's claims list."""
     if not isinstance(claims, (list, tuple)):
@@ -620,10 +618,12 @@ def _fit_axis(part: pd.DataFrame, axis: str, others: list[str], tolerances: dict
     unanimous = (part.assign(series=ids).groupby("series")["_claims"].nunique() == 1).sort_index().to_numpy()
     meta = {  # per series id: what its rows print, and its claims when all its records agree
         "mechanism": first["mechanism"].tolist(), "mode": first["mode"].tolist(),
-        "variant": [_variant(dict(zip(others, values, strict=False))) for values in zip(*(first[k].tolist() for k in others), strict=False)]
-        if others else [""] * len(first),
+        # the series' structured key: the config that tells it from the mechanism's other series (frames.series_rows joins on it)
+        "config": [{k: plain_value(v) for k, v in zip(others, values, strict=True) if not is_missing(v)}
+                   for values in zip(*(first[k].tolist() for k in others), strict=True)] if others else [{} for _ in range(len(first))],
         "claims": [c if ok else None for c, ok in zip(first["_claims"].tolist(), unanimous, strict=False)],
     }
+    meta["variant"] = [variant_text(c) for c in meta["config"]]  # its display text (the --json contract); never parsed
     columns = [c for c in set(METRICS.values()) | {"flops_analytic", "time_iqr_s", "time_blocks"} if c in part.columns]
     medians = info
     if columns:
@@ -743,7 +743,7 @@ def _fit_chunk(metric: str, axis: str, series: np.ndarray, x: np.ndarray, y: np.
             verdict[i], reason[i] = "inconclusive", why
     count = len(series)
     return pd.DataFrame({
-        "mechanism": [meta["mechanism"][s] for s in series], "variant": [meta["variant"][s] for s in series],
+        "mechanism": [meta["mechanism"][s] for s in series], "variant": [meta["variant"][s] for s in series], "config": [meta["config"][s] for s in series],
         "mode": [meta["mode"][s] for s in series], "metric": [metric] * count, "axis": [axis] * count,
         "exponent": fit["exponent"], "ci_low": fit["ci_low"], "ci_high": fit["ci_high"], "r2": fit["r2"],
         "claimed": [None if c is None else c[0] for c in claims], "tolerance": np.full(count, tol),

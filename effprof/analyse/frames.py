@@ -12,7 +12,8 @@ from effprof.config import KEYS
 from effprof.store.metrics import is_noisy
 from effprof.store.records import is_missing
 
-__all__ = ["add_labels", "fmt_value", "is_missing", "noisy_mask", "ok_rows", "swept_axis", "variant_part", "variant_words", "varying_keys"]
+__all__ = ["add_labels", "fmt_value", "is_missing", "noisy_mask", "ok_rows", "plain_value", "series_rows", "swept_axis", "variant_part",
+           "variant_text", "variant_words", "varying_keys"]
 
 
 def ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -63,15 +64,34 @@ def variant_part(key: str, value: Any) -> str:
     return text if key in KEYS and KEYS[key].type is str else f"{key}={text}"
 
 
-def variant_words(variant: Any) -> str:
-    """A fit's variant ('impl=chunked,d_model=64') as words: 'chunked, d_model=64'."""
-    if not isinstance(variant, str) or not variant:
+def variant_words(config: Any) -> str:
+    """A series' config (a fit row's `config`: {"impl": "chunked", "d_model": 64}) as words: 'chunked, d_model=64'."""
+    if not isinstance(config, dict):
         return ""
-    parts = []
-    for part in variant.split(","):
-        key, sep, value = part.partition("=")
-        parts.append(variant_part(key, value) if sep else part)
-    return ", ".join(parts)
+    return ", ".join(variant_part(k, v) for k, v in config.items())
+
+
+def variant_text(config: dict[str, Any]) -> str:
+    """A series' config as the fit rows' `variant` text ('impl=chunked,d_model=64'): for display and the --json
+    contract only; code joins on the `config` dict (`series_rows`), never on this text."""
+    return ",".join(f"{k}={fmt_value(v)}" for k, v in config.items())
+
+
+def plain_value(value: Any) -> Any:
+    """A config value as its record wrote it: numpy scalars as Python's, 64.0 (a DataFrame column with gaps) as 64."""
+    if hasattr(value, "item"):
+        value = value.item()
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def series_rows(frame: pd.DataFrame, config: dict[str, Any] | None) -> pd.DataFrame:
+    """The rows of `frame` whose config has every value of `config` (a fit row's structured series key)."""
+    rows = frame
+    for key, value in (config or {}).items():
+        if key not in rows.columns:
+            return rows.iloc[0:0]
+        rows = rows[[plain_value(v) == value for v in rows[key]]]
+    return rows
 
 
 def noisy_mask(frame: pd.DataFrame) -> pd.Series:

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from effprof.analyse.frames import add_labels, fmt_value, noisy_mask, ok_rows, swept_axis, varying_keys
+from effprof.analyse.frames import add_labels, fmt_value, noisy_mask, ok_rows, plain_value, swept_axis, varying_keys
 from effprof.analyse.outcome import tally
 from effprof.store.metrics import CROSSED, METRICS, NOISE_THRESHOLD, is_busy, is_noisy
 from effprof.store.records import SCHEMA_VERSION, ResultsError, is_missing, json_ready, point_identity, to_frame, upgrade
@@ -244,12 +244,11 @@ def mark_noisy_fits(fits: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     if by_series:
         timed = {m for m in set(fits["metric"]) if m in METRICS and METRICS[m].timed}
         mechanisms, modes, metrics = fits["mechanism"].tolist(), fits["mode"].tolist(), fits["metric"].tolist()
-        variants, axes, all_sizes = ([None] * len(fits) if c not in fits.columns else fits[c].tolist() for c in ("variant", "axis", "sizes"))
+        configs, axes, all_sizes = ([None] * len(fits) if c not in fits.columns else fits[c].tolist() for c in ("config", "axis", "sizes"))
         for i in (i for i, key in enumerate(zip(mechanisms, modes, strict=True)) if key in by_series and metrics[i] in timed):
             rows = by_series[(mechanisms[i], modes[i])]
-            for part in filter(None, str(variants[i] or "").split(",")):
-                key, _, value = part.partition("=")
-                rows = [r for r in rows if key in r and not is_missing(r[key]) and fmt_value(r[key]) == value]
+            for key, value in (configs[i] if isinstance(configs[i], dict) else {}).items():  # the series' structured key
+                rows = [r for r in rows if key in r and not is_missing(r[key]) and plain_value(r[key]) == value]
             if isinstance(all_sizes[i], (list, tuple)):
                 rows = [r for r in rows if r.get(axes[i]) in all_sizes[i]]
             counts[i] = len(rows)

@@ -126,6 +126,10 @@ def _row_problem(row: Any, keys: dict[str, str]) -> str | None:
         if not ok:
             return f"{key} is {_shown(value)}, not {'a ' if kind != 'text' else ''}{kind}"
     for key, value in row.items():
+        if key == "config":  # a series' structured key (fit rows): config keys to plain values
+            if not (isinstance(value, dict) and all(isinstance(k, str) and _scalar(v) for k, v in value.items())):
+                return f"config is {_shown(value)}, not a table of config keys to text or numbers"
+            continue
         if not (_scalar(value) or (isinstance(value, list) and all(_scalar(v) for v in value))):
             return f"{key} is {_shown(value)}, not text, a number or a list of them"
     return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from effprof.analyse.frames import fmt_value
+from effprof.analyse.frames import fmt_value, plain_value
 from effprof.store.metrics import human
 from effprof.store.records import is_missing
 from effprof.store.records import is_number as _number
@@ -48,8 +48,8 @@ def fit(session, mechanism: str, metric: str, mode: str, axis: str = "seq_len", 
     for row in session.fits:
         if (row.get("mechanism"), row.get("metric"), row.get("mode"), row.get("axis")) != (mechanism, metric, mode, axis):
             continue
-        parts = dict(p.partition("=")[::2] for p in str(row.get("variant") or "").split(",") if p)
-        if all(parts.get(k) == fmt_value(v) for k, v in variant.items()):
+        config = row.get("config") or {}
+        if all(k in config and config[k] == plain_value(v) for k, v in variant.items()):
             return row
     return None
 

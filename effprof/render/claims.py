@@ -19,25 +19,21 @@ from effprof.store.records import is_number as _number
 MODE_FREE = ("state_bytes", "params")  # as effprof.measure.harness.MODE_FREE_METRICS: judged in whichever mode measured them
 
 
-def _variant(row: dict[str, Any]) -> dict[str, str]:
-    return dict(part.partition("=")[::2] for part in str(row.get("variant") or "").split(",") if part)
-
-
 def claims_beside_fits(spec, fits: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (claim, judging series): the claim, the series, the measured exponent, its interval and verdict."""
-    from effprof.analyse.frames import fmt_value
+    from effprof.analyse.frames import fmt_value, plain_value
 
     rows = []
     for claim in spec.claims:
-        where = {k: fmt_value(v) for k, v in (claim.where or {}).items()}
+        where = {k: plain_value(v) for k, v in (claim.where or {}).items()}
         judged = [f for f in fits if f.get("mechanism") == spec.name and f.get("metric") == claim.metric and f.get("axis") == claim.axis
                   and (f.get("mode") == claim.mode or claim.metric in MODE_FREE)
                   and _number(f.get("claimed")) and float(f["claimed"]) == float(claim.exponent)
-                  and all(_variant(f).get(k, v) == v for k, v in where.items())]
+                  and all((f.get("config") or {}).get(k, v) == v for k, v in where.items())]
         if claim.metric in MODE_FREE and judged:  # the same figure in every mode: the claim's own mode, or the first
             judged = [f for f in judged if f.get("mode") == claim.mode] or judged[:1]
         base = {"metric": claim.metric, "axis": claim.axis, "claimed": claim.exponent, "mode": claim.mode,
-                "where": ", ".join(f"{k}={v}" for k, v in where.items())}
+                "where": ", ".join(f"{k}={fmt_value(v)}" for k, v in where.items())}
         if not judged:
             rows.append({**base, "series": "", "measured": None, "ci_low": None, "ci_high": None, "verdict": "not measured",
                          "reason": f"no series of 3 or more {claim.axis} values in {claim.mode} mode"

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from effprof.analyse.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, swept_axis, variant_words
+from effprof.analyse.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, series_rows, swept_axis, variant_words
 from effprof.analyse.session import Session
 from effprof.render.escape import plain, terminal
 from effprof.store.metrics import COMPARED, METRICS, NOISE_THRESHOLD, NOISY_MARK, ROOFLINE, human, is_busy, is_noisy, relative_spread
@@ -98,7 +98,7 @@ def fits_table(fits: pd.DataFrame) -> Table:
             leading = f"{row.leading_exponent:.2f}" + (f" [{row.leading_ci_low:.2f}, {row.leading_ci_high:.2f}]" if _number(row.leading_ci_low) else "")
         raw = f"{row.exponent:.3f}" if _number(row.exponent) else "–"
         r2 = f"{row.r2:.3f}" if _number(row.r2) else "–"
-        table.add_row(plain(row.mechanism), plain(variant_words(row.variant)), plain(row.mode), plain(row.metric), plain(row.axis),
+        table.add_row(plain(row.mechanism), plain(variant_words(row.config)), plain(row.mode), plain(row.metric), plain(row.axis),
                       leading, claimed, raw, ci, r2, analytic, verdict)
     return table
 
@@ -305,7 +305,7 @@ def summary_lines(session: Session) -> list[Text]:
         measured, claimed = f.get("leading_exponent"), f.get("claimed")
         measured_text = f"{measured:.2f}" if _number(measured) else "–"
         claimed_text = f"{claimed:g}" if _number(claimed) else "–"
-        lines.append(Text("fail ", style="bold red") + plain(f"{f['mechanism']} {f.get('variant') or ''} {f['mode']} {f['metric']}: "
+        lines.append(Text("fail ", style="bold red") + plain(f"{f['mechanism']} {variant_words(f.get('config'))} {f['mode']} {f['metric']}: "
                                                            f"claimed {claimed_text}, measured {measured_text}"))
     if s["uncertain"]:
         lines.append(Text(f"{len(s['uncertain'])} time verdict(s) uncertain ({NOISE_NOTE}): not counted", style="dim"))
@@ -341,6 +341,7 @@ def summary_table(session: Session, baseline_series: str | None = None) -> Table
     fits = session.fits_frame
     fits = fits[fits["axis"] == axis] if axis and not fits.empty else fits.iloc[0:0]
     keys = list(dict.fromkeys((f["mechanism"], f["variant"] or "", f["mode"]) for f in fits.to_dict("records")))
+    configs = {(f["mechanism"], f["variant"] or ""): f.get("config") or {} for f in fits.to_dict("records")}
     for key in dict.fromkeys(zip(frame.get("mechanism", []), frame.get("mode", []), strict=False)):
         if not any(k[0] == key[0] and k[2] == key[1] for k in keys):
             keys.append((key[0], "", key[1]))
@@ -348,7 +349,7 @@ def summary_table(session: Session, baseline_series: str | None = None) -> Table
     title = ("summary: exponent in " + (terminal(axis) if axis else "the swept size") + ": measured (claimed) verdict; "
              "then the values at the largest size; decode per generated token")
     table = Table(title=title, title_justify="left")
-    labels = [mechanism + (f" [{variant_words(variant)}]" if variant else "") for mechanism, variant, _ in keys]
+    labels = [mechanism + (f" [{variant_words(configs.get((mechanism, variant)))}]" if variant else "") for mechanism, variant, _ in keys]
     table.add_column("mechanism", overflow="fold", min_width=min(40, max(map(len, labels), default=9)))  # names stay whole
     table.add_column("mode")
     for name in SUMMARY_METRICS:
@@ -357,11 +358,11 @@ def summary_table(session: Session, baseline_series: str | None = None) -> Table
     for name in SUMMARY_METRICS:
         table.add_column(METRICS[name].short + at, justify="right")
     by_key = {(f["mechanism"], f["variant"] or "", f["mode"], f["metric"]): f for f in fits.to_dict("records")}
-    base_rows = _series_rows(frame, baseline_series, "", None, axis) if baseline_series else None
+    base_rows = _series_rows(frame, baseline_series, {}, None, axis) if baseline_series else None
     for (mechanism, variant, mode), label in zip(keys, labels, strict=False):
         label = plain(label)
         exponents = [_exponent_cell(by_key.get((mechanism, variant, mode, name))) for name in SUMMARY_METRICS]
-        rows = _series_rows(frame, mechanism, variant, mode, axis)
+        rows = _series_rows(frame, mechanism, configs.get((mechanism, variant), {}), mode, axis)
         base = None
         if base_rows is not None and mechanism != baseline_series:
             base = base_rows[base_rows["mode"] == mode] if "mode" in base_rows else None
@@ -376,17 +377,14 @@ def _largest(frame: pd.DataFrame, axis: str | None):
     return frame[axis].dropna().max()
 
 
-def _series_rows(frame: pd.DataFrame, mechanism: str, variant: str, mode: str | None, axis: str | None) -> pd.DataFrame:
-    """The ok records of one series (mechanism, `variant` as fit writes it: k=v,k=v; `mode` or every mode)."""
+def _series_rows(frame: pd.DataFrame, mechanism: str, config: dict[str, Any] | None, mode: str | None, axis: str | None) -> pd.DataFrame:
+    """The ok records of one series (mechanism, its structured key `config` as fit rows carry it; `mode` or every mode)."""
     if frame.empty:
         return frame
     rows = frame[frame["mechanism"] == mechanism]
     if mode is not None:
         rows = rows[rows["mode"] == mode]
-    for part in filter(None, variant.split(",")):
-        key, _, value = part.partition("=")
-        rows = rows[rows[key].map(fmt_value) == value] if key in rows.columns else rows.iloc[0:0]
-    return rows
+    return series_rows(rows, config)
 
 
 def _exponent_cell(fit: dict[str, Any] | None) -> Text:
@@ -486,7 +484,7 @@ def verdict_lines(session: Session) -> list[Text]:
     lines = [line]
     reasons = [f for f in inconclusive if isinstance(f.get("verdict_reason"), str) and f["verdict_reason"]]
     for f in reasons[:MAX_REASON_LINES]:
-        where = f"{f['mechanism']}" + (f" [{variant_words(f['variant'])}]" if f.get("variant") else "") + f" {f['mode']} {f['metric']}"
+        where = f"{f['mechanism']}" + (f" [{variant_words(f.get('config'))}]" if f.get("variant") else "") + f" {f['mode']} {f['metric']}"
         lines.append(plain(f"  inconclusive: {where}: {f['verdict_reason']}", "yellow"))
     if len(reasons) > MAX_REASON_LINES:
         lines.append(Text(f"  … {len(reasons) - MAX_REASON_LINES} more inconclusive verdicts explained in the report", style="dim"))

@@ -204,7 +204,7 @@ def fits_tables(session: Session, labels: _Labels | None = None) -> list[str]:
             if f.get("uncertain"):
                 verdict += rf" (uncertain{NOISY})"
                 noisy_shown = True
-            rows.append([_cell(f.get("mechanism")), *([_cell(variant_words(f.get("variant")))] if with_variant else []),
+            rows.append([_cell(f.get("mechanism")), *([_cell(variant_words(f.get("config")))] if with_variant else []),
                          _cell(_metric_name(f.get("metric"))), *([_cell(f.get("axis"))] if len(axes) > 1 else []),
                          _n(f.get("exponent")), f"[{_n(f.get('ci_low'))}, {_n(f.get('ci_high'))}]",
                          _n(f.get("leading_exponent")), _n(f.get("claimed")), verdict])
@@ -351,9 +351,9 @@ def write_csv(session: Session, path: str | Path) -> list[str]:
         records["time_noisy"] = noisy_mask(frame)
         records["time_iqr_over_median"] = [relative_spread(r) for r in frame.to_dict("records")]
     fits = session.fits_frame
-    for column in ("local", "sizes"):
+    for column in ("local", "sizes", "config"):
         if column in fits.columns:
-            fits[column] = fits[column].map(lambda v: json.dumps(v) if isinstance(v, (list, tuple)) else v)
+            fits[column] = fits[column].map(lambda v: json.dumps(v) if isinstance(v, (list, tuple, dict)) else v)
     paths = csv_paths(path)
     module_fits = pd.DataFrame(session.module_fits)
     if "sizes" in module_fits.columns:

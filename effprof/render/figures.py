@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from effprof.analyse.frames import add_labels, fmt_value, is_missing, ok_rows, swept_axis
+from effprof.analyse.frames import add_labels, fmt_value, is_missing, ok_rows, series_rows, swept_axis
 from effprof.render import axes, style
 from effprof.render.escape import plotly_text
 from effprof.store.metrics import COMPARED, METRICS
@@ -115,7 +115,7 @@ def _add_fit_line(fig: go.Figure, fits: pd.DataFrame | None, rows: pd.DataFrame,
     match = fits[(fits["mechanism"] == mechanism) & (fits["mode"] == mode) & (fits["metric"] == metric) & (fits["axis"] == axis)]
     column = METRICS[metric].column
     for fit in match.itertuples():
-        if fit.variant and not all(_matches(rows, part) for part in fit.variant.split(",")):
+        if fit.config and len(series_rows(rows, fit.config)) != len(rows):  # another series of the mechanism
             continue
         sizes = sorted(fit.sizes)
         top = rows[rows[axis] == sizes[-1]][column]
@@ -127,11 +127,6 @@ def _add_fit_line(fig: go.Figure, fits: pd.DataFrame | None, rows: pd.DataFrame,
                                  hovertemplate=f"fitted slope {fit.exponent:.2f}<extra></extra>"))
         return True
     return False
-
-
-def _matches(rows: pd.DataFrame, part: str) -> bool:
-    key, _, value = part.partition("=")
-    return key in rows.columns and rows[key].map(fmt_value).astype(str).eq(value).all()
 
 
 def expert_load_figure(frame: pd.DataFrame) -> go.Figure | None:

@@ -119,12 +119,14 @@ def _verdicts(fits: list[dict[str, Any]]) -> dict[str, Any]:
                      "judged": f.get("leading_exponent"), "judged_low": f.get("leading_ci_low"), "judged_high": f.get("leading_ci_high")})
     columns = list(dict.fromkeys((f["mode"], f["metric"], f["axis"]) for f in rows))
     matrix: dict[tuple[str, str], dict[tuple[str, str, str], dict[str, Any]]] = {}
+    configs: dict[tuple[str, str], dict[str, Any]] = {}
     for f in rows:
         matrix.setdefault((f["mechanism"], f.get("variant") or ""), {}).setdefault((f["mode"], f["metric"], f["axis"]), f)
+        configs[(f["mechanism"], f.get("variant") or "")] = f.get("config") or {}
     outcomes = tally(fits)
     counts = {v: len(outcomes[v]) for v in ("fail", "inconclusive", "pass")}
     return {"columns": [{"mode": m, "metric": metric, "axis": axis} for m, metric, axis in columns],
-            "matrix": [{"mechanism": mechanism, "variant": variant, "cells": [cells.get(c) for c in columns]}
+            "matrix": [{"mechanism": mechanism, "variant": variant, "config": configs[(mechanism, variant)], "cells": [cells.get(c) for c in columns]}
                        for (mechanism, variant), cells in matrix.items()],
             "notable": sorted((f for f in rows if f["outcome"] != "pass"), key=lambda f: f["order"]),
             "counts": counts, "claims": sum(counts.values()), "uncertain": len(outcomes["uncertain"])}
