@@ -135,7 +135,7 @@ def test_the_old_linear_claim_of_block_selection_fails_where_decided():
 
 def test_every_named_claim_exists_once():
     """A key that names no claim (a claim renamed, its where changed) fails here instead of silently not applying."""
-    for name, key in (*REPRESENTATIVE, *CLAIM_SIZES, *[p if isinstance(p, tuple) else tuple(p.values) for p in CORRECTED]):
+    for name, key in (*REPRESENTATIVE, *CLAIM_SIZES, *[tuple(p.values) if hasattr(p, "marks") else p for p in CORRECTED]):
         assert claim_key(_claim(name, key)) == key
     with pytest.raises(AssertionError, match="claims are"):
         _claim("softmax_attention", "flops:seq_len@forward[impl=nope]")
