@@ -116,7 +116,7 @@ def test_sys_exit_inside_a_measured_point_is_an_error_record(monkeypatch):
 @pytest.mark.parametrize("attr, fragment", [("flops_as_text", 'flops_analytic is "'), ("complexity_numbers", "complexity is")])
 def test_the_records_check_fails_a_record_no_command_can_read(attr, fragment):
     from effprof.config import resolve_config
-    from effprof.plugins import TINY, records_problem
+    from effprof.contract import TINY, records_problem
     from effprof.registry import add, unregister
     from tests.plugins import user_code as plugins
     from tests.plugins.short_conv import short_conv_cost
