@@ -74,7 +74,7 @@ def contract_checks(spec: MechanismSpec, flops: bool = True) -> list[ContractChe
     tiny: dict[str, Any] = {}
 
     def config_check() -> str:
-        tiny.update(resolve_config(spec, {**TINY, **spec.test_overrides}))
+        tiny.update(resolve_config(spec, {**TINY, **spec.tests.overrides}))
         return ""
 
     if not run("config: defaults validate", config_check):
@@ -97,7 +97,7 @@ def contract_checks(spec: MechanismSpec, flops: bool = True) -> list[ContractChe
     if len(spec.impls) > 1:
         run("impls: every impl computes the same function", lambda: _impls_problem(spec, tiny, x, changes))
     if flops:
-        sized = resolve_config(spec, {**spec.test_overrides, "seq_len": FLOP_SEQ_LEN})
+        sized = resolve_config(spec, {**spec.tests.overrides, "seq_len": FLOP_SEQ_LEN})
         for mode in spec.modes:
             if spec.cost(sized, mode).flops is None:  # Cost(flops=None): no analytic model, FLOPs are counted only
                 run(f"flops: every op counted in {mode} (no analytic model: Cost(flops=None))", lambda mode=mode: _flops_problem(spec, sized, mode, changes))

@@ -37,7 +37,7 @@ def case_id(case: tuple[str, dict[str, Any]]) -> str:
 def tiny(name: str, **overrides: Any) -> dict[str, Any]:
     """Tiny sizes every mechanism accepts, with the spec's own test sizes on top."""
     spec = get_spec(name)
-    config = {**TINY, **spec.test_overrides}
+    config = {**TINY, **spec.tests.overrides}
     config.update(overrides)
     return config
 

@@ -82,11 +82,11 @@ def load_student(target: str) -> Callable[..., Any]:
 def student_spec(project, build: Callable[..., Any]):
     """The reference's spec with the student's builder: same defaults, cost model and claims, one impl."""
     from effprof.modules import build_with_spec
-    from effprof.registry import get_spec
+    from effprof.registry import MeasureHints, TestHooks, get_spec
 
     reference = get_spec(project.reference)
     defaults = {**reference.defaults, **project.config}
-    overrides = {k: v for k, v in reference.test_overrides.items() if k not in project.config}  # the project's form wins
+    overrides = {k: v for k, v in reference.tests.overrides.items() if k not in project.config}  # the project's form wins
     choices = dict(reference.choices)
     if "impl" in choices:
         choices["impl"] = (defaults["impl"],)
@@ -102,7 +102,7 @@ def student_spec(project, build: Callable[..., Any]):
         return module
 
     return dataclasses.replace(reference, name=f"yours_{project.reference}", defaults=defaults, choices=choices,
-                               builder=builder, pattern=None, kernels=(), loop_impls=(), test_overrides=overrides)
+                               builder=builder, pattern=None, kernels=(), measure=MeasureHints(), tests=TestHooks(overrides))
 
 
 def check_project(project, build: Callable[..., Any], sizes: tuple[int, ...] = SCALING_SIZES,
@@ -122,7 +122,7 @@ def _check(project, build: Callable[..., Any], sizes: tuple[int, ...], scaling_c
         return results
     from effprof.config import resolve_config
 
-    config = resolve_config(spec, {**TINY, **spec.test_overrides})
+    config = resolve_config(spec, {**TINY, **spec.tests.overrides})
     results.append(_run("outputs: equal to the reference's on the same weights", lambda: output_problem(spec, project, config)))
     results.append(_run("gradients: equal to the reference's", lambda: gradient_problem(spec, project, config)))
     axes = {"seq_len": tuple(sizes), **project.scaling_axes}

@@ -266,7 +266,7 @@ class IsolatedRunner:
         return failed_record(name, mode, config, self.options, *crash_status(code, oom_kills, _oom_kills(), self.max_memory))
 
     def probe(self, target: str, claims: tuple, values: dict[str, Any]) -> bool:
-        """Build and run a module factory target in the worker, under --timeout and --max-memory (effprof.modules._probe
+        """Build and run a module factory target in the worker, under --timeout and --max-memory (effprof.modules.probe.probe
         there): whether it decodes, or ConfigError in one line when it fails, hangs or kills the worker."""
         from effprof.config import ConfigError
 

@@ -44,7 +44,7 @@ from effprof.mechanisms.base import Mechanism
 from effprof.mechanisms.diffusion import cost
 from effprof.mechanisms.diffusion.denoiser import DENOISER_DEFAULTS, Denoiser, KVCache, cache_length, resolve_denoiser
 from effprof.mechanisms.diffusion.sampling import sample_tokens
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Claim, Cost, MechanismSpec, Paper, TestHooks, register
 
 
 class ARBaseline(Mechanism):
@@ -126,7 +126,7 @@ def ar_cost(config: dict[str, Any], mode: str) -> Cost:
         defaults=dict(DENOISER_DEFAULTS),
         cost=ar_cost,
         validate=resolve_denoiser,
-        test_overrides={"gen_len": 8},
+        tests=TestHooks(overrides={"gen_len": 8}),
         claims=(
             Claim("flops", "seq_len", 2.0, "forward"),
             Claim("flops", "seq_len", 2.0, "train"),
