@@ -1,4 +1,4 @@
-"""Arithmetic of the analytic cost models, in the FLOP convention of DESIGN.md.
+"""Arithmetic of the analytic cost models, in the FLOP convention (ARCHITECTURE.md § FLOP convention).
 
 A multiply-add is 2 FLOPs, an elementwise op 1 FLOP per output element, a
 reduction 1 FLOP per input element. `Tally` adds up the forward and backward

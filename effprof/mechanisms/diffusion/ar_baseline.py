@@ -14,7 +14,7 @@ Generation of g tokens after a prompt of n tokens, with a KV cache:
 Prefill split: prepare stops one token short of the prompt so that every generated token costs
 exactly one decoding pass, the first included (caching all n tokens would leave the first token
 to the prefill's logits and g − 1 passes). The cache after pass 0 holds the n prompt tokens: that
-is the decode state reported (DESIGN's state after a prefill of seq_len tokens).
+is the decode state reported (ARCHITECTURE.md § Mechanisms: the state after a prefill of seq_len tokens).
 
 Training: next-token cross-entropy, −1/(b·(n−1)) Σ_seq Σ_{i<n} log p_θ(x_{i+1} | x_{≤i}).
 
@@ -99,7 +99,7 @@ class ARBaseline(Mechanism):
             prompt_cache = cache if prompt_cache is None else prompt_cache  # K, V of the n prompt tokens
             token = sample_tokens(self.denoiser.logits(h), self.temperature)  # x_{n+i+1}: (b, 1)
             tokens.append(token)
-        # state: the KV cache of the whole prompt (DESIGN's decode state), as for every causal mechanism
+        # state: the KV cache of the whole prompt (the decode state of ARCHITECTURE.md § Mechanisms), as for every causal mechanism
         return {"forward_passes": gen_len, "tokens": torch.cat(tokens, dim=1), "state": prompt_cache}
 
 

@@ -156,7 +156,7 @@ class BD3LM(Mechanism):
                 block = remask_step(block, self.denoiser.logits(h[:, -B:]), k, self.temperature, self.denoiser.mask_id)
             blocks.append(block)
             clean = block
-        # state: the KV cache after the prompt's pass (DESIGN's decode state), as for every causal mechanism
+        # state: the KV cache after the prompt's pass (the decode state of ARCHITECTURE.md § Mechanisms), as for every causal mechanism
         return {"forward_passes": passes, "tokens": torch.cat(blocks, dim=1), "state": prompt_cache}
 
 
