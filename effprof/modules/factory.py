@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from effprof.config import ASCII_INTEGER, ASCII_NUMBER, KEYS, RUN_DEFAULTS, ConfigError
+from effprof.plugins import import_module
 from effprof.registry import Cost
 
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -29,7 +30,6 @@ def resolve_factory(target: str) -> tuple[Callable[..., Any], str, str]:
     if not prefix or not attr:
         raise ConfigError(f"--module {target!r} is not pkg.module:factory or hf:model_type.layer")
     from effprof.measure.guard import user_code
-    from effprof.plugins import import_module
 
     try:
         with user_code():  # an import that calls sys.exit is an error too; torch settings it changes are put back
