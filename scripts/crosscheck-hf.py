@@ -7,8 +7,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from effprof.modules.crosscheck import crosscheck, markdown
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this repository's effprof, as `python3 -m` from its root
+
+from effprof.modules.crosscheck import crosscheck, markdown  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

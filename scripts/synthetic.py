@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from effprof.synthetic import SyntheticError, write
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this repository's effprof, as `python3 -m` from its root
+
+from effprof.synthetic import SyntheticError, write  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
