@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+import effprof.modules  # noqa: F401  (get_spec and build accept factory targets, pkg.mod:factory and hf:...)
 from effprof.registry import build, get_spec, list_mechanisms
 from effprof.version import __version__ as __version__  # one home: effprof/version.py
 

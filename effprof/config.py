@@ -1,4 +1,4 @@
-"""Config keys: one name each, everywhere (ARCHITECTURE.md § The contract).
+"""Config keys: one name each, everywhere (ARCHITECTURE.md § Config keys).
 
 Every key a mechanism accepts is declared here once, with its type and a line
 of documentation that `effprof list` shows. A family that needs a new key calls

@@ -1,4 +1,4 @@
-"""Arithmetic of the analytic cost models, in the FLOP convention of ARCHITECTURE.md.
+"""Arithmetic of the analytic cost models, in the FLOP convention (ARCHITECTURE.md § FLOP convention).
 
 A multiply-add is 2 FLOPs, an elementwise op 1 FLOP per output element, a
 reduction 1 FLOP per input element. `Tally` adds up the forward and backward
@@ -16,6 +16,7 @@ backward is two matmuls: grad of input and grad of weight).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 SOFTMAX_FLOPS = 5  # max, subtract, exp, sum, divide per element
 SOFTMAX_BACKWARD_FLOPS = 4  # g*y, sum, subtract, multiply by y per element
@@ -67,3 +68,15 @@ def mean_over_decode(config: dict, per_token) -> float:
     """
     n0, steps = config["seq_len"], config["gen_len"]
     return sum(per_token(n0 + i + 1) for i in range(steps)) / steps
+
+
+def estimated_bytes(spec: Any, config: dict[str, Any], mode: str) -> float:
+    """A rough upper estimate of a point's memory, from its cost model, to refuse absurd sizes up front.
+
+    The spec's own estimate (Cost.extra["peak_bytes"]) where it gives one; otherwise a dozen
+    activations of (batch, seq_len, d_model) — three times that in train mode — plus the decode state.
+    """
+    cost = spec.cost(config, mode)
+    activations = 12 * config["batch"] * (config["seq_len"] + config["gen_len"]) * config["d_model"] * BYTES[config["dtype"]]
+    estimate = cost.extra.get("peak_bytes", activations)
+    return (3 if mode == "train" else 1) * estimate + 2 * cost.state_bytes

@@ -12,7 +12,7 @@ name is an error, and an unknown name lists what exists.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from effprof.config import ConfigError, resolve_config
@@ -69,8 +69,38 @@ class Cost:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True)
+class TestHooks:
+    """What the tests use of a mechanism beside its spec: the sizes they build it at on top of tiny ones.
+
+    overrides: small overrides on top of tiny sizes (e.g. a chunk smaller than the test sequence); the
+    contract checks (effprof.contract) and tests/helpers.tiny apply them.
+    """
+
+    __test__ = False  # not a pytest test class
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MeasureHints:
+    """What measurement needs to know of a mechanism's forms beside its cost model.
+
+    loop_impls: impls that loop over tokens or blocks in Python: fvcore's tracer is skipped there at large
+    sizes (effprof.measure.fvcore_count).
+    """
+
+    loop_impls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class MechanismSpec:
+    """What a mechanism declares: frozen, and never changed once registered (`register` makes the registered
+    spec, with its builder, as a new object; a module factory's added claims register a new spec in its place).
+
+    `tests` and `measure` are what the tests and measurement use of it (TestHooks, MeasureHints), given with
+    the spec where it is registered.
+    """
+
     name: str
     family: str
     summary: str
@@ -82,8 +112,6 @@ class MechanismSpec:
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # accepted strings, "impl" included
     validate: Callable[[dict[str, Any]], None] | None = None  # relations between keys
     equations: str = ""  # shown by `effprof explain`; defaults to the module docstring
-    # impls that loop over tokens or blocks in Python: fvcore's tracer is skipped there at large sizes
-    loop_impls: tuple[str, ...] = ()
     # theoretical costs in big-O, for the complexity comparison table:
     # {"prefill": "O(N²d)", "train": ..., "decode": "O(Nd) per token", "state": "O(Nd)"}
     complexity: dict[str, str] = field(default_factory=dict)
@@ -92,8 +120,6 @@ class MechanismSpec:
     # sparse mechanisms: the attention pattern at small n, as per-query key index lists
     # (list of 1-D LongTensors) or a boolean (n_q, n_k) mask; see effprof.render.patterns
     pattern: Callable[[dict[str, Any]], Any] | None = None
-    # small overrides the tests use on top of tiny sizes (e.g. a chunk smaller than the test sequence)
-    test_overrides: dict[str, Any] = field(default_factory=dict)
     # compiled kernels (effprof/kernels/NAME.c) some of its forms use where they apply; `explain` says whether
     # each is built on this machine
     kernels: tuple[str, ...] = ()
@@ -101,7 +127,9 @@ class MechanismSpec:
     # form that runs at that point's device, dtype and mode, and why. Called when a point is built or costed,
     # never when the registry loads (it may build a compiled kernel).
     resolve_impl: Callable[[dict[str, Any], str | None], Resolution] | None = None
-    builder: Callable[[dict[str, Any]], Any] | None = None
+    builder: Callable[[dict[str, Any]], Any] | None = None  # set by `register` (a new spec), or given with a plain spec
+    tests: TestHooks = field(default_factory=TestHooks)
+    measure: MeasureHints = field(default_factory=MeasureHints)
 
     @property
     def impls(self) -> tuple[str, ...]:
@@ -134,20 +162,22 @@ _REGISTRY: dict[str, MechanismSpec] = {}
 
 
 def register(spec: MechanismSpec) -> Callable[[Callable], Callable]:
-    """Decorator: register `spec` with the decorated function as its builder."""
+    """Decorator: register `spec` with the decorated function as its builder (the registered spec is a copy of
+    `spec` with the builder; `spec` itself is left as it was)."""
 
     def decorate(builder: Callable) -> Callable:
-        spec.builder = builder
-        add(spec)
-        builder.spec = spec  # so a plugin can name its builder
+        registered = replace(spec, builder=builder)
+        add(registered)
+        builder.spec = registered  # so a plugin can name its builder
         return builder
 
     return decorate
 
 
-def add(spec: MechanismSpec) -> None:
-    """Register a spec whose builder is set; a duplicate name is an error."""
-    if spec.name in _REGISTRY:
+def add(spec: MechanismSpec, replacing: bool = False) -> None:
+    """Register a spec whose builder is set; a duplicate name is an error unless `replacing` (a module factory's spec
+    registered again with more claims: a new spec in the old one's place, never the old one changed)."""
+    if spec.name in _REGISTRY and not replacing:
         raise ValueError(f"mechanism {spec.name!r} is registered twice")
     if spec.builder is None:
         raise ValueError(f"mechanism {spec.name!r} has no builder")
@@ -157,6 +187,18 @@ def add(spec: MechanismSpec) -> None:
         if claim.mode not in MODES:
             raise ValueError(f"{spec.name}: claim mode {claim.mode!r} is not one of {MODES}")
     _REGISTRY[spec.name] = spec
+
+
+# Names the registry does not hold yet but can make on first use: (accepts(name), make(name) -> registered spec).
+# effprof.modules adds its factory targets (a name with a colon) when imported, as effprof's package does;
+# the registry imports nothing above it.
+_MAKERS: list[tuple[Callable[[str], bool], Callable[[str], MechanismSpec]]] = []
+
+
+def add_maker(accepts: Callable[[str], bool], make: Callable[[str], MechanismSpec]) -> None:
+    """Let get_spec make (and register) the specs of names `accepts` says yes to, on first use."""
+    if (accepts, make) not in _MAKERS:
+        _MAKERS.append((accepts, make))
 
 
 def unregister(name: str) -> None:
@@ -180,10 +222,10 @@ def families() -> list[str]:
 
 def get_spec(name: str) -> MechanismSpec:
     _load()
-    if name not in _REGISTRY and ":" in name:  # a module factory, pkg.mod:factory or hf:model_type.layer
-        from effprof.modules import module_spec
-
-        return module_spec(name)
+    if name not in _REGISTRY:  # a module factory, pkg.mod:factory or hf:model_type.layer (effprof.modules)
+        for accepts, make in _MAKERS:
+            if accepts(name):
+                return make(name)
     if name not in _REGISTRY:
         raise ConfigError(unknown_mechanism(name))
     return _REGISTRY[name]

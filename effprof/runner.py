@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from effprof.config import ConfigError, resolve_config
+from effprof.cost_model import estimated_bytes
 from effprof.measure.harness import Options, measure_point
 from effprof.registry import MODES, get_spec, list_mechanisms
 
@@ -84,20 +85,6 @@ def machine_bytes(device: str) -> int:
 
         return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-
-
-def estimated_bytes(spec, config: dict[str, Any], mode: str) -> float:
-    """A rough upper estimate of a point's memory, from its cost model, to refuse absurd sizes up front.
-
-    The spec's own estimate (Cost.extra["peak_bytes"]) where it gives one; otherwise a dozen
-    activations of (batch, seq_len, d_model) — three times that in train mode — plus the decode state.
-    """
-    from effprof.cost_model import BYTES
-
-    cost = spec.cost(config, mode)
-    activations = 12 * config["batch"] * (config["seq_len"] + config["gen_len"]) * config["d_model"] * BYTES[config["dtype"]]
-    estimate = cost.extra.get("peak_bytes", activations)
-    return (3 if mode == "train" else 1) * estimate + 2 * cost.state_bytes
 
 
 def plan(names: Iterable[str], vary: dict[str, list[Any]], modes: Iterable[str], config: dict[str, Any],

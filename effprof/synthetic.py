@@ -11,16 +11,14 @@ Each series is one mechanism name (`synthetic_00000`, ...) measured at `sizes` s
 and each record claims ("flops", "seq_len", p) and ("state_bytes", "seq_len", 0). The records are
 schema-valid (`effprof.store.records.read` loads them) and never import torch.
 
-    python3 -m effprof.synthetic -o big.jsonl --series 25000 --sizes 4 --repeats 1
-    python3 -m effprof.synthetic -o big.jsonl --series 1 --sizes 4 --repeats 25000
+    python3 scripts/synthetic.py -o big.jsonl --series 25000 --sizes 4 --repeats 1
+    python3 scripts/synthetic.py -o big.jsonl --series 1 --sizes 4 --repeats 25000
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,28 +106,3 @@ def write(path: str | Path, **options: Any) -> int:
             f.write(json.dumps(record) + "\n")
             count += 1
     return count
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m effprof.synthetic", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-o", "--output", required=True, help="JSON Lines file to write")
-    parser.add_argument("--series", type=int, default=1, help="number of series (one mechanism name each)")
-    parser.add_argument("--sizes", type=int, default=4, help="sequence lengths per series: 256, 512, ...")
-    parser.add_argument("--repeats", type=int, default=1, help="records per size")
-    parser.add_argument("--noise", type=float, default=0.03, help="log-normal σ of the timing samples")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    try:
-        count = write(args.output, series=args.series, sizes=args.sizes, repeats=args.repeats, noise=args.noise, seed=args.seed)
-    except SyntheticError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"error: {args.output}: {e.strerror or e}", file=sys.stderr)
-        return 2
-    print(f"{count} records written to {args.output}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

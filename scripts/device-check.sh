@@ -136,7 +136,7 @@ main() {
     # times; the dry run projects its CPU records onto h100-sxm only to exercise the step (those errors mean nothing)
     local project=()
     [ "$device" = cpu ] && project=(--hardware h100-sxm)
-    step projection 15 python3 -m effprof.hardware.check "$OUT"/cuda-*.jsonl "${project[@]}"
+    step projection 15 python3 scripts/hardware-check.py "$OUT"/cuda-*.jsonl "${project[@]}"
     echo
     echo "=== steps"
     printf '%s\n' "${results[@]}"

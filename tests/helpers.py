@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import effprof
+from effprof.contract import TINY  # noqa: F401  (the tests' tiny sizes are the contract checks')
 from effprof.registry import get_spec, list_mechanisms
-
-TINY = {"batch": 2, "seq_len": 24, "d_model": 32}
 
 
 def runs_here(name: str, impl: str | None) -> bool:
@@ -38,7 +37,7 @@ def case_id(case: tuple[str, dict[str, Any]]) -> str:
 def tiny(name: str, **overrides: Any) -> dict[str, Any]:
     """Tiny sizes every mechanism accepts, with the spec's own test sizes on top."""
     spec = get_spec(name)
-    config = {**TINY, **spec.test_overrides}
+    config = {**TINY, **spec.tests.overrides}
     config.update(overrides)
     return config
 

@@ -10,9 +10,9 @@ import torch
 import effprof
 from effprof import kernels
 from effprof.config import resolve_config
+from effprof.contract import prefill_problem, steps_problem
 from effprof.measure.flops import FlopCounter
 from effprof.measure.workload import make_workload
-from effprof.plugins import prefill_problem, steps_problem
 from effprof.registry import MODES, get_spec, list_mechanisms, resolve_impl
 from tests.helpers import build_tiny, case_id, impl_cases, runs_here, tiny
 
@@ -53,14 +53,14 @@ def test_causal(case):
 
 @pytest.mark.parametrize("case", [c for c in CASES if get_spec(c[0]).causal], ids=case_id)
 def test_prefill_then_step_equals_forward(case):
-    """The same check `effprof validate` runs on plugins (effprof.plugins.prefill_problem)."""
+    """The same check `effprof validate` runs on plugins (effprof.contract.prefill_problem)."""
     name, overrides = case
     assert prefill_problem(build_tiny(name, **overrides).eval(), _input(name, **overrides)) == ""
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if get_spec(c[0]).causal], ids=case_id)
 def test_step_from_empty_state(case):
-    """init_state + step over every token equals forward (effprof.plugins.steps_problem)."""
+    """init_state + step over every token equals forward (effprof.contract.steps_problem)."""
     name, overrides = case
     assert steps_problem(build_tiny(name, **overrides).eval(), _input(name, **overrides)) == ""
 

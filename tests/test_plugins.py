@@ -213,3 +213,24 @@ def test_a_pyproject_without_effprof_is_not_read(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pyproject.toml").write_text("this is [not toml")
     assert runner.invoke(app, ["list", "--json"]).exit_code == 0
+
+
+def test_loading_and_the_contract_are_two_modules():
+    """effprof.plugins loads (and builds nothing); effprof.contract checks. Loading a plugin without a check never
+    imports the contract (nor the measurement it runs); a check passed in refuses a plugin that breaks it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, effprof.plugins as p; p.load_plugin('tests.plugins.short_conv:short_conv');"
+            "print(sorted(m for m in ('effprof.contract', 'effprof.measure.harness') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+    import effprof.contract as contract
+    import effprof.plugins as plugins
+    from effprof.registry import list_mechanisms
+
+    assert not hasattr(plugins, "CheckResult") and not hasattr(plugins, "contract_checks") and not hasattr(plugins, "TINY")
+    with pytest.raises(plugins.PluginError, match="disagrees with forward"):
+        plugins.load_plugin("tests.plugins.bad:step_off", check=contract.validate)
+    assert "step_off" not in list_mechanisms()  # refused, so not registered

@@ -23,12 +23,13 @@ ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'effp
 import effprof
 from effprof.cli import app
 from effprof.config import ConfigError, resolve_config
+from effprof.cost_model import estimated_bytes
 from effprof.executors import make_executor
 from effprof.executors.machines import machine_kinds, mixed_machines_warning
 from effprof.executors.ray import WORKER_BYTES, Cluster, RayExecutor, check_address, fault, task_resources
 from effprof.measure.harness import Options
 from effprof.registry import get_spec, unregister
-from effprof.runner import estimated_bytes, plan, run_points
+from effprof.runner import plan, run_points
 from effprof.store.records import point_identity, read
 
 runner = CliRunner()

@@ -20,25 +20,13 @@ import pytest
 from effprof.analyse.points import aggregate
 from effprof.analyse.session import Session, analyse
 from effprof.render.html import MAX_FIGURE_SERIES, PAGE_ROWS, records_data, render
-from effprof.store.records import SCHEMA_VERSION, to_frame
+from effprof.store.records import to_frame
+from effprof.synthetic import records as synthetic_records
 
 
 def synthetic(series: int, sizes: int, repeats: int, seed: int = 0) -> list[dict[str, Any]]:
-    """series × sizes × repeats records: FLOPs ∝ n² exactly, time ∝ n² with 3% log-normal noise in 7 samples."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for s in range(series):
-        for n in 256 * 2 ** np.arange(sizes):
-            flops = 2.0 * 64 * float(n) ** 2
-            for _ in range(repeats):
-                samples = 1e-9 * flops * np.exp(rng.normal(0.0, 0.03, 7))
-                q1, q3 = np.percentile(samples, [25, 75])
-                out.append({"schema": SCHEMA_VERSION, "mechanism": f"synthetic_{s:05d}", "family": "synthetic", "mode": "forward",
-                            "status": "ok", "error": "", "seq_len": int(n), "d_model": 64, "batch": 1, "flops_counted": flops,
-                            "flops_analytic": flops, "time_s": float(np.median(samples)), "time_iqr_s": float(q3 - q1), "time_reps": 7,
-                            "time_samples_s": samples.tolist(), "peak_bytes": int(256 * n), "state_bytes": 32768, "params": 16384,
-                            "claims": [["flops", "seq_len", 2.0, 0.0]], "cpu_model": "Test CPU", "cpu_count": 2, "load_avg_1m": 1.0})
-    return out
+    """series × sizes × repeats records of effprof.synthetic: FLOPs ∝ n² exactly, time ∝ n² with 3% log-normal noise."""
+    return list(synthetic_records(series=series, sizes=sizes, repeats=repeats, exponents=(2.0, 0.0), second=0.0, noise=0.03, seed=seed))
 
 
 def _table(page: str) -> dict[str, Any]:

@@ -393,7 +393,15 @@ def test_the_api_projects_frames_and_lists_and_refuses_an_unknown_name(tmp_path)
 
 
 def test_the_validation_table_reads_the_clock_asked_for_and_refuses_bad_arguments(capsys):
-    from effprof.measure.roofline_check import main, markdown
+    import importlib.util
+    from pathlib import Path
+
+    from effprof.measure.roofline_check import markdown
+
+    script = importlib.util.spec_from_file_location("roofline_check_script", Path(__file__).resolve().parent.parent / "scripts" / "roofline-check.py")
+    command = importlib.util.module_from_spec(script)
+    script.loader.exec_module(command)
+    main = command.main  # scripts/roofline-check.py: the command line of effprof.measure.roofline_check
 
     rows = [{"mechanism": "a", "seq_len": 1024, "status": "ok", "measured": 2.0, "error": -0.5, "limit": "compute", "error_fastest": -0.4,
              "measured_cpu": 1.0, "error_cpu": -0.1, "limit_cpu": "memory"},

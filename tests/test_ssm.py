@@ -505,8 +505,7 @@ def test_a_spec_offering_auto_must_say_how_it_resolves():
     from effprof.registry import MechanismSpec, Paper, add, resolve_impl
 
     spec = MechanismSpec("auto_without_rule", "ssm", "", Paper("t", 2020, "0"), True, {"impl": "auto"}, cost=None,
-                         choices={"impl": ("auto", "slow")})
-    spec.builder = lambda config: None
+                         choices={"impl": ("auto", "slow")}, builder=lambda config: None)
     with pytest.raises(ValueError, match="accepts impl=auto but has no resolve_impl"):
         add(spec)
     assert resolve_impl(get_spec("mamba"), {"impl": "sequential"}) == ("sequential", "")

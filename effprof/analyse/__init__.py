@@ -8,5 +8,5 @@
     session.py        `analyse(records) -> Session`: fits, noise marking, crossovers, complexity, baseline diff
     session_schema.py the checks a saved session file must pass before it is loaded
 
-ARCHITECTURE.md § Analyse.
+ARCHITECTURE.md § Code map.
 """

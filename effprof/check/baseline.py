@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from effprof.config import ConfigError
 from effprof.store.records import point_identity
-
-if TYPE_CHECKING:
-    from effprof.check.claims import CheckFileError
 
 DEFAULT_REGRESSION = {"flops": 1.0, "peak_bytes": 1.05}
 
 
-def load_baseline(value: Any, path: Path, bad: Callable[[str], CheckFileError]) -> list[dict[str, Any]]:
+def load_baseline(value: Any, path: Path, bad: Callable[[str], ConfigError]) -> list[dict[str, Any]]:
+    """The records of the results file `value` names, relative to the check file `path`'s folder; `bad(message)` is
+    the error to raise (the check file's, naming the line)."""
     import warnings
 
     from effprof.store.records import ResultsError, read

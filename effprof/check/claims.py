@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from effprof.analyse.fit import METRICS
+from effprof.check.baseline import DEFAULT_REGRESSION, load_baseline
 from effprof.check.locate import Locator
 from effprof.config import KEYS, ConfigError, resolve_config
 from effprof.store.records import is_number
@@ -303,8 +304,6 @@ def load_checks(path: str | Path | None = None) -> CheckSuite:
             raise bad(lines.section_key("labels", name), name, str(e)) from None
     for check in checks:
         check.shown_as = str(labels.get(check.mechanism, "")).strip().strip('"').strip()
-    from effprof.check.baseline import DEFAULT_REGRESSION
-
     regression = section.get("regression", DEFAULT_REGRESSION if "baseline" in section else {})
     if not isinstance(regression, dict):
         raise bad(lines.section_key("regression"), "regression", "regression must be a table of metric = ratio, e.g. flops = 1.0")
@@ -315,8 +314,6 @@ def load_checks(path: str | Path | None = None) -> CheckSuite:
             raise bad(lines.section_key("regression", metric), metric, f"the allowed ratio new/old must be a positive number, e.g. 1.05; got {ratio!r}")
     baseline = None
     if "baseline" in section:
-        from effprof.check.baseline import load_baseline
-
         baseline = load_baseline(section["baseline"], path, lambda message: bad(lines.section_key("baseline"), "baseline", message))
     return CheckSuite(checks, str(path), baseline, dict(regression) if baseline is not None else {})
 

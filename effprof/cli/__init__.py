@@ -153,10 +153,11 @@ def _load_plugins(
 ) -> None:
     """--plugin X: the user named it, so every command loads it. [tool.effprof] plugins of ./pyproject.toml are
     not loaded here: only the commands that build mechanisms load them (plugins.load_project_plugins)."""
+    from effprof.contract import validate as contract_validate
     from effprof.plugins import load_plugin
 
     for target in plugin or []:
-        load_plugin(target)
+        load_plugin(target, check=contract_validate)
 
 
 from effprof.cli import analyse, check, inspect, measure, validate  # noqa: E402,F401  (register the commands)

@@ -35,9 +35,10 @@ def check_command(
     Exit codes: 0 all checks hold, 1 a check failed, 2 a bad check file.
     """
     from effprof.check import github_annotations, junit_xml, load_checks, run_suite
+    from effprof.contract import validate
     from effprof.plugins import load_project_plugins
 
-    load_project_plugins()
+    load_project_plugins(check=validate)
 
     suite = load_checks(file)
     runner = choose_executor(executor, isolate, timeout, None, address, ctx)

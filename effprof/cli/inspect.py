@@ -165,11 +165,12 @@ def patterns_command(
 ) -> None:
     """Render a sparse mechanism's attention pattern (which keys each query attends) as a heatmap with its density."""
     from effprof.cli.options import parse_params
+    from effprof.contract import validate
     from effprof.mechanisms.sparse.pattern import pattern_data
     from effprof.plugins import load_project_plugins
     from effprof.render.patterns import write_pattern_html
 
-    load_project_plugins()
+    load_project_plugins(check=validate)
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
     check_output_file(output, "--output")

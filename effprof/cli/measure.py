@@ -57,6 +57,7 @@ from effprof.cli.output import (
     warn_mixed_machines,
 )
 from effprof.config import ConfigError
+from effprof.contract import validate as contract_validate
 from effprof.plugins import load_project_plugins
 from effprof.render.escape import plain, terminal
 
@@ -156,7 +157,7 @@ def profile_command(
     hardware_file: HardwareFileOpt = None,
 ) -> None:
     """Measure one point: FLOPs (analytic, counted, fvcore), time, memory, state, its roofline bound."""
-    load_project_plugins()
+    load_project_plugins(check=contract_validate)
     from effprof.render.console import record_table
     from effprof.runner import profile
 
@@ -215,7 +216,7 @@ def sweep_command(
     hardware_file: HardwareFileOpt = None,
 ) -> None:
     """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
-    load_project_plugins()
+    load_project_plugins(check=contract_validate)
     from effprof.analyse.session import analyse
     from effprof.render.console import comparison_tables, roofline_table
     from effprof.runner import pending, plan
@@ -299,7 +300,7 @@ def compare_command(
 
     The records are saved next to the report (same name, .jsonl) so it can be re-rendered without re-measuring.
     """
-    load_project_plugins()
+    load_project_plugins(check=contract_validate)
     from effprof.analyse.session import analyse, session_path
     from effprof.labels import apply, apply_patterns, parse_labels
     from effprof.measure.patterns import sparse_patterns

@@ -21,12 +21,13 @@ def validate_command(
     counted FLOPs against the cost model in every mode, decode cost per token. Exit 1 when any test fails."""
     from rich.text import Text
 
-    from effprof.plugins import contract_checks, load_plugin
+    from effprof.contract import contract_checks
+    from effprof.plugins import load_plugin
     from effprof.registry import get_spec
 
     failed = 0
     report = []
-    for name in load_plugin(target, check=False):
+    for name in load_plugin(target):
         results = contract_checks(get_spec(name))
         failed += sum(not r.passed for r in results)
         report.append({"mechanism": name, "checks": [{"name": r.name, "passed": r.passed, "detail": r.detail} for r in results]})

@@ -10,7 +10,7 @@ module's state_dict() at that config, so both compute with the same weights. The
 and step(x_t, state) -> (y_t, state), as every effprof mechanism does (effprof.mechanisms.base).
 
 The checks, in order, each with what is wrong and where:
-  1. the contract `effprof validate` runs (effprof.plugins.contract_checks): shape, causality, decode methods,
+  1. the contract `effprof validate` runs (effprof.contract.contract_checks): shape, causality, decode methods,
      prefill + steps = forward, init_state + steps = forward, state bytes = the reference's cost model;
   2. outputs equal to the reference's on the same weights and input: where they first part (token, and the
      first shared sub-layer whose output differs), and whether the outputs are the reference's times a
@@ -31,14 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from effprof.config import ConfigError
-from effprof.plugins import TINY, CheckResult, contract_checks
+from effprof.contract import TINY, ContractCheck, contract_checks
 from effprof.store.records import is_number as _finite
 
 TOLERANCE = 1e-4  # as the contract's decode checks
 SCALING_SIZES = (128, 256, 512, 1024)
 _counter = itertools.count()
 
-# What a failed contract check means for a student, by the check's name (effprof.plugins.contract_checks).
+# What a failed contract check means for a student, by the check's name (effprof.contract.contract_checks).
 HINTS = {
     "causal": "your output at token t changes when tokens after t change: a query sees the future "
               "(a missing causal mask, or a sum over all tokens instead of a running sum)",
@@ -82,11 +82,11 @@ def load_student(target: str) -> Callable[..., Any]:
 def student_spec(project, build: Callable[..., Any]):
     """The reference's spec with the student's builder: same defaults, cost model and claims, one impl."""
     from effprof.modules import build_with_spec
-    from effprof.registry import get_spec
+    from effprof.registry import MeasureHints, TestHooks, get_spec
 
     reference = get_spec(project.reference)
     defaults = {**reference.defaults, **project.config}
-    overrides = {k: v for k, v in reference.test_overrides.items() if k not in project.config}  # the project's form wins
+    overrides = {k: v for k, v in reference.tests.overrides.items() if k not in project.config}  # the project's form wins
     choices = dict(reference.choices)
     if "impl" in choices:
         choices["impl"] = (defaults["impl"],)
@@ -102,11 +102,11 @@ def student_spec(project, build: Callable[..., Any]):
         return module
 
     return dataclasses.replace(reference, name=f"yours_{project.reference}", defaults=defaults, choices=choices,
-                               builder=builder, pattern=None, kernels=(), loop_impls=(), test_overrides=overrides)
+                               builder=builder, pattern=None, kernels=(), measure=MeasureHints(), tests=TestHooks(overrides))
 
 
 def check_project(project, build: Callable[..., Any], sizes: tuple[int, ...] = SCALING_SIZES,
-                  scaling_config: dict[str, Any] | None = None) -> list[CheckResult]:
+                  scaling_config: dict[str, Any] | None = None) -> list[ContractCheck]:
     """`sizes`: the seq_len values of the scaling measurement (the project may add other axes, e.g. MoE's top_k)."""
     from effprof.course.threads import one_thread
 
@@ -114,7 +114,7 @@ def check_project(project, build: Callable[..., Any], sizes: tuple[int, ...] = S
         return _check(project, build, sizes, scaling_config)
 
 
-def _check(project, build: Callable[..., Any], sizes: tuple[int, ...], scaling_config: dict[str, Any] | None) -> list[CheckResult]:
+def _check(project, build: Callable[..., Any], sizes: tuple[int, ...], scaling_config: dict[str, Any] | None) -> list[ContractCheck]:
     """Every check, in order; a later check is skipped (and said so) when the module cannot run at all."""
     spec = student_spec(project, build)
     results = [_explained(r) for r in contract_checks(spec, flops=False)]
@@ -122,7 +122,7 @@ def _check(project, build: Callable[..., Any], sizes: tuple[int, ...], scaling_c
         return results
     from effprof.config import resolve_config
 
-    config = resolve_config(spec, {**TINY, **spec.test_overrides})
+    config = resolve_config(spec, {**TINY, **spec.tests.overrides})
     results.append(_run("outputs: equal to the reference's on the same weights", lambda: output_problem(spec, project, config)))
     results.append(_run("gradients: equal to the reference's", lambda: gradient_problem(spec, project, config)))
     axes = {"seq_len": tuple(sizes), **project.scaling_axes}
@@ -130,19 +130,19 @@ def _check(project, build: Callable[..., Any], sizes: tuple[int, ...], scaling_c
     return results
 
 
-def _explained(result: CheckResult) -> CheckResult:
+def _explained(result: ContractCheck) -> ContractCheck:
     if result.passed:
         return result
     hint = next((text for prefix, text in HINTS.items() if result.name.startswith(prefix)), "")
-    return CheckResult(result.name, False, f"{hint} ({result.detail})" if hint else result.detail)
+    return ContractCheck(result.name, False, f"{hint} ({result.detail})" if hint else result.detail)
 
 
-def _run(name: str, check: Callable[[], str]) -> CheckResult:
+def _run(name: str, check: Callable[[], str]) -> ContractCheck:
     try:
         problem = check()
     except Exception as e:  # the student's error is a failed check, in one line
         problem = f"raised {type(e).__name__}: {' '.join(str(e).split())[:300]}"
-    return CheckResult(name, not problem, problem)
+    return ContractCheck(name, not problem, problem)
 
 
 def _pair(spec, project, config: dict[str, Any]):
@@ -285,18 +285,18 @@ HOW = {  # (metric, mode, measured above the claim)
 }
 
 
-def scaling_results(spec, axes: dict[str, tuple[Any, ...]], config: dict[str, Any]) -> list[CheckResult]:
+def scaling_results(spec, axes: dict[str, tuple[Any, ...]], config: dict[str, Any]) -> list[ContractCheck]:
     """The student's form measured by effprof's runner along each axis (seq_len in forward and decode, the others in
     forward, the rest at `config`), fitted by effprof.analyse.fit, judged against the reference's claims on that axis."""
     results = []
     for axis, values in axes.items():
         results.extend(_scaling_along(spec, axis, values, config))
     if not results:
-        results.append(CheckResult("scaling: the reference's claims", False, "no claim of the reference could be judged from the measurements"))
+        results.append(ContractCheck("scaling: the reference's claims", False, "no claim of the reference could be judged from the measurements"))
     return results
 
 
-def _scaling_along(spec, axis: str, sizes: tuple[Any, ...], config: dict[str, Any]) -> list[CheckResult]:
+def _scaling_along(spec, axis: str, sizes: tuple[Any, ...], config: dict[str, Any]) -> list[ContractCheck]:
     from effprof.analyse.fit import fit_frame
     from effprof.measure.harness import Options
     from effprof.registry import add, unregister
@@ -312,7 +312,7 @@ def _scaling_along(spec, axis: str, sizes: tuple[Any, ...], config: dict[str, An
         unregister(spec.name)
     failed = [r for r in records if r.get("status") != "ok"]
     if failed:
-        return [CheckResult(f"scaling: measured at growing {axis}", False,
+        return [ContractCheck(f"scaling: measured at growing {axis}", False,
                             f"{failed[0]['mode']} at {axis}={failed[0].get(axis)} failed: {failed[0].get('error', '')[:300]}")]
     fits = fit_frame(to_frame(records))
     results = []
@@ -325,10 +325,10 @@ def _scaling_along(spec, axis: str, sizes: tuple[Any, ...], config: dict[str, An
         symbol = "N" if axis == "seq_len" else axis
         name = f"scaling: {SCALED[row['metric']]} in {row['mode']} ∝ {symbol}^{row['claimed']:g}"
         if row["verdict"] == "pass":
-            results.append(CheckResult(name, True, f"measured ∝ {symbol}^{measured:.2f} over {axis} {', '.join(map(str, sizes))}"))
+            results.append(ContractCheck(name, True, f"measured ∝ {symbol}^{measured:.2f} over {axis} {', '.join(map(str, sizes))}"))
             continue
         how = HOW.get((row["metric"], row["mode"], bool(_finite(measured) and measured > row["claimed"])) if axis == "seq_len"
                       else (row["metric"], axis), "your form's cost does not grow as the mechanism's does")
-        results.append(CheckResult(name, False, f"measured ∝ {symbol}^{measured:.2f}, claimed {symbol}^{row['claimed']:g} ({row['verdict']}: "
+        results.append(ContractCheck(name, False, f"measured ∝ {symbol}^{measured:.2f}, claimed {symbol}^{row['claimed']:g} ({row['verdict']}: "
                                                 f"{row.get('verdict_reason') or 'see effprof fit'}); {how}"))
     return results

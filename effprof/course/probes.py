@@ -23,7 +23,7 @@ def _input(seq_len: int, d_model: int = PROBE_D_MODEL) -> torch.Tensor:
 def forms_agree(name: str, seq_len: int = 64, **config: Any) -> dict[str, Any]:
     """Every impl of `name` on the same weights and input: the largest difference from the first form's output,
     and (causal mechanisms) prefill + steps against forward for each form."""
-    from effprof.plugins import prefill_problem
+    from effprof.contract import prefill_problem
 
     impls = get_spec(name).impls
     x = _input(seq_len, config.get("d_model", PROBE_D_MODEL))

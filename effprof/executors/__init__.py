@@ -1,4 +1,4 @@
-"""Executors: where the points of a sweep run (ARCHITECTURE.md § Bird's-eye view: plan -> executor -> measure).
+"""Executors: where the points of a sweep run (ARCHITECTURE.md § Pipeline: plan -> executor (local | process | ray) -> measure).
 
 An executor only decides where a point runs; every executor yields the same records. Each one is a
 context manager with one method, `records(points, options)`, that yields one record per point as it

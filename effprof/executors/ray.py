@@ -11,7 +11,7 @@ What a task reserves, so that Ray never places two points where they would distu
                cluster" measures it). It runs with --threads N threads, or with all it reserved (--threads 0).
                An untimed point (FLOPs, memory, state only) or a CUDA point reserves --threads N, or 1.
     num_gpus   1 for a CUDA point: its GPU is its own. Give device=cuda; Ray sets CUDA_VISIBLE_DEVICES.
-    memory     effprof.runner.estimated_bytes of the point (CPU) plus WORKER_BYTES for torch itself, capped at
+    memory     effprof.cost_model.estimated_bytes of the point (CPU) plus WORKER_BYTES for torch itself, capped at
                the largest node's memory so that a --force point runs alone there instead of never.
 
 Faults become records, never lost sweeps: Ray's retries are off (a retried point would be timed twice
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from effprof.config import ConfigError
+from effprof.cost_model import estimated_bytes
 from effprof.executors import Executor, Point
 from effprof.measure.harness import Options
 
@@ -125,8 +126,6 @@ def reachable(address: str, timeout_s: float = CONNECT_S) -> None:
 
 def task_resources(spec, resolved: dict[str, Any], mode: str, options: Options, cluster: Cluster) -> tuple[Options, dict[str, Any]]:
     """(the options the task measures with, the resources it reserves): see the module's docstring."""
-    from effprof.runner import estimated_bytes
-
     device = resolved["device"]
     cuda = device.startswith("cuda")
     if cuda and device != "cuda":

@@ -1,6 +1,6 @@
 """Projection against measurement on a GPU: how far the datasheet roofline lies below the measured CUDA times.
 
-    python3 -m effprof.hardware.check RESULTS.jsonl [RESULTS.jsonl ...] [--hardware NAME]
+    python3 scripts/hardware-check.py RESULTS.jsonl [RESULTS.jsonl ...] [--hardware NAME]
 
 Reads records measured on a GPU (scripts/device-check.sh's cuda-*.jsonl), projects each ok, timed point onto the
 hardware its device_name names (detect(); or --hardware NAME), and prints per point the measured time, the
@@ -12,9 +12,7 @@ or a GPU no entry names.
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 
 # Substrings of torch.cuda.get_device_name() -> the registry entry (most specific first).
 DEVICE_NAMES = (("H100 PCIe", "h100-pcie"), ("H100", "h100-sxm"), ("H200", "h200"), ("A100-SXM4-80GB", "a100-80gb"),
@@ -61,27 +59,3 @@ def compare(records: list[dict], hardware_name: str | None = None) -> tuple[list
     else:
         lines.append("no timed point to compare")
     return rows, lines
-
-
-def main(argv: list[str] | None = None) -> int:
-    from effprof.hardware.user import HardwareError, find
-    from effprof.store.records import ResultsError, read
-
-    parser = argparse.ArgumentParser(prog="python3 -m effprof.hardware.check", description=__doc__.splitlines()[0])
-    parser.add_argument("results", nargs="+")
-    parser.add_argument("--hardware", default=None, help="the registry entry to project onto (default: detected from device_name)")
-    args = parser.parse_args(argv)
-    try:
-        if args.hardware is not None:
-            find(args.hardware)
-        records = [r for path in args.results for r in read(path)]
-    except (HardwareError, ResultsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for line in compare(records, args.hardware)[1]:
-        print(line)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -37,6 +37,7 @@ from torch import nn
 
 from effprof.measure.flops import FlopCounter
 from effprof.measure.memory import LiveTensorTracker
+from effprof.modules.wrap import ModuleWithInputs
 
 Breakdown = dict[str, dict[str, Any]]
 
@@ -49,8 +50,6 @@ def module_paths(root: nn.Module, depth: int | None = None) -> dict[str, nn.Modu
     counts them (a ModuleList used to cost a level of its own, hiding its layers at depth 1 and naming them "0",
     "1" at depth 2). A factory's ModuleWithInputs wrapper is see-through: the paths are its inner module's.
     """
-    from effprof.modules.wrap import ModuleWithInputs
-
     named = root.inner if isinstance(root, ModuleWithInputs) else root
     paths: dict[str, nn.Module] = {"": root}
     seen = {id(root), id(named)}
@@ -101,8 +100,6 @@ def measure_breakdown(module: nn.Module, run: Callable[[], Any], depth: int | No
     paths = module_paths(module, depth)
     out: Breakdown = {path: {"type": type(m).__name__, "calls": 0, "flops": 0.0, "peak_bytes": 0, "time_s": None}
                       for path, m in paths.items()}
-    from effprof.modules.wrap import ModuleWithInputs
-
     if isinstance(module, ModuleWithInputs):
         out[""]["type"] = type(module.inner).__name__
 

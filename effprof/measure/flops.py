@@ -1,6 +1,6 @@
 """Counting FLOPs at the op dispatcher.
 
-Convention (ARCHITECTURE.md § The FLOP convention): a multiply-add is 2 FLOPs; an elementwise arithmetic op or
+Convention (ARCHITECTURE.md § FLOP convention): a multiply-add is 2 FLOPs; an elementwise arithmetic op or
 a transcendental is 1 FLOP per output element; a reduction is 1 FLOP per input
 element. Data movement (views, copies, casts, indexing, concatenation, masks
 selected with `where`) is 0.

@@ -22,7 +22,7 @@ MAX_TRACED_STEPS = 256  # loop impls are traced only up to this seq_len
 def fvcore_flops(spec, module: torch.nn.Module, config: dict[str, Any], mode: str, work) -> tuple[float | None, str]:
     if mode != "forward":
         return None, f"fvcore counts forward traces only, not {mode}"
-    if config.get("impl") in spec.loop_impls and config["seq_len"] > MAX_TRACED_STEPS:
+    if config.get("impl") in spec.measure.loop_impls and config["seq_len"] > MAX_TRACED_STEPS:
         return None, f"impl={config['impl']} loops in Python; tracing {config['seq_len']} steps would take too long"
     try:
         from fvcore.nn import FlopCountAnalysis

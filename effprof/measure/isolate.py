@@ -35,6 +35,8 @@ import time
 from typing import Any
 
 from effprof.measure.harness import Options, failed_record
+from effprof.modules import definition, module_spec, register_definition
+from effprof.plugins import load_plugin
 
 WORKER_START_S = 300  # a worker must be ready (torch imported) within this; not counted in --timeout
 MIN_MAX_MEMORY = 64 << 20  # below this no point, however small, can be measured (tensors, FLOP counter, timer)
@@ -95,7 +97,6 @@ def _prepare(options: Options, max_memory: int | None, plugins: tuple[str, ...])
     and modes) and a probe job its own, so they are built under the limits, never here.
     """
     from effprof.measure.harness import measure_point
-    from effprof.plugins import load_plugin
 
     for target in plugins:  # the parent's --plugin mechanisms exist here too
         load_plugin(target)
@@ -149,8 +150,6 @@ def _register(made) -> str | None:
     """Register a module factory target as the driver has it (spec, claims, modes); None, or why it cannot be."""
     if made is None:
         return None
-    from effprof.modules import register_definition
-
     try:
         register_definition(made)
     except Exception as e:  # noqa: BLE001  (e.g. the factory's module does not import here: the point's error)
@@ -160,8 +159,6 @@ def _register(made) -> str | None:
 
 def _probe_here(target: str, claims: tuple, values: dict[str, Any]) -> tuple[str, Any]:
     """("probed", decodes) of a factory target built and run here (effprof.modules.module_spec), or ("refused", one line)."""
-    from effprof.modules import module_spec
-
     try:
         return "probed", module_spec(target, claims, values).decodes
     except Exception as e:  # noqa: BLE001  (ConfigError names what failed; anything else is reported in one line too)
@@ -244,8 +241,6 @@ class IsolatedRunner:
         self._reap()
 
     def measure(self, name: str, mode: str, config: dict[str, Any]) -> dict[str, Any]:
-        from effprof.modules import definition
-
         if self._process is None or not self._process.is_alive():
             try:
                 self._start()
@@ -266,7 +261,7 @@ class IsolatedRunner:
         return failed_record(name, mode, config, self.options, *crash_status(code, oom_kills, _oom_kills(), self.max_memory))
 
     def probe(self, target: str, claims: tuple, values: dict[str, Any]) -> bool:
-        """Build and run a module factory target in the worker, under --timeout and --max-memory (effprof.modules._probe
+        """Build and run a module factory target in the worker, under --timeout and --max-memory (effprof.modules.probe.probe
         there): whether it decodes, or ConfigError in one line when it fails, hangs or kills the worker."""
         from effprof.config import ConfigError
 

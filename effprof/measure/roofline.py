@@ -125,7 +125,7 @@ def cache_file(key: dict[str, Any]):
 def machine_ceilings(device: str, dtype: str, threads: int, clock: str = "wall") -> Ceilings:
     """The ceilings of `device` in `dtype` with `threads` threads: from the cache, else measured (and cached).
     clock="cpu" times by the calling thread's CPU time (CPU, one thread): what the work costs the CPU, whatever share
-    of it other work takes (measure.roofline_check --clock cpu)."""
+    of it other work takes (scripts/roofline-check.py --clock cpu)."""
     kind = "cuda" if device.startswith("cuda") else "cpu"
     if clock not in CLOCKS or (clock == "cpu" and (kind == "cuda" or threads != 1)):
         raise ValueError(f"clock {clock!r}: accepted wall, or cpu on a CPU with one thread")

@@ -43,7 +43,7 @@ from torch import nn
 from effprof.config import ConfigError
 from effprof.cost_model import SOFTMAX_FLOPS, Tally, causal_pairs, dtype_bytes, mean_over_decode
 from effprof.mechanisms.base import Mechanism, merge_heads, split_heads
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Claim, Cost, MeasureHints, MechanismSpec, Paper, TestHooks, register
 
 IMPLS = ("naive", "sdpa", "tiled")
 
@@ -231,9 +231,9 @@ def _validate(config: dict[str, Any]) -> None:
         choices={"impl": IMPLS},
         cost=softmax_attention_cost,
         validate=_validate,
-        loop_impls=("tiled",),
+        measure=MeasureHints(loop_impls=("tiled",)),
         complexity={"prefill": "O(N²d)", "train": "O(N²d)", "decode": "O(Nd) per token", "state": "O(N·g·d) KV cache"},
-        test_overrides={"block_size": 8},
+        tests=TestHooks(overrides={"block_size": 8}),
         claims=(
             Claim("flops", "seq_len", 2.0, "forward"),
             Claim("flops", "seq_len", 2.0, "train"),

@@ -1,4 +1,4 @@
-"""What every mechanism module provides (ARCHITECTURE.md § A mechanism).
+"""What every mechanism module provides (ARCHITECTURE.md § Mechanisms).
 
     forward(x)            x: (batch, seq_len, d_model) -> (batch, seq_len, d_model)
     init_state(batch)     the empty decode state           (causal mechanisms)

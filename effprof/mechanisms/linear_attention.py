@@ -50,7 +50,7 @@ from torch import nn
 from effprof.config import ConfigError
 from effprof.cost_model import Tally, dtype_bytes, mean_over_decode
 from effprof.mechanisms.base import Mechanism, merge_heads, split_heads
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Claim, Cost, MeasureHints, MechanismSpec, Paper, TestHooks, register
 
 IMPLS = ("parallel", "recurrent", "chunked")
 FEATURE_MAPS = ("elu1", "relu", "performer", "taylor")
@@ -322,9 +322,9 @@ def _validate(config: dict[str, Any]) -> None:
         choices={"impl": IMPLS, "feature_map": FEATURE_MAPS},
         cost=linear_attention_cost,
         validate=_validate,
-        loop_impls=("recurrent",),
+        measure=MeasureHints(loop_impls=("recurrent",)),
         complexity={"prefill": "O(N·D·d) (chunked: + O(N·C·D))", "train": "O(N·D·d)", "decode": "O(D·d) per token", "state": "O(D·d)"},
-        test_overrides={"chunk_size": 8},
+        tests=TestHooks(overrides={"chunk_size": 8}),
         claims=(
             Claim("flops", "seq_len", 1.0, "forward", {"impl": "chunked"}),
             Claim("flops", "seq_len", 1.0, "forward", {"impl": "recurrent"}),

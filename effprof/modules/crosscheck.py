@@ -1,6 +1,6 @@
 """effprof's mechanisms beside the Hugging Face layers they correspond to, at equal configuration.
 
-    python -m effprof.modules.crosscheck [--seq-len 256] [--d-model 128]     # prints the README's table
+    python3 scripts/crosscheck-hf.py [--seq-len 256] [--d-model 128] [--ops]     # prints the README's table
 
 For each pair, both modules are built at the same keys and run forward on the same
 input under effprof's FlopCounter, with the per-module breakdown. A row gives:
@@ -14,7 +14,6 @@ aten ops whose counts differ, which is where every remaining difference comes fr
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,23 +106,3 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                      f"| {_m(r['projection_flops_effprof'])} / {_m(r['projection_flops_hf'])} ({', '.join(r['shared_projections'])}) "
                      f"| {conv} | {_m(r['flops_effprof'])} / {_m(r['flops_hf'])} | {r['flops_hf'] / r['flops_effprof']:.3f} |")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m effprof.modules.crosscheck", description=__doc__.splitlines()[0])
-    parser.add_argument("--seq-len", type=int, default=256)
-    parser.add_argument("--d-model", type=int, default=128)
-    parser.add_argument("--ops", action="store_true", help="also list the aten ops whose FLOPs differ, per pair")
-    args = parser.parse_args(argv)
-    rows = crosscheck(args.seq_len, args.d_model)
-    print(f"batch 1, seq_len {args.seq_len}, d_model {args.d_model}, float32, forward\n")
-    print(markdown(rows))
-    if args.ops:
-        for r in rows:
-            print(f"\n{r['effprof']} {r['effprof_config']} vs {r['hf']}:")
-            for op, (ours, theirs) in r["differing_ops"].items():
-                print(f"  {op:50s} {ours:>14,.0f} {theirs:>14,.0f}")
-
-
-if __name__ == "__main__":
-    main()

@@ -55,7 +55,7 @@ class Record(TypedDict, total=False):
     impl_reason: str  # impl=auto only: why that form (the fastest here, or what kept the faster one from running)
     measured_by: str  # run (executed, timed) | count (count-only: shapes on fake tensors, nothing run or timed; time_s empty)
     assumptions: str  # "; "-separated assumptions a count rests on where shapes depend on data (count-only), e.g. balanced expert load
-    # FLOPs (a multiply-add is 2 FLOPs; ARCHITECTURE.md § The FLOP convention)
+    # FLOPs (a multiply-add is 2 FLOPs; ARCHITECTURE.md § FLOP convention)
     flops_analytic: float  # FLOPs — the spec's cost model
     flops_counted: float  # FLOPs — counted at the op dispatcher
     flops_fvcore: float  # FLOPs — fvcore's count in this convention; None where fvcore cannot trace

@@ -14,7 +14,7 @@ Generation of g tokens after a prompt of n tokens, with a KV cache:
 Prefill split: prepare stops one token short of the prompt so that every generated token costs
 exactly one decoding pass, the first included (caching all n tokens would leave the first token
 to the prefill's logits and g − 1 passes). The cache after pass 0 holds the n prompt tokens: that
-is the decode state reported (the state after a prefill of seq_len tokens, ARCHITECTURE.md § A mechanism).
+is the decode state reported (ARCHITECTURE.md § Mechanisms: the state after a prefill of seq_len tokens).
 
 Training: next-token cross-entropy, −1/(b·(n−1)) Σ_seq Σ_{i<n} log p_θ(x_{i+1} | x_{≤i}).
 
@@ -44,7 +44,7 @@ from effprof.mechanisms.base import Mechanism
 from effprof.mechanisms.diffusion import cost
 from effprof.mechanisms.diffusion.denoiser import DENOISER_DEFAULTS, Denoiser, KVCache, cache_length, resolve_denoiser
 from effprof.mechanisms.diffusion.sampling import sample_tokens
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Claim, Cost, MechanismSpec, Paper, TestHooks, register
 
 
 class ARBaseline(Mechanism):
@@ -99,7 +99,7 @@ class ARBaseline(Mechanism):
             prompt_cache = cache if prompt_cache is None else prompt_cache  # K, V of the n prompt tokens
             token = sample_tokens(self.denoiser.logits(h), self.temperature)  # x_{n+i+1}: (b, 1)
             tokens.append(token)
-        # state: the KV cache of the whole prompt (the decode state, ARCHITECTURE.md § A mechanism), as for every causal mechanism
+        # state: the KV cache of the whole prompt (the decode state of ARCHITECTURE.md § Mechanisms), as for every causal mechanism
         return {"forward_passes": gen_len, "tokens": torch.cat(tokens, dim=1), "state": prompt_cache}
 
 
@@ -126,7 +126,7 @@ def ar_cost(config: dict[str, Any], mode: str) -> Cost:
         defaults=dict(DENOISER_DEFAULTS),
         cost=ar_cost,
         validate=resolve_denoiser,
-        test_overrides={"gen_len": 8},
+        tests=TestHooks(overrides={"gen_len": 8}),
         claims=(
             Claim("flops", "seq_len", 2.0, "forward"),
             Claim("flops", "seq_len", 2.0, "train"),

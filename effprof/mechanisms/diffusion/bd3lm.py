@@ -65,7 +65,7 @@ from effprof.mechanisms.diffusion.ar_baseline import kv_cache_bytes
 from effprof.mechanisms.diffusion.denoiser import DENOISER_DEFAULTS, Denoiser, cache_length, resolve_denoiser
 from effprof.mechanisms.diffusion.objective import mask_tokens, masked_diffusion_loss
 from effprof.mechanisms.diffusion.sampling import remask_step, transfer_schedule
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Claim, Cost, MechanismSpec, Paper, TestHooks, register
 
 
 def expand_blocks(block_level: torch.Tensor, block_len: int, n: int) -> torch.Tensor:
@@ -156,7 +156,7 @@ class BD3LM(Mechanism):
                 block = remask_step(block, self.denoiser.logits(h[:, -B:]), k, self.temperature, self.denoiser.mask_id)
             blocks.append(block)
             clean = block
-        # state: the KV cache after the prompt's pass (the decode state, ARCHITECTURE.md § A mechanism), as for every causal mechanism
+        # state: the KV cache after the prompt's pass (the decode state of ARCHITECTURE.md § Mechanisms), as for every causal mechanism
         return {"forward_passes": passes, "tokens": torch.cat(blocks, dim=1), "state": prompt_cache}
 
 
@@ -188,7 +188,7 @@ def bd3lm_cost(config: dict[str, Any], mode: str) -> Cost:
         defaults={**DENOISER_DEFAULTS, "block_len": 4, "diffusion_steps": 2},
         cost=bd3lm_cost,
         validate=_validate,
-        test_overrides={"gen_len": 8, "block_len": 4, "diffusion_steps": 2},
+        tests=TestHooks(overrides={"gen_len": 8, "block_len": 4, "diffusion_steps": 2}),
         claims=(
             Claim("flops", "seq_len", 2.0, "forward"),
             Claim("flops", "seq_len", 2.0, "train"),

@@ -42,7 +42,7 @@ from effprof.mechanisms.diffusion import cost
 from effprof.mechanisms.diffusion.denoiser import DENOISER_DEFAULTS, Denoiser, resolve_denoiser
 from effprof.mechanisms.diffusion.objective import mask_tokens, masked_diffusion_loss
 from effprof.mechanisms.diffusion.sampling import remask_step, transfer_schedule
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Claim, Cost, MechanismSpec, Paper, TestHooks, register
 
 
 class LLaDA(Mechanism):
@@ -117,7 +117,7 @@ def llada_cost(config: dict[str, Any], mode: str) -> Cost:
         defaults={**DENOISER_DEFAULTS, "diffusion_steps": 4},
         cost=llada_cost,
         validate=_validate,
-        test_overrides={"gen_len": 8, "diffusion_steps": 4},
+        tests=TestHooks(overrides={"gen_len": 8, "diffusion_steps": 4}),
         claims=(
             Claim("flops", "seq_len", 2.0, "forward"),
             Claim("flops", "seq_len", 2.0, "train"),

@@ -30,7 +30,7 @@ from effprof.mechanisms.hybrid import plan as layout
 from effprof.mechanisms.hybrid.cost import stack_cost
 from effprof.mechanisms.hybrid.layers import Layer, layer, parse_pattern
 from effprof.mechanisms.hybrid.stack import Stack, build_stack
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Claim, Cost, MechanismSpec, Paper, TestHooks, register
 
 DEFAULT_PATTERN = "MEAF"
 
@@ -79,7 +79,7 @@ DEFAULT = {"pattern": DEFAULT_PATTERN}
         validate=_validate,
         complexity={"prefill": "O(L_A·N²d + L·N·d²)", "train": "O(L_A·N²d + L·N·d²)",
                     "decode": "O(L_A·N·d + L·d²) per token", "state": "O(L_A·N·d) KV + O(1) per other layer"},
-        test_overrides={"chunk_size": 5, "d_state": 4, "d_ff": 16, "window": 5, "block_size": 4},
+        tests=TestHooks(overrides={"chunk_size": 5, "d_state": 4, "d_ff": 16, "window": 5, "block_size": 4}),
         claims=(
             # the default pattern holds one attention block: its n² term leads
             Claim("flops", "seq_len", 2.0, "forward", DEFAULT),

@@ -45,7 +45,7 @@ from effprof.mechanisms.hybrid import plan as layout
 from effprof.mechanisms.hybrid.cost import stack_cost
 from effprof.mechanisms.hybrid.layers import layer
 from effprof.mechanisms.hybrid.stack import Stack, build_blocks
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Claim, Cost, MechanismSpec, Paper, TestHooks, register
 
 declare_key("n_meta", int, "learnable meta tokens prepended to every sequence (hymba)", positive=False)
 
@@ -110,8 +110,8 @@ class Hymba(Stack):
         validate=hymba_plan,  # resolves every sub-layer's config: a bad value raises ConfigError
         complexity={"prefill": "O(3·N²d + L·N·(w + m)·d + L·N·d²)", "train": "O(3·N²d + L·N·(w + m)·d + L·N·d²)",
                     "decode": "O(3·N·d + L·(w + m)·d + L·d²) per token", "state": "O(3·N·d) KV + O(L·(w + m)·d)"},
-        test_overrides={"chunk_size": 5, "d_state": 4, "d_ff": 16, "n_layers": 4, "n_meta": 3, "window": 5,
-                        "block_size": 4},
+        tests=TestHooks(overrides={"chunk_size": 5, "d_state": 4, "d_ff": 16, "n_layers": 4, "n_meta": 3, "window": 5,
+                                   "block_size": 4}),
         claims=(
             Claim("flops", "seq_len", 2.0, "forward"),
             Claim("flops", "seq_len", 2.0, "train"),

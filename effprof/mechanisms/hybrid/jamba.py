@@ -30,7 +30,7 @@ from effprof.mechanisms.hybrid import plan as layout
 from effprof.mechanisms.hybrid.cost import stack_cost
 from effprof.mechanisms.hybrid.layers import LETTERS, layer
 from effprof.mechanisms.hybrid.stack import Stack, build_stack
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Claim, Cost, MechanismSpec, Paper, TestHooks, register
 
 ATTENTION_PERIOD, ATTENTION_OFFSET = 8, 4
 EXPERT_PERIOD, EXPERT_OFFSET = 2, 1
@@ -77,7 +77,7 @@ JAMBA_ATTENTION = ("quadratic above n ≈ 16,000 at the defaults (1 attention la
         validate=jamba_plan,  # resolves every sub-layer's config: a bad value raises ConfigError
         complexity={"prefill": "O(L/8·N²d + L·N·d²)", "train": "O(L/8·N²d + L·N·d²)",
                     "decode": "O(L/8·N·d + L·d²) per token", "state": "O(L/8·N·d) KV + O(L·d·N_state)"},
-        test_overrides={"chunk_size": 5, "d_state": 4, "d_ff": 16, "n_experts": 4},
+        tests=TestHooks(overrides={"chunk_size": 5, "d_state": 4, "d_ff": 16, "n_experts": 4}),
         claims=(
             # counted at the defaults (n = 1K..16K): forward 4.2e6·n + 261·n², decode 4.2e6 + 522·n per token
             Claim("flops", "seq_len", 2.0, "forward", note=JAMBA_ATTENTION),

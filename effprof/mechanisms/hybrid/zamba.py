@@ -31,7 +31,7 @@ from effprof.mechanisms.hybrid import plan as layout
 from effprof.mechanisms.hybrid.cost import stack_cost
 from effprof.mechanisms.hybrid.layers import layer
 from effprof.mechanisms.hybrid.stack import Stack, build_stack
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Claim, Cost, MechanismSpec, Paper, TestHooks, register
 
 declare_key("shared_every", int, "Mamba layers between applications of a shared attention block (zamba)")
 
@@ -69,7 +69,7 @@ def zamba_cost(config: dict[str, Any], mode: str) -> Cost:
         validate=zamba_plan,  # resolves every sub-layer's config: a bad value raises ConfigError
         complexity={"prefill": "O(L/k·N²d + L·N·d²)", "train": "O(L/k·N²d + L·N·d²)",
                     "decode": "O(L/k·N·d + L·d²) per token", "state": "O(L/k·N·d) KV + O(L·d·N_state)"},
-        test_overrides={"chunk_size": 5, "d_state": 4, "d_ff": 16, "n_layers": 4, "shared_every": 2},
+        tests=TestHooks(overrides={"chunk_size": 5, "d_state": 4, "d_ff": 16, "n_layers": 4, "shared_every": 2}),
         claims=(
             Claim("flops", "seq_len", 2.0, "forward"),
             Claim("flops", "seq_len", 2.0, "train"),

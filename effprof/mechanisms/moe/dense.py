@@ -20,7 +20,7 @@ from effprof.cost_model import Tally, mean_over_decode
 from effprof.mechanisms.moe.cost import ffn_cost
 from effprof.mechanisms.moe.experts import ACTIVATIONS, FeedForward
 from effprof.mechanisms.moe.per_token import PerTokenMechanism
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Claim, Cost, MechanismSpec, Paper, TestHooks, register
 
 
 class DenseFFN(PerTokenMechanism):
@@ -56,7 +56,7 @@ def dense_ffn_cost(config: dict[str, Any], mode: str) -> Cost:
         defaults={"top_k": 2, "d_ff": 256, "activation": "swiglu"},
         choices={"activation": ACTIVATIONS},
         cost=dense_ffn_cost,
-        test_overrides={"d_ff": 16},
+        tests=TestHooks(overrides={"d_ff": 16}),
         claims=(
             Claim("flops", "seq_len", 1.0, "forward"),
             Claim("flops", "seq_len", 1.0, "train"),

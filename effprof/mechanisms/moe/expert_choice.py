@@ -35,7 +35,7 @@ from effprof.mechanisms.moe.cost import ffn_cost, router_cost
 from effprof.mechanisms.moe.diagnostics import RoutingDiagnostics
 from effprof.mechanisms.moe.experts import ACTIVATIONS, Experts, FeedForward
 from effprof.mechanisms.moe.router import Router
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Claim, Cost, MeasureHints, MechanismSpec, Paper, TestHooks, register
 
 IMPLS = ("batched", "loop")
 
@@ -121,8 +121,8 @@ def _validate(config: dict[str, Any]) -> None:
         choices={"impl": IMPLS, "activation": ACTIVATIONS},
         cost=expert_choice_cost,
         validate=_validate,
-        loop_impls=("loop",),
-        test_overrides={"d_ff": 16, "n_shared_experts": 1},
+        measure=MeasureHints(loop_impls=("loop",)),
+        tests=TestHooks(overrides={"d_ff": 16, "n_shared_experts": 1}),
         claims=(  # no x⁰ claim in n_experts: the router's 2·T·d·E dominates at large E (see token_choice.CLAIMS)
             Claim("flops", "capacity_factor", 1.0, "forward"),
             Claim("flops", "seq_len", 1.0, "forward"),

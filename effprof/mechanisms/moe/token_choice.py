@@ -51,7 +51,7 @@ from effprof.mechanisms.moe.diagnostics import RoutingDiagnostics
 from effprof.mechanisms.moe.experts import ACTIVATIONS, Experts, FeedForward
 from effprof.mechanisms.moe.per_token import PerTokenMechanism
 from effprof.mechanisms.moe.router import Router, token_choice_capacity, top_k_gates
-from effprof.registry import Claim, MechanismSpec, Paper, register
+from effprof.registry import Claim, MeasureHints, MechanismSpec, Paper, TestHooks, register
 
 IMPLS = ("sorted", "loop")
 
@@ -161,8 +161,8 @@ def _spec(name: str, summary: str, paper: Paper, top_k: int) -> MechanismSpec:
         choices={"impl": IMPLS, "activation": ACTIVATIONS},
         cost=token_choice_cost,
         validate=_validate,
-        loop_impls=IMPLS,  # both loop over experts in Python
-        test_overrides={"d_ff": 16, "n_shared_experts": 1},
+        measure=MeasureHints(loop_impls=IMPLS),  # both loop over experts in Python
+        tests=TestHooks(overrides={"d_ff": 16, "n_shared_experts": 1}),
         claims=CLAIMS,
     )
 

@@ -40,7 +40,7 @@ from effprof.mechanisms.sparse.layer import StaticPlanAttention
 from effprof.mechanisms.sparse.layout import Layout
 from effprof.mechanisms.sparse.pairs import pattern_lists
 from effprof.mechanisms.sparse.static import StaticPart, padded, static_plan, static_tensor
-from effprof.registry import Cost, MechanismSpec, Paper, register
+from effprof.registry import Cost, MechanismSpec, Paper, TestHooks, register
 
 IMPLS = ("masked", "blocked")
 SEED = 0
@@ -194,7 +194,7 @@ def _validate(config: dict[str, Any]) -> None:
         cost=bigbird_cost,
         validate=_validate,
         pattern=lambda config: pattern_lists("bigbird", config),
-        test_overrides={"block_size": 3, "window": 3, "n_global": 2, "n_random_blocks": 2},
+        tests=TestHooks(overrides={"block_size": 3, "window": 3, "n_global": 2, "n_random_blocks": 2}),
         # decode keeps every key: random blocks may be any earlier block
         claims=(
             *sparse_claims(("blocked",), decode_state=1.0, decode_flops=0.0),

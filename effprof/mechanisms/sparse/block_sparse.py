@@ -55,7 +55,7 @@ from effprof.mechanisms.sparse.layout import KeyPart, Plan
 from effprof.mechanisms.sparse.pairs import pattern_lists, plan_pairs
 from effprof.mechanisms.sparse.sliding_window import window_plan
 from effprof.mechanisms.sparse.static import pad_tokens, padded, static_plan, static_tensor
-from effprof.registry import Cost, MechanismSpec, Paper, register
+from effprof.registry import Cost, MechanismSpec, Paper, TestHooks, register
 
 IMPLS = ("masked", "gathered")
 
@@ -232,7 +232,7 @@ def block_sparse_cost(config: dict[str, Any], mode: str) -> Cost:
         choices={"impl": IMPLS},
         cost=block_sparse_cost,
         pattern=lambda config: pattern_lists("block_sparse", config),
-        test_overrides={"block_size": 3, "n_selected_blocks": 2, "window": 4},
+        tests=TestHooks(overrides={"block_size": 3, "n_selected_blocks": 2, "window": 4}),
         # linear at a fixed budget (block scoring adds 2·(n/B)²·d); decode keeps every key: any past block may be picked
         claims=(
             *sparse_claims(("gathered",), decode_state=1.0, decode_flops=0.0, selection=SELECTION),

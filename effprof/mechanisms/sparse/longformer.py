@@ -36,7 +36,7 @@ from effprof.mechanisms.sparse.layout import Layout
 from effprof.mechanisms.sparse.pairs import pattern_lists
 from effprof.mechanisms.sparse.sliding_window import window_plan
 from effprof.mechanisms.sparse.static import StaticPart, padded, static_plan, static_tensor
-from effprof.registry import Cost, MechanismSpec, Paper, register
+from effprof.registry import Cost, MechanismSpec, Paper, TestHooks, register
 
 IMPLS = ("masked", "blocked")
 
@@ -141,7 +141,7 @@ def longformer_cost(config: dict[str, Any], mode: str) -> Cost:
         choices={"impl": IMPLS},
         cost=longformer_cost,
         pattern=lambda config: pattern_lists("longformer", config),
-        test_overrides={"window": 5, "n_global": 3, "block_size": 4},
+        tests=TestHooks(overrides={"window": 5, "n_global": 3, "block_size": 4}),
         claims=(
             *sparse_claims(("blocked",), decode_state=0.0, decode_flops=0.0),
         ),

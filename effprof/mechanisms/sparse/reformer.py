@@ -52,7 +52,7 @@ from effprof.mechanisms.sparse.layer import SparseAttention
 from effprof.mechanisms.sparse.layout import KeyPart, Layout, Plan, gather_tokens
 from effprof.mechanisms.sparse.pairs import pattern_lists, plan_pairs
 from effprof.mechanisms.sparse.static import pad_tokens, padded, static_tensor
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Claim, Cost, MechanismSpec, Paper, TestHooks, register
 
 IMPLS = ("masked", "sorted")
 
@@ -298,7 +298,7 @@ def _validate(config: dict[str, Any]) -> None:
         cost=reformer_cost,
         validate=_validate,
         pattern=lambda config: pattern_lists("reformer", config),
-        test_overrides={"n_buckets": 4, "n_hashes": 2, "chunk_size": 2},
+        tests=TestHooks(overrides={"n_buckets": 4, "n_hashes": 2, "chunk_size": 2}),
         # decode keeps every key: the pattern needs every earlier key's bucket
         claims=(
             *sparse_claims(("sorted",), decode_state=1.0, decode_flops=1.0),

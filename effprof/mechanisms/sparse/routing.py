@@ -44,7 +44,7 @@ from effprof.mechanisms.sparse.layer import SparseAttention
 from effprof.mechanisms.sparse.layout import KeyPart, Layout, Plan
 from effprof.mechanisms.sparse.pairs import pattern_lists, plan_pairs
 from effprof.mechanisms.sparse.static import static_tensor
-from effprof.registry import Cost, MechanismSpec, Paper, register
+from effprof.registry import Cost, MechanismSpec, Paper, TestHooks, register
 
 IMPLS = ("masked", "sorted")
 
@@ -193,7 +193,7 @@ def routing_cost(config: dict[str, Any], mode: str) -> Cost:
         choices={"impl": IMPLS},
         cost=routing_cost,
         pattern=lambda config: pattern_lists("routing", config),
-        test_overrides={"n_clusters": 3, "window": 3},
+        tests=TestHooks(overrides={"n_clusters": 3, "window": 3}),
         # decode keeps a buffer of w keys per cluster
         claims=(
             *sparse_claims(("sorted",), decode_state=0.0, decode_flops=0.0),

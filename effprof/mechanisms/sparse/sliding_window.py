@@ -36,7 +36,7 @@ from effprof.mechanisms.sparse.layer import StaticPlanAttention
 from effprof.mechanisms.sparse.layout import Layout
 from effprof.mechanisms.sparse.pairs import pattern_lists
 from effprof.mechanisms.sparse.static import StaticPart, pad_tokens, padded, static_plan, static_tensor
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Claim, Cost, MechanismSpec, Paper, TestHooks, register
 
 IMPLS = ("masked", "blocked", "fused")
 
@@ -199,7 +199,7 @@ def _validate(config: dict[str, Any]) -> None:
         cost=sliding_window_cost,
         validate=_validate,
         pattern=lambda config: pattern_lists("sliding_window", config),
-        test_overrides={"window": 5, "dilation": 2, "block_size": 4},
+        tests=TestHooks(overrides={"window": 5, "dilation": 2, "block_size": 4}),
         claims=(
             *sparse_claims(("blocked", "fused"), decode_state=0.0, decode_flops=0.0),
             *(Claim("flops", "window", 1.0, "forward", {"impl": impl}) for impl in ("blocked", "fused")),

@@ -45,7 +45,7 @@ from effprof.mechanisms.sparse.layer import StaticPlanAttention
 from effprof.mechanisms.sparse.layout import Layout
 from effprof.mechanisms.sparse.pairs import pattern_lists
 from effprof.mechanisms.sparse.static import StaticPart, padded, static_plan, static_tensor
-from effprof.registry import Claim, Cost, MechanismSpec, Paper, register
+from effprof.registry import Claim, Cost, MechanismSpec, Paper, TestHooks, register
 
 IMPLS = ("masked", "blocked")
 PATTERNS = ("strided", "fixed")
@@ -198,7 +198,7 @@ def _validate(config: dict[str, Any]) -> None:
         cost=sparse_transformer_cost,
         validate=_validate,
         pattern=lambda config: pattern_lists("sparse_transformer", config),
-        test_overrides={"stride": 4, "n_summary": 2},
+        tests=TestHooks(overrides={"stride": 4, "n_summary": 2}),
         claims=(
             # A⁽²⁾ grows with n at a fixed stride: n·(l + c·n/l) pairs, quadratic with a 1/l coefficient
             Claim("flops", "seq_len", 2.0, "forward"),

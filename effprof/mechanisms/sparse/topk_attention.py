@@ -52,7 +52,7 @@ from effprof.mechanisms.sparse.layout import NEG_INF, KeyPart, Plan, from_groups
 from effprof.mechanisms.sparse.pairs import pattern_lists, unique_sorted
 from effprof.mechanisms.sparse.sparse_transformer import fixed_plan
 from effprof.mechanisms.sparse.static import pad_tokens, padded, static_plan, static_tensor
-from effprof.registry import Cost, MechanismSpec, Paper, register
+from effprof.registry import Cost, MechanismSpec, Paper, TestHooks, register
 
 IMPLS = ("masked", "gathered")
 
@@ -212,7 +212,7 @@ def topk_attention_cost(config: dict[str, Any], mode: str) -> Cost:
         choices={"impl": IMPLS},
         cost=topk_attention_cost,
         pattern=lambda config: pattern_lists("topk_attention", config),
-        test_overrides={"top_k": 4, "block_size": 3, "n_selected_blocks": 2},
+        tests=TestHooks(overrides={"top_k": 4, "block_size": 3, "n_selected_blocks": 2}),
         # linear while n/B ≪ the candidate budget (block scoring adds 2·n·(n/B)·d); any past block may be a candidate
         claims=(
             *sparse_claims(("gathered",), decode_state=1.0, decode_flops=0.0, selection=SELECTION),

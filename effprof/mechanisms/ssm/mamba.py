@@ -51,7 +51,7 @@ from effprof.mechanisms.base import Mechanism
 from effprof.mechanisms.ssm.conv import CausalConv1d, init_dt_bias
 from effprof.mechanisms.ssm.mamba_cost import dt_rank, mamba_cost
 from effprof.mechanisms.ssm.selective_scan import COMPILED, IMPLS, KernelUnsupported, fastest_scan, selective_scan, state_max
-from effprof.registry import AUTO, Claim, MechanismSpec, Paper, Resolution, register
+from effprof.registry import AUTO, Claim, MeasureHints, MechanismSpec, Paper, Resolution, TestHooks, register
 
 
 class Mamba(Mechanism):
@@ -147,9 +147,9 @@ def _cost(config: dict[str, Any], mode: str):
         validate=_validate,
         cost=_cost,
         resolve_impl=resolve_impl,
-        loop_impls=("sequential",),  # chunked loops 2C + c steps (chunked_c none), not n
+        measure=MeasureHints(loop_impls=("sequential",)),  # chunked loops 2C + c steps (chunked_c none), not n
         kernels=("selective_scan",),  # impl chunked_c (and auto where it resolves to chunked_c), and only it
-        test_overrides={"chunk_size": 5},
+        tests=TestHooks(overrides={"chunk_size": 5}),
         claims=(
             Claim("flops", "seq_len", 1.0, "forward", {"impl": "sequential"}),
             Claim("flops", "seq_len", 1.0, "forward", {"impl": "chunked"}),

@@ -34,7 +34,7 @@ from effprof.mechanisms.base import Mechanism
 from effprof.mechanisms.ssm.conv import CausalConv1d, init_dt_bias
 from effprof.mechanisms.ssm.mamba2_cost import mamba2_cost
 from effprof.mechanisms.ssm.ssd import chunked_ssd, final_state, quadratic_ssd, recurrent_ssd
-from effprof.registry import Claim, MechanismSpec, Paper, register
+from effprof.registry import Claim, MeasureHints, MechanismSpec, Paper, TestHooks, register
 
 IMPLS = ("recurrent", "quadratic", "chunked")
 RMS_EPS = 1e-5
@@ -131,8 +131,8 @@ def _validate(config: dict[str, Any]) -> None:
         choices={"impl": IMPLS},
         cost=mamba2_cost,
         validate=_validate,
-        loop_impls=("recurrent", "chunked"),
-        test_overrides={"chunk_size": 5},
+        measure=MeasureHints(loop_impls=("recurrent", "chunked")),
+        tests=TestHooks(overrides={"chunk_size": 5}),
         claims=(
             Claim("flops", "seq_len", 1.0, "forward", {"impl": "recurrent"}),
             Claim("flops", "seq_len", 1.0, "forward", {"impl": "chunked"}),

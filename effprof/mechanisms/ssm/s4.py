@@ -48,7 +48,7 @@ from effprof.mechanisms.base import Mechanism
 from effprof.mechanisms.ssm.hippo import conjugate_half, legs_dplr
 from effprof.mechanisms.ssm.s4_cost import s4_cost
 from effprof.mechanisms.ssm.s4_kernel import DPLR, Diagonal, fft_conv
-from effprof.registry import Claim, MechanismSpec, Paper, register
+from effprof.registry import Claim, MeasureHints, MechanismSpec, Paper, register
 
 IMPLS = ("recurrent", "fft")
 PARAMS = ("diag", "dplr")
@@ -145,7 +145,7 @@ def _validate(config: dict[str, Any]) -> None:
         choices={"impl": IMPLS, "param": PARAMS, "discretization": DISCRETIZATIONS},
         cost=s4_cost,
         validate=_validate,
-        loop_impls=("recurrent",),
+        measure=MeasureHints(loop_impls=("recurrent",)),
         claims=(
             Claim("flops", "seq_len", 1.0, "forward", {"impl": "recurrent"}),
             Claim("flops", "seq_len", 1.0, "forward", {"impl": "fft"}),  # n log n: the fit models the log factor
