@@ -2,7 +2,7 @@
 
     python3 benchmarks/fit_vs_json.py big25k.jsonl [--repeats 3] [--baseline DIR]
 
-Make the file with `python3 -m effprof.synthetic -o big25k.jsonl --series 25000 --repeats 1`. Each repeat
+Make the file with `python3 scripts/synthetic.py -o big25k.jsonl --series 25000 --repeats 1`. Each repeat
 times, one after the other, a plain read (`[json.loads(line) for line in file]`) and the whole command
 `python3 -m effprof fit FILE --json > /dev/null` (a fresh process: imports, reading, validating, fitting,
 noise marking, writing the JSON), and prints both and their ratio, by wall time and by CPU time (user +

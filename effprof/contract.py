@@ -58,7 +58,7 @@ def contract_checks(spec: MechanismSpec, flops: bool = True) -> list[ContractChe
 
     results: list[ContractCheck] = []
 
-    from effprof.measure.guard import user_code
+    from effprof.runtime.guard import user_code
 
     changes: list[str] = []  # torch settings the mechanism's code changed (put back after each check)
 

@@ -119,22 +119,16 @@ def configured_plugins(path: Path = Path("pyproject.toml")) -> list[str]:
 BUILDING_COMMANDS = ("profile", "sweep", "compare", "check", "patterns")
 
 
-def load_project_plugins(path: Path = Path("pyproject.toml"), say: Callable[[str], None] | None = None,
-                         check: Check | None = None) -> list[str]:
-    """Load `[tool.effprof] plugins` of ./pyproject.toml, saying so first (`say`, stderr by default): called by the
+def load_project_plugins(say: Callable[[str], None], check: Check | None = None, path: Path = Path("pyproject.toml")) -> list[str]:
+    """Load `[tool.effprof] plugins` of ./pyproject.toml, saying so first (`say`: the command's own stderr, which escapes
+    the text — the plugin names come from a file): called by the
     commands that build mechanisms (BUILDING_COMMANDS) and by nothing else, so a command that only reads results,
     lists or explains never runs the code of the folder it happens to run in (as pytest with conftest.py, this is
     code of the project at hand: it runs where mechanisms are built, and each time it says so). `check`: as load_plugin's."""
     targets = configured_plugins(path)
     if not targets:
         return []
-    from effprof.render.escape import terminal
-
-    message = f"loading plugins from ./{path.name}: {', '.join(targets)}"
-    if say is None:
-        print(terminal(message), file=sys.stderr, flush=True)
-    else:
-        say(terminal(message))
+    say(f"loading plugins from ./{path.name}: {', '.join(targets)}")
     return [name for target in targets for name in load_plugin(target, check)]
 
 
@@ -156,7 +150,7 @@ def _resolve(target: str) -> Any:
             raise PluginError(f"--plugin {target!r} is neither module:attr nor an installed entry point; installed: {', '.join(names) or 'none'}")
         return found[0].load()
     module_name, _, attr = target.partition(":")
-    from effprof.measure.guard import user_code
+    from effprof.runtime.guard import user_code
 
     try:
         with user_code():  # sys.exit on import is an error too; torch settings the import changes are put back
@@ -196,7 +190,7 @@ def check_spec(spec: MechanismSpec) -> None:
 
 def claim_problem(claim: Any) -> str:
     """What is wrong with a claim, or '' (metric, numeric axis, finite exponent within ±10, mode, log power)."""
-    from effprof.analyse.fit import METRICS
+    from effprof.store.metrics import CLAIMABLE as METRICS
 
     if not isinstance(claim, Claim):
         return "is not an effprof.registry.Claim(metric, axis, exponent, mode)"

@@ -296,8 +296,8 @@ def build(name: str, seed: int = 0, **config: Any):
         torch.manual_seed(seed)
         module = spec.builder(resolved)
     module.config = resolved
-    from effprof.measure import count_only
+    from effprof.runtime import counting as count_only
 
-    if count_only.active():  # shapes only: the parameters are fakes (measure/count_only.py)
+    if count_only.active():  # shapes only: the parameters are fakes (runtime/counting.py)
         return count_only.to_device(module, resolved["device"], getattr(torch, resolved["dtype"]))
     return module.to(device=resolved["device"], dtype=getattr(torch, resolved["dtype"]))

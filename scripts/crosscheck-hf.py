@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""effprof's mechanisms beside the Hugging Face layers they correspond to: the README's table (effprof.modules.crosscheck).
+"""effprof's mechanisms beside the Hugging Face layers they correspond to: the README's table (effprof.measure.crosscheck).
 
     python3 scripts/crosscheck-hf.py [--seq-len 256] [--d-model 128] [--ops]
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this repository's effprof, as `python3 -m` from its root
 
-from effprof.modules.crosscheck import crosscheck, markdown  # noqa: E402
+from effprof.measure.crosscheck import crosscheck, markdown  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

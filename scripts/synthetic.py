@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write synthetic result records with known scaling laws (effprof.synthetic) to a JSON Lines file.
+"""Write synthetic result records with known scaling laws (effprof.store.synthetic) to a JSON Lines file.
 
     python3 scripts/synthetic.py -o big.jsonl --series 25000 --sizes 4 --repeats 1
     python3 scripts/synthetic.py -o big.jsonl --series 1 --sizes 4 --repeats 25000
@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this repository's effprof, as `python3 -m` from its root
 
-from effprof.synthetic import SyntheticError, write  # noqa: E402
+from effprof.store.synthetic import SyntheticError, write  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

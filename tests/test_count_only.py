@@ -1,4 +1,4 @@
-"""Count-only measurement (measure/count_only.py): counts on fake tensors equal a real run's.
+"""Count-only measurement (runtime/counting.py): counts on fake tensors equal a real run's.
 
 Tolerances (README "Counting at production sizes"): FLOPs, params and state bytes exactly equal; peak and
 activation bytes within 2% where the count takes no assumption. Where it assumes a balanced expert load,

@@ -207,7 +207,7 @@ def test_a_build_that_returns_no_module_is_a_failed_check(tmp_path):
 
 def test_explain_results_shows_measured_exponents_beside_the_claims(tmp_path):
     from effprof.store.records import write_all
-    from effprof.synthetic import records as synthetic
+    from effprof.store.synthetic import records as synthetic
 
     records = list(synthetic(series=1, sizes=4, exponents=(2.0, 1.0)))  # flops = n² + n exactly, state constant
     for record in records:  # as softmax_attention's naive form would claim them

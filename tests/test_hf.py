@@ -12,8 +12,8 @@ pytest.importorskip("transformers")
 
 from effprof.config import ConfigError
 from effprof.cost_model import SOFTMAX_FLOPS
+from effprof.measure.crosscheck import crosscheck
 from effprof.modules import module_spec
-from effprof.modules.crosscheck import crosscheck
 from effprof.modules.hf import LAYERS
 
 N, D = 64, 64

@@ -18,13 +18,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "effprof"
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("effprof.config", "effprof.suggest", "effprof.version")),
     ("store", ("effprof.store",)),
+    ("runtime", ("effprof.runtime",)),
     ("mechanisms", ("effprof.cost_model", "effprof.kernels", "effprof.mechanisms", "effprof.registry")),
-    ("targets", ("effprof.plugins", "effprof.contract", "effprof.modules")),
+    ("targets", ("effprof.plugins", "effprof.modules")),
     ("measure", ("effprof.measure", "effprof.hardware")),
     ("executors", ("effprof.executors", "effprof.runner")),
-    ("analyse", ("effprof.analyse", "effprof.synthetic")),
-    ("render", ("effprof.render", "effprof.labels")),
-    ("gates", ("effprof.check", "effprof.pytest_plugin")),
+    ("analyse", ("effprof.analyse",)),
+    ("render", ("effprof.render",)),
+    ("gates", ("effprof.contract", "effprof.check", "effprof.pytest_plugin")),
     ("course", ("effprof.course",)),
     ("cli", ("effprof.cli", "effprof.__main__", "effprof")),
 ]

@@ -6,13 +6,13 @@ import math
 
 import pytest
 
-from effprof import synthetic
 from effprof.analyse.outcome import claim_outcome, gate_fails, outcome_reason, tally
 from effprof.analyse.session import analyse
 from effprof.check import make_check
 from effprof.check.result import judge_check
 from effprof.pytest_plugin import assert_scaling
 from effprof.render.html import _verdicts
+from effprof.store import synthetic
 
 SIZES = [256, 512, 1024, 2048]
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from effprof.analyse.frames import add_labels, variant_words
 from effprof.analyse.session import analyse
 from effprof.check import load_checks
 from effprof.cli import app
-from effprof.labels import apply, parse_labels
 from effprof.render.figures import metric_figures
+from effprof.render.labels import apply, parse_labels
 from effprof.store.records import to_frame
 from tests.test_cli import assert_bad_input
 from tests.test_crossings import _mamba2_like
@@ -24,7 +25,9 @@ runner = CliRunner()
 def test_variants_read_as_words_by_default():
     labelled = add_labels(to_frame(_mamba2_like()), "seq_len")
     assert set(labelled["series"]) == {"mamba2 [recurrent]", "mamba2 [chunked]"}  # was "mamba2 [impl=recurrent]"
-    assert variant_words("impl=chunked,d_model=64") == "chunked, d_model=64"  # numbers keep their key
+    assert variant_words({"impl": "chunked", "d_model": 64}) == "chunked, d_model=64"  # numbers keep their key
+    with pytest.raises(TypeError, match="never parsed back"):
+        variant_words("impl=chunked,d_model=64")  # the text form is for display only
 
 
 def test_labels_parse_and_refuse_what_names_nothing():

@@ -177,7 +177,7 @@ def test_a_cloned_repositorys_plugins_run_only_where_mechanisms_are_built(tmp_pa
     import sys
     import uuid
 
-    from effprof.synthetic import write
+    from effprof.store.synthetic import write
 
     module = f"planted_{uuid.uuid4().hex[:8]}"
     marker = tmp_path / "MARKER"

@@ -31,9 +31,9 @@ def test_other_points_and_failures_stay_apart():
 
 def test_a_series_is_joined_on_its_structured_key_not_its_text():
     """A config value with ',' and '=' in it (a hybrid's layer pattern) broke the k=v,k=v text the renderers parsed back."""
-    from effprof import synthetic
     from effprof.analyse.frames import series_rows
     from effprof.analyse.session import analyse
+    from effprof.store import synthetic
 
     records = []
     for pattern, noise in (("A,M=2", 0.6), ("M", 0.0)):  # the first series is timed noisily, the second is not

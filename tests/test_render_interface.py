@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from effprof import synthetic
 from effprof.analyse.session import Session, analyse
 from effprof.render import FORMATS, RenderOptions, render
+from effprof.store import synthetic
 from effprof.store.records import to_frame
 
 

@@ -21,11 +21,11 @@ from effprof.analyse.points import aggregate
 from effprof.analyse.session import Session, analyse
 from effprof.render.html import MAX_FIGURE_SERIES, PAGE_ROWS, records_data, render
 from effprof.store.records import to_frame
-from effprof.synthetic import records as synthetic_records
+from effprof.store.synthetic import records as synthetic_records
 
 
 def synthetic(series: int, sizes: int, repeats: int, seed: int = 0) -> list[dict[str, Any]]:
-    """series × sizes × repeats records of effprof.synthetic: FLOPs ∝ n² exactly, time ∝ n² with 3% log-normal noise."""
+    """series × sizes × repeats records of effprof.store.synthetic: FLOPs ∝ n² exactly, time ∝ n² with 3% log-normal noise."""
     return list(synthetic_records(series=series, sizes=sizes, repeats=repeats, exponents=(2.0, 0.0), second=0.0, noise=0.03, seed=seed))
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from effprof.analyse.session import SESSION_VERSION, Session, SessionError, analyse, saved_session, session_path
 from effprof.cli import app
 from effprof.store.records import file_digest, read
-from effprof.synthetic import write as write_synthetic
+from effprof.store.synthetic import write as write_synthetic
 
 runner = CliRunner()
 SCRIPT = "<script>effprofpwn()</script>"

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 import effprof
-from effprof import synthetic
 from effprof.analyse.fit import fit_frame
+from effprof.store import synthetic
 from effprof.store.records import read, to_frame
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "synthetic.py"
 
 
 def _script():
-    """scripts/synthetic.py, the command line of effprof.synthetic (the library has no argparse main)."""
+    """scripts/synthetic.py, the command line of effprof.store.synthetic (the library has no argparse main)."""
     spec = importlib.util.spec_from_file_location("synthetic_script", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -60,7 +60,7 @@ def test_threads_and_default_dtype_are_put_back_and_named():
 
 def test_every_guarded_setting_is_put_back():
     """Each setting of TORCH_STATE, flipped inside the guard, is restored and named: the table is not a list of names."""
-    from effprof.measure.guard import TORCH_STATE, torch_state, user_code
+    from effprof.runtime.guard import TORCH_STATE, torch_state, user_code
 
     before = torch_state()
     flips = {"grad mode": lambda: torch.set_grad_enabled(False), "threads": lambda: torch.set_num_threads(1 + (before[1] == 1)),
@@ -79,7 +79,7 @@ def test_every_guarded_setting_is_put_back():
 
 
 def test_exit_from_user_code_is_an_exception_but_an_interrupt_is_not():
-    from effprof.measure.guard import UserExit, user_code
+    from effprof.runtime.guard import UserExit, user_code
 
     with pytest.raises(UserExit, match=r"sys.exit\(0\)"):
         with user_code():

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from effprof import synthetic
 from effprof.analyse.fit import FIT_COLUMNS, fit_frame, judge, judge_many
+from effprof.store import synthetic
 from effprof.store.records import to_frame
 
 GRID = np.round(np.arange(-0.5, 4.5, 0.01), 2)

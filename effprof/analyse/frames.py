@@ -66,8 +66,10 @@ def variant_part(key: str, value: Any) -> str:
 
 def variant_words(config: Any) -> str:
     """A series' config (a fit row's `config`: {"impl": "chunked", "d_model": 64}) as words: 'chunked, d_model=64'."""
+    if isinstance(config, str):
+        raise TypeError(f"variant_words takes a series' config (a dict), not its text {config!r}: the text is never parsed back")
     if not isinstance(config, dict):
-        return ""
+        return ""  # no config (a series of the mechanism's defaults, or a missing cell)
     return ", ".join(variant_part(k, v) for k, v in config.items())
 
 

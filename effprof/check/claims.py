@@ -297,7 +297,7 @@ def load_checks(path: str | Path | None = None) -> CheckSuite:
 
             raise bad(lines.section_key("labels", name), name, f"label {name!r} names no mechanism of these claims" + accepted(name, sorted(named)))
         try:
-            from effprof.labels import add_label
+            from effprof.render.labels import add_label
 
             add_label({}, name, text, "label")
         except ConfigError as e:

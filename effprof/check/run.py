@@ -14,7 +14,7 @@ from effprof.check.result import CheckResult, judge_check
 def needed_options(metrics: set[str], threads: int = 0, max_time: float = 0.5, count_only: bool = False):
     """Measure only what the metrics need: no fvcore, no timing unless time is judged.
 
-    count_only: count on fake tensors (measure/count_only.py) unless time is judged: a time claim is always
+    count_only: count on fake tensors (runtime/counting.py) unless time is judged: a time claim is always
     judged on a real run, never on counts.
     """
     from effprof.measure.harness import Options

@@ -65,9 +65,9 @@ def report_command(
     them) are drawn; results without them are reported without, with a note.
     """
     from effprof.analyse.session import analyse, saved_session
-    from effprof.labels import apply, apply_patterns, parse_labels
     from effprof.render import html
     from effprof.render.export import ExportError, write_exports
+    from effprof.render.labels import apply, apply_patterns, parse_labels
     from effprof.store.records import file_digest
 
     if output is None:

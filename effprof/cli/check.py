@@ -10,7 +10,7 @@ import typer
 
 from effprof.cli import app
 from effprof.cli.options import AddressOpt, ExecutorOpt, IsolateOpt, JsonOpt, MaxTimeOpt, ThreadsOpt, TimeoutOpt, choose_executor
-from effprof.cli.output import check_output_file, check_results_file, err, out, print_json
+from effprof.cli.output import check_output_file, check_results_file, err, out, print_json, say
 from effprof.render.escape import plain
 
 
@@ -38,7 +38,7 @@ def check_command(
     from effprof.contract import validate
     from effprof.plugins import load_project_plugins
 
-    load_project_plugins(check=validate)
+    load_project_plugins(say, check=validate)
 
     suite = load_checks(file)
     runner = choose_executor(executor, isolate, timeout, None, address, ctx)

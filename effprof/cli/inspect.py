@@ -12,7 +12,7 @@ from rich.text import Text
 
 from effprof.cli import BadInput, app, complete
 from effprof.cli.options import JsonOpt, ParamOpt
-from effprof.cli.output import check_output_file, err, out, print_json
+from effprof.cli.output import check_output_file, err, out, print_json, say
 from effprof.render.escape import plain
 
 
@@ -170,7 +170,7 @@ def patterns_command(
     from effprof.plugins import load_project_plugins
     from effprof.render.patterns import write_pattern_html
 
-    load_project_plugins(check=validate)
+    load_project_plugins(say, check=validate)
     if output.suffix.lower() not in (".html", ".htm"):
         raise BadInput(f"--output {str(output)!r} must end in .html")
     check_output_file(output, "--output")

@@ -54,6 +54,7 @@ from effprof.cli.output import (
     out,
     print_json,
     read_records,
+    say,
     warn_mixed_machines,
 )
 from effprof.config import ConfigError
@@ -157,7 +158,7 @@ def profile_command(
     hardware_file: HardwareFileOpt = None,
 ) -> None:
     """Measure one point: FLOPs (analytic, counted, fvcore), time, memory, state, its roofline bound."""
-    load_project_plugins(check=contract_validate)
+    load_project_plugins(say, check=contract_validate)
     from effprof.render.console import record_table
     from effprof.runner import profile
 
@@ -216,7 +217,7 @@ def sweep_command(
     hardware_file: HardwareFileOpt = None,
 ) -> None:
     """Measure every combination of the --vary values; each record is appended to -o as soon as it is measured."""
-    load_project_plugins(check=contract_validate)
+    load_project_plugins(say, check=contract_validate)
     from effprof.analyse.session import analyse
     from effprof.render.console import comparison_tables, roofline_table
     from effprof.runner import pending, plan
@@ -300,12 +301,12 @@ def compare_command(
 
     The records are saved next to the report (same name, .jsonl) so it can be re-rendered without re-measuring.
     """
-    load_project_plugins(check=contract_validate)
+    load_project_plugins(say, check=contract_validate)
     from effprof.analyse.session import analyse, session_path
-    from effprof.labels import apply, apply_patterns, parse_labels
     from effprof.measure.patterns import sparse_patterns
     from effprof.render import RenderOptions, html, render
     from effprof.render.export import ExportError, write_exports
+    from effprof.render.labels import apply, apply_patterns, parse_labels
     from effprof.runner import DEFAULT_MODES, DEFAULT_VARY, default_compare, plan
     from effprof.store.records import file_digest
 

@@ -260,3 +260,8 @@ def check_export_paths(latex, csv, figures, figure_size: str = "single", plotlyj
 
         if (reason := missing_requirement()) is not None:
             raise BadInput(f"--figures: {reason}")
+
+
+def say(message: str) -> None:
+    """One line of text from data on stderr, escaped (render.escape.plain): what a library step tells the user."""
+    err.print(plain(message), soft_wrap=True)

@@ -27,13 +27,13 @@ from effprof.measure.compile import CompileFailed, is_compiled
 from effprof.measure.env import environment
 from effprof.measure.flops import FlopCounter
 from effprof.measure.fvcore_count import fvcore_flops
-from effprof.measure.guard import user_code
 from effprof.measure.memory import LiveTensorTracker, activation_bytes, peak_bytes
 from effprof.measure.roofline import machine_roofline
 from effprof.measure.timing import time_call
 from effprof.measure.workload import make_workload
 from effprof.mechanisms.base import provides, state_nbytes
 from effprof.registry import MODES, build, get_spec, resolve_impl
+from effprof.runtime.guard import user_code
 from effprof.store.records import SCHEMA_VERSION, Record
 
 
@@ -54,7 +54,7 @@ class Options:
     seed: int = 0
     breakdown: bool = False  # forward mode: FLOPs, time, peak memory per submodule (measure/breakdown.py)
     breakdown_depth: int | None = None  # levels of submodules kept; None: all
-    count_only: bool = False  # shapes only (measure/count_only.py): FLOPs, bytes, params, state, memory; no time
+    count_only: bool = False  # shapes only (runtime/counting.py): FLOPs, bytes, params, state, memory; no time
 
     def __post_init__(self) -> None:
         from effprof.config import ConfigError
@@ -198,7 +198,7 @@ def _measure(spec, config: dict[str, Any], mode: str, options: Options, threads:
              changes: list[str]) -> None:
     if not options.count_only:
         return _run(spec, config, mode, options, threads, record, changes)
-    from effprof.measure import count_only
+    from effprof.runtime import counting as count_only
 
     record["measured_by"] = "count"
     nothing_timed = replace(options, fvcore=False, timing=False, roofline=False)

@@ -6,7 +6,7 @@
   until Python frees it (a weakref finaliser), and the peak of the running total is
   kept. Storages that existed before the call (parameters, inputs) never count.
   Scratch memory inside a kernel is invisible to it. The same tracking runs on the
-  fake tensors of a count-only measurement (measure/count_only.py): their storages
+  fake tensors of a count-only measurement (runtime/counting.py): their storages
   have sizes but no data, so peak and activation bytes follow from shapes alone.
 - activation_bytes: storages packed by autograd's saved_tensors_hooks during the
   forward of a train step, each storage once, parameters and inputs excluded.
@@ -22,11 +22,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-
-def storage_key(t: torch.Tensor) -> int:
-    """The identity of t's storage (its StorageImpl), the same for every view of it; unlike data_ptr() it also
-    tells apart the storages of fake tensors (count-only measurement), which have no data pointer."""
-    return t.untyped_storage()._cdata
+from effprof.runtime.storage import storage_key
 
 
 class LiveTensorTracker(TorchDispatchMode):

@@ -100,7 +100,7 @@ def state_tensors(state: State) -> list[torch.Tensor]:
 
 def state_nbytes(state: State) -> int:
     """Bytes held by a decode state, each storage counted once."""
-    from effprof.measure.memory import storage_key
+    from effprof.runtime.storage import storage_key
 
     seen: dict[int, int] = {}
     for t in state_tensors(state):

@@ -27,7 +27,7 @@ def parse_claim(text: str) -> Claim:
 
     The mode defaults to forward. Raises ConfigError naming the bad part.
     """
-    from effprof.analyse.fit import METRICS
+    from effprof.store.metrics import CLAIMABLE as METRICS
 
     head, _, rest = text.partition(":")
     axis, _, value = rest.partition("=")

@@ -29,7 +29,7 @@ def resolve_factory(target: str) -> tuple[Callable[..., Any], str, str]:
         return factory, summary, "huggingface"
     if not prefix or not attr:
         raise ConfigError(f"--module {target!r} is not pkg.module:factory or hf:model_type.layer")
-    from effprof.measure.guard import user_code
+    from effprof.runtime.guard import user_code
 
     try:
         with user_code():  # an import that calls sys.exit is an error too; torch settings it changes are put back

@@ -177,7 +177,7 @@ def _fields(model_type: str, keys: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_grouped(model_type: str, dtype: str) -> None:
-    from effprof.measure import count_only
+    from effprof.runtime import counting as count_only
 
     if model_type in ("mixtral", "jamba") and count_only.active() and dtype != "bfloat16":
         raise NotImplementedError(f"count-only {model_type}: torch's fake grouped_mm (the experts) takes bfloat16 only; "

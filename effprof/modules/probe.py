@@ -26,14 +26,14 @@ def probe(spec: MechanismSpec, values: dict[str, Any]) -> bool:
     """
     import torch
 
-    from effprof.measure.guard import user_code
+    from effprof.runtime.guard import user_code
 
     target = spec.target
     try:
         config = resolve_config(spec, {**values, "seq_len": PROBE_SEQ_LEN})
     except ConfigError as e:
         raise ConfigError(f"--module {target!r}: {e}") from None
-    from effprof.measure import count_only
+    from effprof.runtime import counting as count_only
 
     at = f"d_model={config['d_model']}, seq_len={PROBE_SEQ_LEN}" + "".join(
         f", {key}={config[key]}" for key in ("dtype", "device") if config[key] != RUN_DEFAULTS[key])
@@ -74,8 +74,8 @@ def build_with_spec(spec: MechanismSpec, config: dict[str, Any], changes: list[s
     """
     import torch
 
-    from effprof.measure import count_only
-    from effprof.measure.guard import user_code
+    from effprof.runtime import counting as count_only
+    from effprof.runtime.guard import user_code
 
     with torch.random.fork_rng(devices=[]), user_code(changes):
         torch.manual_seed(0)

@@ -24,10 +24,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from effprof.measure.memory import storage_key
 from effprof.mechanisms.base import Mechanism, State
 from effprof.mechanisms.hybrid import blocks
 from effprof.mechanisms.hybrid import plan as layout
+from effprof.runtime.storage import storage_key
 
 
 class Stack(Mechanism):

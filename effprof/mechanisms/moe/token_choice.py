@@ -44,14 +44,14 @@ from typing import Any
 import torch
 
 from effprof.config import ConfigError
-from effprof.measure import count_only
-from effprof.measure.count_only import assignments_of, expert_loads
 from effprof.mechanisms.moe.cost import token_choice_cost
 from effprof.mechanisms.moe.diagnostics import RoutingDiagnostics
 from effprof.mechanisms.moe.experts import ACTIVATIONS, Experts, FeedForward
 from effprof.mechanisms.moe.per_token import PerTokenMechanism
 from effprof.mechanisms.moe.router import Router, token_choice_capacity, top_k_gates
 from effprof.registry import Claim, MeasureHints, MechanismSpec, Paper, TestHooks, register
+from effprof.runtime import counting as count_only
+from effprof.runtime.counting import assignments_of, expert_loads
 
 IMPLS = ("sorted", "loop")
 

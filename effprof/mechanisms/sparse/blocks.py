@@ -22,8 +22,8 @@ from __future__ import annotations
 import torch
 
 from effprof.config import declare_key
-from effprof.measure import count_only
 from effprof.mechanisms.sparse.layout import NEG_INF
+from effprof.runtime import counting as count_only
 
 declare_key("n_selected_blocks", int, "key blocks each query block selects by compressed-block scores (block_sparse, topk_attention)")
 

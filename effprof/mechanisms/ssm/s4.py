@@ -43,12 +43,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from effprof.config import ConfigError, declare_key
-from effprof.measure.count_only import with_data
 from effprof.mechanisms.base import Mechanism
 from effprof.mechanisms.ssm.hippo import conjugate_half, legs_dplr
 from effprof.mechanisms.ssm.s4_cost import s4_cost
 from effprof.mechanisms.ssm.s4_kernel import DPLR, Diagonal, fft_conv
 from effprof.registry import Claim, MeasureHints, MechanismSpec, Paper, register
+from effprof.runtime.counting import with_data
 
 IMPLS = ("recurrent", "fft")
 PARAMS = ("diag", "dplr")

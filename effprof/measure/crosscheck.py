@@ -47,11 +47,11 @@ def measure_side(name: str, config: dict[str, Any], seq_len: int, d_model: int) 
     """Build `name` at `config` and the sizes, run forward once under the counter with the breakdown."""
     import torch
 
-    import effprof
     from effprof.measure.breakdown import measure_breakdown
     from effprof.measure.flops import FlopCounter
+    from effprof.registry import build
 
-    module = effprof.build(name, seq_len=seq_len, d_model=d_model, **config).eval()
+    module = build(name, seq_len=seq_len, d_model=d_model, **config).eval()
     x = torch.randn(1, seq_len, d_model, generator=torch.Generator().manual_seed(0))
 
     def run():
