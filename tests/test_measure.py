@@ -234,8 +234,8 @@ def test_attention_formulas_read_is_causal_where_the_schema_has_it(op, position)
     q = torch.empty(2, 3, 16, 8, device="meta")
     args = [q, q, q] if "backward" not in op else [q, q, q, q]
     args += [None] * (position - len(args)) + [True]
-    full = FORMULAS[op](tuple(args[:position]) + (False,), {}, (q,))
-    causal = FORMULAS[op](tuple(args), {}, (q,))
+    full = FORMULAS[getattr(torch.ops.aten, op)](tuple(args[:position]) + (False,), {}, (q,))
+    causal = FORMULAS[getattr(torch.ops.aten, op)](tuple(args), {}, (q,))
     assert causal == full * (16 * 17 // 2) / (16 * 16)  # causal pairs of 16 queries and keys
 
 

@@ -376,7 +376,7 @@ def test_compiled_backward_counts_its_registered_formula(compiled):
     out = selective_scan(*args, "chunked_c", 8)[0]
     with FlopCounter() as counter:
         out.sum().backward()
-    assert counter.by_op["selective_scan_backward"] == selective_scan_backward_flops(2, 45, 40, 7, 8) > 0
+    assert counter.by_op["effprof::selective_scan_backward"] == selective_scan_backward_flops(2, 45, 40, 7, 8) > 0
     from effprof.measure.harness import Options, measure_point
 
     record = measure_point("mamba", "train", {"impl": "chunked_c", "seq_len": 40, "d_model": 16, "chunk_size": 8},

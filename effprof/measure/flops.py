@@ -23,9 +23,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
+from torch._ops import OpOverload, OpOverloadPacket
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
@@ -81,10 +82,9 @@ def _complex_mul(args: tuple, kwargs: dict, out: Any) -> float:
     return (6.0 if o.is_complex() else 1.0) * o.numel()
 
 
-def _registered(func) -> Formula | None:
+def _registered(packet: OpOverloadPacket) -> Formula | None:
     """An op effprof has no formula for, whose author registered one with torch.utils.flop_counter
-    (`register_flop_formula`, as effprof's own compiled kernels do)."""
-    packet = func.overloadpacket
+    (its `register_flop_formula`, as effprof's own compiled kernels do)."""
     if packet not in flop_registry:
         return None
     count = flop_registry[packet]
@@ -292,64 +292,140 @@ index_select gather scatter masked_fill masked_scatter where embedding
 randn rand randint randperm rand_like randn_like uniform normal bernoulli _unsafe_index _local_scalar_dense
 view_as_real view_as_complex _conj _neg_view resolve_conj resolve_neg conj _reshape_alias
 unfold pad constant_pad_nd _pad_enum slice_scatter select_scatter diagonal_scatter as_strided_scatter
-set_ _has_compatible_shallow_copy_type nonzero masked_select sort_values one_hot scalar_tensor
+set_ _has_compatible_shallow_copy_type nonzero masked_select one_hot scalar_tensor
 _efficientzerotensor _to_dense tril_indices triu_indices squeeze_copy unsqueeze_copy expand_copy
-permute_copy t_copy view_copy transpose_copy slice_copy split_copy select_copy _unsafe_view_copy
-alias_copy detach_copy clone_copy new_tensor tensor item is_nonzero isnan isinf isfinite bincount
-slice_backward select_backward unbind_backward index_select_backward narrow_backward
-histc unique _unique2 unique_consecutive searchsorted bucketize complex argsort sort_stable diag_embed
-device
+permute_copy t_copy view_copy transpose_copy slice_copy split_copy select_copy
+alias_copy detach_copy tensor item is_nonzero isnan isinf isfinite bincount
+slice_backward select_backward index_select_backward
+histc _unique2 unique_consecutive searchsorted bucketize complex argsort diag_embed
 """.split()
 
-FORMULAS: dict[str, Formula] = {
-    "mm": _mm,
-    "bmm": _bmm,
-    "addmm": _addmm,
-    "baddbmm": _baddbmm,
-    "convolution": _convolution,
-    "convolution_backward": _convolution_backward,
+FORMULAS: dict[OpOverloadPacket, Formula] = {}  # op -> its formula; torch.ops.aten.mm, never the bare name "mm"
+_PENDING: dict[str, Formula] = {}  # "namespace::name" of ops whose library may not be loaded yet
+
+
+def register_flop_formula(*ops: OpOverloadPacket | str) -> Callable[[Formula], Formula]:
+    """Decorator: count each of `ops` with the decorated formula(args, kwargs, out) -> FLOPs.
+
+    An op is an OpOverloadPacket (torch.ops.aten.mm: all its overloads, mm.default and mm.out), or the
+    qualified name "namespace::name" of an op whose library may not be loaded when effprof is (a custom op
+    of transformers). Keys carry the namespace, as torch.utils.flop_counter's registry does, so a custom op
+    named `mm` is never counted as aten's. An op's in-place form (aten.mul_) is counted by its own formula
+    where it has one, else by the formula of the out-of-place op of the same namespace (aten.mul).
+    """
+
+    for op in ops:
+        if isinstance(op, str) and "::" not in op:  # a bare name would match any namespace's op of that name
+            raise ValueError(f"register_flop_formula: {op!r} is not a qualified op name 'namespace::name'")
+        if not isinstance(op, (str, OpOverloadPacket)):
+            raise TypeError(f"register_flop_formula: {op!r} is not an op (torch.ops.namespace.name) or 'namespace::name'")
+
+    def register(formula: Formula) -> Formula:
+        for op in ops:
+            if isinstance(op, str):
+                _PENDING[op] = formula
+            else:
+                FORMULAS[op] = formula
+        return formula
+
+    return register
+
+
+def _registers(ops: dict[OpOverloadPacket | str, Formula]) -> None:
+    for op, formula in ops.items():
+        register_flop_formula(op)(formula)
+
+
+_registers({
+    aten.mm: _mm,
+    aten.bmm: _bmm,
+    aten.addmm: _addmm,
+    aten.baddbmm: _baddbmm,
+    aten.convolution: _convolution,
+    aten.convolution_backward: _convolution_backward,
     # the fused attention kernels, CPU and CUDA, counted alike (with causal masking); the number is the
     # position of is_causal in each kernel's schema
-    "_scaled_dot_product_flash_attention_for_cpu": _attention(4),
-    "_scaled_dot_product_flash_attention_for_cpu_backward": _attention_backward(7),
-    "_scaled_dot_product_flash_attention": _attention(4),
-    "_scaled_dot_product_flash_attention_backward": _attention_backward(11),
-    "_scaled_dot_product_efficient_attention": _attention(6),
-    "_scaled_dot_product_efficient_attention_backward": _attention_backward(11),
-    "_scaled_dot_product_cudnn_attention": _attention(6),
-    "_scaled_dot_product_cudnn_attention_backward": _attention_backward(14),
-    "_fft_r2c": _fft("r2c"),
-    "_fft_c2r": _fft("c2r"),
-    "_fft_c2c": _fft("c2c"),
-    "native_layer_norm": _layer_norm,
-    "native_layer_norm_backward": _layer_norm_backward,
-    "_fused_rms_norm": _rms_norm,
-    "_fused_rms_norm_backward": _rms_norm_backward,
-    "sort": _sort,
-    "scatter_add": _scatter_like,
-    "scatter_reduce": _scatter_like,
-    "index_add": _index_add,
-    "embedding_dense_backward": _embedding_backward,
-    "unfold_backward": per_input(1),  # overlapping windows' gradients summed: one add per window element
-    "index_put": _index_put,  # accumulate=True adds each value: one add per value; otherwise a plain write
-    "_index_put_impl": _index_put,
-    "mul": _complex_mul,
-    "_grouped_mm": _grouped_mm,
-    "grouped_mm": _grouped_mm,
-    "grouped_mm_fallback": _grouped_mm,  # transformers' custom op where torch's grouped_mm does not apply
-}
-for _op in ELEMENTWISE:
-    FORMULAS.setdefault(_op, per_output(1))
-for _op, _k in FUSED_ELEMENTWISE.items():
-    FORMULAS[_op] = per_output(_k)
-for _op, _k in REDUCTIONS.items():
-    FORMULAS[_op] = per_input(_k)
+    aten._scaled_dot_product_flash_attention_for_cpu: _attention(4),
+    aten._scaled_dot_product_flash_attention_for_cpu_backward: _attention_backward(7),
+    aten._scaled_dot_product_flash_attention: _attention(4),
+    aten._scaled_dot_product_flash_attention_backward: _attention_backward(11),
+    aten._scaled_dot_product_efficient_attention: _attention(6),
+    aten._scaled_dot_product_efficient_attention_backward: _attention_backward(11),
+    aten._scaled_dot_product_cudnn_attention: _attention(6),
+    aten._scaled_dot_product_cudnn_attention_backward: _attention_backward(14),
+    aten._fft_r2c: _fft("r2c"),
+    aten._fft_c2r: _fft("c2r"),
+    aten._fft_c2c: _fft("c2c"),
+    aten.native_layer_norm: _layer_norm,
+    aten.native_layer_norm_backward: _layer_norm_backward,
+    aten._fused_rms_norm: _rms_norm,
+    aten._fused_rms_norm_backward: _rms_norm_backward,
+    aten.sort: _sort,
+    aten.scatter_add: _scatter_like,
+    aten.scatter_reduce: _scatter_like,
+    aten.index_add: _index_add,
+    aten.embedding_dense_backward: _embedding_backward,
+    aten.unfold_backward: per_input(1),  # overlapping windows' gradients summed: one add per window element
+    aten.index_put: _index_put,  # accumulate=True adds each value: one add per value; otherwise a plain write
+    aten._index_put_impl: _index_put,
+    aten._grouped_mm: _grouped_mm,
+    "aten::grouped_mm": _grouped_mm,  # the public grouped_mm of newer torch versions
+    "transformers::grouped_mm_fallback": _grouped_mm,  # transformers' custom op where torch's grouped_mm does not apply
+})
+_registers({getattr(aten, op): per_output(1) for op in ELEMENTWISE})
+_registers({aten.mul: _complex_mul})
+_registers({getattr(aten, op): per_output(k) for op, k in FUSED_ELEMENTWISE.items()})
+_registers({getattr(aten, op): per_input(k) for op, k in REDUCTIONS.items()})
+
+FREE_OPS = frozenset(getattr(aten, op) for op in FREE)
+# Free ops that move no data: views the schema does not mark as views (_unsafe_view: a matmul's result
+# reshaped), ops that only allocate, alias or read one scalar. Their calls still count.
+NO_TRAFFIC = frozenset(getattr(aten, op) for op in """
+_unsafe_view _reshape_alias view_as_real view_as_complex _conj _neg_view alias detach lift_fresh
+empty empty_like empty_strided new_empty new_empty_strided _local_scalar_dense set_ _has_compatible_shallow_copy_type item
+is_nonzero
+""".split())
+# Queries of a tensor's metadata that a tensor subclass (the FakeTensors of a count-only measurement) sends
+# through the dispatcher and a real tensor answers without it: not ops, so neither counted nor listed.
+METADATA_QUERIES = frozenset({torch.ops.prim.device.default, torch.ops.prim.layout.default})
+
+
+class _Op(NamedTuple):
+    """What FlopCounter needs to know about an op, looked up once per counter."""
+
+    name: str  # the key in by_op and ops: the bare name for aten ("mm", in-place "mul_" as "mul"), else "namespace::name"
+    formula: Formula | None  # None: free, or unknown
+    free: bool
+    moves_data: bool  # whether its operands' and results' bytes are traffic (not for views and NO_TRAFFIC)
+    custom: bool  # outside aten and prim: a compiled kernel or a library's custom op
+
+
+def classify(func: OpOverload) -> _Op:
+    """Look op `func` up by op, namespace included: its own formula or free mark, else (an in-place op such as
+    aten.mul_) those of the out-of-place op of the same namespace (aten.mul), else a formula its author
+    registered with torch.utils.flop_counter. An op with none of these is unknown."""
+    packet = func.overloadpacket
+    candidates = [packet]
+    namespace = getattr(torch.ops, func.namespace)
+    if packet.__name__.endswith("_") and hasattr(namespace, packet.__name__[:-1]):
+        candidates.append(getattr(namespace, packet.__name__[:-1]))
+    chosen, formula = packet, None
+    for candidate in candidates:
+        formula = FORMULAS.get(candidate) or _PENDING.get(candidate._qualified_op_name) or _registered(candidate)
+        if formula is not None or candidate in FREE_OPS:
+            chosen = candidate
+            break
+    free = formula is None and chosen in FREE_OPS
+    key = chosen.__name__ if func.namespace == "aten" else chosen._qualified_op_name
+    moves_data = formula is not None or not (func.is_view or chosen in NO_TRAFFIC)
+    return _Op(key, formula, free, moves_data, func.namespace not in ("aten", "prim"))
+
 
 class FlopCounter(TorchDispatchMode):
     """Count FLOPs of everything run inside `with FlopCounter() as c:`.
 
-    c.total: FLOPs; c.by_op: FLOPs per aten op; c.unknown_ops: ops with no
-    formula that are not known to be free (their FLOPs are missing from total);
+    c.total: FLOPs; c.by_op: FLOPs per op (aten ops by bare name, others as namespace::name); c.unknown_ops:
+    ops with no formula that are not known to be free (their FLOPs are missing from total);
     c.custom_ops: calls of ops outside aten (compiled kernels such as
     effprof::chunked_selective_scan), so a record says which kernels ran;
     c.bytes_moved: operand and result bytes of the counted ops, the traffic of an
@@ -369,6 +445,7 @@ class FlopCounter(TorchDispatchMode):
         self.custom_ops: Counter[str] = Counter()
         self.bytes_moved = 0
         self.ops: dict[str, list[float]] = {}
+        self._known: dict[OpOverload, _Op] = {}  # classify's answers, per counter (a formula may be registered later)
 
     @property
     def total(self) -> float:
@@ -377,47 +454,33 @@ class FlopCounter(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        name = _canonical(func)
-        if func.namespace not in ("aten", "prim"):
-            self.custom_ops[f"{func.namespace}::{name}"] += 1
-        formula = FORMULAS.get(name) or _registered(func)
+        if func in METADATA_QUERIES:
+            return out
+        op = self._known.get(func)
+        if op is None:
+            op = self._known[func] = classify(func)
+        name = op.name
+        if op.custom:
+            self.custom_ops[name] += 1
         flops = traffic = 0.0
-        if formula is not None:
-            flops = formula(args, kwargs, out)
+        if op.formula is not None:
+            flops = op.formula(args, kwargs, out)
             self.by_op[name] += flops
             self.calls[name] += 1
+        elif not op.free:
+            self.unknown_ops[name] += 1
+        if op.moves_data:
             # ideal memory traffic of the op: every operand read once, every result written once
             traffic = _tensor_bytes(args) + _tensor_bytes(kwargs.values()) + _tensor_bytes(out)
-            self.bytes_moved += traffic
-        else:
-            if name not in FREE_SET:
-                self.unknown_ops[name] += 1
-            if not func.is_view and name not in NO_TRAFFIC:
-                traffic = _tensor_bytes(args) + _tensor_bytes(kwargs.values()) + _tensor_bytes(out)
-        entry = self.ops.setdefault(name, [0.0, 0.0, 0])
+            if op.formula is not None:
+                self.bytes_moved += traffic
+        entry = self.ops.get(name)
+        if entry is None:
+            entry = self.ops[name] = [0.0, 0.0, 0]
         entry[0] += flops
         entry[1] += traffic
         entry[2] += 1
         return out
-
-
-FREE_SET = frozenset(FREE)
-# Free ops that move no data: views the schema does not mark as views (_unsafe_view: a matmul's result
-# reshaped), ops that only allocate, alias or read one scalar. Their calls still count.
-NO_TRAFFIC = frozenset("""
-_unsafe_view _reshape_alias view_as_real view_as_complex _conj _neg_view alias detach lift_fresh
-empty empty_like empty_strided new_empty new_empty_strided _local_scalar_dense set_ _has_compatible_shallow_copy_type item
-is_nonzero
-""".split())
-
-
-def _canonical(func) -> str:
-    name = func.overloadpacket.__name__
-    if name in FORMULAS or name in FREE_SET:
-        return name
-    if name.endswith("_") and name[:-1] in FORMULAS or name.endswith("_") and name[:-1] in FREE_SET:
-        return name[:-1]
-    return name
 
 
 def _tensor_bytes(x: Any) -> int:

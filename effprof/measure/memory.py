@@ -31,6 +31,7 @@ class LiveTensorTracker(TorchDispatchMode):
         self.live = 0
         self.peak = 0
         self._tracked: set[int] = set()
+        self._makes_storage: dict[Any, bool] = {}  # op -> whether its results can be new storages (per op, once)
 
     def _release(self, key: int, nbytes: int) -> None:
         self._tracked.discard(key)
@@ -38,8 +39,13 @@ class LiveTensorTracker(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        if any(r.alias_info is not None for r in func._schema.returns):
-            return out  # a view or an in-place op: no new storage
+        makes_storage = self._makes_storage.get(func)
+        if makes_storage is None:  # a view or an in-place op returns no new storage; a metadata query no tensor
+            returns = func._schema.returns
+            makes_storage = self._makes_storage[func] = all(r.alias_info is None for r in returns) and any(
+                "Tensor" in str(r.type) for r in returns)
+        if not makes_storage:
+            return out
         for t in tree_leaves(out):
             if not isinstance(t, torch.Tensor):
                 continue
