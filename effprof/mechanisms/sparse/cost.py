@@ -17,8 +17,8 @@ from effprof.registry import Claim
 PartShape = tuple[str, int]  # (kind, width L)
 
 
-def projections(t: Tally, config: dict[str, Any], tokens: int, shared_qk: bool = False) -> None:
-    """Q (K) V O projections, q·1/√d, and shared-QK's k = q / ‖q‖."""
+def projections(t: Tally, config: dict[str, Any], tokens: int, shared_qk: bool = False, scale_q: bool = True) -> None:
+    """Q (K) V O projections, q·1/√d (scale_q=False: a fused kernel's `scale` does it), and shared-QK's k = q / ‖q‖."""
     dm, h, d = config["d_model"], config["n_heads"], config["head_dim"]
     inner = h * d
     t.linear(tokens, dm, inner)  # Q
@@ -27,7 +27,8 @@ def projections(t: Tally, config: dict[str, Any], tokens: int, shared_qk: bool =
     t.linear(tokens, dm, inner)  # V
     t.linear(tokens, inner, dm)  # O
     t.add(0, (1 if shared_qk else 2) * tokens * dm)  # dx: the input's gradients through Q, (K,) V are summed
-    t.elementwise(tokens * inner)  # q · 1/√d
+    if scale_q:
+        t.elementwise(tokens * inner)  # q · 1/√d
     if shared_qk:
         t.add(2 * tokens * inner, 0)  # ‖q‖: square and sum per element
         t.elementwise(tokens * inner, 1, 0)  # q / ‖q‖
