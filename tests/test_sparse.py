@@ -437,3 +437,35 @@ def test_fused_window_copies_no_query_key_or_value(batch):
     with LargeStorages(batch * n * D_MODEL * 4) as watch, torch.no_grad():  # the watch sees copies: the gathered form makes many
         build("sliding_window", n=n, batch=batch, impl="blocked", window=w, block_size=B)(x)
     assert len(watch.made) > 8, sorted(watch.made.values())
+
+
+FUSED_PLANS = [variant for variant in VARIANTS if variant[0] in ("longformer", "bigbird")]
+
+
+@pytest.mark.parametrize("variant", FUSED_PLANS, ids=variant_id)
+@pytest.mark.parametrize("n,batch", [(N, BATCH), (5, 1), (64, 3)])
+def test_fused_plan_equals_masked_forward_gradients_and_decode(variant, n, batch):
+    """Longformer's and BigBird's fused form (one gather, one fused-kernel call, the plan's −∞ bias) is their
+    masked reference: outputs, input and weight gradients, and prefill then steps."""
+    name, overrides = variant
+    reference = build(name, n=n, batch=batch, impl="masked", **overrides).double()
+    fused = build(name, n=n, batch=batch, impl="fused", **overrides).double()
+    fused.load_state_dict(reference.state_dict())
+    x = inputs(n=n, batch=batch).double()
+    results = []
+    for module in (reference, fused):
+        xx = x.clone().requires_grad_(True)
+        y = module(xx)
+        y.backward(torch.cos(y.detach()))
+        results.append((y.detach(), xx.grad, module.q_proj.weight.grad, module.k_proj.weight.grad, module.v_proj.weight.grad))
+    for expected, actual in zip(results[0], results[1], strict=True):
+        torch.testing.assert_close(actual, expected, rtol=1e-10, atol=1e-12)
+    split = max(1, n - 4)
+    with torch.no_grad():
+        y, state = fused.prefill(x[:, :split])
+        outputs = [y]
+        for t in range(split, n):
+            y_t, state = fused.step(x[:, t:t + 1], state)
+            outputs.append(y_t)
+    torch.testing.assert_close(torch.cat(outputs, dim=1), results[0][0], rtol=1e-10, atol=1e-12)
+    assert get_spec(name).defaults["impl"] == "fused"

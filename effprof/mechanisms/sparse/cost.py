@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from effprof.cost_model import Tally
+from effprof.cost_model import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FLOPS, Tally
 from effprof.registry import Claim
 
 PartShape = tuple[str, int]  # (kind, width L)
@@ -109,6 +109,17 @@ def attend_cost(t: Tally, config: dict[str, Any], groups: float, rows: int, part
     if query_gathered:
         t.add(bh + queries, 0)  # the query rows
         t.add(0, queries * d)  # the query gather's backward (index-add)
+
+
+def fused_cost(t: Tally, config: dict[str, Any], groups: int, rows: int, widths: Sequence[int]) -> None:
+    """attend.fused_plan: (b·h) × G × r queries against one gathered list of ΣL keys per group."""
+    bh, d = config["batch"] * config["n_heads"], config["head_dim"]
+    keys = groups * sum(widths)  # gathered rows per (b, h)
+    pairs = bh * rows * keys  # every (query, slot) pair is computed, blocked ones too
+    t.add(bh + bh * keys, 0)  # row numbers: head offset + position
+    # torch's flash kernel: QKᵀ (2d), softmax (5), PV (2d) per pair; backward dV, dP, softmax', dQ, dK;
+    # the gathers' backward index-adds into K and V
+    t.add(pairs * (4.0 * d + SOFTMAX_FLOPS), pairs * (8.0 * d + SOFTMAX_BACKWARD_FLOPS) + 2 * bh * keys * d)
 
 
 def masked_cost(t: Tally, config: dict[str, Any], n: int, heads_rows: float | None = None) -> None:
