@@ -127,6 +127,8 @@ class MechanismSpec:
     # form that runs at that point's device, dtype and mode, and why. Called when a point is built or costed,
     # never when the registry loads (it may build a compiled kernel).
     resolve_impl: Callable[[dict[str, Any], str | None], Resolution] | None = None
+    # stacks of other mechanisms (the hybrid family): config -> the line `explain` prints on the forms its layers run
+    forms: Callable[[dict[str, Any]], str] | None = None
     builder: Callable[[dict[str, Any]], Any] | None = None  # set by `register` (a new spec), or given with a plain spec
     tests: TestHooks = field(default_factory=TestHooks)
     measure: MeasureHints = field(default_factory=MeasureHints)
@@ -268,6 +270,8 @@ def run_config(spec: MechanismSpec, config: dict[str, Any], mode: str | None = N
 
 def forms_note(spec: MechanismSpec, config: dict[str, Any]) -> str:
     """One line for `effprof explain`: which form the default runs, per mode at `config`, and why."""
+    if spec.forms is not None:
+        return spec.forms(config)
     if not spec.impls:
         return f"{spec.name} has one form (no impl to choose)."
     default = spec.defaults.get("impl")

@@ -19,6 +19,7 @@ from effprof.mechanisms.hybrid.jamba import jamba_pattern
 from effprof.mechanisms.hybrid.layers import parse_pattern
 from effprof.mechanisms.hybrid.zamba import zamba_plan
 from effprof.registry import get_spec, list_mechanisms
+from tests.helpers import runs_here
 
 TINY = {"batch": 2, "seq_len": 12, "d_model": 16, "d_state": 4, "chunk_size": 5, "d_ff": 8}
 ALL_LETTERS = "AWMSLEF"
@@ -57,7 +58,7 @@ def test_letters_build_the_registered_mechanisms():
     module = effprof.build("hybrid", pattern=ALL_LETTERS, **TINY)
     assert _mixers(module) == ["SoftmaxAttention", "SlidingWindowAttention", "Mamba", "Mamba2", "LinearAttention",
                                "TokenChoiceMoE", "DenseFFN"]
-    assert module.blocks[0].mixer.impl == "sdpa" and module.blocks[2].mixer.impl == "chunked"
+    assert module.blocks[0].mixer.impl == "sdpa" and module.blocks[2].mixer.impl == "auto"
     assert all(isinstance(block.norm, blocks.RMSNorm) for block in module.blocks)
     assert module.blocks[5].mixer.n_experts == 8 and module.blocks[2].mixer.d_state == 4  # the stack's values
 
@@ -323,10 +324,80 @@ def test_family_is_registered():
     assert stack_plan(resolve_config(get_spec("hybrid"), {"pattern": "AM", "n_layers": 3})).blocks[2].layer.name == "softmax_attention"
 
 
-def test_mamba_layers_run_the_torch_form_whether_named_by_letter_or_by_name():
-    """A stack trains as well as runs forward; mamba's compiled chunked_c has no backward, so no stack uses it."""
-    from effprof.mechanisms.hybrid.layers import parse_pattern
+def test_mamba_layers_resolve_auto_as_mamba_does_whether_named_by_letter_or_by_name():
+    """A stack's Mamba layers run mamba's own default, impl auto, resolved per point by mamba's rule."""
+    from effprof.mechanisms.hybrid.hymba import hymba_plan
+    from effprof.mechanisms.hybrid.jamba import jamba_plan
+    from effprof.mechanisms.hybrid.plan import layers_of
 
-    assert parse_pattern("M", None) == parse_pattern("mamba", None) == [("mamba", {"impl": "chunked"})]
+    assert parse_pattern("M", None) == parse_pattern("mamba", None) == [("mamba", {"impl": "auto"})]
     assert parse_pattern("mamba,softmax_attention", None)[1] == ("softmax_attention", {"impl": "sdpa"})
     assert parse_pattern("mamba2", None) == [("mamba2", {})]
+    for name, plan in (("jamba", jamba_plan), ("zamba", zamba_plan), ("hymba", hymba_plan)):
+        config = resolve_config(get_spec(name), {})
+        mambas = [item for item in layers_of(plan(config).blocks) if item.name == "mamba"]
+        assert mambas and all(item.config["impl"] == "auto" for item in mambas), name
+        assert get_spec(name).kernels == ("selective_scan",)
+
+
+COMPILED_SCAN = "selective_scan"  # the custom op's name in a FLOP count
+
+
+def _stack_ops(dtype: str, mode: str = "forward") -> dict:
+    from effprof.measure.flops import FlopCounter
+    from effprof.measure.workload import make_workload
+
+    config = resolve_config(get_spec("hybrid"), {**TINY, "pattern": "MA", "dtype": dtype})
+    module = effprof.build("hybrid", **config)
+    workload = make_workload(module, config, mode)
+    with FlopCounter() as counter:
+        workload.run()
+    return dict(counter.by_op)
+
+
+@pytest.mark.skipif(not runs_here("mamba", "chunked_c"), reason="the compiled scan is not built here")
+@pytest.mark.parametrize("mode", ["forward", "train"])
+def test_stack_runs_the_compiled_scan_where_mamba_would(mode):
+    """CPU float32: the stack's mamba layer runs the compiled kernel (its op in the count), train included;
+    bfloat16: the torch form, as mamba alone resolves it there."""
+    assert any(COMPILED_SCAN in op for op in _stack_ops("float32", mode)), _stack_ops("float32", mode)
+    assert not any(COMPILED_SCAN in op for op in _stack_ops("bfloat16", mode))
+
+
+@pytest.mark.skipif(not runs_here("mamba", "chunked_c"), reason="the compiled scan is not built here")
+def test_stack_with_the_compiled_scan_equals_the_torch_form():
+    """Outputs and gradients of a stack whose Mamba layer resolves to chunked_c equal those of the same stack
+    with the layer named chunked (same weights)."""
+    config = {**TINY, "pattern": "MAM"}
+    auto = effprof.build("hybrid", **config)
+    from effprof.mechanisms.hybrid import layers
+
+    fixed = layers.LETTERS["M"]
+    try:
+        layers.LETTERS["M"] = ("mamba", {"impl": "chunked"})
+        torch_form = effprof.build("hybrid", **config)
+    finally:
+        layers.LETTERS["M"] = fixed
+    torch_form.load_state_dict(auto.state_dict())
+    assert {b.mixer.impl for b in torch_form.blocks if type(b.mixer).__name__ == "Mamba"} == {"chunked"}
+    results = []
+    for module in (auto, torch_form):
+        x = _x(2, 12, 16).requires_grad_(True)
+        y = module(x)
+        y.backward(torch.cos(y.detach()))
+        results.append((y.detach(), x.grad, module.blocks[0].mixer.in_proj.weight.grad, module.blocks[0].mixer.A_log.grad))
+    for expected, actual in zip(results[1], results[0], strict=True):
+        torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_explain_says_which_form_each_layer_of_a_stack_runs():
+    from effprof.registry import forms_note
+
+    spec = get_spec("hybrid")
+    note = forms_note(spec, resolve_config(spec, {"pattern": "MAW"}))
+    expected = "chunked_c" if runs_here("mamba", "chunked_c") else "chunked ("
+    assert f"mamba: impl=auto: forward/train/decode → {expected}" in note, note
+    assert "softmax_attention: impl=sdpa" in note and "sliding_window: impl=fused" in note
+    bf16 = forms_note(spec, resolve_config(spec, {"pattern": "MAW", "dtype": "bfloat16"}))
+    assert "→ chunked (chunked_c runs in float32 only, not bfloat16)" in bf16, bf16
+    assert "→ chunked_c" not in bf16

@@ -171,6 +171,8 @@ def test_counted_flops_match_analytic(case, mode):
     ops = {op.split("::")[1] for op in counter.custom_ops}
     ran = {op.removesuffix("_backward") for op in ops}
     assert ran <= set(spec.kernels)
+    if spec.forms is not None:  # a stack: each layer resolves its own impl (test_hybrid checks which ran)
+        return
     impl = resolve_impl(spec, config, mode).impl  # impl=auto runs what it resolves to
     if impl not in COMPILED_IMPLS:
         assert ran == set(), f"{name} impl={impl} ran compiled kernels {ran}"

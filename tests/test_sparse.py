@@ -372,3 +372,100 @@ def test_render_never_imports_torch():
 
 def test_with_patterns_lists_the_family():
     assert set(SPARSE) <= set(with_patterns())
+
+
+# The fused sliding window (the default): token-major strided bands, no copies of q, k or v.
+FUSED_WINDOWS = [  # (window, dilation, block_size, n, batch): padding, dilation, batch > 1, one part only, window 1
+    (5, 1, 4, 37, 2), (4, 3, 3, 37, 3), (16, 2, 4, 100, 2), (8, 1, 4, 6, 2), (1, 1, 4, 9, 2), (3, 1, 8, 40, 1)]
+
+
+@pytest.mark.parametrize("case", FUSED_WINDOWS, ids=lambda c: "w{}-d{}-B{}-n{}-b{}".format(*c))
+def test_fused_window_equals_masked_forward_gradients_and_decode(case):
+    w, δ, B, n, batch = case
+    config = {"window": w, "dilation": δ, "block_size": B}
+    reference = build("sliding_window", n=n, batch=batch, impl="masked", **config).double()
+    fused = build("sliding_window", n=n, batch=batch, impl="fused", **config).double()
+    fused.load_state_dict(reference.state_dict())
+    x = inputs(n=n, batch=batch).double()
+    grad = torch.randn(batch, n, D_MODEL, dtype=torch.double, generator=torch.Generator().manual_seed(2))
+    results = []
+    for module in (reference, fused):
+        xx = x.clone().requires_grad_(True)
+        y = module(xx)
+        y.backward(grad)
+        results.append((y.detach(), xx.grad, module.q_proj.weight.grad, module.k_proj.weight.grad, module.v_proj.weight.grad))
+    for expected, actual in zip(results[0], results[1], strict=True):
+        torch.testing.assert_close(actual, expected, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():
+        q, k, v = fused.project(x)  # the (b, h, n, d) entry point agrees too
+        torch.testing.assert_close(fused.attention(q, k, v), reference.attention(q, k, v), rtol=1e-10, atol=1e-12)
+        split = max(1, n - 5)
+        y, state = fused.prefill(x[:, :split])
+        outputs = [y]
+        for t in range(split, n):
+            y_t, state = fused.step(x[:, t:t + 1], state)
+            outputs.append(y_t)
+        torch.testing.assert_close(torch.cat(outputs, dim=1), results[0][0], rtol=1e-10, atol=1e-12)
+
+
+class LargeStorages(TorchDispatchMode):
+    """Distinct new storages of at least `nbytes`, and the ops that made them."""
+
+    def __init__(self, nbytes: int):
+        super().__init__()
+        self.nbytes, self.made = nbytes, {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor) and t.untyped_storage().nbytes() >= self.nbytes:
+                self.made.setdefault(t.untyped_storage().data_ptr(), str(func.overloadpacket.__name__))
+        return out
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_fused_window_copies_no_query_key_or_value(batch):
+    """Full-size tensors of the fused forward: the four projections, the attention's output and the buffer it is
+    written to (plus, at batch > 1, x and y in token-major order); no scaled, folded or padded copy of q, k or v."""
+    n, w, B = 256, 16, 8  # a multiple of B: no padding
+    module = build("sliding_window", n=n, batch=batch, impl="fused", window=w, block_size=B)
+    x = inputs(n=n, batch=batch)
+    with LargeStorages(batch * n * D_MODEL * 4) as watch, torch.no_grad():
+        module(x)
+    ops = sorted(watch.made.values())
+    assert len(ops) == 6 + 2 * (batch > 1) and ops.count("mm") == 4, ops
+    with LargeStorages(batch * n * D_MODEL * 4) as watch, torch.no_grad():  # the watch sees copies: the gathered form makes many
+        build("sliding_window", n=n, batch=batch, impl="blocked", window=w, block_size=B)(x)
+    assert len(watch.made) > 8, sorted(watch.made.values())
+
+
+FUSED_PLANS = [variant for variant in VARIANTS if variant[0] in ("longformer", "bigbird")]
+
+
+@pytest.mark.parametrize("variant", FUSED_PLANS, ids=variant_id)
+@pytest.mark.parametrize("n,batch", [(N, BATCH), (5, 1), (64, 3)])
+def test_fused_plan_equals_masked_forward_gradients_and_decode(variant, n, batch):
+    """Longformer's and BigBird's fused form (one gather, one fused-kernel call, the plan's −∞ bias) is their
+    masked reference: outputs, input and weight gradients, and prefill then steps."""
+    name, overrides = variant
+    reference = build(name, n=n, batch=batch, impl="masked", **overrides).double()
+    fused = build(name, n=n, batch=batch, impl="fused", **overrides).double()
+    fused.load_state_dict(reference.state_dict())
+    x = inputs(n=n, batch=batch).double()
+    results = []
+    for module in (reference, fused):
+        xx = x.clone().requires_grad_(True)
+        y = module(xx)
+        y.backward(torch.cos(y.detach()))
+        results.append((y.detach(), xx.grad, module.q_proj.weight.grad, module.k_proj.weight.grad, module.v_proj.weight.grad))
+    for expected, actual in zip(results[0], results[1], strict=True):
+        torch.testing.assert_close(actual, expected, rtol=1e-10, atol=1e-12)
+    split = max(1, n - 4)
+    with torch.no_grad():
+        y, state = fused.prefill(x[:, :split])
+        outputs = [y]
+        for t in range(split, n):
+            y_t, state = fused.step(x[:, t:t + 1], state)
+            outputs.append(y_t)
+    torch.testing.assert_close(torch.cat(outputs, dim=1), results[0][0], rtol=1e-10, atol=1e-12)
+    assert get_spec(name).defaults["impl"] == "fused"

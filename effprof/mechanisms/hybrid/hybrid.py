@@ -3,7 +3,7 @@
     h₀ = x,   h_ℓ = h_{ℓ-1} + f_ℓ(RMSNorm(h_{ℓ-1})),   y = h_L              (stack.py)
     f_ℓ = the layer of pattern[ℓ mod len(pattern)]
 
-Letters (layers.py): A softmax_attention (sdpa), W sliding_window, M mamba (chunked), S mamba2,
+Letters (layers.py): A softmax_attention (sdpa), W sliding_window, M mamba (auto: the compiled scan where it runs), S mamba2,
 L linear_attention, E moe_topk (MoE FFN), F dense_ffn (width top_k·d_ff: the active width of E).
 Each letter is one residual block: a transformer layer is "AF", a Jamba layer "ME" or "AF".
 The pattern is repeated and cut to n_layers blocks ("MMMA" with n_layers 8: MMMAMMMA; n_layers
@@ -76,6 +76,8 @@ DEFAULT = {"pattern": DEFAULT_PATTERN}
         causal=True,
         defaults={"pattern": DEFAULT_PATTERN, "n_layers": None, **LAYER_DEFAULTS},
         cost=hybrid_cost,
+        forms=lambda config: layout.forms(stack_plan(config)),
+        kernels=("selective_scan",),  # mamba layers at impl auto, where it resolves to chunked_c
         validate=_validate,
         complexity={"prefill": "O(L_A·N²d + L·N·d²)", "train": "O(L_A·N²d + L·N·d²)",
                     "decode": "O(L_A·N·d + L·d²) per token", "state": "O(L_A·N·d) KV + O(1) per other layer"},

@@ -43,7 +43,7 @@ from torch import nn
 from effprof.config import declare_key
 from effprof.mechanisms.hybrid import plan as layout
 from effprof.mechanisms.hybrid.cost import stack_cost
-from effprof.mechanisms.hybrid.layers import layer
+from effprof.mechanisms.hybrid.layers import LETTERS, layer
 from effprof.mechanisms.hybrid.stack import Stack, build_blocks
 from effprof.registry import Claim, Cost, MechanismSpec, Paper, TestHooks, register
 
@@ -60,7 +60,7 @@ def hymba_plan(config: dict[str, Any]) -> layout.StackPlan:
     inner = {**config, "seq_len": config["seq_len"] + m}  # every layer sees the meta tokens too
     full = layer(inner, "softmax_attention", {"impl": "sdpa"})
     local = layer(inner, "longformer", {"n_global": m})  # the window plus the meta tokens
-    ssm = layer(inner, "mamba", {"impl": "chunked"})
+    ssm = layer(inner, "mamba", LETTERS["M"][1])
     ffn = layer(inner, "dense_ffn", {"top_k": 1})
     blocks: list[layout.Block] = []
     full_at = full_attention_layers(config["n_layers"])
@@ -107,6 +107,8 @@ class Hymba(Stack):
         defaults={"n_layers": 6, "n_meta": 16, "window": 64, "block_size": 32, "n_heads": 2, "n_kv_heads": None,
                   "d_state": 8, "expand": 2, "d_conv": 4, "chunk_size": 64, "d_ff": 256, "activation": "swiglu"},
         cost=hymba_cost,
+        forms=lambda config: layout.forms(hymba_plan(config)),
+        kernels=("selective_scan",),  # mamba layers at impl auto, where it resolves to chunked_c
         validate=hymba_plan,  # resolves every sub-layer's config: a bad value raises ConfigError
         complexity={"prefill": "O(3·N²d + L·N·(w + m)·d + L·N·d²)", "train": "O(3·N²d + L·N·(w + m)·d + L·N·d²)",
                     "decode": "O(3·N·d + L·(w + m)·d + L·d²) per token", "state": "O(3·N·d) KV + O(L·(w + m)·d)"},

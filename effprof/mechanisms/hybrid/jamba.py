@@ -74,6 +74,8 @@ JAMBA_ATTENTION = ("quadratic above n ≈ 16,000 at the defaults (1 attention la
                   "chunk_size": 64, "n_experts": 16, "top_k": 2, "d_ff": 256, "capacity_factor": 0.0,
                   "activation": "swiglu", "n_shared_experts": 0},
         cost=jamba_cost,
+        forms=lambda config: layout.forms(jamba_plan(config)),
+        kernels=("selective_scan",),  # mamba layers at impl auto, where it resolves to chunked_c
         validate=jamba_plan,  # resolves every sub-layer's config: a bad value raises ConfigError
         complexity={"prefill": "O(L/8·N²d + L·N·d²)", "train": "O(L/8·N²d + L·N·d²)",
                     "decode": "O(L/8·N·d + L·d²) per token", "state": "O(L/8·N·d) KV + O(L·d·N_state)"},

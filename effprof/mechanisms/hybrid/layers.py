@@ -1,12 +1,14 @@
 """The layers a hybrid stack is built from: registered mechanisms, named by letter or by name.
 
     A  softmax_attention (impl sdpa)      W  sliding_window        L  linear_attention
-    M  mamba (impl chunked)               S  mamba2                E  moe_topk (MoE FFN)
+    M  mamba (impl auto)                  S  mamba2                E  moe_topk (MoE FFN)
     F  dense_ffn
 
-Mamba layers run impl chunked (the torch form) in every stack, whether named by letter or by name: a stack
-is trained as well as run forward, and mamba's compiled impl chunked_c has no backward. So no stack runs a
-compiled kernel, and no hybrid spec declares one.
+Every other layer runs its mechanism's own default form. Mamba layers run impl auto, as mamba does alone,
+whether named by letter or by name: the fastest faithful form at the point (the compiled scan chunked_c on
+CPU in float32 where it is built, forward, prefill and train alike; the torch form chunked elsewhere),
+resolved per point by mamba's own rule; `effprof explain` says which form each layer of a stack runs
+(`forms_note`), and the hybrid specs declare mamba's kernel.
 
 A pattern is a string of letters ("MMMA", "AFME") or comma-separated names of causal
 registered mechanisms ("mamba,mamba,softmax_attention"; letters may be mixed in). Each
@@ -21,17 +23,18 @@ built and costed exactly as the registered mechanism.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from effprof.config import RUN_DEFAULTS, ConfigError, resolve_config
-from effprof.registry import get_spec, list_mechanisms
+from effprof.registry import AUTO, get_spec, list_mechanisms, resolve_impl
 
 # letter -> (mechanism name, fixed config of that layer)
 LETTERS: dict[str, tuple[str, dict[str, Any]]] = {
     "A": ("softmax_attention", {"impl": "sdpa"}),
     "W": ("sliding_window", {}),
-    "M": ("mamba", {"impl": "chunked"}),
+    "M": ("mamba", {"impl": AUTO}),
     "S": ("mamba2", {}),
     "L": ("linear_attention", {}),
     "E": ("moe_topk", {}),
@@ -108,6 +111,27 @@ def layer(stack_config: dict[str, Any], name: str, fixed: dict[str, Any] | None 
     overrides = {k: stack_config[k] for k in accepted if k in stack_config and k not in STACK_KEYS}
     overrides.update(fixed or {})
     return Layer(name, resolve_config(spec, overrides))
+
+
+def forms_note(layers: Iterable[Layer], modes: Iterable[str]) -> str:
+    """One line for `effprof explain`: the form each distinct layer of a stack runs at its point, per mode where the
+    choice depends on it, and why (impl=auto: the layer's own resolve_impl, the rule its records report)."""
+    notes: dict[str, str] = {}
+    for item in layers:
+        spec = get_spec(item.name)
+        impl = item.config.get("impl")
+        if impl is None:
+            text = "one form"
+        elif impl != AUTO:
+            text = f"impl={impl}"
+        else:
+            by_form: dict[Any, list[str]] = {}
+            for mode in modes:
+                by_form.setdefault(resolve_impl(spec, item.config, mode), []).append(mode)
+            text = f"impl={AUTO}: " + "; ".join(f"{'/'.join(m)} → {r.impl} ({r.reason})" for r, m in by_form.items())
+        notes.setdefault(f"{item.name}: {text}", "")
+    return ("the form each layer runs, impl=auto resolved per point as the mechanism alone resolves it; here: "
+            + " | ".join(notes))
 
 
 def layer_kind(name: str) -> str:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from effprof.mechanisms.hybrid.layers import Layer
+from effprof.mechanisms.hybrid.layers import Layer, forms_note
+from effprof.registry import MODES
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,3 +60,21 @@ class StackPlan:
 
 def residual_blocks(layers: list[Layer]) -> tuple[Residual, ...]:
     return tuple(Residual(layer) for layer in layers)
+
+
+def layers_of(blocks: tuple[Block, ...]) -> list[Layer]:
+    """Every Layer of a stack's blocks, in order (a Shared block's layers once per application)."""
+    found: list[Layer] = []
+    for block in blocks:
+        if isinstance(block, Residual):
+            found.append(block.layer)
+        elif isinstance(block, Parallel):
+            found += [block.attention, block.ssm]
+        else:
+            found += layers_of(block.shared.blocks)
+    return found
+
+
+def forms(plan: StackPlan) -> str:
+    """`effprof explain`'s line for a stack: the form each of its distinct layers runs at this point (layers.forms_note)."""
+    return forms_note(layers_of(plan.blocks), MODES)

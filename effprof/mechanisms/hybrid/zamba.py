@@ -29,7 +29,7 @@ from typing import Any
 from effprof.config import declare_key
 from effprof.mechanisms.hybrid import plan as layout
 from effprof.mechanisms.hybrid.cost import stack_cost
-from effprof.mechanisms.hybrid.layers import layer
+from effprof.mechanisms.hybrid.layers import LETTERS, layer
 from effprof.mechanisms.hybrid.stack import Stack, build_stack
 from effprof.registry import Claim, Cost, MechanismSpec, Paper, TestHooks, register
 
@@ -38,7 +38,7 @@ declare_key("shared_every", int, "Mamba layers between applications of a shared 
 
 def zamba_plan(config: dict[str, Any]) -> layout.StackPlan:
     d = config["d_model"]
-    mamba = layer(config, "mamba", {"impl": "chunked"})
+    mamba = layer(config, "mamba", LETTERS["M"][1])
     wide = {**config, "d_model": 2 * d}  # the shared block reads [h ; x]
     shared = layout.SharedBlocks(
         layout.residual_blocks([layer(wide, "softmax_attention", {"impl": "sdpa"}), layer(wide, "dense_ffn", {"top_k": 1})]),
@@ -66,6 +66,8 @@ def zamba_cost(config: dict[str, Any], mode: str) -> Cost:
         defaults={"n_layers": 6, "shared_every": 3, "n_heads": 2, "n_kv_heads": None, "d_state": 8, "expand": 2,
                   "d_conv": 4, "chunk_size": 64, "d_ff": 256, "activation": "swiglu"},
         cost=zamba_cost,
+        forms=lambda config: layout.forms(zamba_plan(config)),
+        kernels=("selective_scan",),  # mamba layers at impl auto, where it resolves to chunked_c
         validate=zamba_plan,  # resolves every sub-layer's config: a bad value raises ConfigError
         complexity={"prefill": "O(L/k·N²d + L·N·d²)", "train": "O(L/k·N²d + L·N·d²)",
                     "decode": "O(L/k·N·d + L·d²) per token", "state": "O(L/k·N·d) KV + O(L·d·N_state)"},

@@ -7,6 +7,9 @@
 - gathered (the fast forms): for each query group the plan's KeyParts (layout.py) are gathered and one
   softmax runs over their concatenation. Cost ∝ Σ_groups r·L·d: linear in n when the key budget L per group
   is fixed.
+- fused (static plans): one gather of every part's keys into one list of ΣL per group, then one call of
+  torch's fused attention kernel over all groups, the blocked slots a precomputed −∞ bias (static.py's
+  plan_bias): no score matrix in memory. The same pairs as gathered, the same cost order.
 Glossary as in layout.py.
 """
 
@@ -15,12 +18,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from effprof.mechanisms.sparse.layout import (
     KINDS,
     NEG_INF,
     SELF_PENALTY,
     KeyPart,
+    Layout,
     Plan,
     flat_rows,
     from_groups,
@@ -92,6 +97,18 @@ def run_plan(plan: Plan, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> t
     """q, k, v: (b, h, n', d), q scaled -> (b, h, n', d)."""
     o = attend(to_groups(q, plan.layout), k, v, plan.parts)
     return from_groups(o, plan.layout)
+
+
+def fused_plan(layout: Layout, index: torch.Tensor, bias: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """q, k, v: (b, h, n', d), q scaled; index (G, ΣL) key positions of every part in order, bias (G, r, ΣL):
+    0 where attended, −∞ where blocked -> (b, h, n', d)."""
+    b, h, _, d = q.shape
+    rows = flat_rows(k, index, 2)  # computed once for keys and values
+    keys, values = (gather_rows(t, rows, index.shape).flatten(0, 1) for t in (k, v))  # (b·h, G, ΣL, d)
+    queries = to_groups(q, layout).flatten(0, 1)  # (b·h, G, r, d)
+    # a 4-D bias: torch's CPU dispatcher sends a 3-D mask with 4-D q to its unfused math path
+    o = F.scaled_dot_product_attention(queries, keys, values, attn_mask=bias[None], scale=1.0)  # (b·h, G, r, d)
+    return from_groups(o.unflatten(0, (b, h)), layout)
 
 
 def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocked: torch.Tensor,

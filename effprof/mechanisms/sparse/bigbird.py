@@ -20,6 +20,9 @@ Forms (config `impl`), the same function:
 - masked: dense n×n scores, −∞ outside P_i (the reference).
 - blocked: each query block gathers its w window keys and its r·B random keys, plus one shared
   list of the g global keys; one softmax over all three. O(n·(w + r·B + g)·d): linear in n.
+- fused (the default): the same key lists, gathered once into one list per block and run through torch's
+  fused attention kernel in one call, the blocked slots a precomputed −∞ bias (attend.fused_plan): no score
+  matrix in memory; the same pairs computed as blocked.
 
 Decode keeps every key and value, since a random block may be any earlier block: state O(n·d);
 a step attends the same w + r·B + g keys, so its cost does not grow with n.
@@ -35,14 +38,14 @@ import torch
 from effprof.config import ConfigError
 from effprof.cost_model import Tally, dtype_bytes, mean_over_decode
 from effprof.mechanisms.sparse.attend import masked_attention
-from effprof.mechanisms.sparse.cost import attend_cost, decode_step_flops, masked_cost, projections, sparse_claims
+from effprof.mechanisms.sparse.cost import attend_cost, decode_step_flops, fused_cost, masked_cost, projections, sparse_claims
 from effprof.mechanisms.sparse.layer import StaticPlanAttention
 from effprof.mechanisms.sparse.layout import Layout
 from effprof.mechanisms.sparse.pairs import pattern_lists
 from effprof.mechanisms.sparse.static import StaticPart, padded, static_plan, static_tensor
 from effprof.registry import Cost, MechanismSpec, Paper, TestHooks, register
 
-IMPLS = ("masked", "blocked")
+IMPLS = ("masked", "blocked", "fused")
 SEED = 0
 
 
@@ -127,11 +130,12 @@ class BigBirdAttention(StaticPlanAttention):
     def plan(self, n: int, device: torch.device):
         return static_plan(bigbird_plan, n, self.block_size, self.window, self.n_global, self.n_random, device=device)
 
+    def plan_args(self, n: int) -> tuple:
+        return (bigbird_plan, n, self.block_size, self.window, self.n_global, self.n_random)
+
     def masked(self, q, k, v):
         blocked = static_tensor(bigbird_blocked, q.shape[2], self.block_size, self.window, self.n_global, self.n_random, device=q.device)
         return masked_attention(q, k, v, blocked)
-
-
 
     # decode: every key (random blocks reach anywhere before the window)
     def init_state(self, batch: int) -> dict[str, torch.Tensor]:
@@ -170,7 +174,10 @@ def bigbird_cost(config: dict[str, Any], mode: str) -> Cost:
     else:
         length = padded(n, B)
         parts = [("group", w)] + ([("group", r * B)] if r else []) + ([("shared", min(g, n))] if g else [])
-        attend_cost(t, config, length // B, B, parts, length)
+        if config["impl"] == "fused":
+            fused_cost(t, config, length // B, B, [width for _, width in parts])
+        else:
+            attend_cost(t, config, length // B, B, parts, length)
     return Cost(t.total(mode), state_bytes)
 
 
@@ -188,7 +195,7 @@ def _validate(config: dict[str, Any]) -> None:
         summary="BigBird: causal window blocks + global tokens + n_random_blocks fixed-seed random blocks per query block",
         paper=Paper("Big Bird: Transformers for Longer Sequences", 2020, "2007.14062"),
         causal=True,
-        defaults={"n_heads": 2, "head_dim": None, "impl": "blocked", "block_size": 32, "window": 64, "n_global": 32,
+        defaults={"n_heads": 2, "head_dim": None, "impl": "fused", "block_size": 32, "window": 64, "n_global": 32,
                   "n_random_blocks": 2},
         choices={"impl": IMPLS},
         cost=bigbird_cost,
@@ -197,7 +204,7 @@ def _validate(config: dict[str, Any]) -> None:
         tests=TestHooks(overrides={"block_size": 3, "window": 3, "n_global": 2, "n_random_blocks": 2}),
         # decode keeps every key: random blocks may be any earlier block
         claims=(
-            *sparse_claims(("blocked",), decode_state=1.0, decode_flops=0.0),
+            *sparse_claims(("blocked", "fused"), decode_state=1.0, decode_flops=0.0),
         ),
     )
 )

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from effprof.cost_model import Tally
+from effprof.cost_model import SOFTMAX_BACKWARD_FLOPS, SOFTMAX_FLOPS, Tally
 from effprof.registry import Claim
 
 PartShape = tuple[str, int]  # (kind, width L)
 
 
-def projections(t: Tally, config: dict[str, Any], tokens: int, shared_qk: bool = False) -> None:
-    """Q (K) V O projections, q·1/√d, and shared-QK's k = q / ‖q‖."""
+def projections(t: Tally, config: dict[str, Any], tokens: int, shared_qk: bool = False, scale_q: bool = True) -> None:
+    """Q (K) V O projections, q·1/√d (scale_q=False: a fused kernel's `scale` does it), and shared-QK's k = q / ‖q‖."""
     dm, h, d = config["d_model"], config["n_heads"], config["head_dim"]
     inner = h * d
     t.linear(tokens, dm, inner)  # Q
@@ -27,7 +27,8 @@ def projections(t: Tally, config: dict[str, Any], tokens: int, shared_qk: bool =
     t.linear(tokens, dm, inner)  # V
     t.linear(tokens, inner, dm)  # O
     t.add(0, (1 if shared_qk else 2) * tokens * dm)  # dx: the input's gradients through Q, (K,) V are summed
-    t.elementwise(tokens * inner)  # q · 1/√d
+    if scale_q:
+        t.elementwise(tokens * inner)  # q · 1/√d
     if shared_qk:
         t.add(2 * tokens * inner, 0)  # ‖q‖: square and sum per element
         t.elementwise(tokens * inner, 1, 0)  # q / ‖q‖
@@ -108,6 +109,17 @@ def attend_cost(t: Tally, config: dict[str, Any], groups: float, rows: int, part
     if query_gathered:
         t.add(bh + queries, 0)  # the query rows
         t.add(0, queries * d)  # the query gather's backward (index-add)
+
+
+def fused_cost(t: Tally, config: dict[str, Any], groups: int, rows: int, widths: Sequence[int]) -> None:
+    """attend.fused_plan: (b·h) × G × r queries against one gathered list of ΣL keys per group."""
+    bh, d = config["batch"] * config["n_heads"], config["head_dim"]
+    keys = groups * sum(widths)  # gathered rows per (b, h)
+    pairs = bh * rows * keys  # every (query, slot) pair is computed, blocked ones too
+    t.add(bh + bh * keys, 0)  # row numbers: head offset + position
+    # torch's flash kernel: QKᵀ (2d), softmax (5), PV (2d) per pair; backward dV, dP, softmax', dQ, dK;
+    # the gathers' backward index-adds into K and V
+    t.add(pairs * (4.0 * d + SOFTMAX_FLOPS), pairs * (8.0 * d + SOFTMAX_BACKWARD_FLOPS) + 2 * bh * keys * d)
 
 
 def masked_cost(t: Tally, config: dict[str, Any], n: int, heads_rows: float | None = None) -> None:

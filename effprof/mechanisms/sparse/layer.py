@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from effprof.mechanisms.base import Mechanism, merge_heads, split_heads
-from effprof.mechanisms.sparse.attend import run_plan
+from effprof.mechanisms.sparse.attend import fused_plan, run_plan
 from effprof.mechanisms.sparse.layout import Plan
 from effprof.mechanisms.sparse.pairs import plan_pairs
-from effprof.mechanisms.sparse.static import pad_tokens
+from effprof.mechanisms.sparse.static import pad_tokens, plan_bias, plan_index, static_tensor
 
 
 class SparseAttention(Mechanism):
@@ -80,10 +80,25 @@ class SparseAttention(Mechanism):
 
 
 class StaticPlanAttention(SparseAttention):
-    """A sparse mechanism whose fast form is a static Plan fixed by (n, config): it defines `plan(n, device)`."""
+    """A sparse mechanism whose fast form is a static Plan fixed by (n, config): it defines `plan(n, device)`,
+    and `plan_args(n)` (its plan builder and arguments) for the fused form (impl "fused", attend.fused_plan)."""
 
     def plan(self, n: int, device: torch.device) -> Plan:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def plan_args(self, n: int) -> tuple:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def attention(self, q, k, v):
+        return self.fused(q, k, v) if self.impl == "fused" else super().attention(q, k, v)
+
+    def fused(self, q, k, v):
+        n = q.shape[2]
+        plan, args = self.plan(n, q.device), self.plan_args(n)
+        index = static_tensor(plan_index, *args, device=q.device, dtype=torch.long)  # (G, ΣL)
+        bias = static_tensor(plan_bias, *args, device=q.device, dtype=q.dtype)  # (G, r, ΣL)
+        length = plan.layout.length
+        return fused_plan(plan.layout, index, bias, pad_tokens(q, length), pad_tokens(k, length), pad_tokens(v, length))[:, :, :n]
 
     def fast(self, q, k, v):
         n = q.shape[2]

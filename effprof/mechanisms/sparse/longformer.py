@@ -17,6 +17,9 @@ Forms (config `impl`), the same function:
 - blocked: blocks of B queries gather their band of w + B − 1 keys (as sliding_window) plus
   one shared list of the g global keys, masked where the band already holds them; one softmax
   over both. O(n·(w + B + g)·d): linear in n.
+- fused (the default): the same key lists, gathered once into one list per block and run through torch's
+  fused attention kernel in one call, the blocked slots a precomputed −∞ bias (attend.fused_plan): no score
+  matrix in memory; the same pairs computed as blocked.
 
 Decode keeps the last w − 1 keys and the g global keys: O((w + g)·d) state, whatever n.
 """
@@ -30,7 +33,7 @@ import torch
 
 from effprof.cost_model import Tally, dtype_bytes, mean_over_decode
 from effprof.mechanisms.sparse.attend import masked_attention
-from effprof.mechanisms.sparse.cost import attend_cost, decode_step_flops, masked_cost, projections, sparse_claims
+from effprof.mechanisms.sparse.cost import attend_cost, decode_step_flops, fused_cost, masked_cost, projections, sparse_claims
 from effprof.mechanisms.sparse.layer import StaticPlanAttention
 from effprof.mechanisms.sparse.layout import Layout
 from effprof.mechanisms.sparse.pairs import pattern_lists
@@ -38,7 +41,7 @@ from effprof.mechanisms.sparse.sliding_window import window_plan
 from effprof.mechanisms.sparse.static import StaticPart, padded, static_plan, static_tensor
 from effprof.registry import Cost, MechanismSpec, Paper, TestHooks, register
 
-IMPLS = ("masked", "blocked")
+IMPLS = ("masked", "blocked", "fused")
 
 
 def longformer_plan(n: int, window: int, n_global: int, block: int) -> tuple[Layout, list[StaticPart]]:
@@ -66,11 +69,12 @@ class LongformerAttention(StaticPlanAttention):
     def plan(self, n: int, device: torch.device):
         return static_plan(longformer_plan, n, self.window, self.n_global, self.block_size, device=device)
 
+    def plan_args(self, n: int) -> tuple:
+        return (longformer_plan, n, self.window, self.n_global, self.block_size)
+
     def masked(self, q, k, v):
         blocked = static_tensor(longformer_blocked, q.shape[2], self.window, self.n_global, device=q.device)
         return masked_attention(q, k, v, blocked)
-
-
 
     # decode: the last w − 1 keys, the global keys, and the position
     def init_state(self, batch: int) -> dict[str, torch.Tensor]:
@@ -125,7 +129,10 @@ def longformer_cost(config: dict[str, Any], mode: str) -> Cost:
     else:
         length = padded(n, B)
         parts = [("group", w + B - 1)] + ([("shared", min(g, n))] if g else [])
-        attend_cost(t, config, length // B, B, parts, length)
+        if config["impl"] == "fused":
+            fused_cost(t, config, length // B, B, [width for _, width in parts])
+        else:
+            attend_cost(t, config, length // B, B, parts, length)
     return Cost(t.total(mode), state_bytes)
 
 
@@ -137,13 +144,13 @@ def longformer_cost(config: dict[str, Any], mode: str) -> Cost:
         summary="Longformer: causal sliding window plus n_global global tokens, blocked band + shared global keys",
         paper=Paper("Longformer: The Long-Document Transformer", 2020, "2004.05150"),
         causal=True,
-        defaults={"n_heads": 2, "head_dim": None, "impl": "blocked", "window": 64, "n_global": 16, "block_size": 32},
+        defaults={"n_heads": 2, "head_dim": None, "impl": "fused", "window": 64, "n_global": 16, "block_size": 32},
         choices={"impl": IMPLS},
         cost=longformer_cost,
         pattern=lambda config: pattern_lists("longformer", config),
         tests=TestHooks(overrides={"window": 5, "n_global": 3, "block_size": 4}),
         claims=(
-            *sparse_claims(("blocked",), decode_state=0.0, decode_flops=0.0),
+            *sparse_claims(("blocked", "fused"), decode_state=0.0, decode_flops=0.0),
         ),
     )
 )

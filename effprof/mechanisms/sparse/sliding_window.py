@@ -16,6 +16,10 @@ Forms (config `impl`), the same function:
   over its n/δ tokens; within a class, each block of B queries gathers the band of
   w + B − 1 keys that covers it, and a (B × (w + B − 1)) mask keeps each query's own w.
   O(n·(w + B)·d) FLOPs and memory: linear in n, linear in w.
+- fused (the default): the same blocks and bands, all through torch's fused attention kernel in one call,
+  on strided views of the projections (token-major, no copy of q, k or v), with one precomputed (B × L)
+  band bias shared by every block past the first ⌈(w − 1)/B⌉. Computes n·(w + B − 1) (query, key) pairs,
+  (B − 1)/w more than the pattern's n·w; the cost model counts what is computed.
 
 Decode keeps the last δ·(w − 1) keys and values, whatever n: state O(δ·w·d), step O(w·d).
 """
@@ -35,7 +39,7 @@ from effprof.mechanisms.sparse.cost import attend_cost, decode_step_flops, maske
 from effprof.mechanisms.sparse.layer import StaticPlanAttention
 from effprof.mechanisms.sparse.layout import Layout
 from effprof.mechanisms.sparse.pairs import pattern_lists
-from effprof.mechanisms.sparse.static import StaticPart, pad_tokens, padded, static_plan, static_tensor
+from effprof.mechanisms.sparse.static import StaticPart, padded, static_plan, static_tensor
 from effprof.registry import Claim, Cost, MechanismSpec, Paper, TestHooks, register
 
 IMPLS = ("masked", "blocked", "fused")
@@ -69,6 +73,11 @@ def band_allowed(groups: int, window: int, block: int) -> np.ndarray:
     return ((lag >= 0) & (lag < window))[None] & (position >= 0)
 
 
+def band_bias(groups: int, window: int, block: int) -> np.ndarray:
+    """(G, B, L) additive bias of the fused form: 0 where band_allowed, −∞ elsewhere."""
+    return np.where(band_allowed(groups, window, block), 0.0, -np.inf).astype(np.float32)
+
+
 def window_blocked(n: int, window: int, dilation: int) -> np.ndarray:
     """Dense (n, n) mask of the reference: True where query i does not attend key j."""
     lag = np.arange(n)[:, None] - np.arange(n)[None, :]
@@ -88,41 +97,76 @@ class SlidingWindowAttention(StaticPlanAttention):
         return masked_attention(q, k, v, blocked)
 
     def attention(self, q, k, v):
-        return self.fused(q, k, v) if self.impl == "fused" else super().attention(q, k, v)
+        if self.impl != "fused":
+            return super().attention(q, k, v)
+        b, h, n, d = q.shape  # (b, h, n, d), q scaled: to the fused form's token-major layout and back
+        o = self.fused(*(t.permute(2, 0, 1, 3).reshape(n, b, h * d) for t in (q, k, v)), scale=1.0)  # (n, b, h·d)
+        return o.view(n, b, h, d).permute(1, 2, 0, 3)
 
-    def fused(self, q, k, v):
-        """Each query block's band of keys (a strided view, copied once) through torch's fused attention kernel.
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fused_layer(x)[0] if self.impl == "fused" else super().forward(x)
 
-        Residue classes of the dilation are folded into separate subsequences (positions u·δ + r), in which
-        the window is contiguous: bands of L = w + B − 1 keys, step B, by unfold. The band mask is the same
-        (B, L) for every block whose band starts at or after position 0, so those blocks share one mask (no
-        (G, B, L) mask to expand per call); the first ⌈(w − 1)/B⌉ blocks, whose bands reach before 0, take
-        their own. The front padding is w − 1 zero rows (never attended), not a padded copy filled whole.
+    def prefill(self, x: torch.Tensor):
+        if self.impl != "fused":
+            return super().prefill(x)
+        y, k, v = self.fused_layer(x)  # k, v: (n, b, h·d)
+        n, b, keep = k.shape[0], k.shape[1], min(self.memory, k.shape[0])
+        return y, {name: t[n - keep:].view(keep, b, self.n_heads, self.head_dim).permute(1, 2, 0, 3).contiguous()
+                   for name, t in (("key", k), ("value", v))}
+
+    def fused_layer(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x: (b, n, d_model) -> y (b, n, d_model), k and v (n, b, h·d).
+
+        Token-major throughout: the projections read x as (n, b, d_model) (a view when b = 1, one copy of x
+        otherwise), so q, k, v are (n, b·h·d) matrices in which every head's band is a strided view; 1/√d is
+        sdpa's `scale` (no scaled copy of q); the output is written once, in the layout o_proj reads.
         """
-        b, h, n, d = q.shape
+        b = x.shape[0]
+        xt = x.transpose(0, 1)  # (n, b, d_model)
+        xt = xt.contiguous() if b > 1 else xt
+        q, k, v = self.q_proj(xt), self.k_proj(xt), self.v_proj(xt)  # (n, b, h·d)
+        y = self.o_proj(self.fused(q, k, v, self.scale))  # (n, b, d_model)
+        return y.transpose(0, 1).contiguous() if b > 1 else y.transpose(0, 1), k, v
+
+    def fused(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+        """q, k, v: (n, b, h·d) token-major -> o: (n, b, h·d). Query blocks of B against their bands of
+        L = w + B − 1 keys, all blocks in one call of torch's fused attention kernel; no copies of q, k or v.
+
+        The δ residue classes of the dilation and the b·h heads are one batch dim H' = δ·b·h of strided views
+        (class r, head j, index u at token u·δ + r), in which the window is contiguous: the bands of every
+        block are overlapping views (unfold, step B) of the keys. Every block whose band starts at or after
+        position 0 shares one (B, L) additive band bias (0 or −∞), precomputed; the first ⌈(w − 1)/B⌉ blocks,
+        whose bands reach before 0, take their own, over a small copy of their keys behind w − 1 zero rows.
+        """
+        n, b, inner = q.shape
+        h, d = self.n_heads, self.head_dim
         w, δ, B = self.window, self.dilation, self.block_size
         length = padded(n, δ * B)
-        m = length // δ  # tokens per residue class
-        groups = m // B
-
-        def fold(t: torch.Tensor) -> torch.Tensor:  # (b, h, length, d) -> (b·h·δ, m, d): class r holds u·δ + r
-            return pad_tokens(t, length).reshape(b, h, m, δ, d).transpose(2, 3).reshape(b * h * δ, m, d)
-
-        qf, kf, vf = fold(q), fold(k), fold(v)
-        keys, values = (torch.cat([t.new_zeros(t.shape[0], w - 1, d), t], 1).unfold(1, w + B - 1, B).transpose(-1, -2)
-                        for t in (kf, vf))  # (bhδ, G, L, d)
-        queries = qf.reshape(-1, groups, B, d)  # (bhδ, G, B, d)
-        allowed = static_tensor(band_allowed, groups, w, B, device=q.device)  # (G, B, L)
+        m, H = length // δ, δ * b * h  # tokens per residue class; classes × heads
+        groups, L = m // B, w + B - 1
         first = min(-(-(w - 1) // B), groups)  # blocks whose band reaches before position 0
-        # 4-D masks, not 3-D: torch's CPU dispatcher sends a 3-D mask with 4-D q to its unfused math path
-        parts = [F.scaled_dot_product_attention(queries[:, :first], keys[:, :first], values[:, :first], attn_mask=allowed[None, :first],
-                                                scale=1.0)]
-        if first < groups:  # every later block: one shared (B, L) mask
-            parts.append(F.scaled_dot_product_attention(queries[:, first:], keys[:, first:], values[:, first:],
-                                                        attn_mask=allowed[first][None, None], scale=1.0))
-        o = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]  # (bhδ, G, B, d)
-        o = o.reshape(b, h, δ, m, d).transpose(2, 3).reshape(b, h, length, d)  # unfold the residue classes
-        return o[:, :, :n]
+
+        def classes(t: torch.Tensor) -> torch.Tensor:  # (length, b, h·d) -> (H', m, d), a view
+            return t.view(m, δ, b * h, d).permute(1, 2, 0, 3).reshape(H, m, d)
+
+        def bands(t: torch.Tensor) -> torch.Tensor:  # (H', rows, d) -> (H', G, L, d): overlapping views, step B
+            return t.unfold(1, L, B).transpose(-1, -2)
+
+        q, k, v = (F.pad(t, (0, 0, 0, 0, 0, length - n)) if length > n else t for t in (q, k, v))
+        qc, kc, vc = classes(q), classes(k), classes(v)
+        queries = qc.unflatten(1, (groups, B))  # (H', G, B, d)
+        bias = static_tensor(band_bias, groups, w, B, device=q.device, dtype=q.dtype)  # (G, B, L): 0 or −∞
+        o = q.new_empty(length, b, inner)
+        oc = classes(o).unflatten(1, (groups, B))  # (H', G, B, d), a view of o
+        if first:  # the first blocks' keys, behind w − 1 zero rows
+            kp, vp = (torch.cat([t.new_zeros(H, w - 1, d), t[:, :first * B]], 1) for t in (kc, vc))
+            oc[:, :first].copy_(F.scaled_dot_product_attention(queries[:, :first], bands(kp), bands(vp),
+                                                               attn_mask=bias[None, :first], scale=scale))
+        if first < groups:  # every later block: bands of the keys themselves, one shared (B, L) bias
+            start = first * B - (w - 1)
+            oc[:, first:].copy_(F.scaled_dot_product_attention(queries[:, first:], bands(kc[:, start:]), bands(vc[:, start:]),
+                                                               attn_mask=bias[first][None, None], scale=scale))
+        return o[:n]
 
     # decode: the last δ·(w − 1) keys and values
     @property
@@ -163,7 +207,7 @@ def sliding_window_cost(config: dict[str, Any], mode: str) -> Cost:
 
         return Cost(mean_over_decode(config, per_token), state_bytes)
     t = Tally()
-    projections(t, config, b * n)
+    projections(t, config, b * n, scale_q=config["impl"] != "fused")
     if config["impl"] == "masked":
         masked_cost(t, config, n)
     elif config["impl"] == "fused":
@@ -173,8 +217,8 @@ def sliding_window_cost(config: dict[str, Any], mode: str) -> Cost:
         # torch's flash kernel: QKᵀ (2d), softmax (5), PV (2d) per pair; its backward dV, dP, softmax', dQ, dK;
         # the backward of unfold sums the overlapping bands' gradients (keys and values)
         t.add(pairs * (4.0 * d + SOFTMAX_FLOPS), pairs * (8.0 * d + SOFTMAX_BACKWARD_FLOPS) + 2 * bands)
-        if length // (δ * B) > -(-(w - 1) // B):  # queries and bands used in two parts (first blocks, the rest): grads summed
-            t.add(0, b * h * length * d + 2 * bands)
+        if 0 < -(-(w - 1) // B) < length // (δ * B):  # q, k and v each used by two calls (first blocks, the rest): grads summed
+            t.add(0, 3 * b * h * length * d)
     else:
         length = padded(n, δ * B)
         attend_cost(t, config, length // B, B, [("group", w + B - 1)], length)
@@ -194,7 +238,7 @@ def _validate(config: dict[str, Any]) -> None:
         summary="Causal local attention over the last `window` keys (dilated by `dilation`): key bands per query block",
         paper=Paper("Longformer: The Long-Document Transformer", 2020, "2004.05150"),
         causal=True,
-        defaults={"n_heads": 2, "head_dim": None, "impl": "fused", "window": 64, "dilation": 1, "block_size": 128},
+        defaults={"n_heads": 2, "head_dim": None, "impl": "fused", "window": 64, "dilation": 1, "block_size": 64},
         choices={"impl": IMPLS},
         cost=sliding_window_cost,
         validate=_validate,

@@ -49,6 +49,20 @@ def _static_plan(build: Callable, args: tuple, device: str) -> Plan:
     ))
 
 
+def plan_bias(build: Callable[..., tuple[Layout, list[StaticPart]]], *args: Any) -> np.ndarray:
+    """(G, r, ΣL) additive bias of a static plan's parts in order: 0 where attended, −∞ where blocked."""
+    layout, parts = build(*args)
+    G, r = layout.groups, layout.rows
+    blocked = np.concatenate([np.broadcast_to(p.blocked, (G, r, p.index.shape[-1])) for p in parts], axis=-1)
+    return np.where(blocked, -np.inf, 0.0).astype(np.float32)
+
+
+def plan_index(build: Callable[..., tuple[Layout, list[StaticPart]]], *args: Any) -> np.ndarray:
+    """(G, ΣL) key positions of a static plan's parts in order (a shared list repeated per group; −1 -> 0, blocked)."""
+    layout, parts = build(*args)
+    return np.concatenate([np.broadcast_to(np.maximum(p.index, 0), (layout.groups, p.index.shape[-1])) for p in parts], axis=-1)
+
+
 def static_tensor(build: Callable[..., np.ndarray], *args: Any, device: str | torch.device = "cpu", dtype=torch.bool) -> torch.Tensor:
     """A cached tensor fixed by (n, config), e.g. the dense mask of a static pattern."""
     return _static_tensor(build, args, str(device), dtype)
