@@ -209,7 +209,7 @@ def _backends() -> list:
     [
         ("softmax_attention", {"impl": "sdpa"}),  # is_causal=True: the causal half of the pairs
         ("softmax_attention", {"impl": "sdpa", "n_heads": 4, "n_kv_heads": 2}),  # grouped-query
-        ("sliding_window", {"impl": "fused"}),  # a boolean band mask, no is_causal
+        ("sliding_window", {"impl": "fused"}),  # a precomputed float -inf band bias, no is_causal
     ],
     ids=["causal", "gqa", "masked"],
 )
