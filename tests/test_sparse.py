@@ -379,6 +379,16 @@ FUSED_WINDOWS = [  # (window, dilation, block_size, n, batch): padding, dilation
     (5, 1, 4, 37, 2), (4, 3, 3, 37, 3), (16, 2, 4, 100, 2), (8, 1, 4, 6, 2), (1, 1, 4, 9, 2), (3, 1, 8, 40, 1)]
 
 
+def _prefill_then_steps(module, x: torch.Tensor, split: int) -> torch.Tensor:
+    """The outputs of a prefill of x[:, :split] followed by one step per remaining token, as one (b, n, d) tensor."""
+    y, state = module.prefill(x[:, :split])
+    outputs = [y]
+    for t in range(split, x.shape[1]):
+        y_t, state = module.step(x[:, t:t + 1], state)
+        outputs.append(y_t)
+    return torch.cat(outputs, dim=1)
+
+
 @pytest.mark.parametrize("case", FUSED_WINDOWS, ids=lambda c: "w{}-d{}-B{}-n{}-b{}".format(*c))
 def test_fused_window_equals_masked_forward_gradients_and_decode(case):
     w, δ, B, n, batch = case
@@ -399,13 +409,7 @@ def test_fused_window_equals_masked_forward_gradients_and_decode(case):
     with torch.no_grad():
         q, k, v = fused.project(x)  # the (b, h, n, d) entry point agrees too
         torch.testing.assert_close(fused.attention(q, k, v), reference.attention(q, k, v), rtol=1e-10, atol=1e-12)
-        split = max(1, n - 5)
-        y, state = fused.prefill(x[:, :split])
-        outputs = [y]
-        for t in range(split, n):
-            y_t, state = fused.step(x[:, t:t + 1], state)
-            outputs.append(y_t)
-        torch.testing.assert_close(torch.cat(outputs, dim=1), results[0][0], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(_prefill_then_steps(fused, x, max(1, n - 5)), results[0][0], rtol=1e-10, atol=1e-12)
 
 
 class LargeStorages(TorchDispatchMode):
@@ -460,12 +464,6 @@ def test_fused_plan_equals_masked_forward_gradients_and_decode(variant, n, batch
         results.append((y.detach(), xx.grad, module.q_proj.weight.grad, module.k_proj.weight.grad, module.v_proj.weight.grad))
     for expected, actual in zip(results[0], results[1], strict=True):
         torch.testing.assert_close(actual, expected, rtol=1e-10, atol=1e-12)
-    split = max(1, n - 4)
     with torch.no_grad():
-        y, state = fused.prefill(x[:, :split])
-        outputs = [y]
-        for t in range(split, n):
-            y_t, state = fused.step(x[:, t:t + 1], state)
-            outputs.append(y_t)
-    torch.testing.assert_close(torch.cat(outputs, dim=1), results[0][0], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(_prefill_then_steps(fused, x, max(1, n - 4)), results[0][0], rtol=1e-10, atol=1e-12)
     assert get_spec(name).defaults["impl"] == "fused"
