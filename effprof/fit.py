@@ -567,6 +567,19 @@ def _claims_key(claims: Any) -> Hashable:
     return tuple(tuple(c) if isinstance(c, (list, tuple)) else (c,) for c in claims)
 
 
+def _claims_keys(claims: list[Any]) -> list[Hashable]:
+    """_claims_key of each row's claims, worked out once per claims object (records.read_frame stores each distinct
+    claims list once, so 100k rows hold a few dozen)."""
+    known: dict[int, Hashable] = {}
+    out = []
+    for c in claims:
+        key = known.get(id(c))
+        if key is None:
+            key = known[id(c)] = _claims_key(c)
+        out.append(key)
+    return out
+
+
 def _claim_in(claims: tuple, metric: str, axis: str) -> tuple[float, float] | None:
     match = [(c[2], c[3] if len(c) > 3 else 0.0) for c in claims if len(c) > 2 and c[0] == metric and c[1] == axis]
     return match[0] if match else None
@@ -586,7 +599,7 @@ def fit_frame(frame: pd.DataFrame, tolerances: dict[str, float] | None = None) -
     if ok.empty:
         return pd.DataFrame(columns=FIT_COLUMNS)
     keys = [k for k in KEYS if k in ok.columns]
-    ok = ok.assign(_claims=ok["claims"].map(_claims_key) if "claims" in ok.columns else [()] * len(ok))
+    ok = ok.assign(_claims=_claims_keys(ok["claims"].tolist()) if "claims" in ok.columns else [()] * len(ok))
     counts = ok.groupby(["mechanism", "mode"], sort=False)[keys].nunique(dropna=True) if keys else None
     signature = {} if counts is None else {
         index: tuple(k for k in keys if row[k] > 1) for index, row in zip(counts.index, counts.to_dict("records"), strict=False)}
@@ -658,12 +671,14 @@ def _fit_axis(part: pd.DataFrame, axis: str, others: list[str], tolerances: dict
     return out
 
 
-def _sample_noise(info: pd.DataFrame, samples: list[Any], seed: int = 0, chunk: int = 8192) -> pd.Series:
+def _sample_noise(info: pd.DataFrame, samples: list[Any], seed: int = 0, chunk: int = 512) -> pd.Series:
     """Per (series, size): the standard error, in log units, of the median of the pooled raw timing samples.
 
     A bootstrap of the samples, without drawing resamples: the median of n draws with replacement
     is the sample quantile at a Beta((n+1)/2, (n+1)/2) level, so each replicate is one quantile.
-    Sizes whose records carry fewer than two samples get NaN (their IQR is used instead).
+    Sizes whose records carry fewer than two samples get NaN (their IQR is used instead). The draws come in
+    chunks of `chunk` sizes (small enough that a chunk's (chunk, BOOTSTRAP) arrays stay in cache); the chunking
+    does not change them: one generator draws them all in order.
     """
     lengths = np.fromiter((len(v) if isinstance(v, (list, tuple, np.ndarray)) else 0 for v in samples),
                           dtype=np.int64, count=len(samples))

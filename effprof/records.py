@@ -14,6 +14,7 @@ import errno
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 import warnings
@@ -232,7 +233,7 @@ def validate_record(record: Any) -> str | None:
     present = record.keys()  # only the fields a record carries are checked
     for field in present & _NUMBER_SET:
         value = record[field]
-        if value is None or (type(value) is float and 0.0 <= value < math.inf):
+        if value is None or (type(value) is float and 0.0 <= value < math.inf) or (type(value) is int and 0 <= value < _EXACT):
             continue
         if not is_number(value):
             return f"{field} is {_shown(value)}, not a number"
@@ -285,6 +286,9 @@ def validate_record(record: Any) -> str | None:
         if not isinstance(claims, list):
             return f"claims is {_shown(claims)}, not a list"
         for claim in claims:
+            if (type(claim) is list and len(claim) == 4 and type(claim[0]) is str and type(claim[1]) is str
+                    and type(claim[2]) is float and type(claim[3]) is float and -math.inf < claim[2] + claim[3] < math.inf):
+                continue  # the common valid claim (a finite sum: neither number is NaN or infinite)
             if not _is_claim(claim):
                 return f"claim {_shown(claim)} is not [metric, axis, exponent, log_power]"
     return None
@@ -347,6 +351,38 @@ def _valid_unicode(record: dict[str, Any]) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+_KEY_END = re.compile(r'"[ \t\n\r]*:')  # where a key's closing quote meets its colon
+
+
+def _loads_record(line: str) -> Any:
+    """json.loads of one line, refusing an object that repeats a key (ValueError), as _refuse_duplicate_keys does.
+
+    Fast path: the C parser, then a proof that no key repeats. Every key written in the line is followed by one
+    colon (after its closing quote and optional whitespace); any other colon lies inside a string. So the line's
+    colons, and more narrowly its quote-colon marks, number at least the keys written, which number at least the
+    keys the parsed objects hold, with equality only when no key repeats. Where neither count equals the keys held
+    (a repeat, or strings holding such marks) the line is parsed again with the hook, which names the repeated key.
+    """
+    value = json.loads(line)
+    held = len(value) if isinstance(value, dict) and line.count("{") == 1 else _count_keys(value)
+    if line.count(":") == held or len(_KEY_END.findall(line)) == held:
+        return value
+    return json.loads(line, object_pairs_hook=_refuse_duplicate_keys)
+
+
+def _count_keys(value: Any) -> int:
+    """Keys held by every object in a parsed JSON value (a stack, not recursion: any depth json accepts)."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, (dict, list)))
+    return count
 
 
 def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -482,7 +518,7 @@ def _parse_line(line: str, path: Path, number: int) -> dict[str, Any] | None:
     if not line.strip():
         return None
     try:
-        record = json.loads(line, object_pairs_hook=_refuse_duplicate_keys)
+        record = _loads_record(line)
     except RecursionError:
         warnings.warn(f"{path}:{number}: skipped a line nested too deeply to be a record", stacklevel=4)
         return None

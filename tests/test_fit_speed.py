@@ -126,3 +126,42 @@ def test_an_integer_too_large_for_a_float_is_refused_not_a_crash(tmp_path):
         kept = records.read(path)
     assert [r["seq_len"] for r in kept] == [64]
     assert "seq_len is" in str(caught[0].message) and "peak_bytes is" in str(caught[1].message)
+
+
+@pytest.mark.parametrize("line", [
+    '{"mechanism": "m", "mode": "forward", "mode": "train"}',  # the plain repeat
+    '{"mechanism": "m", "mode" : "forward", "mode": "train"}',  # whitespace before a colon: not a `":` mark
+    '{"mechanism": "m", "mode": "forward", "ops": {"mm": {"flops": 1, "flops": 2}}}',  # in a nested object
+    '{"mechanism": "m", "mode": "forward", "claims": [{"a": 1, "a": 2}]}',  # in an object inside a list
+    '{"mechanism": "m", "error": "x\\": y", "mode": "forward", "mode": "train"}',  # a string holding a quote-colon mark
+    '{"mechanism": "m", "timestamp": "05:13:17", "mode": "a", "mode": "b"}',  # colons in a string
+])
+def test_the_fast_parse_still_refuses_every_repeated_key(line, tmp_path):
+    with pytest.raises(ValueError, match="appears twice"):
+        records._loads_record(line)
+    path = tmp_path / "r.jsonl"
+    path.write_text(line + "\n" + '{"mechanism": "m", "mode": "forward"}\n')
+    with pytest.warns(UserWarning, match="appears twice"):
+        assert len(records.read(path)) == 1
+
+
+@pytest.mark.parametrize("line", [
+    '{"mechanism": "m", "mode": "forward", "ops": {"mm": {"flops": 1}}, "error": "a: b \\": c"}',
+    '{"mechanism" : "m", "mode":"forward", "timestamp": "2026-12-07T05:13:17"}',
+    '{"mechanism": "m", "mode": "forward", "claims": [["flops", "seq_len", 2.0, 0.0]], "x": [[{"y": {"z": 1}}]]}',
+])
+def test_the_fast_parse_keeps_records_without_repeats(line):
+    import json
+
+    assert records._loads_record(line) == json.loads(line)
+
+
+@pytest.mark.parametrize("claim, valid", [
+    (["flops", "seq_len", 2.0, 0.0], True), (["flops", "seq_len", 2, 1], True), (["flops", "seq_len", 2.0], True),
+    (["flops", "seq_len", math.nan, 0.0], False), (["flops", "seq_len", 2.0, math.inf], False),
+    (["flops", "seq_len", 1e308, 1e308], True),  # the fast path's sum overflows; each number is finite
+    (["flops", "seq_len", 2.0, True], False), ([1, "seq_len", 2.0, 0.0], False), (["flops", "seq_len", "2", 0.0], False),
+])
+def test_claims_fast_path_still_refuses_bad_claims(claim, valid):
+    reason = records.validate_record({"mechanism": "m", "mode": "forward", "claims": [claim]})
+    assert (reason is None) == valid, reason
