@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from effprof.config import KEYS
-from effprof.metrics import is_noisy
+from effprof.metrics import is_noisy_timing
 from effprof.records import is_missing
 
 __all__ = ["add_labels", "fmt_value", "is_missing", "noisy_mask", "ok_rows", "swept_axis", "variant_part", "variant_words", "varying_keys"]
@@ -75,10 +75,12 @@ def variant_words(variant: Any) -> str:
 
 
 def noisy_mask(frame: pd.DataFrame) -> pd.Series:
-    """True for each row whose timing is noisy (metrics.is_noisy: IQR / median > 10%)."""
+    """A boolean Series: True for each row whose timing is noisy by the one rule (metrics.is_noisy_timing of its
+    time_s and time_iqr_s; a stored `time_noisy` is not read, so records from before the flag are judged alike)."""
     if "time_s" not in frame.columns or "time_iqr_s" not in frame.columns:
         return pd.Series(False, index=frame.index)
-    return pd.Series([is_noisy(r) for r in frame[["time_s", "time_iqr_s"]].to_dict("records")], index=frame.index, dtype=bool)
+    flags = [is_noisy_timing(m, i) for m, i in zip(frame["time_s"].tolist(), frame["time_iqr_s"].tolist(), strict=True)]
+    return pd.Series(flags, index=frame.index, dtype=bool)
 
 
 def fmt_value(value: Any) -> str:

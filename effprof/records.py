@@ -76,7 +76,7 @@ class Record(TypedDict, total=False):
     time_reps: int  # calls measured
     time_blocks: int  # timed blocks (each a number of calls)
     time_samples_s: list[float]  # seconds — per-call time of each timed block (the raw samples)
-    time_noisy: bool  # IQR / median > 10% (metrics.NOISE_THRESHOLD)
+    time_noisy: bool  # IQR / median > 10%: metrics.is_noisy_timing, the rule every reader applies to time_s and time_iqr_s
     load_avg_1m: float  # runnable tasks — the machine's 1-minute load average when the point was measured
     cpu_count: int  # cores — logical CPUs of the machine (load_avg_1m at or above this: busy, metrics.is_busy)
     achieved_flops_per_s: float  # FLOP/s — flops_counted / time_s

@@ -31,7 +31,7 @@ def point_columns(frame: pd.DataFrame) -> list[str]:
 def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per point (in order of first appearance): numeric fields are the median over its records,
     other fields the first record's, `n` the number of records, timing samples pooled (as percentiles),
-    and `time_noisy` judged on the medians (metrics.is_noisy). A frame without repeats comes back
+    and `time_noisy` judged on the medians (metrics.is_noisy_timing). A frame without repeats comes back
     as it was, with n = 1."""
     if frame.empty:
         return frame.assign(**{COUNT: pd.Series(dtype=int)})
@@ -39,7 +39,7 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
     groups = frame.groupby(keys, dropna=False, sort=False)
     sizes = groups.size()
     if (sizes == 1).all():
-        return _judged(frame.assign(**{COUNT: 1}))
+        return _flag_noisy(frame.assign(**{COUNT: 1}))
     numeric = [c for c in frame.columns if c not in keys and pd.api.types.is_numeric_dtype(frame[c])
                and not pd.api.types.is_bool_dtype(frame[c])]
     other = [c for c in frame.columns if c not in keys and c not in numeric]
@@ -47,11 +47,11 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
     points = pd.concat([p for p in parts if p is not None], axis=1).reset_index()
     if "time_samples_s" in frame.columns:
         points["time_samples_s"] = _pooled_samples(frame, groups, len(points))
-    return _judged(points[[*(c for c in frame.columns if c in points.columns), COUNT]])
+    return _flag_noisy(points[[*(c for c in frame.columns if c in points.columns), COUNT]])
 
 
-def _judged(points: pd.DataFrame) -> pd.DataFrame:
-    """`time_noisy` by the one noise rule (metrics.is_noisy) on each row's median and IQR: an aggregated point is judged on
+def _flag_noisy(points: pd.DataFrame) -> pd.DataFrame:
+    """Set `time_noisy` by the one noise rule (frames.noisy_mask) on each row's median and IQR: an aggregated point is judged on
     its medians, and records written before the flag existed are flagged like new ones."""
     if {"time_s", "time_iqr_s"} <= set(points.columns):
         points = points.assign(time_noisy=noisy_mask(points))
