@@ -65,10 +65,8 @@ import pandas as pd
 
 from effprof.config import KEYS
 from effprof.frames import fmt_value as _fmt
-from effprof.metrics import CLAIMABLE
-from effprof.metrics import tolerance as metric_tolerance
+from effprof.metrics import CLAIMABLE, tolerance
 
-METRICS = CLAIMABLE  # metric name in claims -> record column (effprof.metrics, the one table)
 BOOTSTRAP = 200  # bootstrap replicates of a size's median from its raw timing samples
 NUMERIC_AXES = [k for k, info in KEYS.items() if info.type in (int, float)]
 FIT_COLUMNS = [
@@ -84,11 +82,6 @@ MIN_RESOLUTION = 0.1  # an interval wider than max(2·tolerance, this) does not 
 NEGLIGIBLE = 0.01  # a second term below this share of the metric at the smallest size is absent
 EXACT = 1e-9  # largest relative residual of a fit that is exact
 GOLDEN = (math.sqrt(5) - 1) / 2
-
-
-def tolerance(metric: str) -> float:
-    """The default half-width a claim of `metric` is allowed beyond the fit's interval (the metrics table's)."""
-    return metric_tolerance(metric)
 
 
 # ---- least squares, batched over series (leading axes) and sizes (last axis) -------------
@@ -639,7 +632,7 @@ def _fit_axis(part: pd.DataFrame, axis: str, others: list[str], tolerances: dict
         if others else [""] * len(first),
         "claims": [c if ok else None for c, ok in zip(first["_claims"].tolist(), unanimous, strict=False)],
     }
-    columns = [c for c in set(METRICS.values()) | {"flops_analytic", "time_iqr_s", "time_blocks"} if c in part.columns]
+    columns = [c for c in set(CLAIMABLE.values()) | {"flops_analytic", "time_iqr_s", "time_blocks"} if c in part.columns]
     medians = info
     if columns:
         medians = pd.concat([info, part[columns].apply(pd.to_numeric, errors="coerce").reset_index(drop=True)], axis=1)
@@ -648,7 +641,7 @@ def _fit_axis(part: pd.DataFrame, axis: str, others: list[str], tolerances: dict
         per_size["sample_se"] = _sample_noise(info, part["time_samples_s"].tolist()).reindex(per_size.index)
     n_sizes = per_size.groupby(level=0).size()
     out = []
-    for metric, column in METRICS.items():
+    for metric, column in CLAIMABLE.items():
         if column not in per_size.columns:
             continue
         values = per_size[column]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from effprof.fit import METRICS
+from effprof.metrics import CLAIMABLE
 from effprof.records import is_number as _number
 from effprof.records import point_identity
 
@@ -56,7 +56,7 @@ def compare_baseline(records: list[dict[str, Any]], baseline: list[dict[str, Any
             continue
         matched += 1
         for metric, ratio in regression.items():
-            column = METRICS[metric]
+            column = CLAIMABLE[metric]
             new, previous = record.get(column), before.get(column)
             if not (_number(new) and _number(previous)):
                 continue

@@ -36,10 +36,10 @@ from typing import Any
 
 from effprof.check.locate import Locator
 from effprof.config import KEYS, ConfigError, resolve_config
-from effprof.fit import METRICS
+from effprof.metrics import CLAIMABLE
 from effprof.records import is_number
 
-METRIC_NAMES = tuple(METRICS)
+METRIC_NAMES = tuple(CLAIMABLE)
 CLAIM_KEYS = ("mechanism", "params", "mode", "axis", "values", "metric", "exponent", "tolerance", "log_power", "name",
               "allow_inconclusive")
 REQUIRED_KEYS = ("mechanism", "axis", "values", "metric", "exponent")
@@ -128,7 +128,7 @@ def make_check(mechanism: str, axis: str, values: list, metric: str, exponent: f
 def _check_from(entry: Any) -> Check:
     """Validate one claims entry (a dict from TOML or Python) and plan its points; raises _Bad."""
     from effprof.fit import NUMERIC_AXES
-    from effprof.fit import tolerance as default_tolerance
+    from effprof.metrics import tolerance as default_tolerance
     from effprof.modules import is_module_target, module_spec
     from effprof.registry import MODES, get_spec, list_mechanisms, unknown_mechanism
     from effprof.runner import plan

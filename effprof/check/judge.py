@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from effprof.check.claims import Check
-from effprof.fit import METRICS
+from effprof.metrics import CLAIMABLE
 from effprof.records import is_number as _number
 
 
@@ -98,7 +98,7 @@ def judge(check: Check, records: list[dict[str, Any]]) -> CheckResult:
     if failed:
         error = f"{len(failed)} of {len(records)} points did not measure: {failed[0]['status']}: {failed[0].get('error', '')}"
     else:
-        column = METRICS[check.metric]
+        column = CLAIMABLE[check.metric]
         error = f"no fit: {column} was not measured at three or more sizes with a positive value"
     return CheckResult(check, "fail", None, error=error, records=records)
 

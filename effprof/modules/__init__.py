@@ -203,7 +203,7 @@ def parse_claim(text: str) -> Claim:
 
     The mode defaults to forward. Raises ConfigError naming the bad part.
     """
-    from effprof.fit import METRICS
+    from effprof.metrics import CLAIMABLE
 
     head, _, rest = text.partition(":")
     axis, _, value = rest.partition("=")
@@ -212,8 +212,8 @@ def parse_claim(text: str) -> Claim:
     example = "e.g. flops:seq_len=2 or time:seq_len=1@decode"
     if not head or not axis or not exponent_text:
         raise ConfigError(f"--claim {text!r} is not metric:axis=exponent[@mode]; {example}")
-    if head not in METRICS:
-        raise ConfigError(f"--claim {text!r}: metric {head!r} is not one of {', '.join(METRICS)}{did_you_mean(head, METRICS)}")
+    if head not in CLAIMABLE:
+        raise ConfigError(f"--claim {text!r}: metric {head!r} is not one of {', '.join(CLAIMABLE)}{did_you_mean(head, CLAIMABLE)}")
     if axis not in KEYS:
         raise ConfigError(f"--claim {text!r}: axis {axis!r} is not a config key{did_you_mean(axis, KEYS)}; e.g. seq_len, d_model, batch")
     try:
