@@ -317,7 +317,7 @@ def _non_negative_numbers(values: Any) -> bool:
         return False
     if not values:
         return True
-    if {type(v) for v in values} == _FLOAT_ONLY and math.isfinite(sum(values)) and min(values) >= 0:
+    if _FLOAT_ONLY.issuperset(map(type, values)) and math.isfinite(sum(values)) and min(values) >= 0:
         return True
     return all(is_number(v) and v >= 0 for v in values)
 
@@ -563,7 +563,7 @@ def read_frame(path: str | Path) -> pandas.DataFrame:
             if type(value) is str:
                 value = shared.setdefault(value, value)
             elif key in _SHARED_LISTS and isinstance(value, (list, dict)):
-                value = shared.setdefault((key, json.dumps(value, sort_keys=True)), value)
+                value = shared.setdefault((key, repr(value)), value)  # repr tells 2 from 2.0 and True from 1, as JSON does
             column.append(value)
         rows += 1
     frame = pd.DataFrame({key: _column(values) for key, values in columns.items()}, index=pd.RangeIndex(rows))
@@ -578,7 +578,7 @@ def _column(values: list[Any]) -> Any:
     null; numbers become float64 or int64 arrays here, so their Python objects are freed at once."""
     import numpy as np
 
-    kinds = {type(v) for v in values}
+    kinds = set(map(type, values))
     numbers = kinds & {int, float}
     if numbers and kinds <= {int, float, type(None), _Absent}:
         if kinds == {int}:
