@@ -49,7 +49,7 @@ def test_sum_sizes_is_numpys_sum(k):
     assert np.array_equal(_sum_sizes([x[..., j] for j in range(k)]), x.sum(-1))
 
 
-@pytest.mark.parametrize("k", [3, 4, 9])
+@pytest.mark.parametrize("k", [3, 4, 7, 8, 9])
 @pytest.mark.parametrize("q", [0.0, 1.0])
 def test_two_term_equals_its_reference_bit_for_bit(k, q):
     rng = np.random.default_rng(k)
@@ -59,10 +59,12 @@ def test_two_term_equals_its_reference_bit_for_bit(k, q):
     ly = rng.normal(0, 1, (s, k)) * rng.choice([0.1, 5.0, 40.0], (s, 1))  # 40: values that overflow exp
     ly -= ly.max(-1, keepdims=True)
     ly[rng.random((s, k)) < 0.02] = np.nan
-    w = rng.uniform(0.9, 1.1, (s, k))
-    for p in (rng.uniform(0, 5, (s, 51)), rng.uniform(0, 5, (s, 1))):
-        for fast, slow in zip(_two_term(ls, ly, w, p, q), _two_term_reference(ls, ly, w, p, q), strict=True):
-            assert fast.shape == slow.shape and np.array_equal(fast, slow, equal_nan=True)
+    for w in (rng.uniform(0.9, 1.1, (s, k)), np.ones((s, k))):  # unit weights: the searches' fast path skips them
+        for p in (rng.uniform(0, 5, (s, 51)), rng.uniform(0, 5, (s, 1))):
+            for fast, slow in zip(_two_term(ls, ly, w, p, q), _two_term_reference(ls, ly, w, p, q), strict=True):
+                assert fast.shape == slow.shape and np.array_equal(fast, slow, equal_nan=True)
+            loss = _two_term(ls, ly, w, p, q, loss_only=True)
+            assert loss[1] is None and loss[2] is None and np.array_equal(loss[0], _two_term_reference(ls, ly, w, p, q)[0])
     # the influence's layout: (S, perturbations, k) data against (S, 1, 3) exponents
     lys = ly[:, None, :] + rng.normal(0, 1e-3, (1, 5, k))
     wide = np.broadcast_to(ls[:, None, :], lys.shape)
