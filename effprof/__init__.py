@@ -82,14 +82,15 @@ def sweep(names: Any, vary: dict[str, list[Any]], mode: str | list[str] = "forwa
 
 
 def fit(frame: pandas.DataFrame | list[dict[str, Any]]) -> pandas.DataFrame:
-    """Scaling exponents with CIs and claim verdicts for a frame (or list) of records."""
+    """Scaling exponents with CIs and claim verdicts for a frame (or list) of records, noise marked (`noisy_points`,
+    `uncertain`): the rows `effprof fit` prints (analysis.scaling_fits)."""
     return _fit_records(frame)
 
 
 def _fit_records(frame: Any) -> pandas.DataFrame:
-    from effprof.analyse.fit import fit_frame
+    from effprof.analyse.session import scaling_fits
 
-    return fit_frame(_frame(frame))
+    return scaling_fits(_frame(frame))
 
 
 def report(frame: pandas.DataFrame | list[dict[str, Any]], path: str, command: str = "", hardware: Any = None) -> str:

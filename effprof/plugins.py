@@ -190,12 +190,12 @@ def check_spec(spec: MechanismSpec) -> None:
 
 def claim_problem(claim: Any) -> str:
     """What is wrong with a claim, or '' (metric, numeric axis, finite exponent within ±10, mode, log power)."""
-    from effprof.store.metrics import CLAIMABLE as METRICS
+    from effprof.store.metrics import CLAIMABLE
 
     if not isinstance(claim, Claim):
         return "is not an effprof.registry.Claim(metric, axis, exponent, mode)"
-    if claim.metric not in METRICS:
-        return f"names metric {claim.metric!r}; accepted: {', '.join(METRICS)}"
+    if claim.metric not in CLAIMABLE:
+        return f"names metric {claim.metric!r}; accepted: {', '.join(CLAIMABLE)}"
     if claim.axis not in KEYS or KEYS[claim.axis].type not in (int, float):
         return f"names axis {claim.axis!r}, which is not a numeric config key (e.g. seq_len, d_model, batch)"
     for label, value in (("exponent", claim.exponent), ("log_power", claim.log_power)):

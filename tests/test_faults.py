@@ -297,9 +297,10 @@ def test_a_huge_grid_is_refused_before_any_point_is_planned():
 # --- sweep warnings ---------------------------------------------------------------------------------------
 
 def test_trouble_in_a_sweep_is_one_line_per_kind_with_its_count():
-    ok = {"status": "ok", "load_avg_1m": 0.5, "cpu_count": 2}
-    records = [ok, dict(ok, time_noisy=True), dict(ok, time_noisy=True), dict(ok, status="oom"), dict(ok, status="timeout"),
-               dict(ok, load_avg_1m=3.5), dict(ok, load_avg_1m=2.0)]
+    ok = {"status": "ok", "load_avg_1m": 0.5, "cpu_count": 2, "time_s": 1.0, "time_iqr_s": 0.05}
+    noisy = dict(ok, time_iqr_s=0.5, time_noisy=True)
+    records = [ok, noisy, dict(noisy, time_noisy=None), dict(ok, status="oom"), dict(ok, status="timeout"),  # None: a record from before the flag
+               dict(ok, load_avg_1m=3.5, time_noisy=True), dict(ok, load_avg_1m=2.0)]  # a stored flag its figures contradict is not counted
     lines = sweep_warnings(records)
     assert lines == [
         "warning: 2 of 7 points failed (1 oom, 1 timeout); their records carry the error",

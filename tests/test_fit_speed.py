@@ -49,7 +49,7 @@ def test_sum_sizes_is_numpys_sum(k):
     assert np.array_equal(_sum_sizes([x[..., j] for j in range(k)]), x.sum(-1))
 
 
-@pytest.mark.parametrize("k", [3, 4, 9])
+@pytest.mark.parametrize("k", [3, 4, 7, 8, 9])
 @pytest.mark.parametrize("q", [0.0, 1.0])
 def test_two_term_equals_its_reference_bit_for_bit(k, q):
     rng = np.random.default_rng(k)
@@ -59,10 +59,12 @@ def test_two_term_equals_its_reference_bit_for_bit(k, q):
     ly = rng.normal(0, 1, (s, k)) * rng.choice([0.1, 5.0, 40.0], (s, 1))  # 40: values that overflow exp
     ly -= ly.max(-1, keepdims=True)
     ly[rng.random((s, k)) < 0.02] = np.nan
-    w = rng.uniform(0.9, 1.1, (s, k))
-    for p in (rng.uniform(0, 5, (s, 51)), rng.uniform(0, 5, (s, 1))):
-        for fast, slow in zip(_two_term(ls, ly, w, p, q), _two_term_reference(ls, ly, w, p, q), strict=True):
-            assert fast.shape == slow.shape and np.array_equal(fast, slow, equal_nan=True)
+    for w in (rng.uniform(0.9, 1.1, (s, k)), np.ones((s, k))):  # unit weights: the searches' fast path skips them
+        for p in (rng.uniform(0, 5, (s, 51)), rng.uniform(0, 5, (s, 1))):
+            for fast, slow in zip(_two_term(ls, ly, w, p, q), _two_term_reference(ls, ly, w, p, q), strict=True):
+                assert fast.shape == slow.shape and np.array_equal(fast, slow, equal_nan=True)
+            loss = _two_term(ls, ly, w, p, q, loss_only=True)
+            assert loss[1] is None and loss[2] is None and np.array_equal(loss[0], _two_term_reference(ls, ly, w, p, q)[0])
     # the influence's layout: (S, perturbations, k) data against (S, 1, 3) exponents
     lys = ly[:, None, :] + rng.normal(0, 1e-3, (1, 5, k))
     wide = np.broadcast_to(ls[:, None, :], lys.shape)
@@ -126,3 +128,42 @@ def test_an_integer_too_large_for_a_float_is_refused_not_a_crash(tmp_path):
         kept = records.read(path)
     assert [r["seq_len"] for r in kept] == [64]
     assert "seq_len is" in str(caught[0].message) and "peak_bytes is" in str(caught[1].message)
+
+
+@pytest.mark.parametrize("line", [
+    '{"mechanism": "m", "mode": "forward", "mode": "train"}',  # the plain repeat
+    '{"mechanism": "m", "mode" : "forward", "mode": "train"}',  # whitespace before a colon: not a `":` mark
+    '{"mechanism": "m", "mode": "forward", "ops": {"mm": {"flops": 1, "flops": 2}}}',  # in a nested object
+    '{"mechanism": "m", "mode": "forward", "claims": [{"a": 1, "a": 2}]}',  # in an object inside a list
+    '{"mechanism": "m", "error": "x\\": y", "mode": "forward", "mode": "train"}',  # a string holding a quote-colon mark
+    '{"mechanism": "m", "timestamp": "05:13:17", "mode": "a", "mode": "b"}',  # colons in a string
+])
+def test_the_fast_parse_still_refuses_every_repeated_key(line, tmp_path):
+    with pytest.raises(ValueError, match="appears twice"):
+        records._loads_record(line)
+    path = tmp_path / "r.jsonl"
+    path.write_text(line + "\n" + '{"mechanism": "m", "mode": "forward"}\n')
+    with pytest.warns(UserWarning, match="appears twice"):
+        assert len(records.read(path)) == 1
+
+
+@pytest.mark.parametrize("line", [
+    '{"mechanism": "m", "mode": "forward", "ops": {"mm": {"flops": 1}}, "error": "a: b \\": c"}',
+    '{"mechanism" : "m", "mode":"forward", "timestamp": "2026-12-07T05:13:17"}',
+    '{"mechanism": "m", "mode": "forward", "claims": [["flops", "seq_len", 2.0, 0.0]], "x": [[{"y": {"z": 1}}]]}',
+])
+def test_the_fast_parse_keeps_records_without_repeats(line):
+    import json
+
+    assert records._loads_record(line) == json.loads(line)
+
+
+@pytest.mark.parametrize("claim, valid", [
+    (["flops", "seq_len", 2.0, 0.0], True), (["flops", "seq_len", 2, 1], True), (["flops", "seq_len", 2.0], True),
+    (["flops", "seq_len", math.nan, 0.0], False), (["flops", "seq_len", 2.0, math.inf], False),
+    (["flops", "seq_len", 1e308, 1e308], True),  # the fast path's sum overflows; each number is finite
+    (["flops", "seq_len", 2.0, True], False), ([1, "seq_len", 2.0, 0.0], False), (["flops", "seq_len", "2", 0.0], False),
+])
+def test_claims_fast_path_still_refuses_bad_claims(claim, valid):
+    reason = records.validate_record({"mechanism": "m", "mode": "forward", "claims": [claim]})
+    assert (reason is None) == valid, reason

@@ -64,11 +64,9 @@ import pandas as pd
 from effprof.analyse.frames import fmt_value as _fmt
 from effprof.analyse.frames import plain_value, variant_text
 from effprof.config import KEYS
-from effprof.store.metrics import CLAIMABLE
-from effprof.store.metrics import tolerance as metric_tolerance
+from effprof.store.metrics import CLAIMABLE, tolerance
 from effprof.store.records import is_missing
 
-METRICS = CLAIMABLE  # metric name in claims -> record column (effprof.store.metrics, the one table)
 BOOTSTRAP = 200  # bootstrap replicates of a size's median from its raw timing samples
 NUMERIC_AXES = [k for k, info in KEYS.items() if info.type in (int, float)]
 FIT_COLUMNS = [
@@ -84,11 +82,6 @@ MIN_RESOLUTION = 0.1  # an interval wider than max(2·tolerance, this) does not 
 NEGLIGIBLE = 0.01  # a second term below this share of the metric at the smallest size is absent
 EXACT = 1e-9  # largest relative residual of a fit that is exact
 GOLDEN = (math.sqrt(5) - 1) / 2
-
-
-def tolerance(metric: str) -> float:
-    """The default half-width a claim of `metric` is allowed beyond the fit's interval (the metrics table's)."""
-    return metric_tolerance(metric)
 
 
 # ---- least squares, batched over series (leading axes) and sizes (last axis) -------------
@@ -131,48 +124,68 @@ def upper_half(x: np.ndarray) -> np.ndarray:
 BLOCK = 1 << 16  # numbers per (..., P) array of one block of series: a few hundred KB, held in cache
 
 
-def _two_term(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, p: np.ndarray, q: float
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _two_term(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, p: np.ndarray, q: float, loss_only: bool = False
+              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(loss, a, b) of min over a, b ≥ 0 of Σ w·((a·s^p + b·s^q)/y − 1)² for each p.
 
     ls, ly, w: (S, ..., k) log sizes (largest 0), log values, weights; p: (S, ..., P). Returns (S, ..., P).
     Series are independent: they are solved in blocks of rows small enough to stay in cache.
+    `loss_only`: a and b are not formed (None), for the searches that compare losses alone.
     """
     shape = np.broadcast_shapes(ls.shape[:-1], ly.shape[:-1], w.shape[:-1], p.shape[:-1]) + p.shape[-1:]
     rows = shape[0] if shape else 1
     per_row = math.prod(shape[1:])
     step = max(1, BLOCK // max(per_row, 1))
     if len(shape) < 2 or rows <= step:
-        return _two_term_block(ls, ly, w, p, q)
+        return _two_term_block(ls, ly, w, p, q, loss_only)
 
     def block(v: np.ndarray, start: int) -> np.ndarray:
         return v[start:start + step] if v.ndim == len(shape) and v.shape[0] == rows else v
 
-    parts = [_two_term_block(block(ls, i), block(ly, i), block(w, i), block(p, i), q) for i in range(0, rows, step)]
-    return tuple(np.concatenate([part[j] for part in parts]) for j in range(3))  # type: ignore[return-value]
+    parts = [_two_term_block(block(ls, i), block(ly, i), block(w, i), block(p, i), q, loss_only) for i in range(0, rows, step)]
+    return tuple(None if parts[0][j] is None else np.concatenate([part[j] for part in parts]) for j in range(3))  # type: ignore[return-value]
 
 
-def _two_term_block(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, p: np.ndarray, q: float
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _two_term_block(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, p: np.ndarray, q: float, loss_only: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """_two_term on one block of series. The sums over sizes run size by size on (..., P) arrays (k is
     small: an inner axis of 4 would cost numpy a loop per 4 numbers), added in numpy's own order
-    (_sum_sizes), so every figure is bit for bit the one of `(w·u·u).sum(-1)` on the (..., P, k) array."""
+    (_sum_sizes), so every figure is bit for bit the one of `(w·u·u).sum(-1)` on the (..., P, k) array.
+    Below 8 sizes that order is left to right, so the sums run in place as the sizes come; unit weights
+    (every search but the influence's) are not multiplied in, since 1·x is x exactly."""
     k = ls.shape[-1]
+    unit = bool((w == 1.0).all())
+    running = k < 8
     # values spanning more than ~1e±150 overflow: their loss is inf (never chosen), not a warning
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         uu_terms, uv_terms, uy_terms, vv_terms, vy_terms = [], [], [], [], []
         for j in range(k):
-            ls_j, ly_j, w_j = ls[..., j, None], ly[..., j, None], w[..., j, None]  # (..., 1)
+            ls_j, ly_j = ls[..., j, None], ly[..., j, None]  # (..., 1)
             u = np.exp(p * ls_j - ly_j)  # (..., P) column of a at size j, in units of y
             v = np.exp(q * ls_j - ly_j)  # (..., 1) column of b
-            wu = w_j * u
-            uu_terms.append(wu * u)
-            uv_terms.append(wu * v)
-            uy_terms.append(wu)  # the target is all ones
-            vv_terms.append(w_j * v * v)
-            vy_terms.append(w_j * v)
-        uu, uv, uy = _sum_sizes(uu_terms), _sum_sizes(uv_terms), _sum_sizes(uy_terms)  # (..., P)
-        vv, vy = _sum_sizes(vv_terms), _sum_sizes(vy_terms)  # (..., 1): the b column is the same for every p
+            if unit:
+                wu, vv_j, vy_j = u, v * v, v
+            else:
+                w_j = w[..., j, None]
+                wu, vv_j, vy_j = w_j * u, w_j * v * v, w_j * v
+            uu_j, uv_j = wu * u, wu * v
+            if not running:
+                uu_terms.append(uu_j)
+                uv_terms.append(uv_j)
+                uy_terms.append(wu)  # the target is all ones
+                vv_terms.append(vv_j)
+                vy_terms.append(vy_j)
+            elif j == 0:
+                uu, uv, uy, vv, vy = uu_j, uv_j, wu.copy() if unit else wu, vv_j, vy_j.copy() if unit else vy_j
+            else:
+                uu += uu_j
+                uv += uv_j
+                uy += wu
+                vv += vv_j
+                vy += vy_j
+        if not running:
+            uu, uv, uy = _sum_sizes(uu_terms), _sum_sizes(uv_terms), _sum_sizes(uy_terms)  # (..., P)
+            vv, vy = _sum_sizes(vv_terms), _sum_sizes(vy_terms)  # (..., 1): the b column is the same for every p
         n = w.sum(-1)[..., None]
         det = uu * vv - uv * uv
         both_ok = det > 1e-10 * uu * vv
@@ -190,9 +203,11 @@ def _two_term_block(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, p: np.ndarray
         loss = np.where(take_a, loss_a, loss)
         take_b = (loss_b < loss) | (np.isnan(loss_b) & ~np.isnan(loss))
         loss = np.where(take_b, loss_b, loss)
+        loss = np.where(np.isnan(loss), np.inf, loss)
+        if loss_only:
+            return loss, None, None
         a_out = np.where(take_b, 0.0, np.where(take_a, only_a, np.where(both_ok, a, 0.0)))
         b_out = np.where(take_b, only_b, np.where(take_a, 0.0, np.where(both_ok, b, 0.0)))
-        loss = np.where(np.isnan(loss), np.inf, loss)
     return loss, a_out, b_out
 
 
@@ -227,7 +242,7 @@ def _golden(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, q: float, low: np.nda
     steps = math.ceil(math.log(tol / max(float(np.max(high - low, initial=tol)), tol)) / math.log(GOLDEN)) + 1
 
     def loss(p: np.ndarray) -> np.ndarray:
-        return _two_term(ls, ly, w, p[..., None], q)[0][..., 0]
+        return _two_term(ls, ly, w, p[..., None], q, loss_only=True)[0][..., 0]
 
     c, d = high - GOLDEN * (high - low), low + GOLDEN * (high - low)
     fc, fd = loss(c), loss(d)
@@ -245,7 +260,7 @@ def _golden(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, q: float, low: np.nda
 def _leading_point(ls: np.ndarray, ly: np.ndarray, w: np.ndarray, q: float) -> np.ndarray:
     """p of the two-term fit for each series: a grid over [q, P_MAX], then golden section."""
     grid = np.linspace(q, P_MAX, 41 if q else 51)  # steps of 0.1
-    losses = _two_term(ls, ly, w, np.broadcast_to(grid, ls.shape[:-1] + grid.shape), q)[0]
+    losses = _two_term(ls, ly, w, np.broadcast_to(grid, ls.shape[:-1] + grid.shape), q, loss_only=True)[0]
     best = grid[np.argmin(losses, axis=-1)]
     step = grid[1] - grid[0]
     return _golden(ls, ly, w, q, np.maximum(best - step, q), np.minimum(best + step, P_MAX))
@@ -372,7 +387,7 @@ def _two_term_influence(ls: np.ndarray, ly: np.ndarray, p: np.ndarray, q: float
     lys = ly[:, None, :] + dly[None]
     ws = np.broadcast_to(w[None], lys.shape)
     steps = np.array([-h, 0.0, h])
-    loss = _two_term(np.broadcast_to(ls[:, None, :], lys.shape), lys, ws, p[:, None, None] + steps, q)[0]  # (S, 1+4k, 3)
+    loss = _two_term(np.broadcast_to(ls[:, None, :], lys.shape), lys, ws, p[:, None, None] + steps, q, loss_only=True)[0]  # (S, 1+4k, 3)
     slope = (loss[..., 2] - loss[..., 0]) / (2 * h)  # ∂L/∂p at p, for each perturbation
     curvature = (loss[:, 0, 2] - 2 * loss[:, 0, 1] + loss[:, 0, 0]) / h**2
     safe = np.where(curvature > 0, curvature, np.inf)
@@ -563,6 +578,19 @@ def _claims_key(claims: Any) -> Hashable:
     return tuple(tuple(c) if isinstance(c, (list, tuple)) else (c,) for c in claims)
 
 
+def _claims_keys(claims: list[Any]) -> list[Hashable]:
+    """_claims_key of each row's claims, worked out once per claims object (records.read_frame stores each distinct
+    claims list once, so 100k rows hold a few dozen)."""
+    known: dict[int, Hashable] = {}
+    out = []
+    for c in claims:
+        key = known.get(id(c))
+        if key is None:
+            key = known[id(c)] = _claims_key(c)
+        out.append(key)
+    return out
+
+
 def _claim_in(claims: tuple, metric: str, axis: str) -> tuple[float, float] | None:
     match = [(c[2], c[3] if len(c) > 3 else 0.0) for c in claims if len(c) > 2 and c[0] == metric and c[1] == axis]
     return match[0] if match else None
@@ -582,7 +610,7 @@ def fit_frame(frame: pd.DataFrame, tolerances: dict[str, float] | None = None) -
     if ok.empty:
         return pd.DataFrame(columns=FIT_COLUMNS)
     keys = [k for k in KEYS if k in ok.columns]
-    ok = ok.assign(_claims=ok["claims"].map(_claims_key) if "claims" in ok.columns else [()] * len(ok))
+    ok = ok.assign(_claims=_claims_keys(ok["claims"].tolist()) if "claims" in ok.columns else [()] * len(ok))
     counts = ok.groupby(["mechanism", "mode"], sort=False)[keys].nunique(dropna=True) if keys else None
     signature = {} if counts is None else {
         index: tuple(k for k in keys if row[k] > 1) for index, row in zip(counts.index, counts.to_dict("records"), strict=False)}
@@ -624,7 +652,7 @@ def _fit_axis(part: pd.DataFrame, axis: str, others: list[str], tolerances: dict
         "claims": [c if ok else None for c, ok in zip(first["_claims"].tolist(), unanimous, strict=False)],
     }
     meta["variant"] = [variant_text(c) for c in meta["config"]]  # its display text (the --json contract); never parsed
-    columns = [c for c in set(METRICS.values()) | {"flops_analytic", "time_iqr_s", "time_blocks"} if c in part.columns]
+    columns = [c for c in set(CLAIMABLE.values()) | {"flops_analytic", "time_iqr_s", "time_blocks"} if c in part.columns]
     medians = info
     if columns:
         medians = pd.concat([info, part[columns].apply(pd.to_numeric, errors="coerce").reset_index(drop=True)], axis=1)
@@ -633,7 +661,7 @@ def _fit_axis(part: pd.DataFrame, axis: str, others: list[str], tolerances: dict
         per_size["sample_se"] = _sample_noise(info, part["time_samples_s"].tolist()).reindex(per_size.index)
     n_sizes = per_size.groupby(level=0).size()
     out = []
-    for metric, column in METRICS.items():
+    for metric, column in CLAIMABLE.items():
         if column not in per_size.columns:
             continue
         values = per_size[column]
@@ -656,12 +684,14 @@ def _fit_axis(part: pd.DataFrame, axis: str, others: list[str], tolerances: dict
     return out
 
 
-def _sample_noise(info: pd.DataFrame, samples: list[Any], seed: int = 0, chunk: int = 8192) -> pd.Series:
+def _sample_noise(info: pd.DataFrame, samples: list[Any], seed: int = 0, chunk: int = 512) -> pd.Series:
     """Per (series, size): the standard error, in log units, of the median of the pooled raw timing samples.
 
     A bootstrap of the samples, without drawing resamples: the median of n draws with replacement
     is the sample quantile at a Beta((n+1)/2, (n+1)/2) level, so each replicate is one quantile.
-    Sizes whose records carry fewer than two samples get NaN (their IQR is used instead).
+    Sizes whose records carry fewer than two samples get NaN (their IQR is used instead). The draws come in
+    chunks of `chunk` sizes (small enough that a chunk's (chunk, BOOTSTRAP) arrays stay in cache); the chunking
+    does not change them: one generator draws them all in order.
     """
     lengths = np.fromiter((len(v) if isinstance(v, (list, tuple, np.ndarray)) else 0 for v in samples),
                           dtype=np.int64, count=len(samples))

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from effprof.config import KEYS
-from effprof.store.metrics import is_noisy
+from effprof.store.metrics import is_noisy_timing
 from effprof.store.records import is_missing
 
 __all__ = ["add_labels", "fmt_value", "is_missing", "noisy_mask", "ok_rows", "plain_value", "series_rows", "swept_axis", "variant_part",
@@ -97,10 +97,12 @@ def series_rows(frame: pd.DataFrame, config: dict[str, Any] | None) -> pd.DataFr
 
 
 def noisy_mask(frame: pd.DataFrame) -> pd.Series:
-    """True for each row whose timing is noisy (metrics.is_noisy: IQR / median > 10%)."""
+    """A boolean Series: True for each row whose timing is noisy by the one rule (metrics.is_noisy_timing of its
+    time_s and time_iqr_s; a stored `time_noisy` is not read, so records from before the flag are judged alike)."""
     if "time_s" not in frame.columns or "time_iqr_s" not in frame.columns:
         return pd.Series(False, index=frame.index)
-    return pd.Series([is_noisy(r) for r in frame[["time_s", "time_iqr_s"]].to_dict("records")], index=frame.index, dtype=bool)
+    flags = [is_noisy_timing(m, i) for m, i in zip(frame["time_s"].tolist(), frame["time_iqr_s"].tolist(), strict=True)]
+    return pd.Series(flags, index=frame.index, dtype=bool)
 
 
 def fmt_value(value: Any) -> str:

@@ -43,7 +43,7 @@ def point_keys(frame: pd.DataFrame) -> list[str]:
 def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per point (in order of first appearance; the point by `point_keys`): numeric fields are the median over
     its records, other fields (the config included) the first record's, `n` the number of records, timing samples
-    pooled (as percentiles), and `time_noisy` judged on the medians (metrics.is_noisy). A frame without repeats comes
+    pooled (as percentiles), and `time_noisy` judged on the medians (metrics.is_noisy_timing). A frame without repeats comes
     back as it was, with n = 1."""
     if frame.empty:
         return frame.assign(**{COUNT: pd.Series(dtype=int)})
@@ -51,7 +51,7 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
     groups = frame.groupby(pd.Series(point_keys(frame), index=frame.index, name=POINT), sort=False)
     sizes = groups.size()
     if (sizes == 1).all():
-        return _judged(frame.assign(**{COUNT: 1}))
+        return _flag_noisy(frame.assign(**{COUNT: 1}))
     numeric = [c for c in frame.columns if c not in keys and pd.api.types.is_numeric_dtype(frame[c])
                and not pd.api.types.is_bool_dtype(frame[c])]
     other = [c for c in frame.columns if c not in numeric]
@@ -59,11 +59,11 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
     points = pd.concat(parts, axis=1).reset_index(drop=True)
     if "time_samples_s" in frame.columns:
         points["time_samples_s"] = _pooled_samples(frame, groups, len(points))
-    return _judged(points[[*(c for c in frame.columns if c in points.columns), COUNT]])
+    return _flag_noisy(points[[*(c for c in frame.columns if c in points.columns), COUNT]])
 
 
-def _judged(points: pd.DataFrame) -> pd.DataFrame:
-    """`time_noisy` by the one noise rule (metrics.is_noisy) on each row's median and IQR: an aggregated point is judged on
+def _flag_noisy(points: pd.DataFrame) -> pd.DataFrame:
+    """Set `time_noisy` by the one noise rule (frames.noisy_mask) on each row's median and IQR: an aggregated point is judged on
     its medians, and records written before the flag existed are flagged like new ones."""
     if {"time_s", "time_iqr_s"} <= set(points.columns):
         points = points.assign(time_noisy=noisy_mask(points))

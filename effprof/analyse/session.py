@@ -224,6 +224,22 @@ def complexity_rows(frame: pd.DataFrame, fits: pd.DataFrame) -> list[dict[str, A
     return rows
 
 
+# ---- fits -------------------------------------------------------------------------------
+
+
+def scaling_fits(frame: pd.DataFrame, fits: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The scaling fits of a frame of records with their noise marked: one row per fitted series, effprof.fit's
+    FIT_COLUMNS plus `noisy_points` and `uncertain` (mark_noisy_fits).
+
+    The one way fits are made: `effprof fit`, `effprof inspect --results`, the Python `effprof.fit()` and `analyse`
+    (the Session every renderer reads) all call this, so the same records give the same rows everywhere.
+    `fits`: fit_frame's rows already computed for these records, marked here instead of refitted.
+    """
+    from effprof.analyse.fit import fit_frame
+
+    return mark_noisy_fits(fit_frame(frame) if fits is None else fits, frame)
+
+
 # ---- noise ------------------------------------------------------------------------------
 
 
@@ -477,8 +493,6 @@ def analyse(records: Iterable[dict[str, Any]] | pd.DataFrame, baseline: Iterable
     `hardware`: an effprof.hardware.registry.Hardware to project every record onto (projected_time_s, a roofline
     lower bound; effprof.hardware.project), or None.
     """
-    from effprof.analyse.fit import fit_frame
-
     records = _as_records(records)
     projection = None
     if hardware is not None:
@@ -489,8 +503,7 @@ def analyse(records: Iterable[dict[str, Any]] | pd.DataFrame, baseline: Iterable
         projection = {"name": hardware.name, "title": hardware.title, "figures": describe(hardware), "assumptions": ASSUMPTIONS,
                       "notes": notes}
     frame = records.frame if isinstance(records, FrameRecords) else to_frame(records)
-    fitted = fit_frame(frame) if fits is None else fits
-    fitted = mark_noisy_fits(fitted, frame)
+    fitted = scaling_fits(frame, fits)
     old = to_frame(_as_records(baseline)) if baseline is not None else None
     return Session(
         records=records,

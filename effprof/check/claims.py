@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from effprof.analyse.fit import METRICS
 from effprof.check.baseline import DEFAULT_REGRESSION, load_baseline
 from effprof.check.locate import Locator
 from effprof.config import KEYS, ConfigError, resolve_config
+from effprof.store.metrics import CLAIMABLE
 from effprof.store.records import is_number
 
-METRIC_NAMES = tuple(METRICS)
+METRIC_NAMES = tuple(CLAIMABLE)
 CLAIM_KEYS = ("mechanism", "params", "mode", "axis", "values", "metric", "exponent", "tolerance", "log_power", "name",
               "allow_inconclusive")
 REQUIRED_KEYS = ("mechanism", "axis", "values", "metric", "exponent")
@@ -129,10 +129,10 @@ def make_check(mechanism: str, axis: str, values: list, metric: str, exponent: f
 def _check_from(entry: Any) -> Check:
     """Validate one claims entry (a dict from TOML or Python) and plan its points; raises _Bad."""
     from effprof.analyse.fit import NUMERIC_AXES
-    from effprof.analyse.fit import tolerance as default_tolerance
     from effprof.modules import is_module_target, module_spec
     from effprof.registry import MODES, get_spec, list_mechanisms, unknown_mechanism
     from effprof.runner import plan
+    from effprof.store.metrics import tolerance as default_tolerance
     from effprof.suggest import accepted
 
     if not isinstance(entry, dict):

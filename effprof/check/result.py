@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from effprof.analyse.fit import METRICS
 from effprof.analyse.outcome import claim_outcome, gate_fails, outcome_reason
 from effprof.check.claims import Check
-from effprof.store.metrics import NOISY_MARK
+from effprof.store.metrics import CLAIMABLE, NOISY_MARK
 from effprof.store.records import is_number as _number
 
 
@@ -85,16 +84,16 @@ def _with_ci(fit: dict[str, Any], value: str, low: str, high: str) -> str:
 
 def judge_check(check: Check, records: list[dict[str, Any]]) -> CheckResult:
     """Fit the records of one check and judge the check's own claim: effprof.analyse.fit's rule, the noise marking of every
-    other entry point (analysis.mark_noisy_fits), and the one outcome rule (effprof.analyse.outcome.claim_outcome)."""
+    other entry point (analyse.session.scaling_fits), and the one outcome rule (effprof.analyse.outcome.claim_outcome)."""
     from effprof.analyse.fit import fit_frame
-    from effprof.analyse.session import mark_noisy_fits
+    from effprof.analyse.session import scaling_fits
     from effprof.store.records import to_frame
 
     frame = to_frame(records)
     # the check's claim replaces the spec's in the frame fitted: fit_frame judges it, divides out its
     # log factor, and fits a constant metric (e.g. state_bytes ∝ n⁰) even where the spec claims nothing
     frame["claims"] = [[[check.metric, check.axis, check.exponent, check.log_power]] for _ in range(len(frame))]
-    fits = mark_noisy_fits(fit_frame(frame, tolerances={check.metric: check.tolerance}), frame)
+    fits = scaling_fits(frame, fit_frame(frame, tolerances={check.metric: check.tolerance}))
     rows = fits[(fits["metric"] == check.metric) & (fits["axis"] == check.axis)]
     if not rows.empty:
         row = rows.iloc[0].to_dict()
@@ -103,7 +102,7 @@ def judge_check(check: Check, records: list[dict[str, Any]]) -> CheckResult:
     if failed:
         error = f"{len(failed)} of {len(records)} points did not measure: {failed[0]['status']}: {failed[0].get('error', '')}"
     else:
-        column = METRICS[check.metric]
+        column = CLAIMABLE[check.metric]
         error = f"no fit: {column} was not measured at three or more sizes with a positive value"
     return CheckResult(check, "fail", None, error=error, records=records)
 

@@ -30,12 +30,11 @@ def fit_command(
     json_: JsonOpt = False,
 ) -> None:
     """Fit scaling exponents of saved results and check them against the mechanisms' claims."""
-    from effprof.analyse.fit import fit_frame
-    from effprof.analyse.session import mark_noisy_fits
+    from effprof.analyse.session import scaling_fits
     from effprof.render.console import fits_table
 
     frame = load_results(results)
-    fits = mark_noisy_fits(fit_frame(frame), frame)
+    fits = scaling_fits(frame)  # as effprof.fit() and the Session make them
     if json_:
         print_frame_json(fits)
         return

@@ -46,11 +46,12 @@ def modes(incomplete: str) -> list[str]:
 
 def claims(incomplete: str) -> list[str]:
     """--claim: `metric:` for each metric, then `metric:axis=` for each numeric axis."""
-    from effprof.analyse.fit import METRICS, NUMERIC_AXES
+    from effprof.analyse.fit import NUMERIC_AXES
+    from effprof.store.metrics import CLAIMABLE
 
     metric, colon, rest = (incomplete or "").partition(":")
     if not colon:
-        return _starting([f"{m}:" for m in METRICS], incomplete)
+        return _starting([f"{m}:" for m in CLAIMABLE], incomplete)
     if "=" in rest:
         return []
     return _starting([f"{metric}:{axis}=" for axis in NUMERIC_AXES], incomplete)

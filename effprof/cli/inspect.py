@@ -141,8 +141,7 @@ def explain_command(
 
 def _measured_claims(spec, results: Path) -> list[dict]:
     """The spec's claims paired with the fits of `results` (effprof.render.claims); refuses a file without the mechanism."""
-    from effprof.analyse.fit import fit_frame
-    from effprof.analyse.session import mark_noisy_fits
+    from effprof.analyse.session import scaling_fits
     from effprof.cli.output import load_results
     from effprof.render.claims import claims_beside_fits
     from effprof.store.records import json_ready
@@ -152,7 +151,7 @@ def _measured_claims(spec, results: Path) -> list[dict]:
         names = sorted(set(frame["mechanism"])) if "mechanism" in frame.columns else []
         raise BadInput(f"--results {str(results)!r} holds no record of {spec.name!r}; it holds: {', '.join(names) or 'none'}")
     frame = frame[frame["mechanism"] == spec.name]
-    fits = mark_noisy_fits(fit_frame(frame), frame)
+    fits = scaling_fits(frame)
     return json_ready(claims_beside_fits(spec, fits.to_dict("records")))
 
 

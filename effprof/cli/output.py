@@ -156,7 +156,9 @@ def sweep_warnings(records: list[dict[str, Any]]) -> list[str]:
         counts = ", ".join(f"{n} {status}" for status, n in failed.items())
         lines.append(f"warning: {sum(failed.values())} of {len(records)} points failed ({counts}); "
                      "their records carry the error")
-    noisy = sum(1 for r in records if r.get("status") == "ok" and r.get("time_noisy"))
+    from effprof.store.metrics import is_busy, is_noisy
+
+    noisy = sum(1 for r in records if r.get("status") == "ok" and is_noisy(r))  # the one rule on its figures, as every output
     if noisy:
         lines.append(f"warning: {noisy} of {len(records)} points have noisy timing (IQR/median > 10%); "
                      "their records are flagged time_noisy")
@@ -167,8 +169,6 @@ def sweep_warnings(records: list[dict[str, Any]]) -> list[str]:
             changed[key] = changed.get(key, 0) + 1
     for (mechanism, warning), n in changed.items():
         lines.append(f"warning: {mechanism}: {warning} ({n} of {len(records)} points; their records carry it in warnings)")
-    from effprof.store.metrics import is_busy
-
     busy = [r for r in records if is_busy(r)]
     if busy:
         worst = max(r["load_avg_1m"] for r in busy)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.utils.benchmark as benchmark
 
-from effprof.store.metrics import NOISE_THRESHOLD  # IQR / median above this is flagged as noisy
+from effprof.store.metrics import NOISE_THRESHOLD, is_noisy_timing  # the one noise rule and its threshold (plain Python)
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ class Timing:
 
     @property
     def noisy(self) -> bool:
-        return self.median_s > 0 and self.iqr_s / self.median_s > NOISE_THRESHOLD
+        """The one noise rule (metrics.is_noisy_timing), which a record's `time_noisy` stores."""
+        return is_noisy_timing(self.median_s, self.iqr_s)
 
 
 def synchronize(device: str) -> None:

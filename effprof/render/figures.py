@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from effprof.analyse.frames import add_labels, fmt_value, is_missing, ok_rows, series_rows, swept_axis
+from effprof.analyse.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, series_rows, swept_axis
 from effprof.render import axes, style
 from effprof.render.escape import plotly_text
 from effprof.store.metrics import COMPARED, METRICS
@@ -80,7 +80,7 @@ def metric_figures(frame: pd.DataFrame, fits: pd.DataFrame | None) -> list[tuple
                                              legendgroup=series, line={"color": look.color, "dash": style.ANALYTIC_DASH, "width": 1.5},
                                              showlegend=False, hovertemplate=f"analytic %{{y:.4g}} {unit.symbol}<extra></extra>"))
                 fitted |= _add_fit_line(fig, fits, rows, mode, entry.name, axis, look.color, unit)
-                if entry.timed and any(noisy := style.noisy_mask(rows)):
+                if entry.timed and any(noisy := noisy_mask(rows).tolist()):
                     fig.add_trace(style.noisy_trace([x for x, n in zip(rows[axis], noisy, strict=True) if n],
                                                     [y for y, n in zip(ys, noisy, strict=True) if n],
                                                     show_legend=not any(t.name == style.NOISY_NAME for t in fig.data)))

@@ -139,13 +139,6 @@ def noisy_trace(x: Sequence[float], y: Sequence[float], show_legend: bool = True
                       legendrank=KEY_RANK + 2, marker=noisy_marker(), hoverinfo="skip")
 
 
-def noisy_mask(rows: pd.DataFrame) -> list[bool]:
-    """Which rows were measured with noisy timing: the one definition, frames.noisy_mask (IQR / median > 10%)."""
-    from effprof.analyse.frames import noisy_mask as noisy
-
-    return noisy(rows).tolist()
-
-
 def time_error_bars(rows: pd.DataFrame, unit: Unit) -> dict[str, Any] | None:
     """Asymmetric error bars spanning the interquartile range of each point's time, in `unit`.
 

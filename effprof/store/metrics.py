@@ -14,7 +14,7 @@ metric is added or renamed in one place. Plain Python: `measure` may import it t
     per_call   its value is per call, so an axis says per what (per forward pass, per generated token); else the axis
                reads its label (peak memory is the point's, not per token)
     tolerance  the default tolerance on a claimed exponent of this metric
-    timed      measured by the clock, so subject to noise (IQR/median > NOISE_THRESHOLD is flagged)
+    timed      measured by the clock, so subject to noise (is_noisy_timing: IQR/median > NOISE_THRESHOLD is flagged)
     claimable  a spec's claims may name it (and fits fit it)
     compared   shown in comparison tables and figures, crossed in crossovers, diffed against a baseline
 
@@ -74,7 +74,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 )}
 ROOFLINE: list[Metric] = [METRICS[name] for name in ("intensity", "roofline_bound", "roofline_fraction")]
 BY_COLUMN: dict[str, Metric] = {m.column: m for m in METRICS.values()}
-CLAIMABLE: dict[str, str] = {m.name: m.column for m in METRICS.values() if m.claimable}  # = fit.METRICS
+CLAIMABLE: dict[str, str] = {m.name: m.column for m in METRICS.values() if m.claimable}  # claim metric name -> record column
 COMPARED: list[Metric] = [m for m in METRICS.values() if m.compared]
 CROSSED: list[Metric] = [m for m in COMPARED if m.name != "activation_bytes"]  # train-only; crossovers compare both modes' costs
 
@@ -173,6 +173,22 @@ def ladder_data() -> dict[str, dict[str, Any]]:
     return {kind: {"steps": [list(step) for step in ladder.steps], "sep": ladder.sep, "whole": ladder.whole} for kind, ladder in LADDERS.items()}
 
 
+def is_noisy_timing(median: Any, iqr: Any) -> bool:
+    """The one noise rule: a timing (its median and IQR, in seconds) is noisy when IQR / median > NOISE_THRESHOLD (10%).
+
+    Modeled on torch.utils.benchmark's `Measurement.meets_confidence(threshold)`, `iqr / median < threshold`: a
+    timing that does not meet it is noisy, except that a spread of exactly the threshold still meets it here (noisy
+    only beyond it, as effprof has always flagged). No median (missing, NaN or not positive) or no IQR: not noisy.
+    Plain Python, so every layer calls this one function: measure.timing.Timing.noisy when a record's `time_noisy`
+    is written, and every reader (is_noisy on a record, frames.noisy_mask on a frame, the CLI's sweep warnings)
+    on (time_s, time_iqr_s); a record written before the flag existed is judged like a new one.
+    """
+    if is_missing(median) or is_missing(iqr):
+        return False
+    median = float(median)
+    return median > 0 and float(iqr) / median > NOISE_THRESHOLD
+
+
 def relative_spread(record: dict[str, Any]) -> float | None:
     """IQR / median of a record's timing, or None where it was not timed."""
     median, iqr = record.get("time_s"), record.get("time_iqr_s")
@@ -190,10 +206,5 @@ def is_busy(record: dict[str, Any]) -> bool:
 
 
 def is_noisy(record: dict[str, Any]) -> bool:
-    """The one noise rule: a timed point whose IQR / median exceeds NOISE_THRESHOLD (10%).
-
-    measure.timing.Timing.noisy applies the same threshold to the samples it has just taken;
-    this reads it back from any record, old or new, so every output flags the same points.
-    """
-    spread = relative_spread(record)
-    return spread is not None and spread > NOISE_THRESHOLD
+    """Whether a record's timing is noisy: is_noisy_timing of its time_s and time_iqr_s (never its stored flag)."""
+    return is_noisy_timing(record.get("time_s"), record.get("time_iqr_s"))

@@ -14,6 +14,7 @@ import errno
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 import warnings
@@ -75,7 +76,7 @@ class Record(TypedDict, total=False):
     time_reps: int  # calls measured
     time_blocks: int  # timed blocks (each a number of calls)
     time_samples_s: list[float]  # seconds — per-call time of each timed block (the raw samples)
-    time_noisy: bool  # IQR / median > 10% (metrics.NOISE_THRESHOLD)
+    time_noisy: bool  # IQR / median > 10%: metrics.is_noisy_timing, the rule every reader applies to time_s and time_iqr_s
     load_avg_1m: float  # runnable tasks — the machine's 1-minute load average when the point was measured
     cpu_count: int  # cores — logical CPUs of the machine (load_avg_1m at or above this: busy, metrics.is_busy)
     achieved_flops_per_s: float  # FLOP/s — flops_counted / time_s
@@ -232,7 +233,7 @@ def validate_record(record: Any) -> str | None:
     present = record.keys()  # only the fields a record carries are checked
     for field in present & _NUMBER_SET:
         value = record[field]
-        if value is None or (type(value) is float and 0.0 <= value < math.inf):
+        if value is None or (type(value) is float and 0.0 <= value < math.inf) or (type(value) is int and 0 <= value < _EXACT):
             continue
         if not is_number(value):
             return f"{field} is {_shown(value)}, not a number"
@@ -285,6 +286,9 @@ def validate_record(record: Any) -> str | None:
         if not isinstance(claims, list):
             return f"claims is {_shown(claims)}, not a list"
         for claim in claims:
+            if (type(claim) is list and len(claim) == 4 and type(claim[0]) is str and type(claim[1]) is str
+                    and type(claim[2]) is float and type(claim[3]) is float and -math.inf < claim[2] + claim[3] < math.inf):
+                continue  # the common valid claim (a finite sum: neither number is NaN or infinite)
             if not _is_claim(claim):
                 return f"claim {_shown(claim)} is not [metric, axis, exponent, log_power]"
     return None
@@ -313,7 +317,7 @@ def _non_negative_numbers(values: Any) -> bool:
         return False
     if not values:
         return True
-    if {type(v) for v in values} == _FLOAT_ONLY and math.isfinite(sum(values)) and min(values) >= 0:
+    if _FLOAT_ONLY.issuperset(map(type, values)) and math.isfinite(sum(values)) and min(values) >= 0:
         return True
     return all(is_number(v) and v >= 0 for v in values)
 
@@ -347,6 +351,38 @@ def _valid_unicode(record: dict[str, Any]) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+_KEY_END = re.compile(r'"[ \t\n\r]*:')  # where a key's closing quote meets its colon
+
+
+def _loads_record(line: str) -> Any:
+    """json.loads of one line, refusing an object that repeats a key (ValueError), as _refuse_duplicate_keys does.
+
+    Fast path: the C parser, then a proof that no key repeats. Every key written in the line is followed by one
+    colon (after its closing quote and optional whitespace); any other colon lies inside a string. So the line's
+    colons, and more narrowly its quote-colon marks, number at least the keys written, which number at least the
+    keys the parsed objects hold, with equality only when no key repeats. Where neither count equals the keys held
+    (a repeat, or strings holding such marks) the line is parsed again with the hook, which names the repeated key.
+    """
+    value = json.loads(line)
+    held = len(value) if isinstance(value, dict) and line.count("{") == 1 else _count_keys(value)
+    if line.count(":") == held or len(_KEY_END.findall(line)) == held:
+        return value
+    return json.loads(line, object_pairs_hook=_refuse_duplicate_keys)
+
+
+def _count_keys(value: Any) -> int:
+    """Keys held by every object in a parsed JSON value (a stack, not recursion: any depth json accepts)."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, (dict, list)))
+    return count
 
 
 def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -482,7 +518,7 @@ def _parse_line(line: str, path: Path, number: int) -> dict[str, Any] | None:
     if not line.strip():
         return None
     try:
-        record = json.loads(line, object_pairs_hook=_refuse_duplicate_keys)
+        record = _loads_record(line)
     except RecursionError:
         warnings.warn(f"{path}:{number}: skipped a line nested too deeply to be a record", stacklevel=4)
         return None
@@ -527,7 +563,7 @@ def read_frame(path: str | Path) -> pandas.DataFrame:
             if type(value) is str:
                 value = shared.setdefault(value, value)
             elif key in _SHARED_LISTS and isinstance(value, (list, dict)):
-                value = shared.setdefault((key, json.dumps(value, sort_keys=True)), value)
+                value = shared.setdefault((key, repr(value)), value)  # repr tells 2 from 2.0 and True from 1, as JSON does
             column.append(value)
         rows += 1
     frame = pd.DataFrame({key: _column(values) for key, values in columns.items()}, index=pd.RangeIndex(rows))
@@ -542,7 +578,7 @@ def _column(values: list[Any]) -> Any:
     null; numbers become float64 or int64 arrays here, so their Python objects are freed at once."""
     import numpy as np
 
-    kinds = {type(v) for v in values}
+    kinds = set(map(type, values))
     numbers = kinds & {int, float}
     if numbers and kinds <= {int, float, type(None), _Absent}:
         if kinds == {int}:
