@@ -103,3 +103,13 @@ def test_the_gate():
     assert not gate_fails("pass") and not gate_fails("no-claim")
     with pytest.raises(ValueError, match="'held'"):
         gate_fails("held")
+
+
+def test_a_regression_fails_the_gate_without_rewriting_the_outcome():
+    from effprof.check.result import CheckResult
+
+    check = make_check("softmax_attention", "seq_len", SIZES, "flops", 2.0)
+    held = CheckResult(check, "pass", {"exponent": 2.0})
+    assert not held.failed
+    regressed = CheckResult(check, "pass", {"exponent": 2.0}, regressions=["seq_len=256 flops 2 vs 1 (×2, allowed ×1)"])
+    assert regressed.failed and regressed.verdict == "pass" and "regressed against the baseline" in regressed.message
