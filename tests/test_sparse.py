@@ -413,17 +413,19 @@ def test_fused_window_equals_masked_forward_gradients_and_decode(case):
 
 
 class LargeStorages(TorchDispatchMode):
-    """Distinct new storages of at least `nbytes`, and the ops that made them."""
+    """Distinct new storages of at least `nbytes`, and the ops that made them. Each is held until the watch ends, so the
+    allocator cannot hand a freed one's address to the next and two storages never share a key."""
 
     def __init__(self, nbytes: int):
         super().__init__()
-        self.nbytes, self.made = nbytes, {}
+        self.nbytes, self.made, self.held = nbytes, {}, []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for t in out if isinstance(out, (tuple, list)) else (out,):
             if isinstance(t, torch.Tensor) and t.untyped_storage().nbytes() >= self.nbytes:
                 self.made.setdefault(t.untyped_storage().data_ptr(), str(func.overloadpacket.__name__))
+                self.held.append(t)
         return out
 
 
