@@ -296,6 +296,8 @@ def test_generated_tables_compile_with_booktabs_and_siunitx(tmp_path):
     session.fits[0] = {**session.fits[0], "verdict": "inconclusive", "verdict_reason": payload}
     session.complexity[0] = {**session.complexity[0], "prefill": payload}
     session.crossovers[0] = {**session.crossovers[0], "cheaper_below": "[5cm]" + payload, "at": 64.0}
+    session.module_fits = [{"mechanism": "quadratic", "mode": "forward", "path": "core", "module": payload, "type": "[5cm]" + payload,
+                            "metric": "time_s", "axis": "seq_len", "exponent": 2.0, "ci_low": 1.9, "ci_high": 2.1}]
     (tmp_path / "tables.tex").write_text(export.latex(session), encoding="utf-8")
     (tmp_path / "paper.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{siunitx}\n"
                                         "\\begin{document}\n\\input{tables}\n\\end{document}\n", encoding="utf-8")

@@ -60,6 +60,7 @@ def test_no_renderer_fits_or_aggregates(session, tmp_path, monkeypatch):
     module_rows = pd.read_csv(written[-1])
     assert set(module_rows["module"]) == {"(whole)", "qkv", "(rest)"}
     assert outputs["console"] and "\\begin{table" in outputs["latex"] and "\\toprule" in outputs["latex"]
+    assert "Per-module scaling" in outputs["latex"] and "qkv" in outputs["latex"]  # the module fits reach LaTeX too
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -220,6 +220,23 @@ def fits_tables(session: Session, labels: _Labels | None = None) -> list[str]:
     return tables
 
 
+def module_fits_tex(session: Session, labels: _Labels | None = None) -> str | None:
+    """Per-submodule scaling (the Session's module_fits, records measured with --breakdown): the log-log slope of each
+    module's FLOPs, time and peak memory against the swept axis with its 95% interval; None when there are none."""
+    if not session.module_fits:
+        return None
+    labels = labels or _Labels()
+    column = {"flops": "flops", "time_s": "time", "peak_bytes": "peak_bytes"}
+    rows = [[_cell(f.get("mechanism")), _cell(f.get("mode")), _cell(f.get("module")), _cell(f.get("type")),
+             _cell(_metric_name(column.get(f.get("metric"), f.get("metric")))), _n(f.get("exponent")),
+             f"[{_n(f.get('ci_low'))}, {_n(f.get('ci_high'))}]"] for f in session.module_fits]
+    axis = session.module_fits[0].get("axis")
+    caption = (f"Per-module scaling in {_cell(size_title(axis))}: the log--log slope of each submodule's cost (median per size) "
+               "with its 95\\% interval, fitted as the mechanisms' totals are; (rest) is a module's own work between its "
+               "children; modules measured at fewer than three sizes are not fitted.")
+    return _table(caption, labels("module-fits"), ["Mechanism", "Mode", "Module", "Type", "Metric", "Exponent", "95\\% CI"], rows, "lllllrc")
+
+
 def _metric_name(name: Any) -> Any:
     """How tables name a metric (metrics.METRICS label), or the name as given for one outside the table."""
     return METRICS[name].label if isinstance(name, str) and name in METRICS else name
@@ -321,7 +338,8 @@ def latex(session: Session) -> str:
              ""]
     parts += raw_value_tables(session, labels)
     parts += fits_tables(session, labels)
-    parts += [t for t in (crossovers_tex(session, labels), complexity_tex(session, labels), roofline_tex(session, labels)) if t]
+    parts += [t for t in (crossovers_tex(session, labels), complexity_tex(session, labels), roofline_tex(session, labels),
+                          module_fits_tex(session, labels)) if t]
     return "\n".join(parts)
 
 
