@@ -162,7 +162,7 @@ def sweep_warnings(records: list[dict[str, Any]]) -> list[str]:
     if noisy:
         lines.append(f"warning: {noisy} of {len(records)} points have noisy timing (IQR/median > 10%); "
                      "their records are flagged time_noisy")
-    changed: dict[tuple[str, str], int] = {}  # torch settings a mechanism's code changed (restored: measure/guard.py)
+    changed: dict[tuple[str, str], int] = {}  # torch settings a mechanism's code changed (restored: runtime/guard.py)
     for record in records:
         for warning in record.get("warnings") or ():
             key = (str(record.get("mechanism")), warning)

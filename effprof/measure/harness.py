@@ -9,7 +9,7 @@ so a noisy timing can be told apart from a busy machine.
 A failure (out of memory, an error in the mechanism, sys.exit in its code) becomes a record with its
 status and message; config errors are raised before anything is measured. Torch's global settings the
 mechanism's code changes (grad mode, threads, default dtype, ...) are put back after its build and after
-the point, each change named in the record's `warnings` (measure/guard.py).
+the point, each change named in the record's `warnings` (runtime/guard.py).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def measure_point(name: str, mode: str, config: dict[str, Any], options: Options
     spec, resolved = check_point(name, mode, config)
     threads = options.threads or torch.get_num_threads()
     record = _base_record(spec, resolved, mode, threads, options)
-    changes: list[str] = []  # torch settings the mechanism's code changed (measure/guard.py), restored
+    changes: list[str] = []  # torch settings the mechanism's code changed (runtime/guard.py), restored
     try:
         with user_code(changes):
             _measure(spec, {**resolved, "impl": record["impl_resolved"]} if "impl_resolved" in record else resolved, mode, options, threads,

@@ -70,7 +70,7 @@ def probe_input(config: dict[str, Any]):
 def build_with_spec(spec: MechanismSpec, config: dict[str, Any], changes: list[str] | None = None):
     """Build from a spec not (yet) registered, as registry.build does, with seed 0.
 
-    The builder is user code (measure/guard.py): torch settings it changes are put back, each appended to `changes`.
+    The builder is user code (runtime/guard.py): torch settings it changes are put back, each appended to `changes`.
     """
     import torch
 

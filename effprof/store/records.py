@@ -48,7 +48,7 @@ class Record(TypedDict, total=False):
     mode: str  # forward | train | decode
     status: str  # ok | oom | timeout | error | unsupported | crash (STATUSES)
     error: str  # one line: why the point failed ("" when ok)
-    warnings: list[str]  # one line each: torch settings the mechanism's code changed, restored (measure/guard.py)
+    warnings: list[str]  # one line each: torch settings the mechanism's code changed, restored (runtime/guard.py)
     seed: int  # seed of the weights and inputs
     # impl is as asked; with impl=auto (the default where a mechanism has a faster form that runs only at some
     # points, as mamba's compiled scan) these say which form ran and why
