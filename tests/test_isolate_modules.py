@@ -22,16 +22,6 @@ FAST = ["--max-time", "0.02"]
 
 
 
-@pytest.fixture(autouse=True)
-def _forget_new_modules():
-    """Module targets (and their --claim claims) registered by a test stay in this process's registry: drop them after."""
-    from effprof.registry import list_mechanisms, unregister
-
-    before = set(list_mechanisms())
-    yield
-    for name in set(list_mechanisms()) - before:
-        unregister(name)
-
 @pytest.mark.slow  # a worker start (torch imported in a fresh process): seconds; the fast tests below cover the parts
 def test_isolated_module_points_keep_their_claims_and_build_with_the_users_params(tmp_path):
     """Both failed before: the worker rebuilt the spec without the --claim claims (records carried claims: []) and

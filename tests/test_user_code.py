@@ -28,16 +28,6 @@ def _one_line_error(result, fragment: str) -> None:
 
 
 
-@pytest.fixture(autouse=True)
-def _forget_new_modules():
-    """Module targets (and their --claim claims) registered by a test stay in this process's registry: drop them after."""
-    from effprof.registry import list_mechanisms, unregister
-
-    before = set(list_mechanisms())
-    yield
-    for name in set(list_mechanisms()) - before:
-        unregister(name)
-
 def test_a_factory_that_switches_autograd_off_no_longer_breaks_other_mechanisms_train_points():
     """It turned every later train point (of any mechanism) into an error."""
     (target,) = resolve_targets([], [f"{U}:grad_off"], [], {"d_model": 16})
