@@ -75,6 +75,22 @@ typedef struct {
 
 static const float zero[BLOCK > STATE_MAX ? BLOCK : STATE_MAX] = {0}; /* Δ, x, B_t and C_t of the padding */
 
+/* One token of the recurrence for channels d0 … d0+w: h ← exp(Δ_t A) ⊙ h + (Δ_t x_t) B_t, acc = C_t h (both passes
+ * that run it from the tokens themselves, lane_from_zero and one_pass, share it). */
+static inline void step(const Scan *p, float h[STATE_MAX][BLOCK], const float *dt, const float *xt, const float *bt,
+                        const float *ct, long d0, long w, float acc[BLOCK]) {
+    const long D = p->D, N = p->N;
+    float u[BLOCK];
+    for (long j = 0; j < w; j++) u[j] = dt[j] * xt[j], acc[j] = 0; /* Δ_t x_t */
+    for (long s = 0; s < N; s++) {
+        const float *a = p->At + s * D + d0;
+        for (long j = 0; j < w; j++) {
+            h[s][j] = exp_f32(dt[j] * a[j]) * h[s][j] + bt[s] * u[j]; /* Ā_t ⊙ h + B̄_t x_t */
+            acc[j] += ct[s] * h[s][j];                                /* C_t h_t */
+        }
+    }
+}
+
 /* 1. lane k of sequence i, channels d0 … d0+w-1, from h = 0: y = the lane's own contribution (the final output
  * when there is one lane), ΣΔ so far into `cumulative`, the end state into entering[k]. */
 static void lane_from_zero(const Scan *p, long i, long k, long d0, long w) {
@@ -85,15 +101,8 @@ static void lane_from_zero(const Scan *p, long i, long k, long d0, long w) {
         const long at = (i * n + t) * D + d0;
         const float *dt = real ? p->delta + at : zero, *xt = real ? p->x + at : zero;
         const float *bt = real ? p->B + (i * n + t) * N : zero, *ct = real ? p->C + (i * n + t) * N : zero;
-        float u[BLOCK], acc[BLOCK] = {0};
-        for (long j = 0; j < w; j++) u[j] = dt[j] * xt[j]; /* Δ_t x_t */
-        for (long s = 0; s < N; s++) {
-            const float *a = p->At + s * D + d0;
-            for (long j = 0; j < w; j++) {
-                h[s][j] = exp_f32(dt[j] * a[j]) * h[s][j] + bt[s] * u[j]; /* Ā_t ⊙ h + B̄_t x_t */
-                acc[j] += ct[s] * h[s][j];                                /* C_t h_t */
-            }
-        }
+        float acc[BLOCK];
+        step(p, h, dt, xt, bt, ct, d0, w, acc);
         if (p->lanes > 1)
             for (long j = 0; j < w; j++) sum[j] += dt[j]; /* Σ_{s≤t in lane} Δ_s (the padding's 0s too, as cumsum) */
         if (!real) continue;
@@ -171,15 +180,8 @@ static void one_pass(const Scan *p, long i, long d0, long w) {
         }
         const long at = (i * n + t) * D + d0;
         const float *dt = p->delta + at, *xt = p->x + at, *bt = p->B + (i * n + t) * N, *ct = p->C + (i * n + t) * N;
-        float u[BLOCK], acc[BLOCK] = {0};
-        for (long j = 0; j < w; j++) u[j] = dt[j] * xt[j]; /* Δ_t x_t */
-        for (long s = 0; s < N; s++) {
-            const float *a = p->At + s * D + d0;
-            for (long j = 0; j < w; j++) {
-                h[s][j] = exp_f32(dt[j] * a[j]) * h[s][j] + bt[s] * u[j]; /* Ā_t ⊙ h + B̄_t x_t */
-                acc[j] += ct[s] * h[s][j];                                /* C_t h_t */
-            }
-        }
+        float acc[BLOCK];
+        step(p, h, dt, xt, bt, ct, d0, w, acc);
         gate(p->y + at, acc, xt, p->Dskip + d0, p->z + i * p->z_batch + t * p->z_token + d0, w);
     }
     for (long s = 0; s < N; s++)
