@@ -33,8 +33,10 @@ ExecutorOpt = Annotated[str | None, typer.Option("--executor",
 AddressOpt = Annotated[str | None, typer.Option("--address",
     help=("Ray cluster for --executor ray: auto, ray://host:port or host:port (default: start a local Ray "
           "instance)"))]
-LatexOpt = Annotated[Path | None, typer.Option("--latex", help="also write booktabs LaTeX tables (raw values, fits, crossovers, complexity, roofline, per-module fits) to this .tex file")]
-CsvOpt = Annotated[Path | None, typer.Option("--csv", help="also write the records as CSV, and beside them <stem>_fits.csv, <stem>_crossovers.csv and <stem>_module_fits.csv")]
+LatexOpt = Annotated[Path | None, typer.Option("--latex",
+    help="also write booktabs LaTeX tables (raw values, fits, crossovers, complexity, roofline, per-module fits) to this .tex file")]
+CsvOpt = Annotated[Path | None, typer.Option("--csv",
+    help="also write the records as CSV, and beside them <stem>_fits.csv, <stem>_crossovers.csv and <stem>_module_fits.csv")]
 FiguresOpt = Annotated[Path | None, typer.Option("--figures",
     help=("also export every figure as SVG, PDF and PNG (300 dpi) into this folder, sized for a paper (needs "
           "effprof[figures] and Chromium)"))]
