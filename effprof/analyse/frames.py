@@ -10,7 +10,7 @@ import pandas as pd
 
 from effprof.config import KEYS
 from effprof.store.metrics import is_noisy_timing
-from effprof.store.records import is_missing
+from effprof.store.records import is_missing, plain_value
 
 __all__ = ["add_labels", "fmt_value", "is_missing", "noisy_mask", "ok_rows", "plain_value", "series_rows", "swept_axis", "variant_part",
            "variant_text", "variant_words", "varying_keys"]
@@ -77,13 +77,6 @@ def variant_text(config: dict[str, Any]) -> str:
     """A series' config as the fit rows' `variant` text ('impl=chunked,d_model=64'): for display and the --json
     contract only; code joins on the `config` dict (`series_rows`), never on this text."""
     return ",".join(f"{k}={fmt_value(v)}" for k, v in config.items())
-
-
-def plain_value(value: Any) -> Any:
-    """A config value as its record wrote it: numpy scalars as Python's, 64.0 (a DataFrame column with gaps) as 64."""
-    if hasattr(value, "item"):
-        value = value.item()
-    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def series_rows(frame: pd.DataFrame, config: dict[str, Any] | None) -> pd.DataFrame:

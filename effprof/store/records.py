@@ -612,7 +612,7 @@ def point_identity(record: dict[str, Any]) -> str:
     """
     from effprof.config import KEYS
 
-    config = {k: _plain_value(record[k]) for k in KEYS if k in record and not is_missing(record[k])
+    config = {k: plain_value(record[k]) for k in KEYS if k in record and not is_missing(record[k])
               and not (k == "compile" and record[k] == "none")}  # eager: the same point as a record from before the key
     return json.dumps([record.get("mechanism"), record.get("mode"), config], sort_keys=True, default=str)
 
@@ -622,8 +622,9 @@ def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _plain_value(value: Any) -> Any:
-    """2.0 in a DataFrame column is the 2 of its record."""
+def plain_value(value: Any) -> Any:
+    """A config value as its record wrote it: 2.0 in a DataFrame column (with gaps) is the 2 of its record, a numpy
+    scalar the Python one. The one normaliser: point identity here, series keys in analyse."""
     if hasattr(value, "item"):
         value = value.item()
     return int(value) if isinstance(value, float) and value.is_integer() else value
