@@ -336,6 +336,16 @@ def _registers(ops: dict[OpOverloadPacket | str, Formula]) -> None:
         register_flop_formula(op)(formula)
 
 
+def _aten(names) -> list[OpOverloadPacket]:
+    """The aten ops of these names that this torch has (pyproject allows torch 2.5 on: a newer op is absent there,
+    and no call of it can reach the counter)."""
+    return [getattr(aten, name) for name in names if hasattr(aten, name)]
+
+
+# The generic rules first, the explicit formulas after them (so an explicit one, e.g. mul's complex product, wins).
+_registers({op: per_output(1) for op in _aten(ELEMENTWISE)})
+_registers({op: per_output(FUSED_ELEMENTWISE[op.__name__]) for op in _aten(FUSED_ELEMENTWISE)})
+_registers({op: per_input(REDUCTIONS[op.__name__]) for op in _aten(REDUCTIONS)})
 _registers({
     aten.mm: _mm,
     aten.bmm: _bmm,
@@ -358,8 +368,8 @@ _registers({
     aten._fft_c2c: _fft("c2c"),
     aten.native_layer_norm: _layer_norm,
     aten.native_layer_norm_backward: _layer_norm_backward,
-    aten._fused_rms_norm: _rms_norm,
-    aten._fused_rms_norm_backward: _rms_norm_backward,
+    "aten::_fused_rms_norm": _rms_norm,  # by name: ops of newer torch versions than the oldest pyproject allows
+    "aten::_fused_rms_norm_backward": _rms_norm_backward,
     aten.sort: _sort,
     aten.scatter_add: _scatter_like,
     aten.scatter_reduce: _scatter_like,
@@ -368,23 +378,20 @@ _registers({
     aten.unfold_backward: per_input(1),  # overlapping windows' gradients summed: one add per window element
     aten.index_put: _index_put,  # accumulate=True adds each value: one add per value; otherwise a plain write
     aten._index_put_impl: _index_put,
-    aten._grouped_mm: _grouped_mm,
+    "aten::_grouped_mm": _grouped_mm,
     "aten::grouped_mm": _grouped_mm,  # the public grouped_mm of newer torch versions
     "transformers::grouped_mm_fallback": _grouped_mm,  # transformers' custom op where torch's grouped_mm does not apply
+    aten.mul: _complex_mul,
 })
-_registers({getattr(aten, op): per_output(1) for op in ELEMENTWISE})
-_registers({aten.mul: _complex_mul})
-_registers({getattr(aten, op): per_output(k) for op, k in FUSED_ELEMENTWISE.items()})
-_registers({getattr(aten, op): per_input(k) for op, k in REDUCTIONS.items()})
 
-FREE_OPS = frozenset(getattr(aten, op) for op in FREE)
+FREE_OPS = frozenset(_aten(FREE))
 # Free ops that move no data: views the schema does not mark as views (_unsafe_view: a matmul's result
 # reshaped), ops that only allocate, alias or read one scalar. Their calls still count.
-NO_TRAFFIC = frozenset(getattr(aten, op) for op in """
+NO_TRAFFIC = frozenset(_aten("""
 _unsafe_view _reshape_alias view_as_real view_as_complex _conj _neg_view alias detach lift_fresh
 empty empty_like empty_strided new_empty new_empty_strided _local_scalar_dense set_ _has_compatible_shallow_copy_type item
 is_nonzero
-""".split())
+""".split()))
 # Queries of a tensor's metadata that a tensor subclass (the FakeTensors of a count-only measurement) sends
 # through the dispatcher and a real tensor answers without it: not ops, so neither counted nor listed.
 METADATA_QUERIES = frozenset({torch.ops.prim.device.default, torch.ops.prim.layout.default})
