@@ -60,6 +60,8 @@ def load_plugin(target: str, check: Check | None = None) -> list[str]:
     unregistered and its PluginError raised. Without it (`effprof validate`, which runs every check and
     reports each; an isolated worker, whose parent checked them) nothing is built.
     """
+    if target in _LOADED:  # named twice (pyproject.toml and --plugin): imported, registered and checked once
+        return list(_LOADED[target])
     obj = _resolve(target)
     specs = _specs(obj, target)
     for spec in specs:

@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this repository's effprof, as `python3 -m` from its root
 
 from effprof.hardware.check import compare  # noqa: E402
+from effprof.render.escape import terminal  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,10 +32,10 @@ def main(argv: list[str] | None = None) -> int:
             find(args.hardware)
         records = [r for path in args.results for r in read(path)]
     except (HardwareError, ResultsError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {terminal(str(e))}", file=sys.stderr)
         return 2
     for line in compare(records, args.hardware)[1]:
-        print(line)
+        print(terminal(line))  # the lines carry a results file's own text (mechanism, device_name)
     return 0
 
 

@@ -124,3 +124,21 @@ def test_html_text_escapes_markup_and_quotes_for_pages_built_outside_the_templat
     assert html_text('<script>x</script> "a" \'b\' &') == "&lt;script&gt;x&lt;/script&gt; &quot;a&quot; &#x27;b&#x27; &amp;"
     page = _table({"title": "<b>t</b>", "columns": ["<i>c</i>"], "rows": [["<script>alert(1)</script>", 1.5]]})
     assert "<script>" not in page and "<b>" not in page and "<i>" not in page and "&lt;script&gt;" in page
+
+
+def test_hardware_check_script_prints_a_results_files_text_escaped(tmp_path):
+    """scripts/hardware-check.py prints lines made of a results file's mechanism and device names: no control character
+    of the file reaches the terminal (it printed them raw)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    record = {"schema": 2, "mechanism": "x\x1b[31mRED", "family": "f", "mode": "forward", "status": "ok", "error": "", "seq_len": 16,
+              "d_model": 8, "batch": 1, "device_name": "gpu\x1b]0;title\x07", "time_s": 0.001}
+    results = tmp_path / "r.jsonl"
+    results.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "hardware-check.py"
+    run = subprocess.run([sys.executable, str(script), str(results)], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0 and "skipped" in run.stdout and "RED" in run.stdout, run.stdout + run.stderr
+    assert "\x1b" not in run.stdout and "\x07" not in run.stdout

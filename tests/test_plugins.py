@@ -234,3 +234,13 @@ def test_loading_and_the_contract_are_two_modules():
     with pytest.raises(plugins.PluginError, match="disagrees with forward"):
         plugins.load_plugin("tests.plugins.bad:step_off", check=contract.validate)
     assert "step_off" not in list_mechanisms()  # refused, so not registered
+
+
+def test_a_plugin_named_twice_is_loaded_and_checked_once(monkeypatch):
+    """pyproject.toml and --plugin may both name a target: it was imported, registered and contract-checked twice."""
+    from effprof import plugins
+
+    calls = []
+    names = plugins.load_plugin(f"{PLUGIN}:short_conv", check=calls.append)
+    again = plugins.load_plugin(f"{PLUGIN}:short_conv", check=calls.append)
+    assert names == again and len(calls) == len(names) >= 1
