@@ -6,11 +6,11 @@ import math
 
 from effprof.analyse.session import baseline_diff
 from effprof.check.baseline import compare_baseline
-from effprof.store.records import to_frame
+from effprof.store.records import SCHEMA_VERSION, to_frame
 
 
 def _record(window: int, flops: float, peak: float = 1e6, **extra) -> dict:
-    return {"schema": 3, "mechanism": "sliding_window", "family": "sparse", "mode": "forward", "status": "ok", "seq_len": 1024,
+    return {"schema": SCHEMA_VERSION, "mechanism": "sliding_window", "family": "sparse", "mode": "forward", "status": "ok", "seq_len": 1024,
             "d_model": 64, "batch": 1, "window": window, "flops_counted": flops, "peak_bytes": peak, **extra}
 
 

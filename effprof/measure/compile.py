@@ -31,7 +31,6 @@ from typing import Any
 
 import torch
 
-from effprof.config import COMPILE_MODES  # noqa: F401  (the one list, declared with the config key)
 from effprof.mechanisms.base import provides
 
 BREAK_REASONS = 8  # distinct graph-break reasons kept in a record
@@ -100,8 +99,3 @@ def _reason(error: BaseException) -> str:
 def _short(reason: str) -> str:
     text = " ".join(str(reason).split())
     return text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 3] + "..."
-
-
-def reset() -> None:
-    """Forget compiled code between points (the caches would otherwise grow with every shape)."""
-    torch._dynamo.reset()

@@ -228,10 +228,12 @@ def cpu_time(fn, budget: float = 0.2, warmup: int = 1) -> float:
 
     import torch.utils.benchmark as benchmark
 
+    from effprof.store.metrics import NOISE_THRESHOLD  # the one noise rule's threshold: timing stops once it is met
+
     for _ in range(warmup):
         fn()
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=1, timer=time.thread_time)
-    return float(timer.adaptive_autorange(threshold=0.1, min_run_time=min(0.1, budget), max_run_time=budget).median)
+    return float(timer.adaptive_autorange(threshold=NOISE_THRESHOLD, min_run_time=min(0.1, budget), max_run_time=budget).median)
 
 
 def _overhead_per_op(device: str, dtype: torch.dtype, timed) -> float:

@@ -111,6 +111,11 @@ def plotly_text(text: Any) -> str:
     return terminal(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def plotly_template_text(text: Any) -> str:
+    """`text` inside a plotly hover template: plotly_text, and no %{…} placeholder of its own."""
+    return plotly_text(text).replace("%", "&#37;")
+
+
 def plotly_strings(fig):
     """`fig`'s trace names and title through plotly_text, in place (series labels and titles name mechanisms,
     modules and configs from data; effprof writes no markup in them); returns `fig`."""

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from effprof.analyse.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, series_rows, swept_axis
 from effprof.render import axes, style
-from effprof.render.escape import plotly_text
+from effprof.render.escape import plotly_template_text, plotly_text
 from effprof.store.metrics import COMPARED, METRICS
 
 HOVER_KEYS = ("impl", "impl_resolved", "batch", "seq_len", "d_model", "n_heads", "head_dim", "d_state", "window", "n_experts", "top_k", "dtype", "device")
@@ -72,7 +72,7 @@ def metric_figures(frame: pd.DataFrame, fits: pd.DataFrame | None) -> list[tuple
                     error_y=bars,
                     customdata=_hover(rows, axis),
                     hovertemplate=(f"{axis}=%{{x}}<br>%{{y:.4g}} {unit.symbol}<br>%{{customdata}}"
-                                   + ("<br>drawn over " + html_text(", ".join(same)) if same else "") + "<extra>%{fullData.name}</extra>"),
+                                   + ("<br>drawn over " + plotly_template_text(", ".join(same)) if same else "") + "<extra>%{fullData.name}</extra>"),
                 ))
                 if metric == "flops_counted" and "flops_analytic" in rows.columns and (rows["flops_analytic"] > 0).any():
                     analytic = True
@@ -97,13 +97,6 @@ def metric_figures(frame: pd.DataFrame, fits: pd.DataFrame | None) -> list[tuple
 def zero_text(metric: str) -> str:
     """What a series whose every value is 0 shows in the legend of a log-axis figure, where 0 cannot be drawn."""
     return "no state" if metric == "state_bytes" else "0 at every size"
-
-
-def html_text(text: str) -> str:
-    """Data inside a plotly hover template: HTML-escaped, and no %{…} placeholder of its own."""
-    import html
-
-    return html.escape(text).replace("%", "&#37;")
 
 
 def _add_fit_line(fig: go.Figure, fits: pd.DataFrame | None, rows: pd.DataFrame, mode: str, metric: str, axis: str, color: str,

@@ -19,8 +19,8 @@ plotly.js is inlined once by default, so the file opens offline; `plotlyjs="cdn"
 plotly's CDN (pinned version, integrity-checked), `"directory"` from a plotly.min.js written once
 beside the report (as plotly's own include_plotlyjs="directory"). Rendered from a jinja2 template
 with autoescaping; the embedded JSON escapes <, > and &, so nothing a user typed reaches the page raw.
-It renders a Session (effprof.analyse.session); the one thing it computes that the Session does not carry yet
-is the per-module fit of records with a breakdown (effprof.analyse.fit_breakdown, fast: a few rows per module).
+It renders a Session (effprof.analyse.session) and computes nothing the Session carries: the fits, the per-module
+fits and the points shown once are all the Session's.
 """
 
 from __future__ import annotations

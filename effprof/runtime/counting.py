@@ -32,8 +32,6 @@ from collections.abc import Iterator
 import torch
 from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException, FakeTensor, FakeTensorMode
 
-MEASURED_BY = ("run", "count")  # Record.measured_by: executed and timed, or counted on fake tensors
-
 # Exceptions that mean "this op needs the data": the point is `unsupported` under count-only.
 NEEDS_DATA = (DataDependentOutputException, DynamicOutputShapeException)
 
