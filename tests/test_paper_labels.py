@@ -69,6 +69,9 @@ def test_check_file_labels(tmp_path):
     path.write_text(claim + '[labels]\nlinear_attention = "Linear attention (ours)"\n')
     (check,) = load_checks(path).checks
     assert check.shown == "Linear attention (ours)" and check.label.startswith("Linear attention (ours) forward")
+    path.write_text(claim + "[labels]\nlinear_attention = \"'Ours'\"\n")  # quoted as --label quotes: shown as --label shows it
+    (check,) = load_checks(path).checks
+    assert check.shown == "Ours"
     path.write_text(claim + '[labels]\nsoftmax_attention = "S"\n')
     result = runner.invoke(app, ["check", str(path)], catch_exceptions=False)
     assert_bad_input(result, "label 'softmax_attention' names no mechanism of these claims")

@@ -290,7 +290,7 @@ def load_checks(path: str | Path | None = None) -> CheckSuite:
     labels = section.get("labels", {})
     if not isinstance(labels, dict):
         raise bad(lines.section_key("labels"), "labels", 'labels must be a table of name = "text", e.g. linear_attention = "Linear attention (ours)"')
-    named = {c.mechanism for c in checks}
+    named, shown = {c.mechanism for c in checks}, {}
     for name, text in labels.items():
         if name not in named:
             from effprof.suggest import accepted
@@ -299,11 +299,11 @@ def load_checks(path: str | Path | None = None) -> CheckSuite:
         try:
             from effprof.render.labels import add_label
 
-            add_label({}, name, text, "label")
+            add_label(shown, name, text, "label")  # checked and normalised by the --label rule
         except ConfigError as e:
             raise bad(lines.section_key("labels", name), name, str(e)) from None
     for check in checks:
-        check.shown_as = str(labels.get(check.mechanism, "")).strip().strip('"').strip()
+        check.shown_as = shown.get(check.mechanism, "")
     regression = section.get("regression", DEFAULT_REGRESSION if "baseline" in section else {})
     if not isinstance(regression, dict):
         raise bad(lines.section_key("regression"), "regression", "regression must be a table of metric = ratio, e.g. flops = 1.0")
