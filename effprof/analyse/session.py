@@ -502,9 +502,9 @@ def analyse(records: Iterable[dict[str, Any]] | pd.DataFrame, baseline: Iterable
         records, notes = project_records(records, hardware)
         projection = {"name": hardware.name, "title": hardware.title, "figures": describe(hardware), "assumptions": ASSUMPTIONS,
                       "notes": notes}
-    frame = records.frame if isinstance(records, FrameRecords) else to_frame(records)
+    frame = _frame_of(records)
     fitted = scaling_fits(frame, fits)
-    old = to_frame(_as_records(baseline)) if baseline is not None else None
+    old = _frame_of(_as_records(baseline)) if baseline is not None else None
     return Session(
         records=records,
         fits=json_ready(fitted.to_dict("records")),
@@ -533,6 +533,11 @@ def module_fits(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
     rows = sorted(fit_breakdown(measured), key=lambda r: (r["mechanism"], r["mode"], r["metric"], r["path"]))
     return [{**row, "module": row["path"] or "(whole)"} for row in rows]
+
+
+def _frame_of(records: list[dict[str, Any]] | FrameRecords) -> pd.DataFrame:
+    """The records as a DataFrame: a FrameRecords' own frame (no round trip through dicts), else to_frame."""
+    return records.frame if isinstance(records, FrameRecords) else to_frame(records)
 
 
 def _as_records(records: Iterable[dict[str, Any]] | pd.DataFrame) -> list[dict[str, Any]] | FrameRecords:
