@@ -155,7 +155,8 @@ class SlidingWindowAttention(StaticPlanAttention):
         q, k, v = (F.pad(t, (0, 0, 0, 0, 0, length - n)) if length > n else t for t in (q, k, v))
         qc, kc, vc = classes(q), classes(k), classes(v)
         queries = qc.unflatten(1, (groups, B))  # (H', G, B, d)
-        bias = static_tensor(band_bias, groups, w, B, device=q.device, dtype=q.dtype)  # (G, B, L): 0 or −∞
+        # (first + 1, B, L): 0 or −∞; block first's row serves every later block, so no row past it is built (nor cached per n)
+        bias = static_tensor(band_bias, min(first + 1, groups), w, B, device=q.device, dtype=q.dtype)
         o = q.new_empty(length, b, inner)
         oc = classes(o).unflatten(1, (groups, B))  # (H', G, B, d), a view of o
         if first:  # the first blocks' keys, behind w − 1 zero rows
