@@ -84,10 +84,11 @@ def report_command(
     digest = file_digest(results)
     saved, why = saved_session(results, digest)  # used only when it belongs to these records (its content hash)
     patterns = saved.patterns if saved else None
-    session = analyse(frame, old, patterns=patterns, command=command_line(), hardware=device)
-    session.source_sha256 = digest
-    if why:
-        _rebuild_session(session, results, why)  # the session file holds the names measured; labels are the report's
+    if why or not labels:  # the session file holds the names measured (labels are the report's): analysed unlabelled
+        session = analyse(frame, old, patterns=patterns, command=command_line(), hardware=device)
+        session.source_sha256 = digest
+        if why:
+            _rebuild_session(session, results, why)
     if labels:
         session = analyse(apply(frame, labels), apply(old, labels) if old is not None else None,
                           patterns=apply_patterns(patterns, labels), command=command_line(), hardware=device)

@@ -243,14 +243,11 @@ def sweep_command(
         records = measure_with_progress(points, _options(max_time, threads, breakdown, depth, count_only), str(output), runner, hint)
     warn_mixed_machines(records)
     if records:
-        shown = records
-        if device_entry is not None:  # the projection is shown, never stored: the file holds what was measured
-            from effprof.hardware.project import project_records
-
-            shown, notes = project_records(records, device_entry)
-            for note in notes:
-                err.print(plain(note), soft_wrap=True)
-        session = analyse(shown)  # the renderers read a Session, never a raw frame
+        # the renderers read a Session; the projection (--hardware) is made there, as compare and report make it: shown,
+        # never stored (the file holds what was measured)
+        session = analyse(records, hardware=device_entry)
+        for note in (session.hardware or {}).get("notes", []):
+            err.print(plain(note), soft_wrap=True)
         for table in [*comparison_tables(session), roofline_table(session)]:
             if table is not None:
                 out.print(table)
