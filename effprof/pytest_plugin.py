@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from effprof.analyse.outcome import UNJUDGED
+
 
 def assert_scaling(mechanism: str, axis: str, values: list, metric: str, exponent: float, tol: float | None = None,
                    mode: str = "forward", params: dict[str, Any] | None = None, log_power: float = 0.0,
@@ -38,7 +40,7 @@ def assert_scaling(mechanism: str, axis: str, values: list, metric: str, exponen
     overrides = {**params, **config} if isinstance(params, dict) else (params if params is not None else config)
     check = make_check(mechanism, axis, values, metric, exponent, tol, mode, overrides, log_power)
     result = run_check(check, max_time=max_time)
-    if result.verdict in ("inconclusive", "uncertain"):  # effprof.analyse.outcome: the data cannot judge the claim
+    if result.verdict in UNJUDGED:  # effprof.analyse.outcome: the data cannot judge the claim
         raise AssertionError(f"{result.verdict} (the data cannot judge the claim): {result.message}")
     if result.failed or result.verdict != "pass":
         raise AssertionError(result.message)

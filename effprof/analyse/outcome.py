@@ -21,6 +21,7 @@ from typing import Any
 
 OUTCOMES = ("pass", "fail", "inconclusive", "uncertain", "no-claim")
 COUNTED = ("pass", "fail", "inconclusive")  # the outcomes of a claim the data judged
+UNJUDGED = ("inconclusive", "uncertain")  # the data could not judge the claim: a gate fails on them unless it allows them
 
 
 def claim_outcome(fit: dict[str, Any]) -> str:
@@ -65,4 +66,4 @@ def gate_fails(outcome: str, allow_inconclusive: bool = False) -> bool:
         raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
     if outcome == "fail":
         return True
-    return outcome in ("inconclusive", "uncertain") and not allow_inconclusive
+    return outcome in UNJUDGED and not allow_inconclusive

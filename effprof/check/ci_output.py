@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from effprof.analyse.outcome import UNJUDGED
 from effprof.check.result import CheckResult
 from effprof.render.escape import xml_text  # the one escaper for XML: a claim name from a check file may hold anything
 
@@ -26,12 +27,12 @@ def junit_xml(results: list[CheckResult]) -> str:
             attributes.update(file=xml_text(r.check.file), line=str(r.check.line))
         case = ET.SubElement(suite, "testcase", attributes)
         if r.failed:
-            kind = "Regression" if r.regressions else r.verdict.capitalize() if r.verdict in ("inconclusive", "uncertain") else "ClaimFailed"
+            kind = "Regression" if r.regressions else r.verdict.capitalize() if r.verdict in UNJUDGED else "ClaimFailed"
             failure = ET.SubElement(case, "failure", message=xml_text(r.message), type=kind)
             failure.text = xml_text(r.message + (f"\nlocal slopes: {r.fit['local']}" if r.fit else "")
                                     + (f"\ndefined at {r.check.source}" if r.check.file else ""))
-        elif r.notes or r.verdict in ("inconclusive", "uncertain"):
-            unjudged = [r.message] if r.verdict in ("inconclusive", "uncertain") else []
+        elif r.notes or r.verdict in UNJUDGED:
+            unjudged = [r.message] if r.verdict in UNJUDGED else []
             ET.SubElement(case, "system-out").text = xml_text("\n".join([*r.notes, *unjudged]))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from effprof.analyse.outcome import claim_outcome, gate_fails, outcome_reason
+from effprof.analyse.outcome import UNJUDGED, claim_outcome, gate_fails, outcome_reason
 from effprof.check.claims import Check
 from effprof.store.metrics import CLAIMABLE, NOISY_MARK
 from effprof.store.records import is_number as _number
@@ -39,7 +39,7 @@ class CheckResult:
             text = f"{c.label}: {self.error}"
         else:
             text = f"{c.label}: measured {measured_text(self.fit)}, claimed {c.exponent:g} ± {c.tolerance:g}"
-            if self.verdict in ("inconclusive", "uncertain"):
+            if self.verdict in UNJUDGED:
                 allowed = " (allowed by allow_inconclusive)" if c.allow_inconclusive else ""
                 text += f"; {self.verdict}{allowed}: {self.reason}"
         if self.regressions:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from effprof.analyse.outcome import UNJUDGED
 from effprof.cli import app
 from effprof.cli.options import AddressOpt, ExecutorOpt, IsolateOpt, JsonOpt, MaxTimeOpt, ThreadsOpt, TimeoutOpt, choose_executor
 from effprof.cli.output import check_output_file, check_results_file, err, out, print_json, say
@@ -68,7 +69,7 @@ def check_command(
         with atomic_writer(junit) as f:  # as every file effprof writes: never through a symlink, never into a FIFO
             f.write(junit_xml(results))
     failed = sum(r.failed for r in results)
-    allowed = {v: sum(r.verdict == v and not r.failed for r in results) for v in ("inconclusive", "uncertain")}
+    allowed = {v: sum(r.verdict == v and not r.failed for r in results) for v in UNJUDGED}
     err.print(f"{len(results) - failed} of {len(results)} checks hold" + (f"; {failed} failed" if failed else "")
               + "".join(f"; {n} {v} (allowed)" for v, n in allowed.items() if n))
     if failed:

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from effprof.analyse.frames import add_labels, fmt_value, is_missing, noisy_mask, ok_rows, series_rows, swept_axis, variant_words
+from effprof.analyse.outcome import claim_outcome
 from effprof.analyse.session import Session
 from effprof.render.escape import plain, terminal
 from effprof.store.metrics import COMPARED, METRICS, NOISE_THRESHOLD, NOISY_MARK, ROOFLINE, human, is_busy, is_noisy, relative_spread
@@ -85,7 +86,7 @@ def fits_table(fits: pd.DataFrame) -> Table:
         table.add_column(column, justify="right" if column in numeric else "left")
     for row in fits.itertuples():
         verdict = plain(row.verdict, VERDICT_STYLE.get(row.verdict, ""))
-        if getattr(row, "uncertain", False) in (True,):  # True or numpy's True; never a NaN of a frame without the column
+        if claim_outcome(row._asdict()) == "uncertain":  # the one outcome rule (a NaN of a frame without the column is not)
             verdict = plain(f"{row.verdict} (uncertain: {row.noisy_points} noisy {NOISY_MARK})", "dim")
         reason = getattr(row, "verdict_reason", None)
         if isinstance(reason, str) and reason and row.verdict == "inconclusive":
@@ -393,9 +394,8 @@ def _exponent_cell(fit: dict[str, Any] | None) -> Text:
     value = _shown_exponent(fit)
     if not _number(value) and not _number(fit.get("claimed")):
         return Text("–", style="dim")
-    verdict = fit.get("verdict") or "no-claim"
-    uncertain = fit.get("uncertain") in (True,)
-    if uncertain:  # a time exponent over noisy points is not judged: "noisy", never a number such as −2.59 to quote
+    verdict = claim_outcome(fit)  # the one outcome rule: a damaged verdict reads inconclusive, never as it was written
+    if verdict == "uncertain":  # a time exponent over noisy points is not judged: "noisy", never a number such as −2.59 to quote
         claimed = f" ({fit['claimed']:g})" if _number(fit.get("claimed")) else ""
         return Text(f"noisy{claimed} {NOISY_MARK}", style="dim")
     text = f"{value if abs(value) >= 0.005 else 0.0:.2f}" if _number(value) else "–"  # never "-0.00"
