@@ -142,3 +142,15 @@ def test_hardware_check_script_prints_a_results_files_text_escaped(tmp_path):
     run = subprocess.run([sys.executable, str(script), str(results)], capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0 and "skipped" in run.stdout and "RED" in run.stdout, run.stdout + run.stderr
     assert "\x1b" not in run.stdout and "\x07" not in run.stdout
+
+
+def test_the_claims_table_title_shows_a_results_path_as_text():
+    """`effprof explain NAME --results PATH` names the path in the table's title: rich parsed it as markup (and kept ESC)."""
+    from rich.console import Console
+
+    from effprof.render.claims import claims_table
+
+    console = Console(record=True, width=200)
+    console.print(claims_table([], "r[bold]x[/bold]\x1b[31m.jsonl"))
+    shown = console.export_text()
+    assert "r[bold]x[/bold]" in shown and "\x1b" not in shown

@@ -50,7 +50,7 @@ VERDICT_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", 
 
 
 def claims_table(rows: list[dict[str, Any]], source: str) -> Table:
-    table = Table(title=f"claims beside the exponents measured in {source}", title_justify="left")
+    table = Table(title=plain(f"claims beside the exponents measured in {source}"), title_justify="left")  # a path: no markup
     for column in ("metric", "∝ axis^claimed", "mode", "where", "series", "measured [95% CI]", "verdict"):
         table.add_column(column, justify="right" if column.startswith("measured") else "left")
     for row in rows:
