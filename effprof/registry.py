@@ -261,13 +261,6 @@ def resolve_impl(spec: MechanismSpec, config: dict[str, Any], mode: str | None =
     return Resolution(impl, "")
 
 
-def run_config(spec: MechanismSpec, config: dict[str, Any], mode: str | None = None) -> dict[str, Any]:
-    """`config` with impl=auto replaced by the form that runs (resolve_impl); any other config unchanged."""
-    if config.get("impl") != AUTO:
-        return config
-    return {**config, "impl": spec.resolve_impl(config, mode).impl}
-
-
 def forms_note(spec: MechanismSpec, config: dict[str, Any]) -> str:
     """One line for `effprof explain`: which form the default runs, per mode at `config`, and why."""
     if spec.forms is not None:

@@ -28,7 +28,7 @@ from effprof.measure.env import environment
 from effprof.measure.flops import FlopCounter
 from effprof.measure.fvcore_count import fvcore_flops
 from effprof.measure.memory import LiveTensorTracker, activation_bytes, peak_bytes
-from effprof.measure.roofline import machine_roofline
+from effprof.measure.roofline import machine_ceilings
 from effprof.measure.timing import time_call
 from effprof.measure.workload import make_workload
 from effprof.mechanisms.base import provides, state_nbytes
@@ -240,7 +240,7 @@ def _run(spec, config: dict[str, Any], mode: str, options: Options, threads: int
                          for name, (f, b, c) in sorted(counter.ops.items())}
         if options.roofline and options.timing:  # this machine's bound, beside the time it is measured against (an untimed,
             # counted point is projected onto named hardware instead: effprof.hardware.project)
-            ceilings = machine_roofline(config["device"], config["dtype"], threads)
+            ceilings = machine_ceilings(config["device"], config["dtype"], threads)
             record.update(ceilings.record_fields())
             record.update(bound(op_counts(record["ops"]), ceilings.roofs()).fields())
     if options.fvcore:

@@ -139,7 +139,7 @@ def _worker(conn, parent_pid: int, options: Options, max_memory: int | None, plu
             answer = _register(made)
             if answer is None:
                 if max_memory and point_options.roofline:
-                    _machine_roofline_unlimited(name, mode, config, point_options)
+                    _machine_ceilings_unlimited(name, mode, config, point_options)
                 answer = measure_point(name, mode, config, point_options)
         if deadline is not None:
             deadline.cancel()
@@ -167,7 +167,7 @@ def _probe_here(target: str, claims: tuple, values: dict[str, Any]) -> tuple[str
         return "refused", str(e) if isinstance(e, ConfigError) else f"--module {target!r}: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
 
 
-def _machine_roofline_unlimited(name: str, mode: str, config: dict[str, Any], options: Options) -> None:
+def _machine_ceilings_unlimited(name: str, mode: str, config: dict[str, Any], options: Options) -> None:
     """Measure (and cache) the machine's roofline for this point without the memory limit.
 
     Its copy buffers (256 MiB on a CPU) belong to the machine's figures, not to the point.
@@ -177,7 +177,7 @@ def _machine_roofline_unlimited(name: str, mode: str, config: dict[str, Any], op
     import torch
 
     from effprof.measure.harness import check_point
-    from effprof.measure.roofline import machine_roofline
+    from effprof.measure.roofline import machine_ceilings
 
     try:
         _, resolved = check_point(name, mode, config)
@@ -186,7 +186,7 @@ def _machine_roofline_unlimited(name: str, mode: str, config: dict[str, Any], op
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
     try:
-        machine_roofline(resolved["device"], resolved["dtype"], options.threads or torch.get_num_threads())
+        machine_ceilings(resolved["device"], resolved["dtype"], options.threads or torch.get_num_threads())
     except Exception:  # noqa: BLE001  (the point's own measurement reports what fails)
         pass
     finally:

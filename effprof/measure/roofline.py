@@ -175,11 +175,6 @@ def _read(path, key: dict[str, Any]) -> Ceilings | None:
     return ceilings
 
 
-def machine_roofline(device: str, dtype: str, threads: int) -> Ceilings:
-    """The one entry point measure uses (kept by its old name: isolate measures it outside the memory limit)."""
-    return machine_ceilings(device, dtype, threads)
-
-
 def measure_ceilings(device: str, dtype: str, threads: int, key: dict[str, Any] | None = None, clock: str = "wall") -> Ceilings:
     kind = "cuda" if device.startswith("cuda") else "cpu"
     key = key or _key(kind, device, dtype, threads, clock)
