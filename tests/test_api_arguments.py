@@ -89,3 +89,12 @@ def test_ray_addresses_are_checked_without_ray(address, fragment):
         check_address(address)
     with pytest.raises(ConfigError, match=fragment):
         make_executor("ray", address)
+
+
+@pytest.mark.parametrize("kwargs, fragment", [({"count_only": "yes"}, "count_only='yes' is not True or False"),
+                                              ({"max_time": 601}, "max_time=601"), ({"threads": -1}, "threads=-1"),
+                                              ({"depth": 0}, "depth=0")])
+def test_the_python_api_checks_its_options_where_every_options_is_checked(kwargs, fragment):
+    """effprof.profile's keywords go through Options' one check (runner.options_from kept a copy of its limits)."""
+    with pytest.raises(ConfigError, match=fragment):
+        effprof.profile("softmax_attention", seq_len=16, **kwargs)

@@ -69,7 +69,7 @@ class Options:
             raise ConfigError(f"seed={self.seed!r} is not a whole number >= 0")
         if self.breakdown_depth is not None and (not _is_int(self.breakdown_depth) or self.breakdown_depth < 1):
             raise ConfigError(f"depth={self.breakdown_depth!r} is not a whole number >= 1 (or None: every level)")
-        for name in ("count_flops", "fvcore", "memory", "timing", "roofline", "breakdown"):
+        for name in ("count_flops", "fvcore", "memory", "timing", "roofline", "breakdown", "count_only"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not True or False")
 
