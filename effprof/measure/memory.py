@@ -22,7 +22,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from effprof.runtime.storage import storage_key
+from effprof.runtime.storage import key_of, storage_key
 
 
 class LiveTensorTracker(TorchDispatchMode):
@@ -50,7 +50,7 @@ class LiveTensorTracker(TorchDispatchMode):
             if not isinstance(t, torch.Tensor):
                 continue
             storage = t.untyped_storage()
-            key, nbytes = storage_key(t), storage.nbytes()
+            key, nbytes = key_of(storage), storage.nbytes()
             if nbytes == 0 or key in self._tracked:
                 continue
             self._tracked.add(key)
@@ -80,9 +80,10 @@ def activation_bytes(forward: Callable[[], Any], exclude: Iterable[torch.Tensor]
     saved: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        key = storage_key(t)
+        storage = t.untyped_storage()
+        key = key_of(storage)
         if key not in excluded:
-            saved[key] = t.untyped_storage().nbytes()
+            saved[key] = storage.nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
