@@ -11,7 +11,7 @@ name is an error, and an unknown name lists what exists.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -271,12 +271,17 @@ def forms_note(spec: MechanismSpec, config: dict[str, Any]) -> str:
     if AUTO not in spec.impls:
         return (f"default impl={default}: runs at every point; {spec.name} has no faster faithful form that runs only at some "
                 f"points (device, dtype, mode), so it offers no impl={AUTO}.")
-    by_form: dict[Resolution, list[str]] = {}
-    for mode in spec.modes:
-        by_form.setdefault(spec.resolve_impl(config, mode), []).append(mode)
-    picks = "; ".join(f"{'/'.join(modes)} → {r.impl} ({r.reason})" for r, modes in by_form.items())
     return (f"default impl={default}: the fastest faithful form that runs at each point, resolved when the point is built "
-            f"(records: impl_resolved, impl_reason); here, device={config.get('device')} dtype={config.get('dtype')}: {picks}.")
+            f"(records: impl_resolved, impl_reason); here, device={config.get('device')} dtype={config.get('dtype')}: "
+            f"{auto_picks(spec, config, spec.modes)}.")
+
+
+def auto_picks(spec: MechanismSpec, config: dict[str, Any], modes: Iterable[str]) -> str:
+    """What impl=auto runs in each of `modes` at `config`, modes of one pick together: "forward/train → chunked_c (why)"."""
+    by_form: dict[Resolution, list[str]] = {}
+    for mode in modes:
+        by_form.setdefault(spec.resolve_impl(config, mode), []).append(mode)
+    return "; ".join(f"{'/'.join(picked)} → {r.impl} ({r.reason})" for r, picked in by_form.items())
 
 
 def build(name: str, seed: int = 0, **config: Any):

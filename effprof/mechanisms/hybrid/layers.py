@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from effprof.config import RUN_DEFAULTS, ConfigError, resolve_config
-from effprof.registry import AUTO, get_spec, list_mechanisms, resolve_impl
+from effprof.registry import AUTO, auto_picks, get_spec, list_mechanisms
 
 # letter -> (mechanism name, fixed config of that layer)
 LETTERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -125,10 +125,7 @@ def forms_note(layers: Iterable[Layer], modes: Iterable[str]) -> str:
         elif impl != AUTO:
             text = f"impl={impl}"
         else:
-            by_form: dict[Any, list[str]] = {}
-            for mode in modes:
-                by_form.setdefault(resolve_impl(spec, item.config, mode), []).append(mode)
-            text = f"impl={AUTO}: " + "; ".join(f"{'/'.join(m)} → {r.impl} ({r.reason})" for r, m in by_form.items())
+            text = f"impl={AUTO}: " + auto_picks(spec, item.config, modes)
         notes.setdefault(f"{item.name}: {text}", "")
     return ("the form each layer runs, impl=auto resolved per point as the mechanism alone resolves it; here: "
             + " | ".join(notes))
