@@ -100,7 +100,7 @@ class SlidingWindowAttention(StaticPlanAttention):
         if self.impl != "fused":
             return super().attention(q, k, v)
         b, h, n, d = q.shape  # (b, h, n, d), q scaled: to the fused form's token-major layout and back
-        o = self.fused(*(t.permute(2, 0, 1, 3).reshape(n, b, h * d) for t in (q, k, v)), scale=1.0)  # (n, b, h·d)
+        o = self.band_attention(*(t.permute(2, 0, 1, 3).reshape(n, b, h * d) for t in (q, k, v)), scale=1.0)  # (n, b, h·d)
         return o.view(n, b, h, d).permute(1, 2, 0, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -125,10 +125,10 @@ class SlidingWindowAttention(StaticPlanAttention):
         xt = x.transpose(0, 1)  # (n, b, d_model)
         xt = xt.contiguous() if b > 1 else xt
         q, k, v = self.q_proj(xt), self.k_proj(xt), self.v_proj(xt)  # (n, b, h·d)
-        y = self.o_proj(self.fused(q, k, v, self.scale))  # (n, b, d_model)
+        y = self.o_proj(self.band_attention(q, k, v, self.scale))  # (n, b, d_model)
         return y.transpose(0, 1).contiguous() if b > 1 else y.transpose(0, 1), k, v
 
-    def fused(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+    def band_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
         """q, k, v: (n, b, h·d) token-major -> o: (n, b, h·d). Query blocks of B against their bands of
         L = w + B − 1 keys, all blocks in one call of torch's fused attention kernel; no copies of q, k or v.
 
