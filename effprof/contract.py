@@ -21,6 +21,7 @@ from typing import Any
 from effprof.config import KEYS
 from effprof.plugins import PluginError
 from effprof.registry import Cost, MechanismSpec
+from effprof.suggest import one_line
 
 TINY = {"batch": 2, "seq_len": 24, "d_model": 32}  # the structural checks' sizes (the tests' tiny sizes: tests/helpers.py)
 FLOP_SEQ_LEN = 128  # FLOP checks: the spec's default sizes at this sequence length
@@ -67,7 +68,7 @@ def contract_checks(spec: MechanismSpec, flops: bool = True) -> list[ContractChe
             with user_code(changes):  # sys.exit in the plugin fails the check; torch settings it changes are put back
                 problem = check()
         except Exception as e:  # a plugin's error is a failed check, reported in one line
-            problem = f"raised {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+            problem = f"raised {type(e).__name__}: {one_line(e, 300)}"
         results.append(ContractCheck(name, not problem, problem or ""))
         return not problem
 

@@ -39,6 +39,7 @@ from typing import Any
 
 from effprof.config import KEYS, ConfigError
 from effprof.registry import MODES, Claim, MechanismSpec, add, get_spec, list_mechanisms, unregister
+from effprof.suggest import one_line
 
 ENTRY_POINT_GROUP = "effprof.mechanisms"
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
@@ -110,7 +111,7 @@ def configured_plugins(path: Path = Path("pyproject.toml")) -> list[str]:
     try:
         data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, RecursionError) as e:
-        raise PluginError(f"{path}: cannot read [tool.effprof]: {' '.join(str(e).split())[:200]}") from None
+        raise PluginError(f"{path}: cannot read [tool.effprof]: {one_line(e, 200)}") from None
     plugins = data.get("tool", {}).get("effprof", {}).get("plugins", [])
     if not isinstance(plugins, list) or not all(isinstance(p, str) and p.strip() for p in plugins):
         raise PluginError(f"{path}: [tool.effprof] plugins must be a list of module:attr strings, e.g. plugins = [\"my_pkg.mixers:my_mixer\"]")

@@ -2,7 +2,8 @@
 
 `accepted(word, choices)` is the tail of every "not accepted" error line: with a close match (difflib's ratio
 ≥ 0.6), the suggestion instead of a long list (25 mechanisms, 43 keys: `effprof list` lists them all), beside a
-short one (3 modes, 6 metrics); without a match, the list. No dependencies: config, registry and the commands all use it.
+short one (3 modes, 6 metrics); without a match, the list. `one_line(error)` is the text of an exception as the
+one line every error message quotes it in. No dependencies: config, registry and the commands all use it.
 """
 
 from __future__ import annotations
@@ -37,3 +38,9 @@ def accepted(word: str, choices: Iterable[str], listing: str = "") -> str:
     if match and len(choices) > SHORT_LIST:
         return f"; did you mean {match!r}?" + (f" (all {len(choices)}: {listing})" if listing else "")
     return (f"; did you mean {match!r}?" if match else "") + f"; accepted: {', '.join(map(str, choices))}"
+
+
+def one_line(error: BaseException | str, limit: int = 300) -> str:
+    """An exception's text (or any text) on one line, whitespace runs collapsed, at most `limit` characters: how every
+    one-line error quotes what user code, a file or a library raised."""
+    return " ".join(str(error).split())[:limit]

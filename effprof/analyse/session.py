@@ -41,6 +41,7 @@ from effprof.analyse.frames import add_labels, fmt_value, noisy_mask, ok_rows, p
 from effprof.analyse.outcome import tally
 from effprof.store.metrics import CROSSED, METRICS, NOISE_THRESHOLD, is_busy, is_noisy
 from effprof.store.records import SCHEMA_VERSION, ResultsError, is_missing, json_ready, point_identity, to_frame, upgrade
+from effprof.suggest import one_line
 
 TIME_NOISE_FLOOR = 0.05
 COUNT_TOLERANCE = 0.005
@@ -427,7 +428,7 @@ class Session:
         except RecursionError:
             raise SessionError(f"session file {shown} is nested too deeply to be a session") from None
         except ValueError as e:  # not JSON, or an integer of thousands of digits
-            raise SessionError(f"session file {shown} is not JSON: {' '.join(str(e).split())[:120]}") from None
+            raise SessionError(f"session file {shown} is not JSON: {one_line(e, 120)}") from None
         problem = session_problem(data, SESSION_VERSION)
         if problem is not None:
             raise SessionError(f"session file {shown} {problem}")

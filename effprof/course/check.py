@@ -33,6 +33,7 @@ from typing import Any
 from effprof.config import ConfigError
 from effprof.contract import TINY, ContractCheck, contract_checks
 from effprof.store.records import is_number as _finite
+from effprof.suggest import one_line
 
 TOLERANCE = 1e-4  # as the contract's decode checks
 SCALING_SIZES = (128, 256, 512, 1024)
@@ -72,7 +73,7 @@ def load_student(target: str) -> Callable[..., Any]:
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # the student's import error, in one line
-        raise StudentError(f"--check {target!r}: importing {path!r} raised {type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
+        raise StudentError(f"--check {target!r}: importing {path!r} raised {type(e).__name__}: {one_line(e, 300)}") from None
     build = getattr(module, attr, None)
     if not callable(build):
         raise StudentError(f"--check {target!r}: {path!r} has no function {attr!r}")
@@ -141,7 +142,7 @@ def _run(name: str, check: Callable[[], str]) -> ContractCheck:
     try:
         problem = check()
     except Exception as e:  # the student's error is a failed check, in one line
-        problem = f"raised {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+        problem = f"raised {type(e).__name__}: {one_line(e, 300)}"
     return ContractCheck(name, not problem, problem)
 
 

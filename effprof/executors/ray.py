@@ -35,6 +35,7 @@ from effprof.config import ConfigError
 from effprof.cost_model import estimated_bytes
 from effprof.executors import Executor, Point
 from effprof.measure.harness import Options
+from effprof.suggest import one_line
 
 WORKER_BYTES = 1 << 30  # torch and effprof in a Ray worker, before the point's own tensors
 CONNECT_S = 5.0  # seconds to wait for the cluster's address to answer
@@ -171,7 +172,7 @@ class RayExecutor(Executor):
             ray.init(address="local" if local else self.address, log_to_driver=False,
                      logging_level=logging.WARNING, **extra)
         except Exception as e:  # ConnectionError, a bad ray:// handshake, a version mismatch ...
-            message = " ".join(str(e).split())[:300]
+            message = one_line(e, 300)
             raise ConfigError(f"--address {self.address!r}: cannot connect to a Ray cluster ({message}); "
                               "accepted: auto, ray://host:port, host:port of a running cluster (ray start --head)") from None
         self._connected = True

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from effprof.hardware.registry import BUILTIN, DTYPES, Hardware
+from effprof.suggest import one_line
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 ENTRY_KEYS = ("title", "bandwidth", "source", "flops", "sources")
@@ -55,7 +56,7 @@ def load_file(path: str | Path) -> dict[str, Hardware]:
     except (OSError, UnicodeDecodeError) as e:
         raise HardwareError(f"--hardware-file {where!r} cannot be read: {type(e).__name__}") from None
     except (tomllib.TOMLDecodeError, RecursionError) as e:
-        raise HardwareError(f"--hardware-file {where!r} is not valid TOML: {' '.join(str(e).split())[:160]}") from None
+        raise HardwareError(f"--hardware-file {where!r} is not valid TOML: {one_line(e, 160)}") from None
     extra = [k for k in data if k != "hardware"]
     if extra:
         raise HardwareError(f"{where}: top-level key {extra[0]!r} is not accepted; entries go in [hardware.NAME] tables")

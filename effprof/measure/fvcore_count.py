@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from effprof.suggest import one_line
+
 MAX_TRACED_STEPS = 256  # loop impls are traced only up to this seq_len
 
 
@@ -36,4 +38,4 @@ def fvcore_flops(spec, module: torch.nn.Module, config: dict[str, Any], mode: st
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             return 2.0 * float(analysis.total()), ""
     except Exception as e:  # the tracer refuses many dynamic forms
-        return None, f"fvcore could not trace: {type(e).__name__}: {' '.join(str(e).split())[:200]}"
+        return None, f"fvcore could not trace: {type(e).__name__}: {one_line(e, 200)}"

@@ -35,6 +35,9 @@ from effprof.mechanisms.base import provides, state_nbytes
 from effprof.registry import MODES, build, get_spec, resolve_impl
 from effprof.runtime.guard import user_code
 from effprof.store.records import SCHEMA_VERSION, Record
+from effprof.suggest import one_line
+
+ERROR_CHARS = 500  # a record's `error`: the exception's text on one line, this long at most
 
 
 @dataclass(frozen=True)
@@ -103,18 +106,18 @@ def measure_point(name: str, mode: str, config: dict[str, Any], options: Options
             _measure(spec, {**resolved, "impl": record["impl_resolved"]} if "impl_resolved" in record else resolved, mode, options, threads,
                      record, changes)
     except torch.cuda.OutOfMemoryError as e:
-        record.update(status="oom", error=_one_line(e))
+        record.update(status="oom", error=one_line(e, ERROR_CHARS))
     except MemoryError as e:
-        record.update(status="oom", error=_one_line(e) or "MemoryError")
+        record.update(status="oom", error=one_line(e, ERROR_CHARS) or "MemoryError")
     except CompileFailed as e:  # torch.compile could not compile this form: the variant has no figures past the counts
         record.update(status="error", error=f"torch.compile failed: {e}", compile_error=str(e))
     except NotImplementedError as e:  # a form that cannot run here (a mode it lacks, or mamba impl=chunked_c with no kernel built)
-        record.update(status="unsupported", error=_one_line(e))
+        record.update(status="unsupported", error=one_line(e, ERROR_CHARS))
     except RuntimeError as e:
         status = "oom" if "out of memory" in str(e).lower() or "can't allocate memory" in str(e).lower() else "error"
-        record.update(status=status, error=_one_line(e))
+        record.update(status=status, error=one_line(e, ERROR_CHARS))
     except Exception as e:  # a bug in one mechanism must not end the sweep
-        record.update(status="error", error=f"{type(e).__name__}: {_one_line(e)} [{_where(e)}]")
+        record.update(status="error", error=f"{type(e).__name__}: {one_line(e, ERROR_CHARS)} [{_where(e)}]")
     finally:
         if is_compiled(resolved):
             torch._dynamo.reset()  # the next point compiles afresh (dynamo's recompile limit would make it eager)
@@ -350,11 +353,6 @@ def time_by_layer_kind(module, run, repeats: int = 5) -> dict[str, float]:
         for handle in handles:
             handle.remove()
     return {kind: statistics.median(ts) for kind, ts in totals.items()}
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return text[:500]
 
 
 def _where(e: BaseException) -> str:

@@ -37,6 +37,7 @@ from typing import Any
 from effprof.measure.harness import Options, failed_record
 from effprof.modules import definition, module_spec, register_definition
 from effprof.plugins import load_plugin
+from effprof.suggest import one_line
 
 WORKER_START_S = 300  # a worker must be ready (torch imported) within this; not counted in --timeout
 MIN_MAX_MEMORY = 64 << 20  # below this no point, however small, can be measured (tensors, FLOP counter, timer)
@@ -153,7 +154,7 @@ def _register(made) -> str | None:
     try:
         register_definition(made)
     except Exception as e:  # noqa: BLE001  (e.g. the factory's module does not import here: the point's error)
-        return f"the isolated worker cannot register {made[0]}: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+        return f"the isolated worker cannot register {made[0]}: {type(e).__name__}: {one_line(e, 300)}"
     return None
 
 
@@ -164,7 +165,7 @@ def _probe_here(target: str, claims: tuple, values: dict[str, Any]) -> tuple[str
     except Exception as e:  # noqa: BLE001  (ConfigError names what failed; anything else is reported in one line too)
         from effprof.config import ConfigError
 
-        return "refused", str(e) if isinstance(e, ConfigError) else f"--module {target!r}: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+        return "refused", str(e) if isinstance(e, ConfigError) else f"--module {target!r}: {type(e).__name__}: {one_line(e, 300)}"
 
 
 def _machine_ceilings_unlimited(name: str, mode: str, config: dict[str, Any], options: Options) -> None:

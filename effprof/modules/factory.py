@@ -10,6 +10,7 @@ from typing import Any
 from effprof.config import ASCII_INTEGER, ASCII_NUMBER, KEYS, RUN_DEFAULTS, ConfigError
 from effprof.plugins import import_module
 from effprof.registry import Cost
+from effprof.suggest import one_line
 
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -35,7 +36,7 @@ def resolve_factory(target: str) -> tuple[Callable[..., Any], str, str]:
         with user_code():  # an import that calls sys.exit is an error too; torch settings it changes are put back
             module = import_module(prefix)
     except Exception as e:  # the factory's own import error, in one line
-        raise ConfigError(f"--module {target!r}: cannot import {prefix!r}: {type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
+        raise ConfigError(f"--module {target!r}: cannot import {prefix!r}: {type(e).__name__}: {one_line(e, 300)}") from None
     factory = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)

@@ -12,6 +12,7 @@ from typing import Any
 
 from effprof.config import RUN_DEFAULTS, ConfigError, resolve_config
 from effprof.registry import MechanismSpec
+from effprof.suggest import one_line
 
 PROBE_SEQ_LEN = 16  # the size a factory is first built and checked at
 DECODE_METHODS = ("init_state", "prefill", "step")
@@ -51,7 +52,7 @@ def probe(spec: MechanismSpec, values: dict[str, Any]) -> bool:
             declared = getattr(module, "causal", None) is True  # a decoder model says so (a probe on fakes has no data to check)
             causal = ok and has_steps and (declared or _is_causal(module, x, y))
     except Exception as e:  # the factory's or the module's error, in one line
-        raise ConfigError(f"--module {target!r} fails at {at}: {type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
+        raise ConfigError(f"--module {target!r} fails at {at}: {type(e).__name__}: {one_line(e, 300)}") from None
     if not ok:
         shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise ConfigError(f"--module {target!r}: its forward returned {shape}, expected {expected} (batch, seq_len, d_model); "

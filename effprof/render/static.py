@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 
 from effprof.render.escape import plotly_strings
 from effprof.render.style import CSS_PX_PER_INCH, PNG_DPI, PRESETS, print_layout
+from effprof.suggest import one_line
 
 FORMATS = ("svg", "pdf", "png")
 
@@ -112,7 +113,7 @@ def _export(named: list[tuple[str, go.Figure]], folder: Path, size: str, formats
         pio.write_images(sized, paths, format=kinds, scale=scales, width=widths, height=heights)
     except Exception as e:  # noqa: BLE001  (a browser kaleido cannot start, or one that crashes mid-export)
         raise StaticExportError(f"static figures could not be exported with kaleido ({type(e).__name__}: "
-                                f"{' '.join(str(e).split())[:200]}); {INSTALL_HINT}") from None
+                                f"{one_line(e, 200)}); {INSTALL_HINT}") from None
     for path, kind in zip(paths, kinds, strict=False):
         if kind == "png":
             set_png_dpi(path, PNG_DPI)

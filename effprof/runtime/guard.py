@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from effprof.suggest import one_line
+
 
 class UserExit(RuntimeError):
     """User code raised SystemExit (or another BaseException that is not KeyboardInterrupt)."""
@@ -120,7 +122,7 @@ def user_code(changes: list[str] | None = None) -> Iterator[None]:
     except BaseException as e:  # SystemExit, GeneratorExit, a BaseException of the user's own
         if isinstance(e, SystemExit):
             raise UserExit(f"the code called sys.exit({_shown(e.code)[:100]}) instead of returning (SystemExit)") from None
-        raise UserExit(f"{type(e).__name__} (a BaseException): {' '.join(str(e).split())[:200] or 'no message'}") from None
+        raise UserExit(f"{type(e).__name__} (a BaseException): {one_line(e, 200) or 'no message'}") from None
     finally:
         found = restore(before)
         if changes is not None:
