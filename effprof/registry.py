@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from effprof.config import ConfigError, resolve_config
 
 MODES = ("forward", "train", "decode")
+DECODE_METHODS = ("init_state", "prefill", "step")  # what a causal mechanism decodes with (ARCHITECTURE.md § Mechanisms)
 AUTO = "auto"  # impl value: the mechanism's fastest faithful form that runs at the point (MechanismSpec.resolve_impl)
 
 

@@ -87,6 +87,19 @@ def provides(module: nn.Module, hook: str) -> bool:
     return callable(found) and found is not getattr(Mechanism, hook)
 
 
+def is_causal(module: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> bool:
+    """Outputs up to t are unchanged when the tokens after t change (t = the middle), within the rounding of x's dtype:
+    the one causality check (a factory target's probe, a plugin's contract). `y`: module(x) where already computed."""
+    t = x.shape[1] // 2
+    x2 = x.clone()
+    x2[:, t + 1:] += 1.0
+    with torch.no_grad():
+        y = module(x) if y is None else y
+        y2 = module(x2)
+    eps = torch.finfo(x.dtype).eps  # 1.2e-7 in float32 (a tolerance of 1e-5), 7.8e-3 in bfloat16
+    return bool(torch.allclose(y[:, : t + 1].float(), y2[:, : t + 1].float(), rtol=8 * eps, atol=max(1e-5, 8 * eps)))
+
+
 def state_tensors(state: State) -> list[torch.Tensor]:
     """Every tensor in a (nested) state."""
     if isinstance(state, torch.Tensor):

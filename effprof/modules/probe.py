@@ -11,11 +11,10 @@ import contextlib
 from typing import Any
 
 from effprof.config import RUN_DEFAULTS, ConfigError, resolve_config
-from effprof.registry import MechanismSpec
+from effprof.registry import DECODE_METHODS, MechanismSpec
 from effprof.suggest import one_line
 
 PROBE_SEQ_LEN = 16  # the size a factory is first built and checked at
-DECODE_METHODS = ("init_state", "prefill", "step")
 
 
 def probe(spec: MechanismSpec, values: dict[str, Any]) -> bool:
@@ -27,6 +26,7 @@ def probe(spec: MechanismSpec, values: dict[str, Any]) -> bool:
     """
     import torch
 
+    from effprof.mechanisms.base import is_causal
     from effprof.runtime.guard import user_code
 
     target = spec.target
@@ -50,7 +50,7 @@ def probe(spec: MechanismSpec, values: dict[str, Any]) -> bool:
             ok = isinstance(y, torch.Tensor) and tuple(y.shape) == expected
             has_steps = all(callable(getattr(module, m, None)) for m in DECODE_METHODS)
             declared = getattr(module, "causal", None) is True  # a decoder model says so (a probe on fakes has no data to check)
-            causal = ok and has_steps and (declared or _is_causal(module, x, y))
+            causal = ok and has_steps and (declared or is_causal(module, x, y))
     except Exception as e:  # the factory's or the module's error, in one line
         raise ConfigError(f"--module {target!r} fails at {at}: {type(e).__name__}: {one_line(e, 300)}") from None
     if not ok:
@@ -87,14 +87,3 @@ def build_with_spec(spec: MechanismSpec, config: dict[str, Any], changes: list[s
     return module.to(device=config["device"], dtype=getattr(torch, config["dtype"]))
 
 
-def _is_causal(module: Any, x: Any, y: Any) -> bool:
-    """Outputs up to t are unchanged when the tokens after t change (within the rounding of x's dtype)."""
-    import torch
-
-    t = x.shape[1] // 2
-    x2 = x.clone()
-    x2[:, t + 1:] += 1.0
-    with torch.no_grad():
-        y2 = module(x2)
-    eps = torch.finfo(x.dtype).eps  # 1.2e-7 in float32 (tolerance 1e-5, as before), 7.8e-3 in bfloat16
-    return bool(torch.allclose(y[:, : t + 1].float(), y2[:, : t + 1].float(), rtol=8 * eps, atol=max(1e-5, 8 * eps)))
