@@ -244,3 +244,26 @@ def test_a_plugin_named_twice_is_loaded_and_checked_once(monkeypatch):
     names = plugins.load_plugin(f"{PLUGIN}:short_conv", check=calls.append)
     again = plugins.load_plugin(f"{PLUGIN}:short_conv", check=calls.append)
     assert names == again and len(calls) == len(names) >= 1
+
+
+def test_one_causality_check_refuses_a_module_that_reads_ahead():
+    """mechanisms.base.is_causal is the probe's and the contract's one check: a running mean passes, a module that
+    mixes in the next token fails (in float32 and in bfloat16, within each dtype's rounding)."""
+    import torch
+
+    from effprof.contract import _causal_problem
+    from effprof.mechanisms.base import is_causal
+
+    class RunningMean(torch.nn.Module):
+        def forward(self, x):
+            return x.cumsum(1) / torch.arange(1, x.shape[1] + 1, dtype=x.dtype)[None, :, None]
+
+    class ReadsAhead(torch.nn.Module):
+        def forward(self, x):
+            return x + torch.roll(x, shifts=-1, dims=1)  # token t sees t + 1
+
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(2, 16, 8).to(dtype)
+        assert is_causal(RunningMean(), x) and not is_causal(ReadsAhead(), x)
+    assert _causal_problem(RunningMean(), x) == ""
+    assert "depend on tokens after t" in _causal_problem(ReadsAhead(), x)
