@@ -152,17 +152,26 @@ def _resolve(target: str) -> Any:
             names = [ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
             raise PluginError(f"--plugin {target!r} is neither module:attr nor an installed entry point; installed: {', '.join(names) or 'none'}")
         return found[0].load()
-    module_name, _, attr = target.partition(":")
+    return import_attr(target, "--plugin", PluginError)
+
+
+def import_attr(target: str, flag: str, error: type[Exception]) -> Any:
+    """The object `module:attr` names (attr may be dotted), imported as user code (runtime.guard.user_code: an exit on
+    import is an error, torch settings it changes are put back); `error(one line)` naming `flag` when it cannot be."""
     from effprof.runtime.guard import user_code
 
+    module_name, _, attr = target.partition(":")
     try:
-        with user_code():  # sys.exit on import is an error too; torch settings the import changes are put back
+        with user_code():
             module = import_module(module_name)
-    except Exception as e:  # an import error inside a plugin is the plugin's, reported in one line
-        raise PluginError(f"--plugin {target!r}: cannot import {module_name!r}: {type(e).__name__}: {e}") from None
-    if not hasattr(module, attr):
-        raise PluginError(f"--plugin {target!r}: module {module_name!r} has no attribute {attr!r}")
-    return getattr(module, attr)
+    except Exception as e:  # the target's own import error, in one line
+        raise error(f"{flag} {target!r}: cannot import {module_name!r}: {type(e).__name__}: {one_line(e, 300)}") from None
+    found = module
+    for part in attr.split("."):
+        if not hasattr(found, part):
+            raise error(f"{flag} {target!r}: module {module_name!r} has no attribute {attr!r}")
+        found = getattr(found, part)
+    return found
 
 
 def _specs(obj: Any, target: str) -> list[MechanismSpec]:

@@ -267,3 +267,15 @@ def test_one_causality_check_refuses_a_module_that_reads_ahead():
         assert is_causal(RunningMean(), x) and not is_causal(ReadsAhead(), x)
     assert _causal_problem(RunningMean(), x) == ""
     assert "depend on tokens after t" in _causal_problem(ReadsAhead(), x)
+
+
+def test_a_plugin_whose_import_fails_is_one_line(tmp_path, monkeypatch):
+    """--plugin and --module import their target one way (plugins.import_attr): a multi-line import error reached the
+    --plugin message as it was raised."""
+    from effprof import plugins
+
+    (tmp_path / "badplugin_mod.py").write_text("raise ValueError('first line\\nsecond line')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(plugins.PluginError) as caught:
+        plugins.load_plugin("badplugin_mod:thing")
+    assert "\n" not in str(caught.value) and "cannot import 'badplugin_mod': ValueError: first line second line" in str(caught.value)

@@ -8,9 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from effprof.config import ASCII_INTEGER, ASCII_NUMBER, KEYS, RUN_DEFAULTS, ConfigError
-from effprof.plugins import import_module
+from effprof.plugins import import_attr
 from effprof.registry import Cost
-from effprof.suggest import one_line
 
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -30,18 +29,7 @@ def resolve_factory(target: str) -> tuple[Callable[..., Any], str, str]:
         return factory, summary, "huggingface"
     if not prefix or not attr:
         raise ConfigError(f"--module {target!r} is not pkg.module:factory or hf:model_type.layer")
-    from effprof.runtime.guard import user_code
-
-    try:
-        with user_code():  # an import that calls sys.exit is an error too; torch settings it changes are put back
-            module = import_module(prefix)
-    except Exception as e:  # the factory's own import error, in one line
-        raise ConfigError(f"--module {target!r}: cannot import {prefix!r}: {type(e).__name__}: {one_line(e, 300)}") from None
-    factory = module
-    for part in attr.split("."):
-        factory = getattr(factory, part, None)
-        if factory is None:
-            raise ConfigError(f"--module {target!r}: module {prefix!r} has no attribute {attr!r}")
+    factory = import_attr(target, "--module", ConfigError)
     if not callable(factory):
         raise ConfigError(f"--module {target!r}: {attr!r} is a {type(factory).__name__}, not a callable factory")
     doc = (inspect.getdoc(factory) or "").strip().splitlines()
