@@ -42,7 +42,7 @@ def check_command(
     load_project_plugins(say, check=validate)
 
     suite = load_checks(file)
-    runner = choose_executor(executor, isolate, timeout, None, address, ctx)
+    runner = choose_executor(executor, isolate, timeout, None, address)
     if junit is not None:
         check_output_file(junit, "--junit")
     if output is not None:

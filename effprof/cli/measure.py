@@ -226,7 +226,7 @@ def sweep_command(
     if not varied:
         raise BadInput("sweep needs at least one --vary key=v1,v2,...; e.g. --vary seq_len=256,512,1024")
     varied = with_compile(varied, compile_, compile_mode)
-    runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
+    runner = choose_executor(executor, isolate, timeout, max_memory, address)
     check_results_file(output, "--output")
     device_entry = choose_hardware(hardware, hardware_file)
     with _closed_on_error(runner):
@@ -312,7 +312,7 @@ def compare_command(
     if tables not in COMPARE_TABLES:
         raise BadInput(f"--tables {tables!r} is not a choice; accepted: {', '.join(COMPARE_TABLES)}")
     labels = parse_labels(label)
-    runner = choose_executor(executor, isolate, timeout, max_memory, address, ctx)
+    runner = choose_executor(executor, isolate, timeout, max_memory, address)
     with _closed_on_error(runner):
         names, config = _targets(names, module, claim, param, runner) if names or module else (default_compare(), parse_params(param))
     varied = with_compile(parse_vary(vary) or {k: [str(v) for v in vs] for k, vs in DEFAULT_VARY.items()}, compile_, compile_mode)

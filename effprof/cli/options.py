@@ -146,8 +146,7 @@ def parse_size(text: str | None, flag: str = "--max-memory") -> int | None:
 MAX_TIMEOUT_S = 7 * 24 * 3600  # a week: beyond it a timeout means none, so give none
 
 
-def choose_executor(executor: str | None, isolate: bool, timeout: float | None, max_memory: str | None, address: str | None,
-                    context: typer.Context | None = None):
+def choose_executor(executor: str | None, isolate: bool, timeout: float | None, max_memory: str | None, address: str | None):
     """The Executor that --executor (or its alias --isolate), --timeout, --max-memory and --address ask for.
 
     A worker (process or Ray) loads the same --plugin modules as this process, so plugin mechanisms run there too.
@@ -164,15 +163,8 @@ def choose_executor(executor: str | None, isolate: bool, timeout: float | None, 
                        "it is the memory a point may allocate beyond the worker's own (e.g. 512M, 8G)")
     if isolate and executor not in (None, "process"):
         raise BadInput(f"--isolate means --executor process; it contradicts --executor {executor}")
-    name = executor or ("process" if isolate else "local")
-    if name == "local" and (timeout is not None or limit is not None):
-        raise BadInput("--timeout and --max-memory need --isolate or --executor process|ray (a point can only be stopped in a worker)")
-    plugins: tuple[str, ...] = ()
-    if context is not None:  # the same plugins as this process: [tool.effprof] plugins, then --plugin
-        from effprof.plugins import configured_plugins
-
-        plugins = (*configured_plugins(), *(context.find_root().params.get("plugin") or ()))
-    return make_executor(name, address, timeout, limit, plugins)
+    # a process worker loads the plugins this process has loaded ([tool.effprof] plugins, --plugin) when it starts
+    return make_executor(executor or ("process" if isolate else "local"), address, timeout, limit)
 
 
 def with_compile(varied: dict[str, list[str]], compile_: bool, compile_mode: str) -> dict[str, list[str]]:

@@ -64,7 +64,7 @@ def make_executor(name: str = "local", address: str | None = None, timeout_s: fl
         check_address(address)
     if name == "local":
         if timeout_s is not None or max_memory is not None:
-            raise ConfigError("--timeout and --max-memory need --executor process or ray (a point can only be stopped in a worker)")
+            raise ConfigError("--timeout and --max-memory need --isolate or --executor process|ray (a point can only be stopped in a worker)")
         from effprof.executors.local import LocalExecutor
 
         return LocalExecutor()
