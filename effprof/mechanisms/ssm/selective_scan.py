@@ -143,6 +143,12 @@ def check_kernel_inputs(
         raise KernelUnsupported(f"impl={COMPILED} takes d_state up to {state_max()}; got {N}: use impl=chunked")
 
 
+def _kernel_layout(x, delta, A, B, C, D, z):
+    """The kernel's layout, forward and backward: contiguous x, Δ, Aᵀ, B, C, D; z as it is where its channels are adjacent."""
+    x, delta, At, B, C, D = (t.contiguous() for t in (x, delta, A.t(), B, C, D))
+    return x, delta, At, B, C, D, z if z.stride(-1) == 1 else z.contiguous()
+
+
 @torch.library.custom_op("effprof::selective_scan", mutates_args=(), device_types="cpu")
 def compiled_selective_scan(
     x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor,
@@ -158,9 +164,7 @@ def compiled_selective_scan(
     check_kernel_inputs(x, delta, A, B, C, D, z)
     if chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size} must be ≥ 1")
-    x, delta, At, B, C, D = (t.contiguous() for t in (x, delta, A.t(), B, C, D))
-    if z.stride(-1) != 1:
-        z = z.contiguous()
+    x, delta, At, B, C, D, z = _kernel_layout(x, delta, A, B, C, D, z)
     (b, n, d), N = x.shape, A.shape[1]
     size = min(chunk_size, n)
     lanes = -(-n // size)
@@ -192,12 +196,6 @@ def _(x_shape, delta_shape, A_shape, B_shape, C_shape, D_shape, z_shape, chunk_s
     return selective_scan_flops(b, n, d, N, chunk_size)
 
 
-def _backward_layout(x, delta, A, B, C, D, z):
-    """The kernel's layout: contiguous x, Δ, Aᵀ, B, C, D; z as it is where its channels are adjacent."""
-    x, delta, At, B, C, D = (t.contiguous() for t in (x, delta, A.t(), B, C, D))
-    return x, delta, At, B, C, D, z if z.stride(-1) == 1 else z.contiguous()
-
-
 @torch.library.custom_op("effprof::selective_scan_backward", mutates_args=(), device_types="cpu")
 def compiled_selective_scan_backward(
     x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor,
@@ -208,7 +206,7 @@ def compiled_selective_scan_backward(
     (dlast: (b, D_in, N)), given the forward's H_k (entering) -> ∂x, ∂Δ, ∂Aᵀ (N, D_in), ∂B, ∂C, ∂D, ∂z, then
     the kernel's scratch (returned, as the forward's, so that memory accounting sees it)."""
     check_kernel_inputs(x, delta, A, B, C, D, z)
-    x, delta, At, B, C, D, z = _backward_layout(x, delta, A, B, C, D, z)
+    x, delta, At, B, C, D, z = _kernel_layout(x, delta, A, B, C, D, z)
     dout, dlast, entering = dout.contiguous(), dlast.contiguous(), entering.contiguous()
     (b, n, d), N = x.shape, A.shape[1]
     size = min(chunk_size, n)
