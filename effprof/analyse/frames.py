@@ -12,7 +12,7 @@ from effprof.config import KEYS
 from effprof.store.metrics import is_noisy_timing
 from effprof.store.records import is_missing, plain_value
 
-__all__ = ["add_labels", "fmt_value", "is_missing", "noisy_mask", "ok_rows", "plain_value", "series_rows", "swept_axis", "variant_part",
+__all__ = ["add_labels", "fmt_value", "is_missing", "noisy_mask", "ok_rows", "plain_value", "series_rows", "swept_axis", "variant_column", "variant_part",
            "variant_text", "variant_words", "varying_keys"]
 
 
@@ -47,14 +47,18 @@ def add_labels(frame: pd.DataFrame, axis: str | None) -> pd.DataFrame:
     """A `series` column: mechanism plus the config that distinguishes its series, as words: a text key by its
     value (impl=recurrent -> `mamba2 [recurrent]`), a number with its key (`[d_model=64]`)."""
     frame = frame.copy()
-    keys = varying_keys(frame, axis)
-
-    def label(row: pd.Series) -> str:
-        parts = [variant_part(k, row[k]) for k in keys if k in row and not is_missing(row[k])]
-        return row["mechanism"] + (f" [{', '.join(parts)}]" if parts else "")
-
-    frame["series"] = frame.apply(label, axis=1) if len(frame) else []
+    words = variant_column(frame, axis)
+    frame["series"] = [m + (f" [{w}]" if w else "") for m, w in zip(frame["mechanism"], words, strict=True)] if len(frame) else []
     return frame
+
+
+def variant_column(frame: pd.DataFrame, axis: str | None) -> list[str]:
+    """Each row's variant as words (the config keys that vary within its mechanism, apart from `axis`): what
+    add_labels writes in brackets and the LaTeX tables' Variant column show."""
+    keys = varying_keys(frame, axis)
+    if not keys:
+        return [""] * len(frame)
+    return [", ".join(variant_part(k, row[k]) for k in keys if not is_missing(row[k])) for row in frame[keys].to_dict("records")]
 
 
 def variant_part(key: str, value: Any) -> str:

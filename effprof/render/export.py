@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from effprof.analyse.frames import is_missing, noisy_mask, ok_rows, variant_part, variant_words, varying_keys
+from effprof.analyse.frames import is_missing, noisy_mask, ok_rows, variant_column, variant_words
 from effprof.analyse.session import Session
 from effprof.render.axes import axis_title, figure_name, metric_kind, metric_label, size_title, unit_for
 from effprof.render.escape import csv_cell, tex
@@ -132,9 +132,7 @@ def raw_value_tables(session: Session, labels: _Labels | None = None) -> list[st
     if frame.empty or axis is None or axis not in frame.columns or "mode" not in frame.columns:
         return []
     frame = frame[frame[axis].map(is_number)]
-    keys = varying_keys(frame, axis)
-    variant = frame.apply(lambda r: ", ".join(variant_part(k, r[k]) for k in keys if not is_missing(r[k])), axis=1) if len(frame) else []
-    frame = frame.assign(_variant=variant, _noisy=noisy_mask(frame))
+    frame = frame.assign(_variant=variant_column(frame, axis), _noisy=noisy_mask(frame))
     ok = ok_rows(frame)
     tables = []
     for mode, group in ok.groupby("mode", sort=False):
