@@ -395,7 +395,8 @@ def _exponent_cell(fit: dict[str, Any] | None) -> Text:
     if not _number(value) and not _number(fit.get("claimed")):
         return Text("–", style="dim")
     verdict = claim_outcome(fit)  # the one outcome rule: a damaged verdict reads inconclusive, never as it was written
-    if verdict == "uncertain":  # a time exponent over noisy points is not judged: "noisy", never a number such as −2.59 to quote
+    # a time exponent over noisy points, claimed (outcome uncertain) or not, is no figure to quote: "noisy", never −2.59
+    if verdict == "uncertain" or fit.get("uncertain") in (True,):
         claimed = f" ({fit['claimed']:g})" if _number(fit.get("claimed")) else ""
         return Text(f"noisy{claimed} {NOISY_MARK}", style="dim")
     text = f"{value if abs(value) >= 0.005 else 0.0:.2f}" if _number(value) else "–"  # never "-0.00"
